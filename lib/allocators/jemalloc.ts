@@ -1,0 +1,70 @@
+/**
+ * jemalloc: mallctl counters → AllocatorState. Sources (jemalloc 5.3 names):
+ * allocated/active/resident/mapped/metadata/retained ← `stats.*`; arenas ← `arenas.narenas`;
+ * pages ← `stats.arenas.4096.{pactive,pdirty,pmuzzy}` × `arenas.page` (4096 = all arenas merged).
+ */
+import type { NativeReadInstance } from "../native";
+import type { AllocatorState } from "../types";
+import { bytes, defined, flag, num, str } from "./values";
+
+export function jemallocState(inst: NativeReadInstance): AllocatorState {
+  const v = inst.values;
+  const page = bytes(v, "arenas.page");
+  const pages = (name: string): number | undefined => {
+    const n = bytes(v, `stats.arenas.4096.${name}`);
+    return n === undefined || page === undefined ? undefined : n * page;
+  };
+  return {
+    allocator: "jemalloc",
+    library: inst.library,
+    servesMalloc: inst.servesMalloc,
+    ...defined({
+      version: str(v, "version"),
+      allocatedBytes: bytes(v, "stats.allocated"),
+      activeBytes: bytes(v, "stats.active"),
+      residentBytes: bytes(v, "stats.resident"),
+      mappedBytes: bytes(v, "stats.mapped"),
+      metadataBytes: bytes(v, "stats.metadata"),
+      retainedBytes: bytes(v, "stats.retained"),
+      arenas: bytes(v, "arenas.narenas"),
+      pages: defined({
+        activeBytes: pages("pactive"),
+        dirtyBytes: pages("pdirty"),
+        muzzyBytes: pages("pmuzzy"),
+        retainedBytes: bytes(v, "stats.retained"),
+      }),
+      config: defined({
+        statsEnabled: flag(v, "config.stats"),
+        dirtyDecayMs: num(v, "opt.dirty_decay_ms"),
+        muzzyDecayMs: num(v, "opt.muzzy_decay_ms"),
+        backgroundThread: flag(v, "background_thread") ?? flag(v, "opt.background_thread"),
+        narenas: bytes(v, "opt.narenas"),
+        retain: flag(v, "opt.retain"),
+        thp: str(v, "opt.thp"),
+        metadataThp: str(v, "opt.metadata_thp"),
+        percpuArena: str(v, "opt.percpu_arena"),
+        oversizeThreshold: bytes(v, "opt.oversize_threshold"),
+        tcache: flag(v, "opt.tcache"),
+        dss: str(v, "opt.dss"),
+      }),
+    }),
+    raw: { ...v },
+  };
+}
+
+/**
+ * Does a jemalloc that does not serve malloc hold application bytes? jemalloc 5.3 is not 0/0 when
+ * dormant: the first mallctl gives the calling thread a tcache, allocated internally (28672 bytes
+ * here), so `allocated − internal − tcache_bytes` is the test; 0/0 (tcache off) is dormant too.
+ * Undefined when the build has no stats (it cannot say).
+ */
+export function jemallocHoldsBytes(inst: NativeReadInstance): boolean | undefined {
+  const v = inst.values;
+  const allocated = bytes(v, "stats.allocated");
+  const active = bytes(v, "stats.active");
+  if (allocated === undefined) return undefined;
+  if (allocated === 0 && active === 0) return false;
+  const internal = bytes(v, "stats.arenas.4096.internal") ?? 0;
+  const tcache = bytes(v, "stats.arenas.4096.tcache_bytes") ?? 0;
+  return allocated - internal - tcache > 0;
+}

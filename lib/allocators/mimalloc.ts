@@ -1,0 +1,29 @@
+/**
+ * mimalloc: mi_process_info → AllocatorState. Source: committed ← `current_commit`. mimalloc 2.0
+ * has no numeric allocated-bytes getter (its release builds do not even count them), so
+ * `allocatedBytes` is absent. Its `current_rss` is not RSS on Linux: it is set to the commit
+ * figure, so it is kept in `raw` only.
+ */
+import type { NativeReadInstance } from "../native";
+import type { AllocatorState } from "../types";
+import { bytes, defined } from "./values";
+
+/** mi_version() 209 → "2.0.9". */
+export function mimallocVersion(v: number | undefined): string | undefined {
+  if (v === undefined || !Number.isInteger(v) || v < 0) return undefined;
+  return `${Math.floor(v / 100)}.${Math.floor((v % 100) / 10)}.${v % 10}`;
+}
+
+export function mimallocState(inst: NativeReadInstance): AllocatorState {
+  const v = inst.values;
+  return {
+    allocator: "mimalloc",
+    library: inst.library,
+    servesMalloc: inst.servesMalloc,
+    ...defined({
+      version: mimallocVersion(bytes(v, "mi_version")),
+      committedBytes: bytes(v, "current_commit"),
+    }),
+    raw: { ...v },
+  };
+}

@@ -1,0 +1,43 @@
+/**
+ * gperftools tcmalloc: MallocExtension numeric properties → AllocatorState. Sources:
+ * allocated ← `generic.current_allocated_bytes`; mapped ← `generic.heap_size`;
+ * resident ← `generic.total_physical_bytes` (tcmalloc's own estimate: heap − unmapped + metadata);
+ * pages.dirtyBytes ← `tcmalloc.pageheap_free_bytes` (free, still mapped and resident);
+ * pages.releasedBytes ← `tcmalloc.pageheap_unmapped_bytes` (MADV_DONTNEED'd);
+ * pages.cachedBytes ← central + transfer + thread cache free bytes.
+ */
+import type { NativeReadInstance } from "../native";
+import type { AllocatorState } from "../types";
+import { bytes, defined, str, sum } from "./values";
+
+export function tcmallocState(inst: NativeReadInstance): AllocatorState {
+  const v = inst.values;
+  const version = str(v, "tc_version");
+  const aggressive = bytes(v, "tcmalloc.aggressive_memory_decommit");
+  return {
+    allocator: "tcmalloc",
+    library: inst.library,
+    servesMalloc: inst.servesMalloc,
+    ...defined({
+      version: version?.replace(/^gperftools\s+/, ""),
+      allocatedBytes: bytes(v, "generic.current_allocated_bytes"),
+      mappedBytes: bytes(v, "generic.heap_size"),
+      residentBytes: bytes(v, "generic.total_physical_bytes"),
+      pages: defined({
+        dirtyBytes: bytes(v, "tcmalloc.pageheap_free_bytes"),
+        releasedBytes: bytes(v, "tcmalloc.pageheap_unmapped_bytes"),
+        cachedBytes: sum(
+          bytes(v, "tcmalloc.central_cache_free_bytes"),
+          bytes(v, "tcmalloc.transfer_cache_free_bytes"),
+          bytes(v, "tcmalloc.thread_cache_free_bytes"),
+        ),
+      }),
+      config: defined({
+        maxTotalThreadCacheBytes: bytes(v, "tcmalloc.max_total_thread_cache_bytes"),
+        aggressiveMemoryDecommit: aggressive === undefined ? undefined : aggressive !== 0,
+        heapLimitMb: bytes(v, "tcmalloc.heap_limit_mb"),
+      }),
+    }),
+    raw: { ...v },
+  };
+}

@@ -1,0 +1,48 @@
+import type { RawValue } from "../types";
+
+/** A finite, non-negative number from the allocator, or undefined. Absent stays absent. */
+export function bytes(values: Record<string, RawValue>, name: string): number | undefined {
+  const v = values[name];
+  return typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : undefined;
+}
+
+/** Any finite number (decay times may be -1 = never). */
+export function num(values: Record<string, RawValue>, name: string): number | undefined {
+  const v = values[name];
+  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+}
+
+export function str(values: Record<string, RawValue>, name: string): string | undefined {
+  const v = values[name];
+  return typeof v === "string" ? v : undefined;
+}
+
+export function flag(values: Record<string, RawValue>, name: string): boolean | undefined {
+  const v = values[name];
+  return typeof v === "boolean" ? v : undefined;
+}
+
+/** a + b when both were measured; a sum with a missing term is not a measurement. */
+export function sum(...terms: Array<number | undefined>): number | undefined {
+  let total = 0;
+  for (const t of terms) {
+    if (t === undefined) return undefined;
+    total += t;
+  }
+  return total;
+}
+
+/** Copies the defined entries only, so absent keys stay absent in JSON and in `in` checks. */
+export type Defined<T> = { [K in keyof T]?: Exclude<T[K], undefined> };
+
+export function defined<T extends object>(obj: T): Defined<T> | undefined {
+  const out: Record<string, unknown> = {};
+  let any = false;
+  for (const [k, v] of Object.entries(obj)) {
+    if (v !== undefined) {
+      out[k] = v;
+      any = true;
+    }
+  }
+  return any ? (out as Defined<T>) : undefined;
+}

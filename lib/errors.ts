@@ -1,0 +1,29 @@
+/** Codes of {@link HeapstateError}. */
+export type HeapstateErrorCode =
+  | "INVALID_OPTION"
+  | "NO_SUCH_PROCESS"
+  | "PROCESS_NOT_READABLE"
+  | "PROCFS_UNAVAILABLE"
+  | "INVALID_SNAPSHOT";
+
+/**
+ * The one error type heapstate throws, with a string `code`.
+ * @example
+ * try { collect({ pid: 1234 }) } catch (e) { if (e instanceof HeapstateError && e.code === "NO_SUCH_PROCESS") … }
+ */
+export class HeapstateError extends Error {
+  readonly code: HeapstateErrorCode;
+  constructor(code: HeapstateErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "HeapstateError";
+    this.code = code;
+  }
+}
+
+/** "a number", "a string", "null", "an array"… for messages that say what was received. */
+export function describeType(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  const t = typeof value;
+  return t === "object" || t === "undefined" ? t : `a ${t}`;
+}

@@ -1,0 +1,142 @@
+// Node-API entry points. Argument checks and conversion to JS values only; the reads live in
+// readers.cc and discovery in discovery.cc. Every function is synchronous and safe to call from
+// any thread or worker: process facts are shared read-only (discovery.h), and nothing that
+// touches JS is static (per-environment state lives in the Addon instance).
+#include <napi.h>
+
+#include "discovery.h"
+#include "readers.h"
+
+namespace heapstate {
+
+namespace {
+
+Napi::Value ToJs(Napi::Env env, const Value& v) {
+  switch (v.type) {
+    case Value::Type::Number:
+      return Napi::Number::New(env, v.number);
+    case Value::Type::Text:
+      return Napi::String::New(env, v.text);
+    case Value::Type::Flag:
+      return Napi::Boolean::New(env, v.flag);
+  }
+  return env.Undefined();
+}
+
+// Reads optional boolean `key` of an options object; a non-boolean is a TypeError naming it.
+bool BoolOption(const Napi::Object& options, const char* key, bool fallback) {
+  Napi::Value v = options.Get(key);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsBoolean()) {
+    throw Napi::TypeError::New(options.Env(), std::string("heapstate native: option '") + key +
+                                                  "' must be a boolean, received " +
+                                                  v.ToString().Utf8Value().substr(0, 40));
+  }
+  return v.As<Napi::Boolean>().Value();
+}
+
+Napi::Object OptionsArg(const Napi::CallbackInfo& info) {
+  if (info.Length() == 0 || info[0].IsUndefined()) return Napi::Object::New(info.Env());
+  if (!info[0].IsObject() || info[0].IsArray() || info[0].IsFunction()) {
+    throw Napi::TypeError::New(info.Env(), "heapstate native: options must be a plain object");
+  }
+  return info[0].As<Napi::Object>();
+}
+
+Napi::Object Describe(Napi::Env env, const Discovery& d) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("generation", Napi::Number::New(env, static_cast<double>(d.generation)));
+  if (!d.mallocOwner.empty()) out.Set("mallocOwner", Napi::String::New(env, d.mallocOwner));
+  out.Set("mainProgramDefinesMalloc", Napi::Boolean::New(env, d.mainProgramDefinesMalloc));
+  return out;
+}
+
+Napi::Object DescribeInstance(Napi::Env env, const Instance& inst) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("allocator", Napi::String::New(env, KindName(inst.kind)));
+  o.Set("library", Napi::String::New(env, inst.library));
+  o.Set("symbol", Napi::String::New(env, inst.symbol));
+  o.Set("servesMalloc", Napi::Boolean::New(env, inst.servesMalloc));
+  return o;
+}
+
+}  // namespace
+
+class Addon : public Napi::Addon<Addon> {
+ public:
+  Addon(Napi::Env env, Napi::Object exports) {
+    DefineAddon(exports, {
+                             InstanceMethod("discover", &Addon::Discover),
+                             InstanceMethod("read", &Addon::Read),
+                             InstanceMethod("trim", &Addon::Trim),
+                         });
+  }
+
+ private:
+  // discover() -> { generation, mallocOwner?, mainProgramDefinesMalloc, instances: [...] }
+  Napi::Value Discover(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::shared_ptr<const Discovery> d = CurrentDiscovery();
+    Napi::Object out = Describe(env, *d);
+    Napi::Array list = Napi::Array::New(env, d->instances.size());
+    for (size_t i = 0; i < d->instances.size(); i++) {
+      list.Set(static_cast<uint32_t>(i), DescribeInstance(env, d->instances[i]));
+    }
+    out.Set("instances", list);
+    return out;
+  }
+
+  // read({ glibc?, mallocInfo? }) -> discover()'s shape, each instance with `values` (the
+  // allocator's counters under its own names) and `errors` (name -> code for what it refused).
+  Napi::Value Read(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object options = OptionsArg(info);
+    ReadOptions ro;
+    ro.glibc = BoolOption(options, "glibc", true);
+    ro.mallocInfo = BoolOption(options, "mallocInfo", false);
+
+    std::shared_ptr<const Discovery> d = CurrentDiscovery();
+    Napi::Object out = Describe(env, *d);
+    Napi::Array list = Napi::Array::New(env, d->instances.size());
+    for (size_t i = 0; i < d->instances.size(); i++) {
+      const Instance& inst = d->instances[i];
+      Reading r = ReadInstance(inst, ro);
+      Napi::Object o = DescribeInstance(env, inst);
+      Napi::Object values = Napi::Object::New(env);
+      for (const auto& kv : r.values) values.Set(kv.first, ToJs(env, kv.second));
+      Napi::Object errors = Napi::Object::New(env);
+      for (const auto& kv : r.errors) errors.Set(kv.first, Napi::Number::New(env, kv.second));
+      o.Set("values", values);
+      o.Set("errors", errors);
+      list.Set(static_cast<uint32_t>(i), o);
+    }
+    out.Set("instances", list);
+    return out;
+  }
+
+  // trim({ glibc? }) -> { instances: [{ allocator, library, symbol, servesMalloc, actions }] }
+  Napi::Value Trim(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object options = OptionsArg(info);
+    const bool glibc = BoolOption(options, "glibc", true);
+    std::shared_ptr<const Discovery> d = CurrentDiscovery();
+    Napi::Object out = Describe(env, *d);
+    Napi::Array list = Napi::Array::New(env, d->instances.size());
+    for (size_t i = 0; i < d->instances.size(); i++) {
+      const Instance& inst = d->instances[i];
+      TrimResult t = TrimInstance(inst, glibc);
+      Napi::Object o = DescribeInstance(env, inst);
+      Napi::Object actions = Napi::Object::New(env);
+      for (const auto& kv : t.actions) actions.Set(kv.first, ToJs(env, kv.second));
+      o.Set("actions", actions);
+      list.Set(static_cast<uint32_t>(i), o);
+    }
+    out.Set("instances", list);
+    return out;
+  }
+};
+
+}  // namespace heapstate
+
+using HeapstateAddon = heapstate::Addon;
+NODE_API_ADDON(HeapstateAddon)

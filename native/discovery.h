@@ -1,0 +1,89 @@
+// Allocator discovery: which loaded object serves malloc, and which allocator instances live in
+// the process. These are process facts: they are computed once and recomputed only when the set
+// of loaded objects changes (glibc's dlpi_adds/dlpi_subs counters), then shared read-only by every
+// thread and worker.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace heapstate {
+
+enum class AllocatorKind { Glibc, Jemalloc, Tcmalloc, Mimalloc };
+
+const char* KindName(AllocatorKind kind);
+
+using MallctlFn = int (*)(const char*, void*, size_t*, void*, size_t);
+using MallctlNameToMibFn = int (*)(const char*, size_t*, size_t*);
+using MallctlByMibFn = int (*)(const size_t*, size_t, void*, size_t*, void*, size_t);
+
+// One jemalloc control name, resolved to a MIB once (a process fact), read by MIB afterwards.
+enum class CtlType { SizeT, SSizeT, Unsigned, Bool, String, Uint64 };
+struct JemallocCtl {
+  const char* name;
+  CtlType type;
+  size_t mib[8];
+  size_t miblen;  // 0 when the name did not resolve (unknown in this build)
+  int resolveError;
+};
+
+struct JemallocApi {
+  MallctlFn mallctl = nullptr;
+  MallctlNameToMibFn nametomib = nullptr;
+  MallctlByMibFn bymib = nullptr;
+  size_t epochMib[2] = {0, 0};
+  size_t epochMiblen = 0;  // 0 when "epoch" did not resolve
+  std::vector<JemallocCtl> ctls;  // read on every collection, after the epoch write
+};
+
+struct GlibcApi {
+  void* mallinfo2 = nullptr;  // struct mallinfo2 (*)(void), glibc >= 2.33, found with dlsym
+  void* mallinfo = nullptr;   // struct mallinfo (*)(void), int fields that wrap above 2 GiB
+  int (*mallocInfo)(int, FILE*) = nullptr;
+  int (*mallocTrim)(size_t) = nullptr;
+  const char* (*version)(void) = nullptr;
+};
+
+struct TcmallocApi {
+  int (*getNumericProperty)(const char*, size_t*) = nullptr;
+  void (*releaseFreeMemory)(void) = nullptr;
+  const char* (*version)(int*, int*, const char**) = nullptr;
+};
+
+struct MimallocApi {
+  void (*processInfo)(size_t*, size_t*, size_t*, size_t*, size_t*, size_t*, size_t*,
+                      size_t*) = nullptr;
+  int (*version)(void) = nullptr;
+  void (*collect)(bool) = nullptr;
+};
+
+struct Instance {
+  AllocatorKind kind;
+  std::string library;  // path of the object that defines the allocator's entry point
+  std::string symbol;   // the entry point found (e.g. "mallctl", "je_mallctl", "_rjem_mallctl")
+  bool servesMalloc = false;
+  JemallocApi jemalloc;
+  GlibcApi glibc;
+  TcmallocApi tcmalloc;
+  MimallocApi mimalloc;
+};
+
+struct Discovery {
+  uint64_t generation = 0;
+  unsigned long long adds = 0, subs = 0;
+  std::string mallocOwner;  // empty when no object could be shown to define malloc
+  bool mainProgramDefinesMalloc = false;
+  std::vector<Instance> instances;
+};
+
+// The current discovery; rebuilt when objects were loaded or unloaded since the last call.
+// Thread-safe. The returned object is immutable and stays valid for as long as it is held.
+std::shared_ptr<const Discovery> CurrentDiscovery();
+
+}  // namespace heapstate

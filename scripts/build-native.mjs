@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// Builds the native addon from source, offline, against the running Node's own headers.
+//   node scripts/build-native.mjs               node-gyp (default)
+//   node scripts/build-native.mjs --cmake       cmake-js, in Node-API mode (package.json "binary")
+//   node scripts/build-native.mjs --if-possible used by `npm install`: a failed build is reported
+//                                               and the install goes on; heapstate then works
+//                                               without the addon (procfs and V8 only).
+//   node scripts/build-native.mjs --debug       a Debug build
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const args = new Set(process.argv.slice(2));
+const ifPossible = args.has("--if-possible");
+const require = createRequire(import.meta.url);
+
+function fail(message) {
+  if (ifPossible) {
+    console.warn(`heapstate: the native addon was not built: ${message}`);
+    console.warn("heapstate: it still works without it (procfs and V8 only; allocator state absent).");
+    console.warn("heapstate: to build it later: npm run build:native");
+    process.exit(0);
+  }
+  console.error(`heapstate: native build failed: ${message}`);
+  process.exit(1);
+}
+
+if (process.platform !== "linux") fail(`the addon supports Linux only (this is ${process.platform})`);
+
+// Node's headers ship with Node in <prefix>/include/node. Pointing the build tools there keeps
+// the build offline: without it node-gyp and cmake-js try to download a header tarball.
+function nodeDir() {
+  const candidates = [
+    process.env.HEAPSTATE_NODEDIR,
+    resolve(dirname(process.execPath), ".."),
+    "/usr",
+    "/usr/local",
+  ].filter(Boolean);
+  return candidates.find((dir) => existsSync(join(dir, "include", "node", "node_api.h")));
+}
+
+function run(cmd, argv) {
+  const r = spawnSync(cmd, argv, { cwd: root, stdio: "inherit" });
+  if (r.error) fail(`${cmd}: ${r.error.message}`);
+  if (r.status !== 0) fail(`${cmd} ${argv.join(" ")} exited with ${r.status ?? r.signal}`);
+}
+
+function findNodeGyp() {
+  try {
+    return require.resolve("node-gyp/bin/node-gyp.js");
+  } catch {
+    // A consumer install has no devDependencies; npm ships its own node-gyp and names it.
+    return process.env.npm_config_node_gyp;
+  }
+}
+
+const debug = args.has("--debug");
+if (args.has("--cmake")) {
+  let cmakeJs;
+  try {
+    cmakeJs = require.resolve("cmake-js/bin/cmake-js");
+  } catch {
+    fail("cmake-js is not installed (npm install)");
+  }
+  // With "binary": {"napi_versions": [...]} in package.json, cmake-js builds against the
+  // Node-API headers it ships and downloads nothing.
+  run(process.execPath, [cmakeJs, "rebuild", ...(debug ? ["--debug"] : [])]);
+} else {
+  const dir = nodeDir();
+  if (!dir) fail("Node's headers were not found (set HEAPSTATE_NODEDIR to the Node prefix)");
+  const gyp = findNodeGyp();
+  if (!gyp) fail("node-gyp was not found (npm install)");
+  run(process.execPath, [gyp, "rebuild", `--nodedir=${dir}`, ...(debug ? ["--debug"] : [])]);
+}
