@@ -2,6 +2,13 @@
 // readers.cc and discovery in discovery.cc. Every function is synchronous and safe to call from
 // any thread or worker: process facts are shared read-only (discovery.h), and nothing that
 // touches JS is static (per-environment state lives in the Addon instance).
+//
+// Worker termination: a worker may be terminated while it is inside read(). Its Node-API calls then
+// fail, node-addon-api turns that into a C++ exception, and the exception cannot be thrown into
+// the dying environment. The build defines NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS so that case is
+// dropped quietly instead of std::terminate() taking the whole process down (binding.gyp,
+// CMakeLists.txt). Nothing here holds a lock or a resource across a Node-API call, so unwinding
+// at any of them is safe.
 #include <napi.h>
 
 #include "discovery.h"

@@ -62,7 +62,7 @@ function toState(inst: NativeReadInstance, warnings: Warning[]): AllocatorState 
     case "tcmalloc":
       return tcmallocState(inst);
     case "mimalloc":
-      return mimallocState(inst);
+      return mimallocState(inst, warnings);
   }
 }
 

@@ -5,8 +5,8 @@
  * figure, so it is kept in `raw` only.
  */
 import type { NativeReadInstance } from "../native";
-import type { AllocatorState } from "../types";
-import { bytes, defined } from "./values";
+import type { AllocatorState, Warning } from "../types";
+import { bytes, defined, implausible } from "./values";
 
 /** mi_version() 209 → "2.0.9". */
 export function mimallocVersion(v: number | undefined): string | undefined {
@@ -14,8 +14,15 @@ export function mimallocVersion(v: number | undefined): string | undefined {
   return `${Math.floor(v / 100)}.${Math.floor((v % 100) / 10)}.${v % 10}`;
 }
 
-export function mimallocState(inst: NativeReadInstance): AllocatorState {
+export function mimallocState(inst: NativeReadInstance, warnings: Warning[]): AllocatorState {
   const v = inst.values;
+  if (implausible(v, "current_commit")) {
+    warnings.push({
+      source: "mimalloc",
+      code: "MIMALLOC_COUNTER_INVALID",
+      message: `mimalloc reported current_commit=${String(v.current_commit)}, a negative count seen as unsigned (its statistic underflows after huge blocks are freed); committedBytes is left out`,
+    });
+  }
   return {
     allocator: "mimalloc",
     library: inst.library,

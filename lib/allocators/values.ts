@@ -1,9 +1,18 @@
 import type { RawValue } from "../types";
 
-/** A finite, non-negative number from the allocator, or undefined. Absent stays absent. */
+/**
+ * A byte count or count from the allocator, or undefined. Absent stays absent, and so does a
+ * value no process can have: above 2^53 it is a size_t that went below zero inside the allocator
+ * (mimalloc 2.0's commit statistic does this after huge frees).
+ */
 export function bytes(values: Record<string, RawValue>, name: string): number | undefined {
   const v = values[name];
-  return typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : undefined;
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+}
+
+/** True when the allocator gave `name` but the value is not a plausible count (see bytes()). */
+export function implausible(values: Record<string, RawValue>, name: string): boolean {
+  return values[name] !== undefined && bytes(values, name) === undefined;
 }
 
 /** Any finite number (decay times may be -1 = never). */

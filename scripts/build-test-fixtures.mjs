@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// Builds the test-only helper addons in test/fixtures/native/ with the C compiler, against the
+// running Node's headers. The static-jemalloc fixture needs libjemalloc-dev's libjemalloc_pic.a.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const dir = join(root, "test", "fixtures", "native");
+const out = join(dir, "build");
+mkdirSync(out, { recursive: true });
+
+const include = [resolve(dirname(process.execPath), "..", "include", "node"), "/usr/include/node"].find((d) =>
+  existsSync(join(d, "node_api.h")),
+);
+if (!include) {
+  console.error("build-test-fixtures: Node's headers (include/node/node_api.h) were not found");
+  process.exit(1);
+}
+const cc = process.env.CC ?? "cc";
+const jemallocPic = "/usr/lib/x86_64-linux-gnu/libjemalloc_pic.a";
+
+function build(name, extra) {
+  const args = ["-O2", "-shared", "-fPIC", `-I${include}`, "-o", join(out, `${name}.node`), join(dir, `${name}.c`), ...extra];
+  const r = spawnSync(cc, args, { stdio: "inherit" });
+  if (r.status !== 0) {
+    console.error(`build-test-fixtures: ${cc} ${args.join(" ")} failed`);
+    process.exit(1);
+  }
+}
+
+build("printer", ["-ldl"]);
+if (!existsSync(jemallocPic)) {
+  console.error(`build-test-fixtures: ${jemallocPic} is missing: apt-get install libjemalloc-dev`);
+  process.exit(1);
+}
+build("jemalloc-static", ["-Wl,--whole-archive", jemallocPic, "-Wl,--no-whole-archive", "-lpthread", "-ldl", "-lm"]);

@@ -1,0 +1,57 @@
+/** Shared test helpers: paths, the Debian allocator libraries, and child processes. */
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+export const root = resolve(__dirname, "..");
+export const dist = join(root, "dist", "index.js");
+export const fixtures = join(root, "test", "fixtures");
+export const printerAddon = join(fixtures, "native", "build", "printer.node");
+export const jemallocStaticAddon = join(fixtures, "native", "build", "jemalloc-static.node");
+
+const libdir = "/usr/lib/x86_64-linux-gnu";
+export const allocatorLibs = {
+  jemalloc: { path: join(libdir, "libjemalloc.so.2"), debian: "libjemalloc2" },
+  tcmalloc: { path: join(libdir, "libtcmalloc_minimal.so.4"), debian: "libtcmalloc-minimal4" },
+  mimalloc: { path: join(libdir, "libmimalloc.so.2"), debian: "libmimalloc2.0" },
+} as const;
+
+export type PreloadName = keyof typeof allocatorLibs;
+
+/**
+ * The allocator tests run, never skip: a missing Debian library fails the test with the command
+ * that installs it (in CI and everywhere else).
+ */
+export function requireLib(name: PreloadName): string {
+  const lib = allocatorLibs[name];
+  if (!existsSync(lib.path)) {
+    throw new Error(
+      `${lib.path} is missing${process.env.CI ? " in CI" : ""}: apt-get install ${lib.debian} (the allocator tests must run, not skip)`,
+    );
+  }
+  return lib.path;
+}
+
+/** Environment for a child: ours, minus anything that would change its allocator. */
+export function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of ["LD_PRELOAD", "MALLOC_CONF", "GLIBC_TUNABLES", "MALLOC_ARENA_MAX", "HEAPSTATE_NO_NATIVE"]) delete env[k];
+  for (const [k, v] of Object.entries(extra)) {
+    if (v !== undefined) env[k] = v;
+  }
+  return env;
+}
+
+/** Runs test/fixtures/children/<script> with node and returns the JSON it prints last. */
+export function runChild<T = unknown>(script: string, args: string[] = [], extraEnv: Record<string, string | undefined> = {}): T {
+  const stdout = execFileSync(process.execPath, ["--expose-gc", join(fixtures, "children", script), ...args], {
+    env: childEnv({ HEAPSTATE_TEST_DIST: dist, HEAPSTATE_TEST_PRINTER: printerAddon, ...extraEnv }),
+    encoding: "utf8",
+    maxBuffer: 64 << 20,
+    timeout: 60_000,
+  });
+  const lines = stdout.trim().split("\n");
+  return JSON.parse(lines[lines.length - 1] as string) as T;
+}
+
+export const MiB = 1024 * 1024;
