@@ -62,7 +62,9 @@ export function main(argv: readonly string[], io: CliIo = defaultIo): number {
       case "--tier": {
         const t = value();
         if (t !== "fast" && t !== "standard" && t !== "deep") {
-          io.err(`heapstate: --tier takes fast, standard or deep (received ${t === undefined ? "nothing" : JSON.stringify(t)})`);
+          io.err(
+            `heapstate: --tier takes fast, standard or deep (received ${t === undefined ? "nothing" : JSON.stringify(t)})`,
+          );
           return 2;
         }
         tier = t;
@@ -78,7 +80,9 @@ export function main(argv: readonly string[], io: CliIo = defaultIo): number {
         break;
       }
       default:
-        io.err(`heapstate: unknown ${arg.startsWith("-") ? "option" : "command"} ${JSON.stringify(arg)} (see heapstate --help)`);
+        io.err(
+          `heapstate: unknown ${arg.startsWith("-") ? "option" : "command"} ${JSON.stringify(arg)} (see heapstate --help)`,
+        );
         return 2;
     }
   }

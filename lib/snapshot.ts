@@ -20,12 +20,18 @@ interface Resolved {
 
 function resolveOptions(options: CollectOptions | undefined): Resolved {
   if (options !== undefined && (options === null || typeof options !== "object" || Array.isArray(options))) {
-    throw new HeapstateError("INVALID_OPTION", `collect(options): expected an object, received ${describeType(options)}`);
+    throw new HeapstateError(
+      "INVALID_OPTION",
+      `collect(options): expected an object, received ${describeType(options)}`,
+    );
   }
   const o = (options ?? {}) as CollectOptions & { procRoot?: unknown };
   for (const key of Object.keys(o)) {
     if (!["tier", "pid", "procRoot"].includes(key)) {
-      throw new HeapstateError("INVALID_OPTION", `collect(options): unknown option "${key}" (known: tier, pid, procRoot)`);
+      throw new HeapstateError(
+        "INVALID_OPTION",
+        `collect(options): unknown option "${key}" (known: tier, pid, procRoot)`,
+      );
     }
   }
   const tier = o.tier ?? "standard";
@@ -137,7 +143,10 @@ let cachedAt = 0;
  */
 export function snapshot(options?: { maxAgeMs?: number }): Snapshot {
   if (options !== undefined && (options === null || typeof options !== "object")) {
-    throw new HeapstateError("INVALID_OPTION", `snapshot(options): expected an object, received ${describeType(options)}`);
+    throw new HeapstateError(
+      "INVALID_OPTION",
+      `snapshot(options): expected an object, received ${describeType(options)}`,
+    );
   }
   const maxAgeMs = options?.maxAgeMs ?? 1000;
   if (typeof maxAgeMs !== "number" || !(maxAgeMs >= 0)) {

@@ -71,7 +71,7 @@ Napi::Object DescribeInstance(Napi::Env env, const Instance& inst) {
 
 class Addon : public Napi::Addon<Addon> {
  public:
-  Addon(Napi::Env env, Napi::Object exports) {
+  Addon(Napi::Env /*env*/, Napi::Object exports) {
     DefineAddon(exports, {
                              InstanceMethod("discover", &Addon::Discover),
                              InstanceMethod("read", &Addon::Read),

@@ -1,8 +1,8 @@
 // Allocator discovery. Why a walk over the loaded objects and not dladdr(malloc): the official
 // `node` binary is a non-PIE executable that takes malloc's address, so the dynamic linker
-// resolves `malloc` to a canonical PLT entry inside `node` itself and dladdr answers "node" whatever
-// allocator is preloaded. The first object after the main program that *itself defines* malloc is
-// the one every malloc call reaches (load order is symbol-resolution order).
+// resolves `malloc` to a canonical PLT entry inside `node` itself and dladdr answers "node"
+// whatever allocator is preloaded. The first object after the main program that *itself defines*
+// malloc is the one every malloc call reaches (load order is symbol-resolution order).
 #include "discovery.h"
 
 #include <dlfcn.h>
@@ -198,7 +198,8 @@ void ScanObject(void* h, const struct link_map* lm, const std::string& path,
     inst.library = path;
     inst.symbol = "gnu_get_libc_version";
     inst.glibc.version = As<const char* (*)(void)>(f);
-    // mallinfo2 is versioned GLIBC_2.33 while Node's binaries target 2.28: never link it, look it up.
+    // mallinfo2 is versioned GLIBC_2.33 while Node's binaries target 2.28: never link it, look it
+    // up.
     inst.glibc.mallinfo2 = OwnSymbol(h, lm, "mallinfo2");
     inst.glibc.mallinfo = OwnSymbol(h, lm, "mallinfo");
     inst.glibc.mallocInfo = As<int (*)(int, FILE*)>(OwnSymbol(h, lm, "malloc_info"));

@@ -4,14 +4,14 @@
 // thread and worker.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <sys/types.h>
 
 namespace heapstate {
 
@@ -38,7 +38,7 @@ struct JemallocApi {
   MallctlNameToMibFn nametomib = nullptr;
   MallctlByMibFn bymib = nullptr;
   size_t epochMib[2] = {0, 0};
-  size_t epochMiblen = 0;  // 0 when "epoch" did not resolve
+  size_t epochMiblen = 0;         // 0 when "epoch" did not resolve
   std::vector<JemallocCtl> ctls;  // read on every collection, after the epoch write
 };
 

@@ -111,8 +111,11 @@ void ReadJemalloc(const JemallocApi& je, Reading* r) {
   }
 }
 
+// clang-format off
 #define HEAPSTATE_MALLINFO_FIELDS(X) \
-  X(arena) X(ordblks) X(smblks) X(hblks) X(hblkhd) X(usmblks) X(fsmblks) X(uordblks) X(fordblks) X(keepcost)
+  X(arena) X(ordblks) X(smblks) X(hblks) X(hblkhd) X(usmblks) X(fsmblks) X(uordblks) X(fordblks) \
+  X(keepcost)
+// clang-format on
 
 void ReadGlibc(const GlibcApi& g, const ReadOptions& options, Reading* r) {
   if (g.version != nullptr) Text(r, "gnu_get_libc_version", g.version());

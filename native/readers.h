@@ -24,7 +24,7 @@ struct Reading {
 };
 
 struct ReadOptions {
-  bool glibc = true;       // mallinfo2 (or mallinfo): walks every free chunk under each arena lock
+  bool glibc = true;        // mallinfo2 (or mallinfo): walks every free chunk under each arena lock
   bool mallocInfo = false;  // glibc malloc_info XML: the same walk again, with per-arena detail
 };
 

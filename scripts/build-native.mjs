@@ -6,6 +6,7 @@
 //                                               and the install goes on; heapstate then works
 //                                               without the addon (procfs and V8 only).
 //   node scripts/build-native.mjs --debug       a Debug build
+//   node scripts/build-native.mjs --cmake --out DIR   cmake-js into DIR instead of build/
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -13,7 +14,10 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const args = new Set(process.argv.slice(2));
+const argv = process.argv.slice(2);
+const args = new Set(argv);
+const outIndex = argv.indexOf("--out");
+const outDir = outIndex >= 0 ? argv[outIndex + 1] : undefined;
 const ifPossible = args.has("--if-possible");
 const require = createRequire(import.meta.url);
 
@@ -67,7 +71,7 @@ if (args.has("--cmake")) {
   }
   // With "binary": {"napi_versions": [...]} in package.json, cmake-js builds against the
   // Node-API headers it ships and downloads nothing.
-  run(process.execPath, [cmakeJs, "rebuild", ...(debug ? ["--debug"] : [])]);
+  run(process.execPath, [cmakeJs, "rebuild", ...(debug ? ["--debug"] : []), ...(outDir ? ["--out", outDir] : [])]);
 } else {
   const dir = nodeDir();
   if (!dir) fail("Node's headers were not found (set HEAPSTATE_NODEDIR to the Node prefix)");

@@ -22,7 +22,16 @@ const cc = process.env.CC ?? "cc";
 const jemallocPic = "/usr/lib/x86_64-linux-gnu/libjemalloc_pic.a";
 
 function build(name, extra) {
-  const args = ["-O2", "-shared", "-fPIC", `-I${include}`, "-o", join(out, `${name}.node`), join(dir, `${name}.c`), ...extra];
+  const args = [
+    "-O2",
+    "-shared",
+    "-fPIC",
+    `-I${include}`,
+    "-o",
+    join(out, `${name}.node`),
+    join(dir, `${name}.c`),
+    ...extra,
+  ];
   const r = spawnSync(cc, args, { stdio: "inherit" });
   if (r.status !== 0) {
     console.error(`build-test-fixtures: ${cc} ${args.join(" ")} failed`);

@@ -18,8 +18,5 @@ const r = spawnSync(process.execPath, [tsc, "-p", join(root, "tsconfig.json")], 
 if (r.status !== 0) process.exit(r.status ?? 1);
 
 const names = Object.keys(require(join(dist, "index.js"))).filter((n) => n !== "__esModule");
-writeFileSync(
-  join(dist, "index.mjs"),
-  `import cjs from "./index.js";\nexport const { ${names.join(", ")} } = cjs;\n`,
-);
+writeFileSync(join(dist, "index.mjs"), `import cjs from "./index.js";\nexport const { ${names.join(", ")} } = cjs;\n`);
 writeFileSync(join(dist, "index.d.mts"), `export * from "./index.js";\n`);

@@ -35,7 +35,8 @@ export function requireLib(name: PreloadName): string {
 /** Environment for a child: ours, minus anything that would change its allocator. */
 export function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of ["LD_PRELOAD", "MALLOC_CONF", "GLIBC_TUNABLES", "MALLOC_ARENA_MAX", "HEAPSTATE_NO_NATIVE"]) delete env[k];
+  for (const k of ["LD_PRELOAD", "MALLOC_CONF", "GLIBC_TUNABLES", "MALLOC_ARENA_MAX", "HEAPSTATE_NO_NATIVE"])
+    delete env[k];
   for (const [k, v] of Object.entries(extra)) {
     if (v !== undefined) env[k] = v;
   }
@@ -43,7 +44,11 @@ export function childEnv(extra: Record<string, string | undefined> = {}): NodeJS
 }
 
 /** Runs test/fixtures/children/<script> with node and returns the JSON it prints last. */
-export function runChild<T = unknown>(script: string, args: string[] = [], extraEnv: Record<string, string | undefined> = {}): T {
+export function runChild<T = unknown>(
+  script: string,
+  args: string[] = [],
+  extraEnv: Record<string, string | undefined> = {},
+): T {
   const stdout = execFileSync(process.execPath, ["--expose-gc", join(fixtures, "children", script), ...args], {
     env: childEnv({ HEAPSTATE_TEST_DIST: dist, HEAPSTATE_TEST_PRINTER: printerAddon, ...extraEnv }),
     encoding: "utf8",

@@ -34,7 +34,11 @@ export function glibcState(inst: NativeReadInstance, warnings: Warning[]): Alloc
     });
   }
   if (fn === undefined && inst.errors.mallinfo2 !== undefined) {
-    warnings.push({ source: "glibc", code: "GLIBC_NO_MALLINFO", message: "glibc exports neither mallinfo2 nor mallinfo" });
+    warnings.push({
+      source: "glibc",
+      code: "GLIBC_NO_MALLINFO",
+      message: "glibc exports neither mallinfo2 nor mallinfo",
+    });
   }
   return {
     allocator: "glibc",

@@ -19,11 +19,19 @@ export function processError(pid: number, file: string, error: unknown): Heapsta
     });
   }
   if (code === "EACCES" || code === "EPERM") {
-    return new HeapstateError("PROCESS_NOT_READABLE", `process ${pid} may not be read by this user (${file}: ${code})`, {
-      cause: error,
-    });
+    return new HeapstateError(
+      "PROCESS_NOT_READABLE",
+      `process ${pid} may not be read by this user (${file}: ${code})`,
+      {
+        cause: error,
+      },
+    );
   }
-  return new HeapstateError("PROCFS_UNAVAILABLE", `reading ${file} of process ${pid} failed: ${(error as Error).message}`, {
-    cause: error,
-  });
+  return new HeapstateError(
+    "PROCFS_UNAVAILABLE",
+    `reading ${file} of process ${pid} failed: ${(error as Error).message}`,
+    {
+      cause: error,
+    },
+  );
 }

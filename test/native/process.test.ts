@@ -1,0 +1,175 @@
+/**
+ * The binding inside a real process: threads and workers, an allocator that is linked but unused,
+ * the binding forced off or missing, argument checks, exported symbols, and both module systems.
+ */
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import type { Snapshot } from "../../lib/types";
+import { childEnv, jemallocStaticAddon, MiB, requireLib, root, runChild } from "../helpers";
+
+const binding = join(root, "build", "Release", "heapstate.node");
+
+interface Summary {
+  allocator?: string;
+  allocated?: number;
+  codes: string[];
+}
+
+describe("collect() from several worker threads and the main thread", () => {
+  for (const preload of [undefined, "jemalloc"] as const) {
+    it(`${preload ?? "glibc"}: every reading names the heap, none fails; a terminated worker takes nothing down`, () => {
+      const out = runChild<{ main: Summary[]; fromWorkers: Summary[][]; exitCode: number; afterTerminate: Summary }>(
+        "workers.cjs",
+        [],
+        preload ? { LD_PRELOAD: requireLib(preload) } : {},
+      );
+      const expected = preload ?? "glibc";
+      const all = [...out.main, ...out.fromWorkers.flat(), out.afterTerminate];
+      expect(out.fromWorkers).toHaveLength(4);
+      expect(all).toHaveLength(100 + 4 * 100 + 1);
+      for (const s of all) {
+        expect(s.allocator).toBe(expected);
+        expect(s.allocated).toBeGreaterThan(0);
+        expect(s.codes).toEqual([]);
+      }
+      expect(out.exitCode).toBe(1); // terminate() resolves with 1 for a worker stopped mid-run
+    });
+  }
+});
+
+describe("a jemalloc linked into an addon but not serving malloc", () => {
+  const out = runChild<{
+    discovered: Array<{ allocator: string; library: string; servesMalloc: boolean }>;
+    dormant: Snapshot;
+    holding: Snapshot;
+    released: Snapshot;
+  }>("jemalloc-static.cjs", [], {
+    GLIBC_TUNABLES: "glibc.rtld.optional_static_tls=16384",
+    HEAPSTATE_TEST_JEMALLOC_STATIC: jemallocStaticAddon,
+    HEAPSTATE_TEST_BINDING: binding,
+  });
+
+  it("is found inside the RTLD_LOCAL addon", () => {
+    expect(out.discovered).toContainEqual({
+      allocator: "jemalloc",
+      library: jemallocStaticAddon,
+      symbol: "mallctl",
+      servesMalloc: false,
+    });
+  });
+
+  it("is collapsed while it holds nothing: heap stays glibc, allocators lists glibc only", () => {
+    for (const s of [out.dormant, out.released]) {
+      expect(s.heap?.allocator).toBe("glibc");
+      expect(s.allocators.map((a) => a.allocator)).toEqual(["glibc"]);
+    }
+  });
+
+  it("is reported beside the heap once it holds application bytes", () => {
+    expect(out.holding.heap?.allocator).toBe("glibc");
+    const je = out.holding.allocators.find((a) => a.allocator === "jemalloc");
+    expect(je?.library).toBe(jemallocStaticAddon);
+    expect(je?.servesMalloc).toBe(false);
+    expect(je?.allocatedBytes).toBeGreaterThanOrEqual(16 * MiB);
+  });
+});
+
+describe("without the binding", () => {
+  it("forced off by HEAPSTATE_NO_NATIVE: no heap, a warning that says why, the rest stands", () => {
+    const out = runChild<{ snapshot: Snapshot; trim: { actions: unknown[]; releasedBytes?: number } }>(
+      "plain.cjs",
+      [],
+      {
+        HEAPSTATE_NO_NATIVE: "1",
+      },
+    );
+    expect(out.snapshot.heap).toBeUndefined();
+    expect(out.snapshot.allocators).toEqual([]);
+    expect(out.snapshot.warnings).toEqual([
+      expect.objectContaining({
+        source: "native",
+        code: "NATIVE_DISABLED",
+        message: expect.stringContaining("HEAPSTATE_NO_NATIVE"),
+      }),
+    ]);
+    expect(out.snapshot.process?.rssBytes).toBeGreaterThan(0);
+    expect(out.trim.actions).toEqual([]);
+    expect(out.trim.releasedBytes).toEqual(expect.any(Number));
+  });
+
+  describe("not built", () => {
+    const copy = mkdtempSync(join(tmpdir(), "heapstate-nobuild-"));
+    afterAll(() => rmSync(copy, { recursive: true, force: true }));
+
+    it("gives a warning naming what was tried and the command that fixes it", () => {
+      cpSync(join(root, "dist"), join(copy, "dist"), { recursive: true });
+      cpSync(join(root, "package.json"), join(copy, "package.json"));
+      const out = runChild<{ snapshot: Snapshot }>("plain.cjs", [], {
+        HEAPSTATE_TEST_DIST: join(copy, "dist", "index.js"),
+      });
+      expect(out.snapshot.heap).toBeUndefined();
+      const w = out.snapshot.warnings.find((x) => x.source === "native");
+      expect(w?.code).toBe("NATIVE_NOT_LOADED");
+      expect(w?.message).toContain(join(copy, "build", "Release", "heapstate.node"));
+      expect(w?.message).toContain("npm run build:native");
+      expect(out.snapshot.process?.rssBytes).toBeGreaterThan(0);
+    });
+  });
+});
+
+describe("the addon's surface", () => {
+  it("exports its Node-API entry points and nothing else (no allocator symbol)", () => {
+    const symbols = execFileSync("nm", ["-D", "--defined-only", binding], { encoding: "utf8" })
+      .trim()
+      .split("\n")
+      .map((line) => line.split(/\s+/).pop());
+    expect(symbols.sort()).toEqual(["napi_register_module_v1", "node_api_module_get_api_version_v1"]);
+  });
+
+  it("rejects wrong argument types with a TypeError and keeps working", () => {
+    const script = `
+      const b = require(${JSON.stringify(binding)});
+      const errors = [];
+      for (const call of [() => b.read("x"), () => b.read({ glibc: 1 }), () => b.read([]), () => b.trim({ glibc: "yes" }), () => b.read({ mallocInfo: null })]) {
+        try { call(); errors.push("no error"); } catch (e) { errors.push(e.constructor.name + ": " + e.message); }
+      }
+      console.log(JSON.stringify({ errors, after: b.read().instances.length }));`;
+    const out = JSON.parse(execFileSync(process.execPath, ["-e", script], { env: childEnv(), encoding: "utf8" })) as {
+      errors: string[];
+      after: number;
+    };
+    expect(out.errors).toHaveLength(5);
+    for (const e of out.errors) expect(e).toMatch(/^TypeError: heapstate native: /);
+    expect(out.errors[1]).toContain("'glibc' must be a boolean");
+    expect(out.after).toBeGreaterThan(0);
+  });
+});
+
+describe("module systems", () => {
+  const check = (args: string[]) =>
+    JSON.parse(execFileSync(process.execPath, args, { cwd: root, env: childEnv(), encoding: "utf8" })) as {
+      allocator: string;
+      same?: boolean;
+    };
+
+  it("require('heapstate') works", () => {
+    const out = check([
+      "-e",
+      "console.log(JSON.stringify({ allocator: require('heapstate').collect().heap.allocator }))",
+    ]);
+    expect(out.allocator).toBe("glibc");
+  });
+
+  it("import 'heapstate' works and shares the CommonJS module's state", () => {
+    const out = check([
+      "--input-type=module",
+      "-e",
+      "import { collect, snapshot } from 'heapstate'; import { createRequire } from 'node:module'; const cjs = createRequire(process.cwd() + '/')('heapstate'); console.log(JSON.stringify({ allocator: collect().heap.allocator, same: cjs.snapshot === snapshot }))",
+    ]);
+    expect(out.allocator).toBe("glibc");
+    expect(out.same).toBe(true);
+  });
+});
