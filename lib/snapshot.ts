@@ -108,6 +108,8 @@ export function collect(options?: CollectOptions): Snapshot {
   return snap;
 }
 
+let glibcServesMalloc: boolean | undefined;
+
 function readAllocators(snap: Snapshot, tier: Tier, warnings: Warning[]): void {
   const binding = native();
   if (binding === undefined) {
@@ -117,8 +119,11 @@ function readAllocators(snap: Snapshot, tier: Tier, warnings: Warning[]): void {
   }
   try {
     // glibc's counters are read only when libc serves malloc: under a preload they describe an
-    // empty arena, and the read walks every free chunk under each arena's lock.
-    const glibc = binding.discover().instances.some((i) => i.allocator === "glibc" && i.servesMalloc);
+    // empty arena, and the read walks every free chunk under each arena's lock. Which object
+    // serves malloc is fixed for the life of the process (objects loaded later come after it in
+    // symbol-resolution order), so it is asked once.
+    glibcServesMalloc ??= binding.discover().instances.some((i) => i.allocator === "glibc" && i.servesMalloc);
+    const glibc = glibcServesMalloc;
     const reading = binding.read({ glibc, mallocInfo: glibc && tier === "deep" });
     const { heap, allocators } = allocatorsFromReading(reading, warnings);
     if (heap) snap.heap = heap;
