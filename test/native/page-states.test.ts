@@ -42,7 +42,7 @@ describe("jemalloc page states (dirty_decay_ms:1000, muzzy_decay_ms:60000)", () 
 
   it("freed: dirty, still resident in the kernel's eyes, not lazily freed", () => {
     expect(pages(out.freed).dirtyBytes).toBeGreaterThanOrEqual(MOST);
-    expect(pages(out.freed).muzzyBytes).toBe(0);
+    expect(pages(out.freed).muzzyBytes).toBeLessThan(1 * MiB); // other threads may have decayed a page or two
     expect(out.freed.kernel.lazyFree).toBeLessThan(4 * MiB);
     expect(out.freed.kernel.anonymous).toBeGreaterThanOrEqual(pages(out.freed).dirtyBytes as number);
   });
@@ -60,7 +60,7 @@ describe("jemalloc page states (dirty_decay_ms:1000, muzzy_decay_ms:60000)", () 
 
   it("after trim(): purged to retained, and the kernel's RSS falls by as much", () => {
     expect(out.trimmed.actions?.map((a) => a.action)).toContain("arena.4096.purge");
-    expect(pages(out.trimmed).muzzyBytes).toBe(0);
+    expect(pages(out.trimmed).muzzyBytes).toBeLessThan(1 * MiB);
     expect(pages(out.trimmed).dirtyBytes).toBeLessThan(1 * MiB);
     const retainedGain = (pages(out.trimmed).retainedBytes as number) - (pages(out.decayed).retainedBytes as number);
     expect(retainedGain).toBeGreaterThanOrEqual(MOST);
@@ -90,11 +90,17 @@ describe("glibc keeps fragmented free memory until trim()", () => {
   });
 
   it("trim() lowers RSS, reports what it released, and the kernel agrees", () => {
-    expect(out.trim.actions.map((a) => a.action)).toEqual(["malloc_trim"]);
-    expect(out.trim.releasedBytes).toBeGreaterThanOrEqual(FREED - 16 * MiB);
+    const seen = JSON.stringify({ trim: out.trim, freed: out.freed.kernel, trimmed: out.trimmed.kernel });
+    expect(
+      out.trim.actions.map((a) => a.action),
+      seen,
+    ).toEqual(["malloc_trim"]);
+    expect(out.trim.releasedBytes, seen).toBeGreaterThanOrEqual(FREED - 16 * MiB);
     const kernelDrop = out.freed.kernel.rss - out.trimmed.kernel.rss;
-    expect(Math.abs(kernelDrop - out.trim.releasedBytes)).toBeLessThanOrEqual(8 * MiB);
+    expect(Math.abs(kernelDrop - out.trim.releasedBytes), seen).toBeLessThanOrEqual(8 * MiB);
     // The top chunk went back too.
-    expect(out.trimmed.heap.pages?.topReleasableBytes).toBeLessThan(out.freed.heap.pages?.topReleasableBytes as number);
+    expect(out.trimmed.heap.pages?.topReleasableBytes, seen).toBeLessThan(
+      out.freed.heap.pages?.topReleasableBytes as number,
+    );
   });
 });
