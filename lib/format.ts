@@ -1,4 +1,4 @@
-/** Human text of a snapshot. */
+/** Human text of a snapshot: one terminal screen, aligned, units in KiB/MiB/GiB. */
 import type { AllocatorState, PageStates, Snapshot } from "./types";
 import { formatBytes } from "./units";
 
@@ -13,15 +13,21 @@ const pageLabels: Array<[keyof PageStates, string]> = [
   ["cachedBytes", "free in caches"],
 ];
 
-function rows(pairs: Array<[string, string]>, indent: string): string[] {
+/** Aligned "label  value" rows. */
+export function rows(pairs: Array<[string, string]>, indent: string): string[] {
+  if (pairs.length === 0) return [];
   const width = Math.max(...pairs.map(([k]) => k.length));
-  return pairs.map(([k, v]) => `${indent}${k.padEnd(width)}  ${v}`);
+  return pairs.map(([k, v]) => `${indent}${k.padEnd(width)}  ${v}`.trimEnd());
 }
 
-function allocatorLines(a: AllocatorState, indent: string): string[] {
-  const lines = [
-    `${indent}${a.allocator}${a.version ? ` ${a.version}` : ""}  ${a.library}${a.servesMalloc ? "  (serves malloc)" : ""}`,
-  ];
+function ago(snapshotTime: string, asOf: string): string {
+  const s = Math.max(0, (Date.parse(snapshotTime) - Date.parse(asOf)) / 1000);
+  return `${s.toFixed(1)} s`;
+}
+
+function allocatorLines(a: AllocatorState, indent: string, time: string): string[] {
+  const head = `${indent}${a.allocator}${a.version ? ` ${a.version}` : ""}  ${a.library}${a.servesMalloc ? "  (serves malloc)" : ""}`;
+  const lines = [a.asOf ? `${head}  [figures from ${ago(time, a.asOf)} earlier]` : head];
   const pairs: Array<[string, string]> = [];
   const add = (label: string, value: number | undefined) => {
     if (value !== undefined) pairs.push([label, formatBytes(value)]);
@@ -38,41 +44,108 @@ function allocatorLines(a: AllocatorState, indent: string): string[] {
     const v = a.pages?.[key];
     if (v !== undefined) pairs.push([`pages: ${label}`, formatBytes(v)]);
   }
-  if (pairs.length > 0) lines.push(...rows(pairs, `${indent}  `));
+  lines.push(...rows(pairs, `${indent}  `));
   return lines;
 }
 
+function percent(part: number, whole: number): string {
+  return whole > 0 ? `${((part / whole) * 100).toFixed(1).padStart(5)}%` : "";
+}
+
 /**
- * The snapshot as a few aligned lines for a terminal or a log.
+ * The snapshot as aligned lines for a terminal or a log: process, cgroup, V8, the allocator,
+ * the breakdown of RSS, findings and warnings.
  * @example
  * console.log(formatHuman(collect()));
  */
 export function formatHuman(s: Snapshot): string {
   const lines = [`heapstate  pid ${s.pid}  ${s.time}  tier ${s.tier}  (${s.costMicros} µs)`];
   const p = s.process;
+  const top: Array<[string, string]> = [];
   if (p) {
-    lines.push(
-      ...rows(
-        [
-          ["rss", formatBytes(p.rssBytes)],
-          ["  anon / file / shmem", [p.rssAnonBytes, p.rssFileBytes, p.rssShmemBytes].map(formatBytes).join(" / ")],
-          ["peak rss", formatBytes(p.peakRssBytes)],
-          ["swap", formatBytes(p.swapBytes)],
-        ],
-        "",
-      ),
-    );
+    top.push(["rss", `${formatBytes(p.rssBytes)}  (peak ${formatBytes(p.peakRssBytes)})`]);
+    top.push(["  anon / file / shmem", [p.rssAnonBytes, p.rssFileBytes, p.rssShmemBytes].map(formatBytes).join(" / ")]);
+    if (p.pssBytes !== undefined) top.push(["pss", formatBytes(p.pssBytes)]);
+    top.push(["swap", formatBytes(p.swapBytes)]);
+    if (p.lazyFreeBytes !== undefined) top.push(["lazy free (MADV_FREE)", formatBytes(p.lazyFreeBytes)]);
   }
+  const cg = s.cgroup;
+  if (cg) {
+    top.push([
+      `cgroup v${cg.version}`,
+      `usage ${formatBytes(cg.usageBytes)}  limit ${cg.limitBytes === undefined ? "none" : formatBytes(cg.limitBytes)}${cg.oomKillEvents ? `  oom kills ${cg.oomKillEvents}` : ""}`,
+    ]);
+  }
+  const v8 = s.v8;
+  if (v8) {
+    top.push([
+      "v8 heap",
+      `used ${formatBytes(v8.heapUsedBytes)} of ${formatBytes(v8.heapTotalBytes)}  resident ${formatBytes(v8.physicalBytes)}  limit ${formatBytes(v8.heapLimitBytes)}`,
+    ]);
+    const ext = [`external ${formatBytes(v8.externalBytes)}`];
+    if (v8.arrayBuffersBytes !== undefined) ext.push(`array buffers ${formatBytes(v8.arrayBuffersBytes)}`);
+    top.push(["", ext.join("  ")]);
+  }
+  lines.push(...rows(top, ""));
+
   if (s.heap) {
-    lines.push("heap (the allocator that serves malloc):", ...allocatorLines(s.heap, "  "));
+    lines.push("heap (the allocator that serves malloc):", ...allocatorLines(s.heap, "  ", s.time));
   } else {
     lines.push("heap: (unknown)");
   }
   const others = s.allocators.filter((a) => a !== s.heap);
   if (others.length > 0) {
     lines.push("other allocators in the process:");
-    for (const a of others) lines.push(...allocatorLines(a, "  "));
+    for (const a of others) lines.push(...allocatorLines(a, "  ", s.time));
   }
+
+  const b = s.breakdown;
+  if (b) {
+    lines.push(`where the RSS is (${formatBytes(b.rssBytes)}, from ${b.rssSource}):`);
+    const pairs: Array<[string, string]> = b.parts.map((part) => [
+      part.name,
+      `${formatBytes(part.bytes).padStart(10)} ${percent(part.bytes, b.rssBytes)}  ${part.estimated ? "~ " : ""}${part.source}`,
+    ]);
+    pairs.push([
+      "unattributed",
+      `${formatBytes(b.unattributedBytes).padStart(10)} ${percent(b.unattributedBytes, b.rssBytes)}  what nobody accounts for`,
+    ]);
+    lines.push(...rows(pairs, "  "));
+    const c = b.chain;
+    if (c) {
+      const steps = [
+        c.allocatedBytes !== undefined ? `allocated ${formatBytes(c.allocatedBytes)}` : undefined,
+        c.activeBytes !== undefined ? `active ${formatBytes(c.activeBytes)}` : undefined,
+        c.residentBytes !== undefined ? `resident ${formatBytes(c.residentBytes)}` : undefined,
+        `rss ${formatBytes(c.rssBytes)}`,
+      ].filter(Boolean);
+      const ratios = [
+        c.activeRatio !== undefined ? `active/allocated ${c.activeRatio}` : undefined,
+        c.residentRatio !== undefined
+          ? `resident/${c.activeBytes !== undefined ? "active" : "allocated"} ${c.residentRatio}`
+          : undefined,
+        c.fragmentationRatio !== undefined ? `rss/allocated ${c.fragmentationRatio}` : undefined,
+      ].filter(Boolean);
+      lines.push(`  chain: ${steps.join(" → ")}${ratios.length ? `  (${ratios.join(", ")})` : ""}`);
+    }
+  }
+
+  if (s.regions) {
+    lines.push("regions (smaps):");
+    const shown = s.regions.slice(0, 8);
+    lines.push(
+      ...rows(
+        shown.map((r) => [
+          r.category,
+          `${String(r.count).padStart(5)} maps  size ${formatBytes(r.sizeBytes).padStart(10)}  rss ${formatBytes(r.rssBytes).padStart(10)}`,
+        ]),
+        "  ",
+      ),
+    );
+    if (s.regions.length > shown.length) lines.push(`  … ${s.regions.length - shown.length} more categories`);
+  }
+
+  for (const f of s.findings ?? []) lines.push(`${f.severity === "warn" ? "WARN" : "info"} [${f.id}] ${f.message}`);
   for (const w of s.warnings) lines.push(`warning [${w.code}] ${w.source}: ${w.message}`);
   return lines.join("\n");
 }

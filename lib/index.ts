@@ -2,20 +2,29 @@
  * heapstate: where is a Node.js process's memory? The public API, as an explicit list.
  * @packageDocumentation
  */
+
+export { diff, type FieldChange, formatDiff, type SnapshotDiff } from "./diff";
 export { HeapstateError, type HeapstateErrorCode } from "./errors";
 export { formatHuman } from "./format";
+export { parseSnapshot } from "./parse";
 export { collect, snapshot, trim } from "./snapshot";
 export type {
   AllocatorName,
   AllocatorState,
+  Breakdown,
+  BreakdownPart,
+  CgroupState,
   CollectOptions,
+  Finding,
   PageStates,
   ProcessState,
   RawValue,
+  RegionSummary,
   Snapshot,
   Tier,
   TrimAction,
   TrimResult,
+  V8State,
   Warning,
 } from "./types";
 export { formatBytes } from "./units";

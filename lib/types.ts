@@ -56,6 +56,11 @@ export interface AllocatorState {
   config?: Record<string, RawValue>;
   /** The allocator's own counters under their own names. */
   raw?: Record<string, unknown>;
+  /**
+   * Set when these figures are older than the snapshot: glibc's walk of its free lists is repeated
+   * at most as often as its own cost allows (see collect()), in between its last reading is kept.
+   */
+  asOf?: string;
 }
 
 /** A source that could not be read, and why. */
@@ -80,6 +85,94 @@ export interface ProcessState {
   anonHugePagesBytes?: number;
 }
 
+/** The process's memory cgroup (v1 or v2 files). */
+export interface CgroupState {
+  version: 1 | 2;
+  /** The cgroup's path as /proc/<pid>/cgroup shows it. */
+  path: string;
+  usageBytes: number;
+  limitBytes?: number;
+  highBytes?: number;
+  peakBytes?: number;
+  anonBytes?: number;
+  fileBytes?: number;
+  kernelBytes?: number;
+  shmemBytes?: number;
+  oomEvents?: number;
+  oomKillEvents?: number;
+}
+
+/** V8's view (per isolate: the thread that collected). */
+export interface V8State {
+  heapTotalBytes?: number;
+  heapUsedBytes?: number;
+  /** Memory held outside the V8 heap by JS objects (Buffers' backing stores), as V8 counts it. */
+  externalBytes?: number;
+  /** ArrayBuffer backing stores (inside malloc, so inside the allocator's figures). */
+  arrayBuffersBytes?: number;
+  /** Committed and resident V8 heap pages. */
+  physicalBytes?: number;
+  heapLimitBytes?: number;
+  /** V8's own malloc'd memory (zones, string table): inside the allocator's figures. */
+  mallocedBytes?: number;
+  spaces?: Array<{ name: string; sizeBytes: number; usedBytes: number; availableBytes: number; physicalBytes: number }>;
+}
+
+/** One smaps category (deep tier). */
+export interface RegionSummary {
+  category: string;
+  count: number;
+  sizeBytes: number;
+  rssBytes?: number;
+  pssBytes?: number;
+  privateDirtyBytes?: number;
+  lazyFreeBytes?: number;
+  swapBytes?: number;
+  /** Only with `includeAddresses`: they defeat ASLR. */
+  mappings?: Array<{ start: string; end: string; perms: string; path?: string; sizeBytes: number; rssBytes?: number }>;
+}
+
+/** One part of RSS. */
+export interface BreakdownPart {
+  name: string;
+  bytes: number;
+  /** Where the figure comes from. */
+  source: string;
+  /** True when the figure is derived rather than read (the source says from what). */
+  estimated?: boolean;
+}
+
+/** RSS split into parts that add up to it exactly, with a signed remainder. */
+export interface Breakdown {
+  rssBytes: number;
+  /** Where rssBytes comes from: "smaps_rollup" (exact) or "status" (the kernel's cached counter). */
+  rssSource: string;
+  parts: BreakdownPart[];
+  /** rssBytes − Σ parts: what nobody accounts for (negative: parts counted memory that is not resident). */
+  unattributedBytes: number;
+  /** allocated → active → resident → RSS, with ratios. */
+  chain?: {
+    allocatedBytes?: number;
+    activeBytes?: number;
+    residentBytes?: number;
+    rssBytes: number;
+    /** active / allocated: pages held for the live bytes (jemalloc). */
+    activeRatio?: number;
+    /** resident / active (or / allocated): the allocator's own overhead and free pages. */
+    residentRatio?: number;
+    /** RSS / allocated, as Redis's mem_fragmentation_ratio. */
+    fragmentationRatio?: number;
+  };
+}
+
+/** A verdict: one sentence and the numbers behind it. */
+export interface Finding {
+  id: string;
+  severity: "info" | "warn";
+  message: string;
+  evidence: Record<string, number | string>;
+}
+
 /** One reading of a process. */
 export interface Snapshot {
   schema: "heapstate/1";
@@ -93,15 +186,30 @@ export interface Snapshot {
   heap?: AllocatorState;
   /** Every allocator instance that serves allocations, heap first. */
   allocators: AllocatorState[];
+  v8?: V8State;
   process?: ProcessState;
+  cgroup?: CgroupState;
+  regions?: RegionSummary[];
+  breakdown?: Breakdown;
+  findings?: Finding[];
+  /** What each source cost to read, in microseconds. */
+  sourceCostMicros?: Record<string, number>;
   warnings: Warning[];
 }
 
 /** Options of {@link collect}. */
 export interface CollectOptions {
+  /** fast: status, cgroup values, allocator counters, V8 heap statistics. standard (default): +
+   * smaps_rollup, process.memoryUsage(), V8 spaces, memory.stat. deep: + smaps regions, malloc_info. */
   tier?: Tier;
   /** Another process: read from procfs only (no allocator state). */
   pid?: number;
+  /** Region mappings with addresses and file paths (deep tier). Off by default: they defeat ASLR. */
+  includeAddresses?: boolean;
+  /** Where procfs is mounted (default "/proc"); for tests and unusual containers. */
+  procRoot?: string;
+  /** Prefix for the cgroup mount points read from mountinfo (default "/"); for tests. */
+  fsRoot?: string;
 }
 
 /** One release action an allocator ran during {@link trim}. */

@@ -66,12 +66,20 @@ function toState(inst: NativeReadInstance, warnings: Warning[]): AllocatorState 
   }
 }
 
-export function allocatorsFromReading(reading: NativeReading, warnings: Warning[]): AllocatorsResult {
+/**
+ * @param glibcReused glibc's state from an earlier reading, used when this reading skipped the
+ *   glibc walk (see the back-off in snapshot.ts).
+ */
+export function allocatorsFromReading(
+  reading: NativeReading,
+  warnings: Warning[],
+  glibcReused?: AllocatorState,
+): AllocatorsResult {
   const allocators: AllocatorState[] = [];
   let heap: AllocatorState | undefined;
   for (const inst of reading.instances) {
     if (!inst.servesMalloc && !reportedAside(inst, warnings)) continue;
-    const state = toState(inst, warnings);
+    const state = inst.allocator === "glibc" && glibcReused ? glibcReused : toState(inst, warnings);
     if (inst.servesMalloc && heap === undefined) heap = state;
     else allocators.push(state);
   }

@@ -6,7 +6,7 @@ import { fixtures } from "../helpers";
 
 describe("parseStatus", () => {
   it("reads the memory lines of a captured /proc/<pid>/status in bytes", () => {
-    const text = readFileSync(join(fixtures, "procfs", "status-6.18.txt"), "utf8");
+    const text = readFileSync(join(fixtures, "procfs", "v1-hybrid", "proc", "4242", "status"), "utf8");
     const kB = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB$`, "m").exec(text)?.[1]) * 1024;
     expect(parseStatus(text)).toEqual({
       rssBytes: kB("VmRSS"),

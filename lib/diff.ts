@@ -1,0 +1,113 @@
+/** The difference between two snapshots: per-field deltas and the top growers. */
+import { rows } from "./format";
+import type { Snapshot } from "./types";
+import { formatBytes } from "./units";
+
+export interface FieldChange {
+  /** Where the figure is, e.g. "heap.allocatedBytes", "breakdown.native-free", "regions.anon.rssBytes". */
+  path: string;
+  before?: number;
+  after?: number;
+  /** after − before; absent when either side was not measured. */
+  delta?: number;
+}
+
+export interface SnapshotDiff {
+  from: { time: string; pid: number; tier: string };
+  to: { time: string; pid: number; tier: string };
+  elapsedMs: number;
+  samePid: boolean;
+  /** Every byte figure present on either side, in a stable order. */
+  changes: FieldChange[];
+  /** The largest increases, biggest first (at most 5). */
+  topGrowers: FieldChange[];
+}
+
+function byteFields(s: Snapshot): Map<string, number> {
+  const out = new Map<string, number>();
+  const take = (prefix: string, obj: object | undefined) => {
+    if (!obj) return;
+    for (const [k, v] of Object.entries(obj)) {
+      if (k.endsWith("Bytes") && typeof v === "number") out.set(`${prefix}.${k}`, v);
+    }
+  };
+  take("process", s.process);
+  take("cgroup", s.cgroup);
+  take("v8", s.v8);
+  take("heap", s.heap);
+  take("heap.pages", s.heap?.pages);
+  if (s.breakdown) {
+    out.set("breakdown.rssBytes", s.breakdown.rssBytes);
+    for (const p of s.breakdown.parts) out.set(`breakdown.${p.name}`, p.bytes);
+    out.set("breakdown.unattributedBytes", s.breakdown.unattributedBytes);
+  }
+  for (const r of s.regions ?? []) {
+    if (r.rssBytes !== undefined) out.set(`regions.${r.category}.rssBytes`, r.rssBytes);
+  }
+  return out;
+}
+
+/**
+ * Compares two snapshots field by field.
+ * @example
+ * const d = diff(before, after);
+ * console.log(d.topGrowers[0]?.path, d.topGrowers[0]?.delta);
+ */
+export function diff(a: Snapshot, b: Snapshot): SnapshotDiff {
+  const fa = byteFields(a);
+  const fb = byteFields(b);
+  const paths = [...new Set([...fa.keys(), ...fb.keys()])];
+  const changes = paths.map((path): FieldChange => {
+    const before = fa.get(path);
+    const after = fb.get(path);
+    const c: FieldChange = { path };
+    if (before !== undefined) c.before = before;
+    if (after !== undefined) c.after = after;
+    if (before !== undefined && after !== undefined) c.delta = after - before;
+    return c;
+  });
+  const topGrowers = changes
+    .filter((c) => c.delta !== undefined && c.delta > 0 && c.path !== "breakdown.rssBytes")
+    .sort((x, y) => (y.delta as number) - (x.delta as number))
+    .slice(0, 5);
+  return {
+    from: { time: a.time, pid: a.pid, tier: a.tier },
+    to: { time: b.time, pid: b.pid, tier: b.tier },
+    elapsedMs: Date.parse(b.time) - Date.parse(a.time),
+    samePid: a.pid === b.pid,
+    changes,
+    topGrowers,
+  };
+}
+
+function signed(n: number): string {
+  return n > 0 ? `+${formatBytes(n)}` : formatBytes(n);
+}
+
+/** A diff as aligned text: what changed, then the top growers. */
+export function formatDiff(d: SnapshotDiff): string {
+  const lines = [
+    `heapstate diff  pid ${d.from.pid}${d.samePid ? "" : ` → pid ${d.to.pid} (different processes)`}  ${d.from.time} → ${d.to.time}  (${(d.elapsedMs / 1000).toFixed(1)} s)`,
+  ];
+  const changed = d.changes.filter((c) => c.delta !== 0);
+  lines.push(
+    ...rows(
+      changed.map((c) => [
+        c.path,
+        `${formatBytes(c.before).padStart(10)} → ${formatBytes(c.after).padStart(10)}  ${c.delta === undefined ? "" : signed(c.delta)}`,
+      ]),
+      "  ",
+    ),
+  );
+  if (changed.length === 0) lines.push("  no byte figure changed");
+  if (d.topGrowers.length) {
+    lines.push("top growers:");
+    lines.push(
+      ...rows(
+        d.topGrowers.map((c) => [c.path, signed(c.delta as number)]),
+        "  ",
+      ),
+    );
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,128 @@
+/** Reads the memory cgroup of a process (v1 or v2). Each file fails alone. */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { CgroupState, Tier, Warning } from "../types";
+import {
+  type CgroupLocation,
+  locateMemoryCgroup,
+  parseCounter,
+  parseFlatKeyed,
+  parseLimit,
+  parseMountinfo,
+  parseProcCgroup,
+} from "./cgroup";
+import { readProcFile } from "./read";
+
+function tryRead(file: string): string | undefined {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Where the own process's cgroup is, kept for LOCATION_TTL_MS: locating it parses mountinfo (a
+ * few hundred µs on a busy host), while the fast tier reads only a few tiny files. A process moves
+ * between cgroups rarely; a move is noticed within the TTL.
+ */
+const LOCATION_TTL_MS = 10_000;
+let located: { key: string; at: number; location: CgroupLocation } | undefined;
+
+/** Finds the memory cgroup; undefined with a warning when it cannot be found. */
+export function locate(procRoot: string, fsRoot: string, pid: number, warnings: Warning[]): CgroupLocation | undefined {
+  const self = pid === process.pid;
+  const key = `${procRoot}\0${fsRoot}`;
+  const now = performance.now();
+  if (self && located?.key === key && now - located.at < LOCATION_TTL_MS) return located.location;
+  const location = locateUncached(procRoot, fsRoot, pid, warnings);
+  if (self && location) located = { key, at: now, location };
+  return location;
+}
+
+function locateUncached(
+  procRoot: string,
+  fsRoot: string,
+  pid: number,
+  warnings: Warning[],
+): CgroupLocation | undefined {
+  let cgroupText: string;
+  let mountText: string;
+  try {
+    cgroupText = readProcFile(procRoot, pid, "cgroup");
+    mountText = readProcFile(procRoot, pid, "mountinfo");
+  } catch (error) {
+    warnings.push({
+      source: "cgroup",
+      code: "CGROUP_UNREADABLE",
+      message: `the cgroup of process ${pid} could not be located: ${(error as Error).message}`,
+    });
+    return undefined;
+  }
+  const found = locateMemoryCgroup(parseProcCgroup(cgroupText), parseMountinfo(mountText));
+  if ("problem" in found) {
+    warnings.push({ source: "cgroup", code: "CGROUP_NOT_FOUND", message: found.problem });
+    return undefined;
+  }
+  return { ...found.location, dir: join(fsRoot, found.location.dir) };
+}
+
+function set<K extends keyof CgroupState>(out: CgroupState, key: K, value: CgroupState[K] | undefined): void {
+  if (value !== undefined) out[key] = value;
+}
+
+/** Reads the memory files at a location. Tier fast reads the single values; standard adds memory.stat. */
+export function readCgroup(loc: CgroupLocation, tier: Tier, warnings: Warning[]): CgroupState | undefined {
+  const file = (name: string) => tryRead(join(loc.dir, name));
+  const v2 = loc.version === 2;
+  const usageText = file(v2 ? "memory.current" : "memory.usage_in_bytes");
+  const usage = usageText === undefined ? undefined : parseCounter(usageText);
+  if (usage === undefined) {
+    warnings.push({
+      source: "cgroup",
+      code: "CGROUP_UNREADABLE",
+      message: `${join(loc.dir, v2 ? "memory.current" : "memory.usage_in_bytes")} ${usageText === undefined ? "could not be read (no memory controller here, or the root cgroup)" : "holds no byte count"}`,
+    });
+    return undefined;
+  }
+  const out: CgroupState = { version: loc.version, path: loc.path, usageBytes: usage };
+  const limit = (name: string) => {
+    const t = file(name);
+    return t === undefined ? undefined : parseLimit(t);
+  };
+  const counter = (name: string) => {
+    const t = file(name);
+    return t === undefined ? undefined : parseCounter(t);
+  };
+  if (v2) {
+    set(out, "limitBytes", limit("memory.max"));
+    set(out, "highBytes", limit("memory.high"));
+    set(out, "peakBytes", counter("memory.peak"));
+    const events = file("memory.events");
+    if (events !== undefined) {
+      const e = parseFlatKeyed(events);
+      set(out, "oomEvents", e.get("oom"));
+      set(out, "oomKillEvents", e.get("oom_kill"));
+    }
+  } else {
+    set(out, "limitBytes", limit("memory.limit_in_bytes"));
+    set(out, "peakBytes", counter("memory.max_usage_in_bytes"));
+    const oom = file("memory.oom_control");
+    if (oom !== undefined) set(out, "oomKillEvents", parseFlatKeyed(oom).get("oom_kill"));
+  }
+  if (tier !== "fast") {
+    const statText = file("memory.stat");
+    if (statText !== undefined) {
+      const stat = parseFlatKeyed(statText);
+      // v1 counts the cgroup alone under "rss" and with its children under "total_rss";
+      // usage_in_bytes is hierarchical, so the hierarchical keys match it.
+      const pick = (v1: string) => stat.get(`total_${v1}`) ?? stat.get(v1);
+      set(out, "anonBytes", v2 ? stat.get("anon") : pick("rss"));
+      set(out, "fileBytes", v2 ? stat.get("file") : pick("cache"));
+      set(out, "shmemBytes", v2 ? stat.get("shmem") : pick("shmem"));
+      if (v2) set(out, "kernelBytes", stat.get("kernel"));
+    }
+    if (!v2) set(out, "kernelBytes", counter("memory.kmem.usage_in_bytes"));
+  }
+  return out;
+}

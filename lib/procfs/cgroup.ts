@@ -1,0 +1,137 @@
+/**
+ * The process's memory cgroup: located from `/proc/<pid>/cgroup` and `/proc/<pid>/mountinfo`,
+ * then read from the v1 or v2 memory files. Pure parsers here; the reader is in cgroup-read.ts.
+ */
+
+/** One line of /proc/<pid>/cgroup: "hier-ID:controllers:path". */
+export interface CgroupLine {
+  id: number;
+  controllers: string[];
+  path: string;
+}
+
+export function parseProcCgroup(text: string): CgroupLine[] {
+  const out: CgroupLine[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^(\d+):([^:]*):(\/.*)$/.exec(line.trim());
+    if (!m) continue;
+    out.push({ id: Number(m[1]), controllers: m[2] ? (m[2] as string).split(",") : [], path: m[3] as string });
+  }
+  return out;
+}
+
+/** One line of /proc/<pid>/mountinfo (the fields used here). */
+export interface Mount {
+  /** Field 4: the root of the mount within its filesystem (not "/" for bind mounts and namespaces). */
+  root: string;
+  mountPoint: string;
+  fsType: string;
+  superOptions: string[];
+}
+
+/** mountinfo escapes space, tab, newline and backslash as \ooo octal. */
+function unescapeOctal(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+}
+
+export function parseMountinfo(text: string): Mount[] {
+  const out: Mount[] = [];
+  for (const line of text.split("\n")) {
+    const sep = line.indexOf(" - ");
+    if (sep < 0) continue;
+    const left = line.slice(0, sep).split(" ");
+    const right = line.slice(sep + 3).split(" ");
+    if (left.length < 5 || right.length < 3) continue;
+    out.push({
+      root: unescapeOctal(left[3] as string),
+      mountPoint: unescapeOctal(left[4] as string),
+      fsType: right[0] as string,
+      superOptions: (right[2] as string).split(","),
+    });
+  }
+  return out;
+}
+
+export interface CgroupLocation {
+  version: 1 | 2;
+  /** The cgroup's path as /proc/<pid>/cgroup shows it. */
+  path: string;
+  /** The directory of its files (a mount point joined with the path below the mount's root). */
+  dir: string;
+}
+
+/** Joins the cgroup path with the mount: mount point + (path − mount root). */
+function dirFor(mount: Mount, path: string): string | undefined {
+  let rel: string;
+  if (mount.root === "/") rel = path;
+  else if (path === mount.root) rel = "/";
+  else if (path.startsWith(`${mount.root}/`)) rel = path.slice(mount.root.length);
+  else return undefined;
+  return rel === "/" ? mount.mountPoint : `${mount.mountPoint.replace(/\/$/, "")}${rel}`;
+}
+
+export type LocateResult = { location: CgroupLocation } | { problem: string };
+
+/**
+ * v1 when a hierarchy lists the memory controller (also on hybrid hosts, whose v2 tree then has
+ * no memory controller); v2 when the unified line "0::path" is all there is for memory.
+ */
+export function locateMemoryCgroup(lines: CgroupLine[], mounts: Mount[]): LocateResult {
+  const v1 = lines.find((l) => l.controllers.includes("memory"));
+  if (v1) {
+    const candidates = mounts.filter((m) => m.fsType === "cgroup" && m.superOptions.includes("memory"));
+    for (const mount of candidates) {
+      const dir = dirFor(mount, v1.path);
+      if (dir) return { location: { version: 1, path: v1.path, dir } };
+    }
+    return {
+      problem: candidates.length
+        ? `the memory cgroup ${v1.path} lies outside every mounted memory hierarchy`
+        : "the memory cgroup v1 hierarchy is not mounted",
+    };
+  }
+  const unified = lines.find((l) => l.id === 0 && l.controllers.length === 0);
+  if (unified) {
+    const candidates = mounts.filter((m) => m.fsType === "cgroup2");
+    for (const mount of candidates) {
+      const dir = dirFor(mount, unified.path);
+      if (dir) return { location: { version: 2, path: unified.path, dir } };
+    }
+    return {
+      problem: candidates.length
+        ? `the cgroup ${unified.path} lies outside the mounted cgroup2 tree`
+        : "no cgroup2 filesystem is mounted",
+    };
+  }
+  return { problem: "the process is in no memory cgroup" };
+}
+
+/** "key value" lines (memory.stat, memory.events, memory.oom_control) → numbers by key. */
+export function parseFlatKeyed(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const m = /^([A-Za-z0-9_]+) (\d{1,20})$/.exec(line.trim());
+    if (m && !out.has(m[1] as string)) out.set(m[1] as string, Number(m[2]));
+  }
+  return out;
+}
+
+/**
+ * A single-value file. v2 writes "max" for no limit; v1 writes LONG_MAX rounded down to a page
+ * (9223372036854771712) and some kernels PAGE_COUNTER_MAX × page: anything at or above 2^60 is
+ * "no limit". Returns undefined for no limit or an unreadable value.
+ */
+export function parseLimit(text: string): number | undefined {
+  const t = text.trim();
+  if (t === "max" || !/^\d{1,20}$/.test(t)) return undefined;
+  const n = Number(t);
+  return n >= 2 ** 60 ? undefined : n;
+}
+
+/** A byte counter file ("memory.current", "memory.usage_in_bytes"). */
+export function parseCounter(text: string): number | undefined {
+  const t = text.trim();
+  if (!/^\d{1,19}$/.test(t)) return undefined;
+  const n = Number(t);
+  return Number.isSafeInteger(n) ? n : undefined;
+}

@@ -1,0 +1,40 @@
+/**
+ * V8's numbers. Per isolate: heap figures and `arrayBuffers` describe the thread that collects,
+ * while allocator and kernel figures are process-wide. fast reads only v8.getHeapStatistics()
+ * (about 2 µs); standard and deep add process.memoryUsage() (which also reads /proc/self/stat)
+ * and the heap spaces.
+ */
+import { getHeapSpaceStatistics, getHeapStatistics } from "node:v8";
+import type { Tier, V8State } from "./types";
+
+function size(v: unknown): number | undefined {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+}
+
+export function readV8(tier: Tier): V8State {
+  const h = getHeapStatistics() as ReturnType<typeof getHeapStatistics> & { external_memory?: number };
+  const out: V8State = {};
+  const put = (key: keyof Omit<V8State, "spaces">, v: unknown) => {
+    const n = size(v);
+    if (n !== undefined) out[key] = n;
+  };
+  put("heapTotalBytes", h.total_heap_size);
+  put("heapUsedBytes", h.used_heap_size);
+  put("externalBytes", h.external_memory);
+  put("physicalBytes", h.total_physical_size);
+  put("heapLimitBytes", h.heap_size_limit);
+  put("mallocedBytes", h.malloced_memory);
+  if (tier !== "fast") {
+    const m = process.memoryUsage();
+    put("externalBytes", m.external);
+    put("arrayBuffersBytes", m.arrayBuffers);
+    out.spaces = getHeapSpaceStatistics().map((s) => ({
+      name: s.space_name,
+      sizeBytes: s.space_size,
+      usedBytes: s.space_used_size,
+      availableBytes: s.space_available_size,
+      physicalBytes: s.physical_space_size,
+    }));
+  }
+  return out;
+}

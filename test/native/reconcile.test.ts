@@ -1,0 +1,107 @@
+/**
+ * The breakdown on live processes under each allocator: parts + unattributed = RSS exactly, and
+ * 200 MiB of touched Buffers land in the native heap's part, not in the unattributed remainder.
+ * glibc's retention finding appears with fragmented free memory and goes away after trim(); the
+ * glibc walk backs off on a heap with many free chunks.
+ */
+import { describe, expect, it } from "vitest";
+import type { Breakdown, Finding, Snapshot } from "../../lib/types";
+import { MiB, type PreloadName, requireLib, runChild } from "../helpers";
+import { expectHonestNumbers } from "../unit/honest";
+
+const GROWTH = 200 * MiB;
+
+function sumsExactly(b: Breakdown | undefined): void {
+  expect(b).toBeDefined();
+  if (!b) return;
+  expect(b.rssSource).toBe("smaps_rollup");
+  expect(b.parts.reduce((n, p) => n + p.bytes, 0) + b.unattributedBytes).toBe(b.rssBytes);
+}
+
+function part(s: Snapshot, name: string): number {
+  const p = s.breakdown?.parts.find((x) => x.name === name);
+  expect(p, `${name} in ${JSON.stringify(s.breakdown?.parts.map((x) => x.name))}`).toBeDefined();
+  return p?.bytes ?? Number.NaN;
+}
+
+const cases: Array<[string, PreloadName | undefined, string]> = [
+  ["glibc", undefined, "native-in-use"],
+  ["jemalloc", "jemalloc", "native-in-use"],
+  ["tcmalloc", "tcmalloc", "native-in-use"],
+  ["mimalloc", "mimalloc", "native-committed"],
+];
+
+describe.each(cases)("reconciliation under %s", (name, preload, nativePart) => {
+  const out = runChild<{ before: Snapshot; after: Snapshot }>(
+    "reconcile.cjs",
+    [],
+    preload ? { LD_PRELOAD: requireLib(preload) } : {},
+  );
+
+  it("reads the right allocator and honest numbers", () => {
+    expect(out.after.heap?.allocator).toBe(name);
+    expectHonestNumbers(out.before);
+    expectHonestNumbers(out.after);
+  });
+
+  it("parts and the unattributed remainder add up to RSS exactly", () => {
+    sumsExactly(out.before.breakdown);
+    sumsExactly(out.after.breakdown);
+  });
+
+  it(`200 MiB of touched Buffers grow ${nativePart} by about 200 MiB, not the remainder`, () => {
+    const grew = part(out.after, nativePart) - part(out.before, nativePart);
+    // "About": allocators that keep free committed pages (mimalloc) grow by a little less.
+    expect(grew).toBeGreaterThanOrEqual(GROWTH - 16 * MiB);
+    expect(grew).toBeLessThanOrEqual(GROWTH + 16 * MiB);
+    const rssGrew = (out.after.breakdown?.rssBytes ?? 0) - (out.before.breakdown?.rssBytes ?? 0);
+    expect(rssGrew).toBeGreaterThanOrEqual(GROWTH - 8 * MiB);
+    const unattributed = (out.after.breakdown?.unattributedBytes ?? 0) - (out.before.breakdown?.unattributedBytes ?? 0);
+    expect(Math.abs(unattributed)).toBeLessThanOrEqual(16 * MiB);
+  });
+});
+
+describe("glibc retention finding", () => {
+  const out = runChild<{ freed: { findings: Finding[] }; trimmed: { findings: Finding[] } }>("glibc-trim.cjs");
+
+  it("appears when freed memory is kept resident, with the bytes a trim would release", () => {
+    const f = out.freed.findings.find((x) => x.id === "glibc-retains-freed-memory");
+    expect(f?.severity).toBe("warn");
+    expect(f?.message).toMatch(/trim\(\)/);
+    expect(f?.message).toMatch(/MALLOC_ARENA_MAX/);
+    expect(f?.evidence.freeResidentBytes).toBeGreaterThanOrEqual(140 * MiB);
+  });
+
+  it("is gone after trim()", () => {
+    expect(out.trimmed.findings.map((x) => x.id)).not.toContain("glibc-retains-freed-memory");
+  });
+});
+
+describe("glibc walk back-off", () => {
+  interface Pick {
+    time: string;
+    asOf?: string;
+    cost: number;
+    raw?: Record<string, unknown>;
+  }
+  const out = runChild<{ first: Pick; second: Pick; third: Pick; later: Pick }>("backoff.cjs");
+
+  it("the first reading walks the free lists (and it is expensive)", () => {
+    expect(out.first.asOf).toBeUndefined();
+    expect(out.first.raw?.ordblks).toBeGreaterThan(100_000);
+    expect(out.first.cost).toBeGreaterThan(1000);
+  });
+
+  it("the next readings reuse it, say how old it is, and cost a fraction", () => {
+    for (const s of [out.second, out.third]) {
+      expect(s.asOf).toBe(out.first.time);
+      expect(s.raw).toEqual(out.first.raw);
+      expect(s.cost).toBeLessThan(out.first.cost / 4);
+    }
+  });
+
+  it("after the walk's cost ÷ 1% has passed, it walks again", () => {
+    expect(out.later.asOf).toBeUndefined();
+    expect(out.later.cost).toBeGreaterThan(1000);
+  });
+});

@@ -1,0 +1,106 @@
+/** formatHuman, diff/formatDiff and parseSnapshot. */
+import { describe, expect, it } from "vitest";
+import { collect, diff, formatDiff, formatHuman, HeapstateError, parseSnapshot } from "../../lib/index";
+import type { Snapshot } from "../../lib/types";
+import { MiB } from "../helpers";
+
+describe("formatHuman", () => {
+  it("fits one terminal screen and shows every section that was measured", () => {
+    const text = formatHuman(collect());
+    const lines = text.split("\n");
+    expect(lines.length).toBeLessThanOrEqual(40);
+    for (const line of lines) expect(line.length).toBeLessThanOrEqual(160);
+    expect(text).toMatch(/^rss {2,}\d/m);
+    expect(text).toMatch(/^cgroup v[12] /m);
+    expect(text).toContain("heap (the allocator that serves malloc):");
+    expect(text).toContain("where the RSS is (");
+    expect(text).toMatch(/^ {2}unattributed {2,}/m);
+  });
+
+  it("says (unknown) for what was not measured, never 0", () => {
+    const s = collect();
+    delete s.process?.swapBytes;
+    expect(formatHuman(s)).toMatch(/^swap +\(unknown\)$/m);
+  });
+});
+
+describe("diff", () => {
+  it("finds a 64 MiB allocation among the top growers", () => {
+    const a = collect();
+    const held = Buffer.allocUnsafe(64 * MiB).fill(1);
+    const b = collect();
+    const d = diff(a, b);
+    expect(held.length).toBe(64 * MiB);
+    expect(d.samePid).toBe(true);
+    const allocated = d.changes.find((c) => c.path === "heap.allocatedBytes");
+    expect(allocated?.delta).toBeGreaterThanOrEqual(62 * MiB); // the rest of the process may free a little meanwhile
+    expect(d.topGrowers.map((c) => c.path)).toContain("heap.allocatedBytes");
+    expect(formatDiff(d)).toMatch(/^ {2}heap\.allocatedBytes +.* \+6\d\.\d MiB$/m);
+  });
+
+  it("keeps one side's figure when the other did not measure it, without a delta", () => {
+    const a = collect({ tier: "fast" });
+    const b = collect({ tier: "standard" });
+    const pss = diff(a, b).changes.find((c) => c.path === "process.pssBytes");
+    expect(pss?.before).toBeUndefined();
+    expect(pss?.after).toBeGreaterThan(0);
+    expect(pss?.delta).toBeUndefined();
+  });
+});
+
+describe("parseSnapshot", () => {
+  it("reads back what collect() wrote", () => {
+    const s = collect();
+    expect(parseSnapshot(JSON.stringify(s))).toEqual(JSON.parse(JSON.stringify(s)));
+  });
+
+  it("accepts an older file with missing keys (absent stays absent) and keeps unknown keys", () => {
+    const old = {
+      schema: "heapstate/1",
+      time: "2026-01-01T00:00:00.000Z",
+      pid: 42,
+      tier: "fast",
+      costMicros: 5,
+      futureKey: { x: 1 },
+    };
+    const s = parseSnapshot(JSON.stringify(old)) as Snapshot & { futureKey: unknown };
+    expect(s.heap).toBeUndefined();
+    expect(s.breakdown).toBeUndefined();
+    expect(s.allocators).toEqual([]);
+    expect(s.futureKey).toEqual({ x: 1 });
+  });
+
+  it("drops byte figures that are not numbers, with a warning", () => {
+    const s = parseSnapshot({
+      schema: "heapstate/1",
+      time: "2026-01-01T00:00:00.000Z",
+      pid: 42,
+      process: { rssBytes: "lots", swapBytes: -5, pssBytes: 100 },
+      warnings: [],
+    });
+    expect(s.process).toEqual({ pssBytes: 100 });
+    expect(s.warnings.map((w) => w.code)).toEqual(["INVALID_FIELD", "INVALID_FIELD"]);
+  });
+
+  it("rejects what is not a snapshot, with the package's error and a clear reason", () => {
+    const bad: Array<[unknown, RegExp]> = [
+      ["not json", /not JSON/],
+      ["[1,2]", /expected a JSON object, received an array/],
+      ["{}", /not a heapstate snapshot/],
+      [{ schema: "prometheus/1", pid: 1, time: "2026-01-01T00:00:00Z" }, /not a heapstate snapshot/],
+      [{ schema: "heapstate/1", pid: -3, time: "2026-01-01T00:00:00Z" }, /"pid" must be a positive integer/],
+      [{ schema: "heapstate/1", pid: 3, time: "yesterday" }, /"time" must be an ISO-8601 time/],
+    ];
+    for (const [input, reason] of bad) {
+      let error: unknown;
+      try {
+        parseSnapshot(input);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(HeapstateError);
+      expect((error as HeapstateError).code).toBe("INVALID_SNAPSHOT");
+      expect((error as Error).message).toMatch(reason);
+    }
+  });
+});
