@@ -40,6 +40,16 @@ void Flag(Reading* r, const std::string& name, bool b) {
   r->values.emplace_back(name, value);
 }
 
+// Reads a numeric ctl of C type T; the length must match the type exactly (else EINVAL).
+template <typename T>
+int ReadNumber(const JemallocApi& je, const JemallocCtl& ctl, Reading* r) {
+  T v = 0;
+  size_t len = sizeof v;
+  int rc = je.bymib(ctl.mib, ctl.miblen, &v, &len, nullptr, 0);
+  if (rc == 0) Number(r, ctl.name, static_cast<double>(v));
+  return rc;
+}
+
 void ReadJemalloc(const JemallocApi& je, Reading* r) {
   // Every stats.* value comes from the snapshot taken at the last epoch write; a read-only epoch
   // access does not refresh it. One write per collection, then every read sees the same moment.
@@ -62,33 +72,18 @@ void ReadJemalloc(const JemallocApi& je, Reading* r) {
     }
     int rc;
     switch (ctl.type) {
-      case CtlType::SizeT: {
-        size_t v = 0, len = sizeof v;
-        rc = je.bymib(ctl.mib, ctl.miblen, &v, &len, nullptr, 0);
-        if (rc == 0) Number(r, ctl.name, static_cast<double>(v));
+      case CtlType::SizeT:
+        rc = ReadNumber<size_t>(je, ctl, r);
         break;
-      }
-      case CtlType::SSizeT: {
-        ssize_t v = 0;
-        size_t len = sizeof v;
-        rc = je.bymib(ctl.mib, ctl.miblen, &v, &len, nullptr, 0);
-        if (rc == 0) Number(r, ctl.name, static_cast<double>(v));
+      case CtlType::SSizeT:
+        rc = ReadNumber<ssize_t>(je, ctl, r);
         break;
-      }
-      case CtlType::Uint64: {
-        uint64_t v = 0;
-        size_t len = sizeof v;
-        rc = je.bymib(ctl.mib, ctl.miblen, &v, &len, nullptr, 0);
-        if (rc == 0) Number(r, ctl.name, static_cast<double>(v));
+      case CtlType::Uint64:
+        rc = ReadNumber<uint64_t>(je, ctl, r);
         break;
-      }
-      case CtlType::Unsigned: {
-        unsigned v = 0;
-        size_t len = sizeof v;
-        rc = je.bymib(ctl.mib, ctl.miblen, &v, &len, nullptr, 0);
-        if (rc == 0) Number(r, ctl.name, static_cast<double>(v));
+      case CtlType::Unsigned:
+        rc = ReadNumber<unsigned>(je, ctl, r);
         break;
-      }
       case CtlType::Bool: {
         bool v = false;
         size_t len = sizeof v;
