@@ -1,100 +1,537 @@
 /**
- * The command line. `main(argv)` returns the exit code so tests run it in-process; the bin file
- * only calls it. Exit codes: 0 ok, 1 the reading failed (e.g. the process is gone), 2 usage error.
+ * The command line. `main(argv, io)` returns the exit code (a promise of it for --watch), so tests
+ * run it in-process; the bin file only calls it. Nothing here reads or computes what the library
+ * does not: the CLI chooses, formats and reports errors in one line.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { diff, formatDiff } from "./diff";
 import { HeapstateError } from "./errors";
-import { formatHuman } from "./format";
+import { formatHuman, rows } from "./format";
+import { ALLOCATOR_ENV, type AllocatorEnvironment, allocatorEnvironment, type HostState, hostInfo } from "./host";
+import { parseSnapshot } from "./parse";
 import { collect } from "./snapshot";
-import type { Tier } from "./types";
+import type { RegionSummary, Snapshot, Tier } from "./types";
+import { formatBytes } from "./units";
 
+/** Where the CLI writes, and what it knows of its terminal. Tests pass their own. */
 export interface CliIo {
   out: (text: string) => void;
   err: (text: string) => void;
+  /** Colour and in-place redraw only on a terminal. */
+  isTTY?: boolean;
+  env?: NodeJS.ProcessEnv;
 }
 
-const defaultIo: CliIo = {
+const defaultIo = (): CliIo => ({
   out: (t) => process.stdout.write(`${t}\n`),
   err: (t) => process.stderr.write(`${t}\n`),
-};
+  isTTY: process.stdout.isTTY === true,
+  env: process.env,
+});
 
-const usage = `Usage: heapstate [show-host] [options]
+/** Exit codes, as documented in --help and the README. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, internal: 3 } as const;
 
-Prints where this process's memory is: the allocator that serves malloc and what it holds,
-the other allocators in the process, and the kernel's RSS figures.
+const usage = {
+  main: `Usage: heapstate [command] [options]
+
+Where is a Node.js process's memory? Commands:
+  show-host   the host, the allocator environment and the heap state of a process (default)
+  diff        compare two snapshots saved with --json
+  trim        how to give free memory back from a running service
+  help        help for a command
+
+Run "heapstate <command> --help" for its options.
+Exit codes: 0 ok, 1 the reading failed (process gone or unreadable, bad file), 2 bad usage,
+3 internal error.`,
+  "show-host": `Usage: heapstate [show-host] [options]
+
+Prints the host (kernel, CPUs, memory, swap, THP, overcommit, cgroup, libc, Node, V8), the
+allocator environment (LD_PRELOAD, MALLOC_ARENA_MAX, MALLOC_CONF, GLIBC_TUNABLES and the
+allocator that really serves malloc) and the heap state: the breakdown of RSS and findings.
 
 Options:
-  --json          the snapshot as JSON (schema heapstate/1)
-  --tier T        fast | standard | deep (default: standard; deep adds glibc's malloc_info)
-  --pid N         another process: kernel figures only (allocator state cannot be read from outside)
-  -h, --help      this text
-  -v, --version   heapstate's version
+  --pid N            another process: what the kernel shows (status, smaps, cgroup, environ).
+                     Its allocator lives in its own memory and cannot be read from outside.
+  --tier T           fast | standard | deep (default standard)
+  --deep             the deep tier: smaps regions by category, glibc malloc_info
+  --top N            with --deep: the N mappings with the most RSS
+  --addresses        with --top / --json: include addresses and file paths (they defeat ASLR)
+  --json             the snapshot (schema heapstate/1) plus a "host" object
+  --watch [SECONDS]  read again every SECONDS (default 2) and show changes since the start;
+                     redraws in place on a terminal, appends lines otherwise; Ctrl-C stops
+  --count N          with --watch: stop after N readings
+  --no-color         no colour (also NO_COLOR=1; colour is only ever used on a terminal)
+  -h, --help         this text
+  -v, --version      heapstate's version
 
-Exit codes: 0 ok, 1 the reading failed, 2 bad usage.`;
+Exit codes: 0 ok, 1 the reading failed, 2 bad usage, 3 internal error.`,
+  diff: `Usage: heapstate diff A.json B.json [--json]
+
+Compares two snapshots written by "heapstate --json" (or collect() saved as JSON): every byte
+figure before → after with its change, then the top growers.
+
+Options:
+  --json      the structured diff as JSON
+  -h, --help  this text
+
+Exit codes: 0 ok, 1 a file could not be read or is not a snapshot, 2 bad usage.`,
+  trim: `Usage: heapstate trim
+
+Explains how to give a service's free memory back to the OS. The CLI cannot do it for another
+process: free memory belongs to the allocator inside that process.`,
+} as const;
+
+type Command = keyof typeof usage;
+
+interface Spec {
+  [flag: string]: "flag" | "value" | "optional-number";
+}
+
+/** Parses flags by spec; returns the values or a one-line usage error. */
+function parseFlags(args: string[], spec: Spec): { flags: Map<string, string | true>; rest: string[] } | string {
+  const flags = new Map<string, string | true>();
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (!arg.startsWith("-") || arg === "-") {
+      rest.push(arg);
+      continue;
+    }
+    const [name, inline] = arg.includes("=")
+      ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)]
+      : [arg, undefined];
+    const kind = spec[name];
+    if (kind === undefined) return `unknown option ${JSON.stringify(name)}`;
+    if (kind === "flag") {
+      if (inline !== undefined) return `option ${name} takes no value`;
+      flags.set(name, true);
+    } else if (kind === "value") {
+      const v = inline ?? args[++i];
+      if (v === undefined || (inline === undefined && v.startsWith("-"))) return `option ${name} needs a value`;
+      flags.set(name, v);
+    } else {
+      const next = args[i + 1];
+      if (inline !== undefined) flags.set(name, inline);
+      else if (next !== undefined && /^\d+(\.\d+)?$/.test(next)) flags.set(name, args[++i] as string);
+      else flags.set(name, true);
+    }
+  }
+  return { flags, rest };
+}
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(join(__dirname, "..", "package.json"), "utf8")) as { version: string };
   return pkg.version;
 }
 
-export function main(argv: readonly string[], io: CliIo = defaultIo): number {
-  const args = [...argv];
-  if (args[0] === "show-host") args.shift();
-  let json = false;
-  let tier: Tier | undefined;
-  let pid: number | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] as string;
-    const value = (): string | undefined => args[++i];
-    switch (arg) {
-      case "-h":
-      case "--help":
-        io.out(usage);
-        return 0;
-      case "-v":
-      case "--version":
-        io.out(version());
-        return 0;
-      case "--json":
-        json = true;
-        break;
-      case "--tier": {
-        const t = value();
-        if (t !== "fast" && t !== "standard" && t !== "deep") {
-          io.err(
-            `heapstate: --tier takes fast, standard or deep (received ${t === undefined ? "nothing" : JSON.stringify(t)})`,
-          );
-          return 2;
-        }
-        tier = t;
-        break;
-      }
-      case "--pid": {
-        const p = value();
-        if (p === undefined || !/^\d+$/.test(p) || Number(p) <= 0) {
-          io.err(`heapstate: --pid takes a process id (received ${p === undefined ? "nothing" : JSON.stringify(p)})`);
-          return 2;
-        }
-        pid = Number(p);
-        break;
-      }
-      default:
-        io.err(
-          `heapstate: unknown ${arg.startsWith("-") ? "option" : "command"} ${JSON.stringify(arg)} (see heapstate --help)`,
-        );
-        return 2;
-    }
-  }
+interface Paint {
+  bold: (s: string) => string;
+  warn: (s: string) => string;
+}
+
+function painter(io: CliIo, noColor: boolean): Paint {
+  const env = io.env ?? {};
+  const on = io.isTTY === true && !noColor && (env.NO_COLOR === undefined || env.NO_COLOR === "");
+  const wrap = (code: string) => (s: string) => (on ? `\x1b[${code}m${s}\x1b[0m` : s);
+  return { bold: wrap("1"), warn: wrap("33") };
+}
+
+/**
+ * Runs the CLI. Returns the exit code; with --watch, a promise of it.
+ * @example
+ * process.exitCode = await main(["show-host", "--json"]);
+ */
+export function main(argv: readonly string[], io: CliIo = defaultIo()): number | Promise<number> {
   try {
-    const s = collect({ tier, pid });
-    io.out(json ? JSON.stringify(s, null, 2) : formatHuman(s));
-    return 0;
+    return run([...argv], io);
   } catch (error) {
-    if (error instanceof HeapstateError) {
-      io.err(`heapstate: ${error.message}`);
-      return 1;
-    }
-    throw error;
+    return fail(error, io);
   }
+}
+
+function fail(error: unknown, io: CliIo): number {
+  if (error instanceof HeapstateError) {
+    io.err(`heapstate: ${error.message}`);
+    return EXIT.failed;
+  }
+  io.err(`heapstate: internal error: ${(error as Error)?.message ?? String(error)} (please report it)`);
+  return EXIT.internal;
+}
+
+function run(args: string[], io: CliIo): number | Promise<number> {
+  const first = args[0];
+  if (first === "-v" || first === "--version") {
+    io.out(version());
+    return EXIT.ok;
+  }
+  if (first === "help") {
+    const topic = args[1] ?? "main";
+    if (!(topic in usage)) {
+      io.err(`heapstate: no help for ${JSON.stringify(topic)} (commands: show-host, diff, trim)`);
+      return EXIT.usage;
+    }
+    io.out(usage[topic as Command]);
+    return EXIT.ok;
+  }
+  if (first === "-h" || first === "--help") {
+    io.out(usage.main);
+    return EXIT.ok;
+  }
+  let command: Command = "show-host";
+  if (first !== undefined && !first.startsWith("-")) {
+    if (!(first in usage) || first === "main") {
+      io.err(
+        `heapstate: unknown command ${JSON.stringify(first)} (commands: show-host, diff, trim; see heapstate --help)`,
+      );
+      return EXIT.usage;
+    }
+    command = first as Command;
+    args.shift();
+  }
+  if (args.includes("-h") || args.includes("--help")) {
+    io.out(usage[command]);
+    return EXIT.ok;
+  }
+  switch (command) {
+    case "diff":
+      return diffCommand(args, io);
+    case "trim":
+      return trimCommand(args, io);
+    default:
+      return showHost(args, io);
+  }
+}
+
+function usageError(io: CliIo, command: string, message: string): number {
+  io.err(`heapstate${command ? ` ${command}` : ""}: ${message} (see heapstate ${command ? `${command} ` : ""}--help)`);
+  return EXIT.usage;
+}
+
+function positiveInt(v: string | true | undefined): number | undefined {
+  return typeof v === "string" && /^\d+$/.test(v) && Number(v) > 0 ? Number(v) : undefined;
+}
+
+const showHostSpec: Spec = {
+  "--pid": "value",
+  "--tier": "value",
+  "--deep": "flag",
+  "--top": "value",
+  "--addresses": "flag",
+  "--json": "flag",
+  "--watch": "optional-number",
+  "--count": "value",
+  "--no-color": "flag",
+  "-v": "flag",
+  "--version": "flag",
+};
+
+interface ShowOptions {
+  pid?: number;
+  tier: Tier;
+  top?: number;
+  addresses: boolean;
+  json: boolean;
+  paint: Paint;
+}
+
+function showHost(args: string[], io: CliIo): number | Promise<number> {
+  const parsed = parseFlags(args, showHostSpec);
+  if (typeof parsed === "string") return usageError(io, "", parsed);
+  const { flags, rest } = parsed;
+  if (rest.length > 0) return usageError(io, "", `unexpected argument ${JSON.stringify(rest[0])}`);
+  if (flags.has("-v") || flags.has("--version")) {
+    io.out(version());
+    return EXIT.ok;
+  }
+  let pid: number | undefined;
+  if (flags.has("--pid")) {
+    pid = positiveInt(flags.get("--pid"));
+    if (pid === undefined)
+      return usageError(io, "", `--pid takes a process id, received ${JSON.stringify(flags.get("--pid"))}`);
+  }
+  let tier: Tier = "standard";
+  if (flags.has("--tier")) {
+    const t = flags.get("--tier");
+    if (t !== "fast" && t !== "standard" && t !== "deep") {
+      return usageError(io, "", `--tier takes fast, standard or deep, received ${JSON.stringify(t)}`);
+    }
+    tier = t;
+  }
+  let top: number | undefined;
+  if (flags.has("--top")) {
+    top = positiveInt(flags.get("--top"));
+    if (top === undefined)
+      return usageError(io, "", `--top takes a positive number, received ${JSON.stringify(flags.get("--top"))}`);
+  }
+  const addresses = flags.has("--addresses");
+  if (flags.has("--deep") || top !== undefined || addresses) {
+    if (flags.has("--tier") && tier !== "deep")
+      return usageError(io, "", "--deep, --top and --addresses need the deep tier");
+    tier = "deep";
+  }
+  const options: ShowOptions = {
+    pid,
+    tier,
+    top,
+    addresses,
+    json: flags.has("--json"),
+    paint: painter(io, flags.has("--no-color")),
+  };
+  if (flags.has("--watch")) {
+    const w = flags.get("--watch");
+    const seconds = w === true ? 2 : Number(w);
+    if (!(seconds > 0))
+      return usageError(io, "", `--watch takes a number of seconds > 0, received ${JSON.stringify(w)}`);
+    let count: number | undefined;
+    if (flags.has("--count")) {
+      count = positiveInt(flags.get("--count"));
+      if (count === undefined)
+        return usageError(io, "", `--count takes a positive number, received ${JSON.stringify(flags.get("--count"))}`);
+    }
+    return watch(options, seconds, count, io);
+  }
+  if (flags.has("--count")) return usageError(io, "", "--count goes with --watch");
+  const s = read(options);
+  if (options.json) {
+    io.out(JSON.stringify(jsonOf(s, options), null, 2));
+  } else {
+    io.out(showText(s, options));
+  }
+  return EXIT.ok;
+}
+
+function read(o: ShowOptions): Snapshot {
+  return collect({
+    tier: o.tier,
+    ...(o.pid !== undefined ? { pid: o.pid } : {}),
+    includeAddresses: o.top !== undefined || o.addresses,
+  });
+}
+
+interface TopRegion {
+  category: string;
+  perms: string;
+  sizeBytes: number;
+  rssBytes?: number;
+  start?: string;
+  end?: string;
+  path?: string;
+}
+
+function topRegions(regions: RegionSummary[] | undefined, n: number, addresses: boolean): TopRegion[] {
+  const all: TopRegion[] = [];
+  for (const r of regions ?? []) {
+    for (const m of r.mappings ?? []) {
+      all.push({
+        category: r.category,
+        perms: m.perms,
+        sizeBytes: m.sizeBytes,
+        ...(m.rssBytes !== undefined ? { rssBytes: m.rssBytes } : {}),
+        ...(addresses ? { start: m.start, end: m.end, ...(m.path ? { path: m.path } : {}) } : {}),
+      });
+    }
+  }
+  return all.sort((a, b) => (b.rssBytes ?? 0) - (a.rssBytes ?? 0)).slice(0, n);
+}
+
+/** The snapshot for --json: addresses stay out unless asked for, plus host and environment. */
+function jsonOf(
+  s: Snapshot,
+  o: ShowOptions,
+): Snapshot & { host: HostState & { allocatorEnvironment?: AllocatorEnvironment }; topRegions?: TopRegion[] } {
+  const top = o.top !== undefined ? topRegions(s.regions, o.top, o.addresses) : undefined;
+  const regions = o.addresses ? s.regions : s.regions?.map(({ mappings: _, ...r }) => r);
+  const env = allocatorEnvironment(s.pid);
+  return {
+    ...s,
+    ...(regions ? { regions } : {}),
+    ...(top ? { topRegions: top } : {}),
+    host: { ...hostInfo(), ...(env ? { allocatorEnvironment: env } : {}) },
+  };
+}
+
+function showText(s: Snapshot, o: ShowOptions): string {
+  const h = hostInfo();
+  const { bold } = o.paint;
+  const lines: string[] = [bold("host")];
+  const mem =
+    h.memTotalBytes === undefined
+      ? "(unknown)"
+      : `${formatBytes(h.memTotalBytes)} total, ${formatBytes(h.memAvailableBytes)} available`;
+  const swap =
+    h.swapTotalBytes === undefined
+      ? "(unknown)"
+      : h.swapTotalBytes === 0
+        ? "none"
+        : `${formatBytes(h.swapTotalBytes)}, ${formatBytes(h.swapFreeBytes)} free`;
+  const cg = s.cgroup;
+  lines.push(
+    ...rows(
+      [
+        ["kernel", h.kernel],
+        ["cpus", String(h.cpus)],
+        ["memory", mem],
+        ["swap", swap],
+        ["transparent huge pages", h.transparentHugePages ?? "(unknown)"],
+        ["overcommit", h.overcommit ?? "(unknown)"],
+        [
+          "cgroup",
+          cg
+            ? `v${cg.version} ${cg.path}  limit ${cg.limitBytes === undefined ? "none" : formatBytes(cg.limitBytes)}  usage ${formatBytes(cg.usageBytes)}`
+            : "(unknown)",
+        ],
+        ["libc", h.libc ? `${h.libc.family}${h.libc.version ? ` ${h.libc.version}` : ""}` : "(unknown)"],
+        ["node / v8", `${h.node} / ${h.v8}`],
+      ],
+      "  ",
+    ),
+  );
+
+  lines.push(bold(`allocator environment (process ${s.pid})`));
+  const env = allocatorEnvironment(s.pid);
+  const envRows: Array<[string, string]> = ALLOCATOR_ENV.map((k) => [
+    k,
+    env === undefined ? `(unknown: /proc/${s.pid}/environ may not be read)` : (env[k] ?? "(not set)"),
+  ]);
+  const heap = s.heap;
+  const outside = s.warnings.find((w) => w.code === "ALLOCATOR_NOT_READABLE_FROM_OUTSIDE");
+  envRows.push([
+    "serves malloc",
+    heap
+      ? `${heap.allocator}${heap.version ? ` ${heap.version}` : ""} (${heap.library})`
+      : outside
+        ? "(unknown: the allocator lives inside that process and cannot be read from outside; heapstate does not guess from the mapped libraries)"
+        : `(unknown: ${s.warnings.find((w) => w.source === "native" || w.source === "heap")?.message ?? "not measured"})`,
+  ]);
+  lines.push(...rows(envRows, "  "));
+
+  lines.push(bold("heap state"));
+  lines.push(
+    ...formatHuman(s)
+      .split("\n")
+      .map((l) => (/^(WARN|warning) /.test(l) ? o.paint.warn(l) : l)),
+  );
+
+  if (o.top !== undefined) {
+    lines.push(bold(`top ${o.top} mappings by RSS`));
+    lines.push(
+      ...rows(
+        topRegions(s.regions, o.top, o.addresses).map((r) => [
+          `${r.category} ${r.perms}`,
+          `size ${formatBytes(r.sizeBytes).padStart(10)}  rss ${formatBytes(r.rssBytes).padStart(10)}${r.start ? `  ${r.start}-${r.end}` : ""}${r.path ? `  ${r.path}` : ""}`,
+        ]),
+        "  ",
+      ),
+    );
+  }
+  return lines.join("\n");
+}
+
+function signed(n: number | undefined): string {
+  if (n === undefined) return "";
+  return n > 0 ? ` (+${formatBytes(n)})` : n < 0 ? ` (${formatBytes(n)})` : " (±0)";
+}
+
+function watchFigures(s: Snapshot): Array<[string, number | undefined]> {
+  return [
+    ["rss", s.breakdown?.rssBytes ?? s.process?.rssBytes],
+    ["heap allocated", s.heap?.allocatedBytes ?? s.heap?.committedBytes],
+    ["v8 used", s.v8?.heapUsedBytes],
+    ["unattributed", s.breakdown?.unattributedBytes],
+  ];
+}
+
+function watch(o: ShowOptions, seconds: number, count: number | undefined, io: CliIo): Promise<number> {
+  return new Promise((resolve) => {
+    let start: Snapshot | undefined;
+    let ticks = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const stop = (code: number) => {
+      if (timer) clearTimeout(timer);
+      process.removeListener("SIGINT", onInt);
+      resolve(code);
+    };
+    const onInt = () => {
+      if (io.isTTY) io.out("");
+      stop(EXIT.ok);
+    };
+    process.once("SIGINT", onInt);
+    const tick = () => {
+      let s: Snapshot;
+      try {
+        s = read(o);
+      } catch (error) {
+        stop(fail(error, io));
+        return;
+      }
+      start ??= s;
+      ticks++;
+      const base = new Map(watchFigures(start));
+      if (o.json) {
+        io.out(JSON.stringify(s));
+      } else if (io.isTTY) {
+        const figures = watchFigures(s).map(([k, v]): [string, string] => [
+          k,
+          `${formatBytes(v).padStart(10)}${ticks > 1 && v !== undefined ? signed(v - (base.get(k) ?? v)) : ""}`,
+        ]);
+        io.out(
+          `\x1b[H\x1b[2J${o.paint.bold(`heapstate --watch ${seconds}s  reading ${ticks}  (changes since ${start.time}; Ctrl-C stops)`)}\n${rows(figures, "  ").join("\n")}\n\n${formatHuman(s)}`,
+        );
+      } else {
+        const parts = watchFigures(s).map(([k, v]) => {
+          const b = base.get(k);
+          return `${k} ${formatBytes(v)}${ticks > 1 && v !== undefined && b !== undefined ? signed(v - b) : ""}`;
+        });
+        io.out(`${s.time}  ${parts.join("  ")}`);
+      }
+      if (count !== undefined && ticks >= count) stop(EXIT.ok);
+      else timer = setTimeout(tick, seconds * 1000);
+    };
+    tick();
+  });
+}
+
+function diffCommand(args: string[], io: CliIo): number {
+  const parsed = parseFlags(args, { "--json": "flag" });
+  if (typeof parsed === "string") return usageError(io, "diff", parsed);
+  const { flags, rest } = parsed;
+  if (rest.length !== 2) return usageError(io, "diff", `needs two files, received ${rest.length}`);
+  const [a, b] = rest.map((file) => {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (error) {
+      throw new HeapstateError(
+        "INVALID_SNAPSHOT",
+        `${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      );
+    }
+    try {
+      return parseSnapshot(text);
+    } catch (error) {
+      throw new HeapstateError("INVALID_SNAPSHOT", `${file}: ${(error as Error).message}`);
+    }
+  }) as [Snapshot, Snapshot];
+  const d = diff(a, b);
+  io.out(flags.has("--json") ? JSON.stringify(d, null, 2) : formatDiff(d));
+  return EXIT.ok;
+}
+
+function trimCommand(args: string[], io: CliIo): number {
+  if (args.length > 0) return usageError(io, "trim", `takes no options, received ${JSON.stringify(args[0])}`);
+  io.out(`heapstate trim does not trim anything from the command line: free memory belongs to the
+allocator inside each process, and this CLI's own process has nothing worth giving back.
+
+In the service, call trim() where a pause of a few milliseconds is acceptable (for example after
+a burst of work, or from an admin endpoint):
+
+  const { trim } = require("heapstate");
+  const { releasedBytes, before, after } = trim();
+  console.log(\`gave back \${releasedBytes} bytes of RSS\`);
+
+It runs malloc_trim(0) under glibc, purges every jemalloc arena, releases tcmalloc's free pages
+or runs mi_collect(true), and measures what left RSS.`);
+  return EXIT.ok;
 }

@@ -6,6 +6,7 @@
 export { diff, type FieldChange, formatDiff, type SnapshotDiff } from "./diff";
 export { HeapstateError, type HeapstateErrorCode } from "./errors";
 export { formatHuman } from "./format";
+export { type AllocatorEnvironment, allocatorEnvironment, type HostState, hostInfo } from "./host";
 export { parseSnapshot } from "./parse";
 export { collect, snapshot, trim } from "./snapshot";
 export type {

@@ -1,54 +1,295 @@
-/** The command line as far as the allocator issue takes it (show-host grows in its own issue). */
-import { execFileSync } from "node:child_process";
+/**
+ * The CLI as a user meets it: the built bin in real processes (a pseudo-terminal through tmux and
+ * script where a terminal matters), plus main() in-process for the quick cases.
+ */
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { release, tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../lib/cli";
-import type { Snapshot } from "../../lib/types";
-import { childEnv, requireLib, root } from "../helpers";
+import { parseSnapshot } from "../../lib/parse";
+import { childEnv, fixtures, requireLib, root } from "../helpers";
 
-function run(argv: string[]) {
+const bin = join(root, "bin", "heapstate.js");
+
+function cli(args: string[], env: Record<string, string | undefined> = {}) {
+  const r = spawnSync(process.execPath, [bin, ...args], { env: childEnv(env), encoding: "utf8", timeout: 30_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+async function inProcess(argv: string[]) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = main(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
+  const code = await main(argv, { out: (t) => out.push(t), err: (t) => err.push(t), isTTY: false, env: {} });
   return { code, out: out.join("\n"), err: err.join("\n") };
 }
 
-describe("heapstate CLI", () => {
-  it("--json prints a snapshot with the allocator that serves malloc", () => {
-    const r = run(["--json"]);
+/** A node child that is ready (exec'd) before it is read. */
+async function idleChild(env: Record<string, string | undefined> = {}): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [join(fixtures, "children", "idle.cjs")], {
+    env: childEnv(env),
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.once("data", () => resolve());
+    child.once("error", reject);
+  });
+  return child;
+}
+
+function expectOneLineError(r: { code: number | null; err: string }, code: number, pattern: RegExp) {
+  expect(r.code).toBe(code);
+  expect(r.err.trim().split("\n")).toHaveLength(1);
+  expect(r.err).toMatch(pattern);
+  expect(r.err).not.toMatch(/\n\s+at /);
+}
+
+describe("show-host on itself", () => {
+  const r = cli([]);
+
+  it("prints the host, the allocator environment and the heap state, in that order", () => {
     expect(r.code).toBe(0);
-    const s = JSON.parse(r.out) as Snapshot;
-    expect(s.schema).toBe("heapstate/1");
-    expect(s.heap?.allocator).toBe("glibc");
-  });
-
-  it("bad usage: exit 2 and one line naming the flag", () => {
-    const r = run(["--frobnicate"]);
-    expect(r.code).toBe(2);
-    expect(r.err).toBe('heapstate: unknown option "--frobnicate" (see heapstate --help)');
-    expect(run(["--tier", "huge"]).code).toBe(2);
-    expect(run(["--pid"]).code).toBe(2);
-  });
-
-  it("a process that does not exist: exit 1 and one clear line", () => {
-    const r = run(["--pid", "4194305"]); // above the largest pid Linux hands out
-    expect(r.code).toBe(1);
-    expect(r.err).toBe("heapstate: process 4194305 does not exist (or exited while being read)");
-  });
-
-  it("--help and --version", () => {
-    expect(run(["--help"]).out).toContain("Usage: heapstate");
-    expect(run(["--version"]).out).toMatch(/^\d+\.\d+\.\d+$/);
-  });
-
-  it("the bin, under a jemalloc preload, prints jemalloc as the heap", () => {
-    const text = execFileSync(process.execPath, [join(root, "bin", "heapstate.js")], {
-      env: childEnv({ LD_PRELOAD: requireLib("jemalloc") }),
-      encoding: "utf8",
-    });
-    expect(text).toMatch(
-      /^ {2}jemalloc 5\.\S+ {2}\/usr\/lib\/x86_64-linux-gnu\/libjemalloc\.so\.2 {2}\(serves malloc\)$/m,
+    const order = ["host", "allocator environment (process", "heap state", "where the RSS is ("].map((h) =>
+      r.out.indexOf(h),
     );
-    expect(text).toMatch(/^ {4}allocated +\d/m);
+    expect(order.every((i) => i >= 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    expect(r.out).toContain(`  kernel                  ${release()}`);
+    expect(r.out).toMatch(/^ {2}LD_PRELOAD +\(not set\)$/m);
+    expect(r.out).toMatch(/^ {2}serves malloc +glibc 2\.\d+ \(\/.*libc\.so\.6\)$/m);
+    expect(r.out).toMatch(/^ {2}memory +[\d.]+ GiB total, [\d.]+ GiB available$/m);
+    expect(r.out).not.toContain("\x1b["); // not a terminal: no colour
+  });
+
+  it("--json is a snapshot with a host object", () => {
+    const j = cli(["--json"]);
+    expect(j.code).toBe(0);
+    const parsed = JSON.parse(j.out) as {
+      host: { kernel: string; allocatorEnvironment: object; libc: { family: string } };
+    };
+    const s = parseSnapshot(parsed);
+    expect(s.heap?.allocator).toBe("glibc");
+    expect(parsed.host.kernel).toBe(release());
+    expect(parsed.host.libc.family).toBe("glibc");
+    expect(parsed.host.allocatorEnvironment).toEqual({});
+  });
+
+  it("--deep --top 5 lists the regions and the top mappings, addresses only with --addresses", () => {
+    const plain = cli(["--deep", "--top", "5"]);
+    expect(plain.code).toBe(0);
+    expect(plain.out).toContain("regions (smaps):");
+    expect(plain.out).toContain("top 5 mappings by RSS");
+    expect(plain.out).not.toMatch(/0x[0-9a-f]{6,}/);
+    const detailed = cli(["--deep", "--top", "5", "--addresses"]);
+    expect(detailed.out).toMatch(/0x[0-9a-f]{6,}-0x[0-9a-f]{6,}/);
+    const json = JSON.parse(cli(["--json", "--top", "3"]).out) as {
+      topRegions: object[];
+      regions: Array<{ mappings?: unknown }>;
+    };
+    expect(json.topRegions).toHaveLength(3);
+    expect(JSON.stringify(json)).not.toMatch(/"start":/);
+    expect(json.regions.every((x) => x.mappings === undefined)).toBe(true);
+  });
+});
+
+describe("show-host --pid", () => {
+  let child: ChildProcess;
+  beforeAll(async () => {
+    child = await idleChild({ LD_PRELOAD: requireLib("jemalloc") });
+  });
+  afterAll(() => child.kill());
+
+  it("of a process under an LD_PRELOAD jemalloc: shows the preload, says the allocator cannot be read, does not guess", () => {
+    const r = cli(["--pid", String(child.pid)]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`allocator environment (process ${child.pid})`);
+    expect(r.out).toMatch(new RegExp(`^ {2}LD_PRELOAD +${requireLib("jemalloc")}$`, "m"));
+    expect(r.out).toMatch(
+      /^ {2}serves malloc +\(unknown: the allocator lives inside that process and cannot be read from outside/m,
+    );
+    expect(r.out).toContain("heap: (unknown)");
+    expect(r.out).not.toMatch(/jemalloc 5\./);
+    expect(r.out).toMatch(/^rss +\d/m);
+  });
+
+  it("--json of it has no heap and a host object", () => {
+    const s = JSON.parse(cli(["--pid", String(child.pid), "--json"]).out) as {
+      heap?: unknown;
+      pid: number;
+      host: object;
+    };
+    expect(s.pid).toBe(child.pid);
+    expect(s.heap).toBeUndefined();
+    expect(s.host).toBeDefined();
+  });
+
+  it("a process that does not exist: one line, exit 1", () => {
+    expectOneLineError(cli(["--pid", "4194305"]), 1, /^heapstate: process 4194305 does not exist/);
+  });
+});
+
+describe("show-host --pid as an unprivileged user against a root-owned process", () => {
+  const copy = mkdtempSync(join(tmpdir(), "heapstate-cli-"));
+  let target: ChildProcess;
+  beforeAll(async () => {
+    // A world-readable copy of what the CLI needs, so the user "nobody" can run it.
+    for (const part of ["dist", "bin", "package.json", join("build", "Release", "heapstate.node")]) {
+      cpSync(join(root, part), join(copy, part), { recursive: true });
+    }
+    chmodSync(copy, 0o755);
+    target = await idleChild();
+  });
+  afterAll(() => {
+    target.kill();
+    rmSync(copy, { recursive: true, force: true });
+  });
+
+  it("one clear line on stderr and exit 1, no stack trace", () => {
+    expect(process.getuid?.()).toBe(0);
+    const r = spawnSync(
+      "setpriv",
+      [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        process.execPath,
+        join(copy, "bin", "heapstate.js"),
+        "--pid",
+        String(target.pid),
+      ],
+      { env: childEnv(), encoding: "utf8", cwd: copy },
+    );
+    expectOneLineError(
+      { code: r.status, err: r.stderr },
+      1,
+      new RegExp(`^heapstate: process ${target.pid} may not be read by this user`),
+    );
+  });
+});
+
+describe("diff", () => {
+  const dir = mkdtempSync(join(tmpdir(), "heapstate-diff-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("compares two files written by --json", () => {
+    writeFileSync(join(dir, "a.json"), cli(["--json"]).out);
+    writeFileSync(join(dir, "b.json"), cli(["--json", "--deep"]).out);
+    const r = cli(["diff", join(dir, "a.json"), join(dir, "b.json")]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^heapstate diff {2}pid \d+ → pid \d+ \(different processes\)/);
+    expect(r.out).toMatch(/^ {2}process\.rssBytes +[\d.]+ \w+ → +[\d.]+ \w+/m);
+    const j = JSON.parse(cli(["diff", "--json", join(dir, "a.json"), join(dir, "b.json")]).out) as {
+      changes: unknown[];
+    };
+    expect(j.changes.length).toBeGreaterThan(5);
+  });
+
+  it("a missing file or a non-snapshot: one line, exit 1; wrong arity: exit 2", () => {
+    writeFileSync(join(dir, "not.json"), '{"hello": 1}');
+    expectOneLineError(cli(["diff", join(dir, "a.json"), join(dir, "nope.json")]), 1, /nope\.json: ENOENT/);
+    expectOneLineError(
+      cli(["diff", join(dir, "a.json"), join(dir, "not.json")]),
+      1,
+      /not\.json: parseSnapshot: not a heapstate snapshot/,
+    );
+    expectOneLineError(cli(["diff", join(dir, "a.json")]), 2, /needs two files/);
+  });
+});
+
+describe("usage", () => {
+  it("unknown flags and commands are named, exit 2", async () => {
+    expectOneLineError(await inProcess(["--frobnicate"]), 2, /unknown option "--frobnicate"/);
+    expectOneLineError(await inProcess(["show-host", "--pid"]), 2, /option --pid needs a value/);
+    expectOneLineError(await inProcess(["--pid", "abc"]), 2, /--pid takes a process id/);
+    expectOneLineError(await inProcess(["--tier", "huge"]), 2, /--tier takes fast, standard or deep/);
+    expectOneLineError(await inProcess(["--top", "0"]), 2, /--top takes a positive number/);
+    expectOneLineError(await inProcess(["--count", "3"]), 2, /--count goes with --watch/);
+    expectOneLineError(await inProcess(["frobnicate"]), 2, /unknown command "frobnicate"/);
+    expectOneLineError(await inProcess(["diff", "--frob", "a", "b"]), 2, /heapstate diff: unknown option "--frob"/);
+  });
+
+  it("--help for every command, --version", async () => {
+    expect((await inProcess(["--help"])).out).toMatch(/^Usage: heapstate \[command\]/);
+    for (const c of ["show-host", "diff", "trim"]) {
+      const r = await inProcess([c, "--help"]);
+      expect(r.code).toBe(0);
+      expect(r.out).toContain(`Usage: heapstate ${c === "show-host" ? "[show-host]" : c}`);
+      expect((await inProcess(["help", c])).out).toBe(r.out);
+    }
+    expect((await inProcess(["--version"])).out).toBe(
+      JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version,
+    );
+  });
+
+  it("trim explains instead of pretending", async () => {
+    const r = await inProcess(["trim"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("does not trim anything");
+    expect(r.out).toContain('const { trim } = require("heapstate")');
+  });
+});
+
+describe("--watch", () => {
+  it("without a terminal: one line per reading with changes since the start", () => {
+    const r = cli(["--watch", "0.2", "--count", "3", "--tier", "fast"]);
+    expect(r.code).toBe(0);
+    const lines = r.out.trim().split("\n");
+    expect(lines).toHaveLength(3);
+    for (const line of lines) expect(line).toMatch(/^\d{4}-\d\d-\d\dT.*Z {2}rss [\d.]+ \w+/);
+    expect(lines[0]).not.toContain("(");
+    expect(lines[2]).toMatch(/rss [\d.]+ \w+ \((\+|-|±)/);
+  });
+
+  it("on a terminal: redraws in place with changes, and Ctrl-C stops it cleanly", async () => {
+    const session = `heapstate-test-${process.pid}`;
+    const tmux = (...a: string[]) => execFileSync("tmux", a, { encoding: "utf8", env: childEnv() });
+    tmux(
+      "new-session",
+      "-d",
+      "-s",
+      session,
+      "-x",
+      "160",
+      "-y",
+      "60",
+      `${process.execPath} ${bin} --watch 0.3 --tier fast; echo "EXIT=$?"; sleep 30`,
+    );
+    try {
+      await new Promise((r) => setTimeout(r, 2000));
+      const screen = tmux("capture-pane", "-p", "-t", session);
+      expect(screen).toMatch(/heapstate --watch 0\.3s {2}reading \d+/);
+      expect(screen).toMatch(/^ {2}rss +[\d.]+ \w+ \((\+|-|±)/m);
+      expect(screen.match(/heapstate --watch/g)).toHaveLength(1); // redrawn, not appended
+      tmux("send-keys", "-t", session, "C-c");
+      await new Promise((r) => setTimeout(r, 800));
+      expect(tmux("capture-pane", "-p", "-t", session)).toContain("EXIT=0");
+    } finally {
+      spawnSync("tmux", ["kill-session", "-t", session]);
+    }
+  });
+});
+
+describe("colour", () => {
+  const scriptRun = (env: Record<string, string>) =>
+    execFileSync("script", ["-qec", `${process.execPath} ${bin} --tier fast`, "/dev/null"], {
+      encoding: "utf8",
+      env: childEnv(env),
+    });
+
+  it("on a terminal, and never with NO_COLOR", () => {
+    expect(scriptRun({})).toContain("\x1b[1mhost\x1b[0m");
+    expect(scriptRun({ NO_COLOR: "1" })).not.toContain("\x1b[");
+  });
+});
+
+describe("the README's commands", () => {
+  it("npx heapstate works from the checkout", () => {
+    const out = execFileSync("npx", ["--no-install", "heapstate", "show-host", "--tier", "fast"], {
+      cwd: root,
+      encoding: "utf8",
+      env: childEnv(),
+    });
+    expect(out).toContain("serves malloc");
   });
 });
