@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Compiles lib/ to CommonJS in dist/, then writes the ESM entry: a thin wrapper that re-exports
-// the CommonJS module's names, so `import` and `require` share one module instance (one cache,
-// one loaded addon) instead of two copies of the package's state.
+// Compiles lib/ to CommonJS in dist/ (lib/vitest/setup.mts to ESM: it imports vitest), then writes
+// the ESM entries: thin wrappers that re-export the CommonJS modules' names, so `import` and
+// `require` share one module instance (one cache, one loaded addon) instead of two copies.
 import { spawnSync } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -17,6 +17,20 @@ const tsc = require.resolve("typescript/bin/tsc");
 const r = spawnSync(process.execPath, [tsc, "-p", join(root, "tsconfig.json")], { stdio: "inherit" });
 if (r.status !== 0) process.exit(r.status ?? 1);
 
-const names = Object.keys(require(join(dist, "index.js"))).filter((n) => n !== "__esModule");
-writeFileSync(join(dist, "index.mjs"), `import cjs from "./index.js";\nexport const { ${names.join(", ")} } = cjs;\n`);
-writeFileSync(join(dist, "index.d.mts"), `export * from "./index.js";\n`);
+// [entry without extension, the export that is also the default (or none)]
+const entries = [
+  ["index", undefined],
+  ["sidecar", undefined],
+  ["vitest/reporter", "HeapstateReporter"],
+];
+for (const [entry, defaultName] of entries) {
+  const base = entry.split("/").pop();
+  const names = Object.keys(require(join(dist, `${entry}.js`))).filter((n) => n !== "__esModule" && n !== "default");
+  let text = `import cjs from "./${base}.js";\nexport const { ${names.join(", ")} } = cjs;\n`;
+  if (defaultName) text += `export default cjs.${defaultName};\n`;
+  writeFileSync(join(dist, `${entry}.mjs`), text);
+  writeFileSync(
+    join(dist, `${entry}.d.mts`),
+    `export * from "./${base}.js";\n${defaultName ? `export { ${defaultName} as default } from "./${base}.js";\n` : ""}`,
+  );
+}

@@ -1,0 +1,166 @@
+/**
+ * The Vitest reporter and setup file on a fixture project of three files (a ~100 MiB native leak,
+ * an allocate-and-release, an idle one), run by the pinned Vitest (4) and by Vitest 3 (installed
+ * from test/compat/vitest3's lock file), in forks and threads pools.
+ */
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import type { SidecarRun } from "../../lib/sidecar";
+import { childEnv, fixtures, MiB, root, runChild } from "../helpers";
+
+const projects: string[] = [];
+afterAll(() => {
+  for (const p of projects) rmSync(p, { recursive: true, force: true });
+});
+
+/** A temporary project: the fixture files, heapstate as a consumer installs it, and one Vitest. */
+function project(vitestDir: string): string {
+  expect(existsSync(join(vitestDir, "vitest.mjs")), `${vitestDir} (npm test installs it)`).toBe(true);
+  const dir = mkdtempSync(join(tmpdir(), "heapstate-vitest-"));
+  projects.push(dir);
+  cpSync(join(fixtures, "vitest-project"), dir, { recursive: true });
+  const pkg = join(dir, "node_modules", "heapstate");
+  mkdirSync(join(pkg, "build", "Release"), { recursive: true });
+  for (const part of ["dist", "bin", "package.json"]) cpSync(join(root, part), join(pkg, part), { recursive: true });
+  cpSync(join(root, "build", "Release", "heapstate.node"), join(pkg, "build", "Release", "heapstate.node"));
+  symlinkSync(vitestDir, join(dir, "node_modules", "vitest"), "dir");
+  return dir;
+}
+
+function runVitest(dir: string, pool: string, options: object = {}) {
+  const r = spawnSync(process.execPath, [join(dir, "node_modules", "vitest", "vitest.mjs"), "run"], {
+    cwd: dir,
+    env: childEnv({ HEAPSTATE_FIXTURE_POOL: pool, HEAPSTATE_REPORTER_OPTIONS: JSON.stringify(options), CI: "1" }),
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  const file = join(dir, (options as { outputFile?: string }).outputFile ?? ".vitest/heapstate/sidecar.json");
+  const sidecar = existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as SidecarRun) : undefined;
+  return { code: r.status, out: `${r.stdout}${r.stderr}`, sidecar };
+}
+
+function byFile(run: SidecarRun | undefined, name: string) {
+  const f = run?.files.find((x) => x.file === name);
+  expect(f, `${name} in ${JSON.stringify(run?.files.map((x) => x.file))}`).toBeDefined();
+  return f as SidecarRun["files"][number];
+}
+
+/** The rows of one summary table, file names in order. */
+function tableOrder(out: string, title: string): string[] {
+  const lines = out.split("\n");
+  const start = lines.findIndex((l) => l.startsWith(title));
+  const names: string[] = [];
+  for (const line of lines.slice(start + 2)) {
+    const m = /^ {2}(\S+\.test\.js) /.exec(line);
+    if (!m) break;
+    names.push(m[1] as string);
+  }
+  return names;
+}
+
+const versions: Array<[string, string]> = [
+  ["Vitest 4 (pinned)", join(root, "node_modules", "vitest")],
+  ["Vitest 3", join(root, "test", "compat", "vitest3", "node_modules", "vitest")],
+];
+
+describe.each(versions)("%s", (_label, vitestDir) => {
+  const dir = project(vitestDir);
+  const forks = runVitest(dir, "forks");
+
+  it("forks: the sidecar exists, parses, and the leaking file leads native-heap growth with about 100 MiB", () => {
+    expect(forks.code, forks.out).toBe(0);
+    const run = forks.sidecar;
+    expect(run?.schema).toBe("heapstate-sidecar/1");
+    expect(run?.runner.name).toBe("vitest");
+    expect(run?.runner.pool).toBe("forks");
+    expect(run?.files).toHaveLength(3);
+    expect(run?.unmeasured).toEqual([]);
+    const leak = byFile(run, "leak.test.js");
+    // About 100 MiB: the rest of the worker may free a few MiB of its own meanwhile.
+    expect(leak.growth.nativeHeapBytes).toBeGreaterThanOrEqual(85 * MiB);
+    expect(leak.growth.nativeHeapBytes).toBeLessThanOrEqual(110 * MiB);
+    expect(leak.growth.rssBytes).toBeGreaterThanOrEqual(85 * MiB);
+    expect(byFile(run, "release.test.js").growth.nativeHeapBytes).toBeLessThan(8 * MiB);
+    expect(byFile(run, "idle.test.js").growth.nativeHeapBytes).toBeLessThan(8 * MiB);
+    expect(tableOrder(forks.out, "top by native heap growth:")[0]).toBe("leak.test.js");
+    expect(tableOrder(forks.out, "top by RSS growth:")[0]).toBe("leak.test.js");
+  });
+
+  it("forks: each file has its own process, and the record says so", () => {
+    const files = forks.sidecar?.files ?? [];
+    expect(new Set(files.map((f) => f.pid)).size).toBe(3);
+    for (const f of files) {
+      expect(f.attribution).toBe("own-process");
+      expect(f.pid).not.toBe(process.pid);
+      expect(f.start.allocator).toBe("glibc");
+      expect(f.durationMs).toBeGreaterThanOrEqual(0);
+      expect(f.peakRssBytes).toBeGreaterThan(0);
+    }
+    expect(forks.out).not.toContain("(shared)");
+  });
+
+  it("the run records the main process's heap state and the host", () => {
+    const run = forks.sidecar as SidecarRun;
+    expect(run.main.schema).toBe("heapstate/1");
+    expect(run.main.heap?.allocator).toBe("glibc");
+    expect(run.host.kernel).toBeTruthy();
+    expect(run.host.node).toBe(process.versions.node);
+  });
+
+  it("a 50 MiB native-heap budget fails the run, naming the file and the figure", () => {
+    const r = runVitest(dir, "forks", { budgets: { nativeHeapBytes: "50MiB" }, outputFile: "budget.json" });
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(
+      /BUDGET EXCEEDED: leak\.test\.js grew the native heap by \d+\.\d MiB, over its budget of 50\.0 MiB/,
+    );
+    expect(r.sidecar?.violations.map((v) => [v.file, v.figure, v.enforced])).toEqual([
+      ["leak.test.js", "nativeHeapBytes", true],
+    ]);
+  });
+
+  it("threads: files share a process; the sidecar and the summary say so, and budgets do not blame", () => {
+    const r = runVitest(dir, "threads", { budgets: { nativeHeapBytes: "50MiB" }, outputFile: "threads.json" });
+    expect(r.code, r.out).toBe(0);
+    const files = r.sidecar?.files ?? [];
+    expect(files).toHaveLength(3);
+    for (const f of files) {
+      expect(f.pid).toBe(files[0]?.pid);
+      expect(f.attribution).toBe("shared-process");
+      expect(f.sharedWith?.length).toBe(2);
+    }
+    expect(r.out).toContain("(shared) = the file shared its process with other files");
+    expect(r.out).toMatch(/budget \(not enforced\): leak\.test\.js/);
+  });
+
+  it("a baseline: the files whose growth changed most are reported", () => {
+    const r = runVitest(dir, "forks", { baseline: ".vitest/heapstate/sidecar.json", outputFile: "second.json" });
+    expect(r.code).toBe(0);
+    expect(r.sidecar?.baseline?.changes.map((c) => c.file).sort()).toEqual([
+      "idle.test.js",
+      "leak.test.js",
+      "release.test.js",
+    ]);
+    const leak = r.sidecar?.baseline?.changes.find((c) => c.file === "leak.test.js");
+    expect(leak?.nativeHeapGrowthBefore).toBe(byFile(forks.sidecar, "leak.test.js").growth.nativeHeapBytes);
+    expect(r.out).toMatch(/compared with .*sidecar\.json:/);
+  });
+});
+
+describe("the runner-neutral API (heapstate/sidecar)", () => {
+  it("start/stop/buildRun/write give the same sidecar for a custom harness", () => {
+    const dir = mkdtempSync(join(tmpdir(), "heapstate-sidecar-"));
+    projects.push(dir);
+    const out = runChild<{ path: string; summary: string }>("sidecar-neutral.cjs", [dir]);
+    const run = JSON.parse(readFileSync(out.path, "utf8")) as SidecarRun;
+    expect(run.runner.name).toBe("custom");
+    expect(run.files.map((f) => f.file)).toEqual(["suite/grows.js", "suite/idle.js"]);
+    expect(run.files[0]?.growth.nativeHeapBytes).toBeGreaterThanOrEqual(38 * MiB);
+    // Both ran in one process, one after the other: not at the same time, so each owns its growth.
+    expect(run.files.map((f) => f.attribution)).toEqual(["own-process", "own-process"]);
+    expect(run.violations.map((v) => v.file)).toEqual(["suite/grows.js"]);
+    expect(out.summary).toContain("BUDGET EXCEEDED: suite/grows.js grew the native heap");
+  });
+});
