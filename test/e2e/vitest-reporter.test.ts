@@ -54,7 +54,7 @@ function tableOrder(out: string, title: string): string[] {
   const start = lines.findIndex((l) => l.startsWith(title));
   const names: string[] = [];
   for (const line of lines.slice(start + 2)) {
-    const m = /^ {2}(\S+\.test\.js) /.exec(line);
+    const m = /^ {2}(\S+\.test\.mjs) /.exec(line);
     if (!m) break;
     names.push(m[1] as string);
   }
@@ -78,15 +78,15 @@ describe.each(versions)("%s", (_label, vitestDir) => {
     expect(run?.runner.pool).toBe("forks");
     expect(run?.files).toHaveLength(3);
     expect(run?.unmeasured).toEqual([]);
-    const leak = byFile(run, "leak.test.js");
+    const leak = byFile(run, "leak.test.mjs");
     // About 100 MiB: the rest of the worker may free a few MiB of its own meanwhile.
     expect(leak.growth.nativeHeapBytes).toBeGreaterThanOrEqual(85 * MiB);
     expect(leak.growth.nativeHeapBytes).toBeLessThanOrEqual(110 * MiB);
     expect(leak.growth.rssBytes).toBeGreaterThanOrEqual(85 * MiB);
-    expect(byFile(run, "release.test.js").growth.nativeHeapBytes).toBeLessThan(8 * MiB);
-    expect(byFile(run, "idle.test.js").growth.nativeHeapBytes).toBeLessThan(8 * MiB);
-    expect(tableOrder(forks.out, "top by native heap growth:")[0]).toBe("leak.test.js");
-    expect(tableOrder(forks.out, "top by RSS growth:")[0]).toBe("leak.test.js");
+    expect(byFile(run, "release.test.mjs").growth.nativeHeapBytes).toBeLessThan(8 * MiB);
+    expect(byFile(run, "idle.test.mjs").growth.nativeHeapBytes).toBeLessThan(8 * MiB);
+    expect(tableOrder(forks.out, "top by native heap growth:")[0]).toBe("leak.test.mjs");
+    expect(tableOrder(forks.out, "top by RSS growth:")[0]).toBe("leak.test.mjs");
   });
 
   it("forks: each file has its own process, and the record says so", () => {
@@ -114,10 +114,10 @@ describe.each(versions)("%s", (_label, vitestDir) => {
     const r = runVitest(dir, "forks", { budgets: { nativeHeapBytes: "50MiB" }, outputFile: "budget.json" });
     expect(r.code).toBe(1);
     expect(r.out).toMatch(
-      /BUDGET EXCEEDED: leak\.test\.js grew the native heap by \d+\.\d MiB, over its budget of 50\.0 MiB/,
+      /BUDGET EXCEEDED: leak\.test\.mjs grew the native heap by \d+\.\d MiB, over its budget of 50\.0 MiB/,
     );
     expect(r.sidecar?.violations.map((v) => [v.file, v.figure, v.enforced])).toEqual([
-      ["leak.test.js", "nativeHeapBytes", true],
+      ["leak.test.mjs", "nativeHeapBytes", true],
     ]);
   });
 
@@ -132,19 +132,19 @@ describe.each(versions)("%s", (_label, vitestDir) => {
       expect(f.sharedWith?.length).toBe(2);
     }
     expect(r.out).toContain("(shared) = the file shared its process with other files");
-    expect(r.out).toMatch(/budget \(not enforced\): leak\.test\.js/);
+    expect(r.out).toMatch(/budget \(not enforced\): leak\.test\.mjs/);
   });
 
   it("a baseline: the files whose growth changed most are reported", () => {
     const r = runVitest(dir, "forks", { baseline: ".vitest/heapstate/sidecar.json", outputFile: "second.json" });
     expect(r.code).toBe(0);
     expect(r.sidecar?.baseline?.changes.map((c) => c.file).sort()).toEqual([
-      "idle.test.js",
-      "leak.test.js",
-      "release.test.js",
+      "idle.test.mjs",
+      "leak.test.mjs",
+      "release.test.mjs",
     ]);
-    const leak = r.sidecar?.baseline?.changes.find((c) => c.file === "leak.test.js");
-    expect(leak?.nativeHeapGrowthBefore).toBe(byFile(forks.sidecar, "leak.test.js").growth.nativeHeapBytes);
+    const leak = r.sidecar?.baseline?.changes.find((c) => c.file === "leak.test.mjs");
+    expect(leak?.nativeHeapGrowthBefore).toBe(byFile(forks.sidecar, "leak.test.mjs").growth.nativeHeapBytes);
     expect(r.out).toMatch(/compared with .*sidecar\.json:/);
   });
 });
