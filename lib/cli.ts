@@ -10,8 +10,9 @@ import { HeapstateError } from "./errors";
 import { formatHuman, rows } from "./format";
 import { ALLOCATOR_ENV, type AllocatorEnvironment, allocatorEnvironment, type HostState, hostInfo } from "./host";
 import { parseSnapshot } from "./parse";
+import { type TopMapping, topMappings } from "./regions";
 import { collect } from "./snapshot";
-import type { RegionSummary, Snapshot, Tier } from "./types";
+import type { Snapshot, Tier } from "./types";
 import { formatBytes } from "./units";
 
 /** Where the CLI writes, and what it knows of its terminal. Tests pass their own. */
@@ -310,38 +311,12 @@ function read(o: ShowOptions): Snapshot {
   });
 }
 
-interface TopRegion {
-  category: string;
-  perms: string;
-  sizeBytes: number;
-  rssBytes?: number;
-  start?: string;
-  end?: string;
-  path?: string;
-}
-
-function topRegions(regions: RegionSummary[] | undefined, n: number, addresses: boolean): TopRegion[] {
-  const all: TopRegion[] = [];
-  for (const r of regions ?? []) {
-    for (const m of r.mappings ?? []) {
-      all.push({
-        category: r.category,
-        perms: m.perms,
-        sizeBytes: m.sizeBytes,
-        ...(m.rssBytes !== undefined ? { rssBytes: m.rssBytes } : {}),
-        ...(addresses ? { start: m.start, end: m.end, ...(m.path ? { path: m.path } : {}) } : {}),
-      });
-    }
-  }
-  return all.sort((a, b) => (b.rssBytes ?? 0) - (a.rssBytes ?? 0)).slice(0, n);
-}
-
 /** The snapshot for --json: addresses stay out unless asked for, plus host and environment. */
 function jsonOf(
   s: Snapshot,
   o: ShowOptions,
-): Snapshot & { host: HostState & { allocatorEnvironment?: AllocatorEnvironment }; topRegions?: TopRegion[] } {
-  const top = o.top !== undefined ? topRegions(s.regions, o.top, o.addresses) : undefined;
+): Snapshot & { host: HostState & { allocatorEnvironment?: AllocatorEnvironment }; topRegions?: TopMapping[] } {
+  const top = o.top !== undefined ? topMappings(s.regions, o.top, o.addresses) : undefined;
   const regions = o.addresses ? s.regions : s.regions?.map(({ mappings: _, ...r }) => r);
   const env = allocatorEnvironment(s.pid);
   return {
@@ -418,7 +393,7 @@ function showText(s: Snapshot, o: ShowOptions): string {
     lines.push(bold(`top ${o.top} mappings by RSS`));
     lines.push(
       ...rows(
-        topRegions(s.regions, o.top, o.addresses).map((r) => [
+        topMappings(s.regions, o.top, o.addresses).map((r) => [
           `${r.category} ${r.perms}`,
           `size ${formatBytes(r.sizeBytes).padStart(10)}  rss ${formatBytes(r.rssBytes).padStart(10)}${r.start ? `  ${r.start}-${r.end}` : ""}${r.path ? `  ${r.path}` : ""}`,
         ]),

@@ -17,6 +17,19 @@ const LAZY_SHARE = 0.1;
 const UNATTRIBUTED_MIN = 64 * MiB;
 const UNATTRIBUTED_SHARE = 0.25;
 
+/** Every finding id, for metrics that keep one series per id. */
+export const FINDING_IDS = [
+  "glibc-retains-freed-memory",
+  "preload-not-serving-malloc",
+  "v8-limit-above-cgroup-limit",
+  "near-cgroup-limit",
+  "cgroup-oom-kills",
+  "external-above-rss",
+  "lazy-free-in-rss",
+  "swap-in-use",
+  "high-unattributed",
+] as const;
+
 const preloadNames: Array<[RegExp, string]> = [
   [/jemalloc/, "jemalloc"],
   [/tcmalloc/, "tcmalloc"],

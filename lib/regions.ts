@@ -112,3 +112,31 @@ export function summarize(mappings: Mapping[], includeAddresses: boolean): Regio
     (a, b) => (b.rssBytes ?? 0) - (a.rssBytes ?? 0) || a.category.localeCompare(b.category),
   );
 }
+
+/** One mapping among the largest by RSS; addresses and path only when asked for. */
+export interface TopMapping {
+  category: string;
+  perms: string;
+  sizeBytes: number;
+  rssBytes?: number;
+  start?: string;
+  end?: string;
+  path?: string;
+}
+
+/** The n mappings with the most RSS (the regions must have been read with includeAddresses). */
+export function topMappings(regions: RegionSummary[] | undefined, n: number, addresses: boolean): TopMapping[] {
+  const all: TopMapping[] = [];
+  for (const r of regions ?? []) {
+    for (const m of r.mappings ?? []) {
+      all.push({
+        category: r.category,
+        perms: m.perms,
+        sizeBytes: m.sizeBytes,
+        ...(m.rssBytes !== undefined ? { rssBytes: m.rssBytes } : {}),
+        ...(addresses ? { start: m.start, end: m.end, ...(m.path ? { path: m.path } : {}) } : {}),
+      });
+    }
+  }
+  return all.sort((a, b) => (b.rssBytes ?? 0) - (a.rssBytes ?? 0)).slice(0, n);
+}

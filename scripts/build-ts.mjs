@@ -21,6 +21,8 @@ if (r.status !== 0) process.exit(r.status ?? 1);
 const entries = [
   ["index", undefined],
   ["sidecar", undefined],
+  ["prometheus", undefined],
+  ["otel", undefined],
   ["vitest/reporter", "HeapstateReporter"],
 ];
 for (const [entry, defaultName] of entries) {

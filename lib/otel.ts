@@ -1,0 +1,65 @@
+/**
+ * heapstate/otel: the metrics of lib/metrics.ts as OpenTelemetry observable gauges on a Meter
+ * from @opentelemetry/api (an optional peer dependency). One batch callback reads one snapshot per
+ * collection, so every instrument describes the same moment.
+ */
+import { describeType, HeapstateError } from "./errors";
+import { metricFamilies } from "./metrics";
+import { snapshot } from "./snapshot";
+
+/** The part of @opentelemetry/api's Meter used here. */
+interface MeterLike {
+  createObservableGauge(name: string, options?: { description?: string; unit?: string }): unknown;
+  addBatchObservableCallback(
+    callback: (observer: {
+      observe(instrument: unknown, value: number, attributes?: Record<string, string>): void;
+    }) => void,
+    instruments: unknown[],
+  ): void;
+  removeBatchObservableCallback(callback: unknown, instruments: unknown[]): void;
+}
+
+/** Attribute names in the OTel style: heapstate.part, heapstate.allocator, … */
+function attributes(labels: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(labels)) out[`heapstate.${k}`] = v;
+  return out;
+}
+
+/**
+ * Registers heapstate's observable gauges on `meter`. Returns a function that unregisters them.
+ * @example
+ * const { metrics } = require("@opentelemetry/api");
+ * const stop = registerOtel(metrics.getMeter("my-service"));
+ */
+export function registerOtel(meter: unknown, options: { maxAgeMs?: number } = {}): () => void {
+  const m = meter as MeterLike;
+  if (
+    m === null ||
+    typeof m !== "object" ||
+    typeof m.createObservableGauge !== "function" ||
+    typeof m.addBatchObservableCallback !== "function"
+  ) {
+    throw new HeapstateError(
+      "INVALID_OPTION",
+      `registerOtel(meter): expected an OpenTelemetry Meter, received ${describeType(meter)}`,
+    );
+  }
+  const maxAgeMs = options.maxAgeMs ?? 1000;
+  const instruments = new Map<string, unknown>();
+  for (const f of metricFamilies(snapshot({ maxAgeMs }))) {
+    instruments.set(f.name, m.createObservableGauge(f.otelName, { description: f.help, unit: f.unit }));
+  }
+  const callback = (observer: {
+    observe(instrument: unknown, value: number, attributes?: Record<string, string>): void;
+  }) => {
+    for (const f of metricFamilies(snapshot({ maxAgeMs }))) {
+      const instrument = instruments.get(f.name);
+      if (!instrument) continue;
+      for (const p of f.points) observer.observe(instrument, p.value, attributes(p.labels));
+    }
+  };
+  const list = [...instruments.values()];
+  m.addBatchObservableCallback(callback, list);
+  return () => m.removeBatchObservableCallback(callback, list);
+}

@@ -1,0 +1,141 @@
+/**
+ * heapstate/prometheus: the metrics of lib/metrics.ts in the Prometheus exposition format, as
+ * text (no dependency) or registered on a prom-client registry (prom-client is an optional peer).
+ * Each scrape reads one snapshot (snapshot({ maxAgeMs }), fast tier), so every family describes
+ * the same moment and the breakdown parts add up to heapstate_rss_bytes.
+ */
+import { describeType, HeapstateError } from "./errors";
+import { metricFamilies } from "./metrics";
+import { snapshot } from "./snapshot";
+import type { Snapshot } from "./types";
+
+export interface PrometheusOptions {
+  /** Metric name prefix (default "heapstate_"). */
+  prefix?: string;
+  /** Reuse a snapshot younger than this (default 1000 ms), so one scrape reads once. */
+  maxAgeMs?: number;
+}
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+}
+
+function escapeHelp(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+}
+
+function prefixOf(options: PrometheusOptions): string {
+  const prefix = options.prefix ?? "heapstate_";
+  if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
+    throw new HeapstateError(
+      "INVALID_OPTION",
+      `prometheus: prefix must match [a-zA-Z_:][a-zA-Z0-9_:]*, received ${JSON.stringify(prefix)}`,
+    );
+  }
+  return prefix;
+}
+
+/**
+ * The exposition text of a snapshot (text format 0.0.4), without prom-client.
+ * @example
+ * res.setHeader("content-type", "text/plain; version=0.0.4"); res.end(prometheusText(collect()));
+ */
+export function prometheusText(s: Snapshot, options: PrometheusOptions = {}): string {
+  const prefix = prefixOf(options);
+  const lines: string[] = [];
+  for (const f of metricFamilies(s)) {
+    const name = prefix + f.name;
+    lines.push(`# HELP ${name} ${escapeHelp(f.help)}`, `# TYPE ${name} gauge`);
+    for (const p of f.points) {
+      const labels = Object.entries(p.labels)
+        .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
+        .join(",");
+      lines.push(`${name}${labels ? `{${labels}}` : ""} ${Number.isFinite(p.value) ? p.value : "NaN"}`);
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** The part of prom-client's Registry used here (14.x and 15.x). */
+interface RegistryLike {
+  registerMetric(metric: unknown): void;
+}
+
+/** A metric as prom-client's registry reads it: get() gives the values of one scrape. */
+interface CollectorMetric {
+  name: string;
+  help: string;
+  type: "gauge";
+  aggregator: "sum";
+  get(): Promise<{
+    name: string;
+    help: string;
+    type: "gauge";
+    aggregator: "sum";
+    values: Array<{ value: number; labels: Record<string, string> }>;
+  }>;
+  reset(): void;
+}
+
+/**
+ * Registers heapstate's metrics on a prom-client registry (the default one unless given) and
+ * returns them. They are collectors, not prom-client Gauges: a Gauge prints 0 for a value that was
+ * never set, and heapstate leaves out what it did not measure (an unlimited cgroup has no
+ * heapstate_cgroup_limit_bytes sample). prom-client is an optional peer dependency: pass the
+ * module, or it is required.
+ * @example
+ * const client = require("prom-client");
+ * registerPrometheus({ client });
+ * app.get("/metrics", async (_, res) => res.type(client.register.contentType).send(await client.register.metrics()));
+ */
+export function registerPrometheus(
+  options: PrometheusOptions & { client?: unknown; registry?: unknown } = {},
+): CollectorMetric[] {
+  if (options === null || typeof options !== "object") {
+    throw new HeapstateError(
+      "INVALID_OPTION",
+      `registerPrometheus(options): expected an object, received ${describeType(options)}`,
+    );
+  }
+  const prefix = prefixOf(options);
+  let registry = options.registry as RegistryLike | undefined;
+  if (registry === undefined) {
+    let client = options.client as { register?: RegistryLike } | undefined;
+    if (client === undefined) {
+      try {
+        client = require("prom-client") as { register: RegistryLike };
+      } catch {
+        throw new HeapstateError(
+          "INVALID_OPTION",
+          "registerPrometheus: prom-client is not installed (npm install prom-client), or pass it as { client } or { registry }",
+        );
+      }
+    }
+    registry = client.register;
+  }
+  if (!registry || typeof registry.registerMetric !== "function") {
+    throw new HeapstateError(
+      "INVALID_OPTION",
+      `registerPrometheus: expected a prom-client Registry, received ${describeType(registry)}`,
+    );
+  }
+  const maxAgeMs = options.maxAgeMs ?? 1000;
+  // Every metric of a scrape asks for the same snapshot, cached for maxAgeMs: one reading a scrape.
+  const metrics = metricFamilies(snapshot({ maxAgeMs })).map((shape): CollectorMetric => {
+    const name = prefix + shape.name;
+    return {
+      name,
+      help: shape.help,
+      type: "gauge",
+      aggregator: "sum",
+      async get() {
+        const f = metricFamilies(snapshot({ maxAgeMs })).find((x) => x.name === shape.name);
+        const values = (f?.points ?? []).map((p) => ({ value: p.value, labels: p.labels }));
+        return { name, help: shape.help, type: "gauge", aggregator: "sum", values };
+      },
+      reset() {},
+    };
+  });
+  for (const m of metrics) registry.registerMetric(m);
+  return metrics;
+}

@@ -1,0 +1,40 @@
+/**
+ * What a snapshot shows to someone else (HTTP): no addresses, file paths or environment values
+ * unless asked for. Library paths become their file names; the cgroup path, environment values in
+ * findings and paths inside warning messages are replaced.
+ */
+import { basename } from "node:path";
+import type { Snapshot } from "./types";
+
+export interface RedactOptions {
+  addresses?: boolean;
+  paths?: boolean;
+  environment?: boolean;
+}
+
+const pathPattern = /\/[^\s:;'"(),]+/g;
+
+export function redact(s: Snapshot, options: RedactOptions = {}): Snapshot {
+  const out = structuredClone(s);
+  if (!options.addresses && out.regions) {
+    for (const r of out.regions) delete r.mappings;
+  }
+  if (!options.paths) {
+    const lib = (a: { library: string }) => {
+      a.library = basename(a.library);
+    };
+    out.allocators.forEach(lib);
+    if (out.heap) lib(out.heap);
+    if (out.cgroup) out.cgroup.path = "(hidden)";
+    for (const w of out.warnings) w.message = w.message.replace(pathPattern, (p) => `…/${basename(p)}`);
+  }
+  if (!options.environment || !options.paths) {
+    for (const f of out.findings ?? []) {
+      for (const k of Object.keys(f.evidence)) {
+        if (k === "ldPreload" || k === "servedBy") f.evidence[k] = "(hidden)";
+      }
+      f.message = f.message.replace(pathPattern, (p) => `…/${basename(p)}`);
+    }
+  }
+  return out;
+}

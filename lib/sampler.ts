@@ -1,0 +1,130 @@
+/**
+ * A ring buffer of compact snapshots, read on a timer: what the /debug/memory chart and
+ * `?format=json&history=1` show. The timer is unref'd (it never keeps a process alive). Its cost is
+ * bounded twice: glibc's walk backs off by its own cost (collect()), and when a standard reading
+ * (smaps_rollup, a page-table walk) costs more than 1% of the interval, the sampler reads the fast
+ * tier instead until that is cheap again.
+ */
+import { describeType, HeapstateError } from "./errors";
+import { collect } from "./snapshot";
+import type { Snapshot, Tier } from "./types";
+
+/** One sample: the breakdown of RSS at a moment. */
+export interface Sample {
+  time: string;
+  tier: Tier;
+  rssBytes?: number;
+  /** Breakdown part name → bytes (only the parts measured in that reading). */
+  parts: Record<string, number>;
+  unattributedBytes?: number;
+  allocatedBytes?: number;
+  costMicros: number;
+}
+
+export interface SamplerOptions {
+  /** Milliseconds between readings (default 5000, at least 100). */
+  intervalMs?: number;
+  /** Samples kept (default 360: half an hour at 5 s). */
+  size?: number;
+  /** Tier of each reading (default "standard"; see the class comment for the 1% bound). */
+  tier?: Tier;
+}
+
+export interface Sampler {
+  readonly intervalMs: number;
+  readonly size: number;
+  /** Oldest first. */
+  samples(): Sample[];
+  /** The last full snapshot read. */
+  latest(): Snapshot | undefined;
+  readonly running: boolean;
+  stop(): void;
+}
+
+const BUDGET = 0.01;
+
+export function compact(s: Snapshot): Sample {
+  const parts: Record<string, number> = {};
+  for (const p of s.breakdown?.parts ?? []) parts[p.name] = p.bytes;
+  const sample: Sample = { time: s.time, tier: s.tier, parts, costMicros: s.costMicros };
+  if (s.breakdown) {
+    sample.rssBytes = s.breakdown.rssBytes;
+    sample.unattributedBytes = s.breakdown.unattributedBytes;
+  } else if (s.process?.rssBytes !== undefined) {
+    sample.rssBytes = s.process.rssBytes;
+  }
+  const allocated = s.heap?.allocatedBytes ?? s.heap?.committedBytes;
+  if (allocated !== undefined) sample.allocatedBytes = allocated;
+  return sample;
+}
+
+function positiveInt(value: unknown, name: string, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
+    throw new HeapstateError(
+      "INVALID_OPTION",
+      `startSampler(options): ${name} must be an integer ≥ ${min}, received ${describeType(value)} ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Starts reading every `intervalMs` into a ring buffer of `size` samples.
+ * @example
+ * const sampler = startSampler({ intervalMs: 5000, size: 720 });
+ * // … later
+ * sampler.stop();
+ */
+export function startSampler(options: SamplerOptions = {}): Sampler {
+  if (options === null || typeof options !== "object") {
+    throw new HeapstateError(
+      "INVALID_OPTION",
+      `startSampler(options): expected an object, received ${describeType(options)}`,
+    );
+  }
+  const intervalMs = positiveInt(options.intervalMs, "intervalMs", 5000, 100);
+  const size = positiveInt(options.size, "size", 360, 1);
+  const tier = options.tier ?? "standard";
+  if (!["fast", "standard", "deep"].includes(tier)) {
+    throw new HeapstateError(
+      "INVALID_OPTION",
+      `startSampler(options): tier must be fast, standard or deep, received ${JSON.stringify(tier)}`,
+    );
+  }
+  const ring: Sample[] = [];
+  let latest: Snapshot | undefined;
+  let running = true;
+  let current: Tier = tier;
+
+  const read = () => {
+    try {
+      const s = collect({ tier: current });
+      latest = s;
+      ring.push(compact(s));
+      if (ring.length > size) ring.splice(0, ring.length - size);
+      // Fall back to the fast tier while the chosen one costs more than 1% of the interval;
+      // try the chosen tier again when the fast one is well under.
+      if (s.costMicros > intervalMs * 1000 * BUDGET) current = "fast";
+      else if (current !== tier && s.costMicros < (intervalMs * 1000 * BUDGET) / 4) current = tier;
+    } catch {
+      // collect() turns unreadable sources into warnings; anything else must not kill the timer.
+    }
+  };
+  read();
+  const timer = setInterval(read, intervalMs);
+  timer.unref();
+  return {
+    intervalMs,
+    size,
+    samples: () => ring.slice(),
+    latest: () => latest,
+    get running() {
+      return running;
+    },
+    stop() {
+      clearInterval(timer);
+      running = false;
+    },
+  };
+}

@@ -1,0 +1,173 @@
+/** createHandler() on a real node:http server on 127.0.0.1. */
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isLoopback } from "../../lib/http";
+import { createHandler, type HandlerOptions, parseSnapshot } from "../../lib/index";
+import { parseExposition } from "../prometheus-parser";
+
+const servers: Server[] = [];
+afterAll(() => {
+  for (const s of servers) s.close();
+});
+
+/** A server whose handler sees the remote address `pretend` when given (to simulate a remote client). */
+async function serve(options: HandlerOptions = {}, pretend?: string): Promise<string> {
+  const handler = createHandler({ sampler: false, ...options });
+  const server = createServer((req: IncomingMessage, res) => {
+    if (pretend) Object.defineProperty(req.socket, "remoteAddress", { value: pretend, configurable: true });
+    handler(req, res, () => {
+      res.writeHead(418).end("next\n");
+    });
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+describe("formats", () => {
+  let base: string;
+  beforeAll(async () => {
+    base = await serve();
+  });
+
+  it("text by default", async () => {
+    const r = await fetch(`${base}/debug/memory`);
+    expect(r.status).toBe(200);
+    expect(r.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+    expect(r.headers.get("cache-control")).toBe("no-store");
+    expect(await r.text()).toMatch(/^heapstate {2}pid \d+/);
+  });
+
+  it("JSON with ?format=json or Accept: application/json; no paths, addresses or environment by default", async () => {
+    const inits: Array<{ url: string; headers: Record<string, string> }> = [
+      { url: "?format=json", headers: {} },
+      { url: "", headers: { accept: "application/json" } },
+    ];
+    for (const init of inits) {
+      const r = await fetch(`${base}/debug/memory${init.url}`, { headers: init.headers });
+      expect(r.headers.get("content-type")).toBe("application/json; charset=utf-8");
+      const text = await r.text();
+      const s = parseSnapshot(text);
+      expect(s.heap?.library).toBe("libc.so.6");
+      expect(s.cgroup?.path ?? "(hidden)").toBe("(hidden)");
+      expect(text).not.toMatch(/"\/(usr|lib|proc|sys)\//);
+    }
+    const deep = await (await fetch(`${base}/debug/memory?format=json&tier=deep&top=3`)).text();
+    expect(deep).not.toMatch(/0x[0-9a-f]{6,}/);
+    expect((JSON.parse(deep) as { topRegions: unknown[] }).topRegions).toHaveLength(3);
+  });
+
+  it("Prometheus exposition with ?format=prometheus", async () => {
+    const r = await fetch(`${base}/debug/memory?format=prometheus`);
+    expect(r.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+    const fs = parseExposition(await r.text());
+    const rss = fs.find((f) => f.name === "heapstate_rss_bytes")?.samples[0]?.value;
+    const parts = fs.find((f) => f.name === "heapstate_rss_breakdown_bytes")?.samples ?? [];
+    expect(parts.reduce((n, p) => n + p.value, 0)).toBe(rss);
+  });
+
+  it("HTML with ?format=html, self-contained, with a CSP that allows its own origin only", async () => {
+    const r = await fetch(`${base}/debug/memory?format=html`);
+    expect(r.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(r.headers.get("content-security-policy")).toContain("default-src 'none'");
+    expect(r.headers.get("content-security-policy")).toContain("connect-src 'self'");
+    const html = await r.text();
+    expect(html).toContain("<canvas");
+    expect(html).not.toMatch(/https?:\/\//);
+  });
+
+  it("history=1 adds the sampler's samples (none here: the sampler is off)", async () => {
+    const body = (await (await fetch(`${base}/debug/memory?format=json&history=1`)).json()) as {
+      snapshot: object;
+      history: unknown[];
+    };
+    expect(body.history).toEqual([]);
+    expect(parseSnapshot(body.snapshot).schema).toBe("heapstate/1");
+  });
+
+  it("HEAD answers headers only", async () => {
+    const r = await fetch(`${base}/debug/memory`, { method: "HEAD" });
+    expect(r.status).toBe(200);
+    expect(await r.text()).toBe("");
+  });
+
+  it("bad options get a 400 with a one-line reason", async () => {
+    const cases: Array<[string, RegExp]> = [
+      ["format=xml", /^heapstate: format must be one of text, json, prometheus, html, received "xml"\n$/],
+      ["tier=full", /^heapstate: tier must be fast, standard or deep, received "full"\n$/],
+      ["top=0", /^heapstate: top must be a whole number from 1 to 1000, received "0"\n$/],
+      ["top=-3", /top must be a whole number/],
+      ["top=3&tier=fast", /^heapstate: top needs the deep tier\n$/],
+      ["history=yes", /history must be 0 or 1/],
+      ["frob=1", /^heapstate: unknown query parameter "frob" \(known: format, tier, top, history\)\n$/],
+    ];
+    for (const [q, reason] of cases) {
+      const r = await fetch(`${base}/debug/memory?${q}`);
+      expect(r.status, q).toBe(400);
+      expect(await r.text(), q).toMatch(reason);
+    }
+  });
+
+  it("other paths go to next(); other methods get 405", async () => {
+    expect((await fetch(`${base}/other`)).status).toBe(418);
+    const r = await fetch(`${base}/debug/memory`, { method: "PUT" });
+    expect(r.status).toBe(405);
+    expect(r.headers.get("allow")).toBe("GET, HEAD");
+  });
+
+  it("the trim action is off by default: 404", async () => {
+    expect((await fetch(`${base}/debug/memory/trim`, { method: "POST" })).status).toBe(404);
+  });
+});
+
+describe("safe by default", () => {
+  it("a non-loopback client gets 403; allowRemote answers it", async () => {
+    const remote = await serve({}, "203.0.113.9");
+    const r = await fetch(`${remote}/debug/memory`);
+    expect(r.status).toBe(403);
+    expect(await r.text()).toMatch(/only loopback clients/);
+    const allowed = await serve({ allowRemote: true }, "203.0.113.9");
+    expect((await fetch(`${allowed}/debug/memory`)).status).toBe(200);
+  });
+
+  it("a request forwarded for a remote client by a local proxy gets 403 too", async () => {
+    const base = await serve();
+    expect((await fetch(`${base}/debug/memory`, { headers: { "x-forwarded-for": "198.51.100.7" } })).status).toBe(403);
+    expect((await fetch(`${base}/debug/memory`, { headers: { forwarded: 'for="[2001:db8::1]"' } })).status).toBe(403);
+    expect((await fetch(`${base}/debug/memory`, { headers: { "x-forwarded-for": "127.0.0.1" } })).status).toBe(200);
+  });
+
+  it("isLoopback", () => {
+    for (const a of ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"]) expect(isLoopback(a), a).toBe(true);
+    for (const a of ["10.0.0.1", "::ffff:10.0.0.1", "2001:db8::1", "", undefined, "localhost"])
+      expect(isLoopback(a), String(a)).toBe(false);
+  });
+
+  it("paths and environment values only when opted in", async () => {
+    const base = await serve({ includePaths: true });
+    const s = parseSnapshot(await (await fetch(`${base}/debug/memory?format=json`)).text());
+    expect(s.heap?.library).toMatch(/^\/.*libc\.so\.6$/);
+  });
+});
+
+describe("POST trim, when enabled", () => {
+  it("returns before and after in the snapshot shape and what left RSS; GET gets 405", async () => {
+    const base = await serve({ trim: true });
+    const r = await fetch(`${base}/debug/memory/trim`, { method: "POST" });
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as {
+      before: object;
+      after: object;
+      releasedBytes: number;
+      actions: Array<{ action: string }>;
+    };
+    expect(parseSnapshot(body.before).schema).toBe("heapstate/1");
+    expect(parseSnapshot(body.after).schema).toBe("heapstate/1");
+    expect(body.releasedBytes).toEqual(expect.any(Number));
+    expect(body.actions.map((a) => a.action)).toEqual(["malloc_trim"]);
+    const get = await fetch(`${base}/debug/memory/trim`);
+    expect(get.status).toBe(405);
+    expect(get.headers.get("allow")).toBe("POST");
+  });
+});
