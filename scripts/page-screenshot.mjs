@@ -25,7 +25,10 @@ const timer = setInterval(() => {
 }, 500);
 const server = createServer(createHandler({ sampler })).listen(0, "127.0.0.1", async () => {
   const url = `http://127.0.0.1:${server.address().port}/debug/memory?format=html`;
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+  const browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+  });
   const page = await browser.newPage({ viewport: { width: 1024, height: 720 } });
   await page.goto(url);
   await new Promise((r) => setTimeout(r, 9000));
