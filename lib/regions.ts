@@ -16,7 +16,7 @@
 import type { Mapping } from "./procfs/smaps";
 import type { RegionSummary } from "./types";
 
-const ARENA = 64n * 1024n * 1024n;
+const ARENA = 64 * 1024 * 1024;
 const GUARD_MAX = 64 * 1024;
 
 function isAnonymous(m: Mapping): boolean {
@@ -48,7 +48,7 @@ export function categorize(mappings: Mapping[]): string[] {
     if (cats[i] !== "anon") continue;
     const next = mappings[i + 1];
     const prev = mappings[i - 1];
-    if (m.start % ARENA === 0n && m.perms === "rw-p") {
+    if (m.start % ARENA === 0 && m.perms === "rw-p") {
       const fullHeap = m.end - m.start === ARENA;
       const headAndTail =
         next !== undefined &&
@@ -99,8 +99,8 @@ export function summarize(mappings: Mapping[], includeAddresses: boolean): Regio
     if (includeAddresses) {
       r.mappings ??= [];
       r.mappings.push({
-        start: `0x${m.start.toString(16)}`,
-        end: `0x${m.end.toString(16)}`,
+        start: `0x${m.startHex}`,
+        end: `0x${m.endHex}`,
         perms: m.perms,
         ...(m.path ? { path: m.path } : {}),
         sizeBytes: m.sizeBytes,

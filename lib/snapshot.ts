@@ -137,7 +137,7 @@ function collectWith(o: Resolved, freshGlibc: boolean): Snapshot {
 
   timed(costs, "cgroup", () => {
     const loc = locate(o.procRoot, o.fsRoot, o.pid, warnings);
-    const cg = loc && readCgroup(loc, o.tier, warnings);
+    const cg = loc && readCgroup(loc, o.tier, warnings, o.self);
     if (cg) snap.cgroup = cg;
   });
 
@@ -225,13 +225,14 @@ let glibcServesMalloc: boolean | undefined;
 /**
  * glibc's mallinfo2/malloc_info walk every free chunk while holding each arena's lock: 20 ms with
  * 500 k free chunks, stalling other threads' mallocs. A walk that cost 1 ms or more is repeated
- * at most as often as keeps its cost under 1% of one core (a 20 ms walk: once every 2 s); in
- * between, the last glibc reading is reused and says so in `asOf`. A cheaper walk (an idle Node
- * takes a few µs) is simply repeated: at one reading a second it stays under 0.1%, and fresh
- * figures are worth more than that.
+ * at most every 10 s, or less often if its cost needs it to stay under 1% of one core (a 200 ms
+ * walk: every 20 s); in between, the last glibc reading is reused and says so in `asOf`. A cheaper
+ * walk (an idle Node takes a few µs) is simply repeated: at one reading a second it stays under
+ * 0.1%, and fresh figures are worth more than that.
  */
 const GLIBC_BUDGET = 0.01;
 const GLIBC_BACKOFF_FROM_MICROS = 1000;
+const GLIBC_BACKOFF_MIN_MS = 10_000;
 let glibcMemo: { state: AllocatorState; time: string; atMs: number; costMicros: number } | undefined;
 
 function readAllocators(snap: Snapshot, tier: Tier, fresh: boolean, warnings: Warning[]): void {
@@ -252,7 +253,7 @@ function readAllocators(snap: Snapshot, tier: Tier, fresh: boolean, warnings: Wa
       (fresh ||
         glibcMemo === undefined ||
         glibcMemo.costMicros < GLIBC_BACKOFF_FROM_MICROS ||
-        nowMs - glibcMemo.atMs >= glibcMemo.costMicros / 1000 / GLIBC_BUDGET ||
+        nowMs - glibcMemo.atMs >= Math.max(GLIBC_BACKOFF_MIN_MS, glibcMemo.costMicros / 1000 / GLIBC_BUDGET) ||
         (tier === "deep" && glibcMemo.state.arenas === undefined));
     const start = nowMicros();
     const reading = binding.read({ glibc: walk, mallocInfo: walk && tier === "deep" });

@@ -1,4 +1,5 @@
 /** Reads the memory cgroup of a process (v1 or v2). Each file fails alone. */
+
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CgroupState, Tier, Warning } from "../types";
@@ -11,11 +12,12 @@ import {
   parseMountinfo,
   parseProcCgroup,
 } from "./cgroup";
-import { readProcFile } from "./read";
+import { readKept, readProcFile } from "./read";
 
-function tryRead(file: string): string | undefined {
+/** The cgroup's files: kept descriptors for the own process (see readKept), plain reads otherwise. */
+function tryRead(file: string, self: boolean): string | undefined {
   try {
-    return readFileSync(file, "utf8");
+    return self ? readKept(file) : readFileSync(file, "utf8");
   } catch {
     return undefined;
   }
@@ -72,8 +74,13 @@ function set<K extends keyof CgroupState>(out: CgroupState, key: K, value: Cgrou
 }
 
 /** Reads the memory files at a location. Tier fast reads the single values; standard adds memory.stat. */
-export function readCgroup(loc: CgroupLocation, tier: Tier, warnings: Warning[]): CgroupState | undefined {
-  const file = (name: string) => tryRead(join(loc.dir, name));
+export function readCgroup(
+  loc: CgroupLocation,
+  tier: Tier,
+  warnings: Warning[],
+  self = false,
+): CgroupState | undefined {
+  const file = (name: string) => tryRead(`${loc.dir}/${name}`, self);
   const v2 = loc.version === 2;
   const usageText = file(v2 ? "memory.current" : "memory.usage_in_bytes");
   const usage = usageText === undefined ? undefined : parseCounter(usageText);

@@ -1,13 +1,55 @@
 /** procfs I/O. The root is injectable so tests can feed captured and broken trees. */
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { HeapstateError } from "../errors";
 
 export const DEFAULT_PROC_ROOT = "/proc";
 
 /** Reads `<root>/<pid>/<file>`; errors keep their errno `code`. */
+/**
+ * Files the kernel generates as one record, so one read returns all of them. smaps is one record
+ * per mapping and comes a page of records per read: it is read to the end every time.
+ */
+const singleRecord = new Set(["status", "statm", "smaps_rollup"]);
+
 export function readProcFile(root: string, pid: number | "self", file: string): string {
-  return readFileSync(join(root, String(pid), file), "utf8");
+  const path = root === DEFAULT_PROC_ROOT ? `/proc/${pid}/${file}` : join(root, String(pid), file);
+  return pid === process.pid && singleRecord.has(file) ? readKept(path) : readFileSync(path, "utf8");
+}
+
+/**
+ * Small single-record files of the own process (status, smaps_rollup, the cgroup's files) are read through
+ * a descriptor kept open and a reused buffer: open and close are most of the cost of a small
+ * procfs or cgroupfs file, and a read at offset 0 makes the kernel generate the content afresh.
+ * One read call, no end-of-file read (the buffer grows when a file fills it). The descriptors stay
+ * open for the life of the thread (a handful, one per file). Never used for another process: its
+ * pid could be reused by a new process while a descriptor is kept.
+ */
+const kept = new Map<string, number>();
+let buffer = Buffer.allocUnsafe(16 * 1024);
+
+export function readKept(path: string): string {
+  let fd = kept.get(path);
+  if (fd === undefined) {
+    fd = openSync(path, "r");
+    kept.set(path, fd);
+  }
+  try {
+    for (;;) {
+      const n = readSync(fd, buffer, 0, buffer.length, 0);
+      // latin1: these files are ASCII, and decoding latin1 is a copy, not a UTF-8 validation.
+      if (n < buffer.length) return buffer.toString("latin1", 0, n);
+      buffer = Buffer.allocUnsafe(buffer.length * 2);
+    }
+  } catch (error) {
+    kept.delete(path);
+    try {
+      closeSync(fd);
+    } catch {
+      // already unusable
+    }
+    throw error;
+  }
 }
 
 /** The package's error for a process file that could not be read. */

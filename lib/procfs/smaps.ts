@@ -27,8 +27,6 @@ const totalKeys: Record<string, keyof SmapsTotals> = {
 
 // "Rss:                1600 kB". At most 15 digits: a larger figure is not a real one.
 const kbLine = /^([A-Za-z_]+):\s+(\d{1,15}) kB\s*$/;
-// "7ff880000000-7ff880224000 rw-p 00000000 00:00 0      [heap]"
-const headerLine = /^([0-9a-f]{1,16})-([0-9a-f]{1,16}) ([r-][w-][x-][sp]) [0-9a-f]+ [0-9a-f]+:[0-9a-f]+ (\d+)\s*(.*)$/;
 
 /** Parses smaps_rollup text (or any smaps text: every mapping's figures are summed). */
 export function parseSmapsTotals(text: string): SmapsTotals {
@@ -45,12 +43,17 @@ export function parseSmapsTotals(text: string): SmapsTotals {
 
 /** One mapping of smaps. */
 export interface Mapping {
-  start: bigint;
-  end: bigint;
+  /** Start and end addresses; exact below 2^53 (every user-space mapping; the vsyscall page is above). */
+  start: number;
+  end: number;
+  /** The addresses as the kernel printed them (hex), for output. */
+  startHex: string;
+  endHex: string;
   perms: string;
   inode: number;
   /** The pathname column: a file, or a pseudo-name such as [heap], [stack], [anon:NAME]; "" for anonymous. */
   path: string;
+  /** The kernel's Size: line (else end − start). */
   sizeBytes: number;
   rssBytes?: number;
   pssBytes?: number;
@@ -59,54 +62,137 @@ export interface Mapping {
   swapBytes?: number;
 }
 
-const mappingKeys: Record<string, "rssBytes" | "pssBytes" | "privateDirtyBytes" | "lazyFreeBytes" | "swapBytes"> = {
-  Rss: "rssBytes",
-  Pss: "pssBytes",
-  Private_Dirty: "privateDirtyBytes",
-  LazyFree: "lazyFreeBytes",
-  Swap: "swapBytes",
+type Field = "sizeBytes" | "rssBytes" | "pssBytes" | "privateDirtyBytes" | "lazyFreeBytes" | "swapBytes";
+
+/** The keys read per mapping, tried by their first letter. */
+const fieldsByInitial: Record<number, Array<[string, Field]>> = {
+  83 /* S */: [
+    ["Size:", "sizeBytes"],
+    ["Swap:", "swapBytes"],
+  ],
+  82 /* R */: [["Rss:", "rssBytes"]],
+  80 /* P */: [
+    ["Pss:", "pssBytes"],
+    ["Private_Dirty:", "privateDirtyBytes"],
+  ],
+  76 /* L */: [["LazyFree:", "lazyFreeBytes"]],
 };
 
+function isHex(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 97 && c <= 102);
+}
+
+/** "   1234 kB" from `from` to the end of the line → bytes, or undefined if it is not that. */
+function kbValue(text: string, from: number, end: number): number | undefined {
+  let i = from;
+  while (i < end && text.charCodeAt(i) === 32) i++;
+  let n = 0;
+  const first = i;
+  while (i < end) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    n = n * 10 + (c - 48);
+    i++;
+  }
+  if (i === first || i - first > 15 || !text.startsWith(" kB", i)) return undefined;
+  return n * 1024;
+}
+
+/** Hex digits of text[from, to) → number (exact below 2^53); -1 if any is not a lower-case hex digit. */
+function hexValue(text: string, from: number, to: number): number {
+  if (to <= from || to - from > 16) return -1;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+    if (d < 0) return -1;
+    n = n * 16 + d;
+  }
+  return n;
+}
+
+function isPerm(c: number, allowed: number, dash = 45): boolean {
+  return c === allowed || c === dash;
+}
+
 /**
- * Calls `visit` for each mapping of smaps text, in address order. Streaming, so tens of thousands
- * of mappings need no more memory than the caller keeps. Lines that are neither a header nor a
- * known "Key: N kB" line are skipped; a mapping whose header is malformed is skipped whole.
+ * Parses the header line text[pos, nl): "start-end perms offset dev inode   path". Undefined when
+ * it is not a well-formed header.
+ */
+function parseHeader(text: string, pos: number, nl: number): Mapping | undefined {
+  const dash = text.indexOf("-", pos);
+  const sp1 = dash < 0 ? -1 : text.indexOf(" ", dash + 1);
+  if (dash < 0 || sp1 < 0 || sp1 > nl) return undefined;
+  const start = hexValue(text, pos, dash);
+  const end = hexValue(text, dash + 1, sp1);
+  if (start < 0 || end < start) return undefined;
+  const p = sp1 + 1;
+  if (
+    !isPerm(text.charCodeAt(p), 114) ||
+    !isPerm(text.charCodeAt(p + 1), 119) ||
+    !isPerm(text.charCodeAt(p + 2), 120) ||
+    !(text.charCodeAt(p + 3) === 115 || text.charCodeAt(p + 3) === 112) ||
+    text.charCodeAt(p + 4) !== 32
+  ) {
+    return undefined;
+  }
+  const sp2 = text.indexOf(" ", p + 5); // after offset
+  const sp3 = sp2 < 0 ? -1 : text.indexOf(" ", sp2 + 1); // after dev
+  if (sp3 < 0 || sp3 >= nl) return undefined;
+  let inode = 0;
+  let i = sp3 + 1;
+  const inodeStart = i;
+  for (; i < nl; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    inode = inode * 10 + (c - 48);
+  }
+  if (i === inodeStart || (i < nl && text.charCodeAt(i) !== 32)) return undefined;
+  while (i < nl && text.charCodeAt(i) === 32) i++;
+  return {
+    start,
+    end,
+    startHex: text.slice(pos, dash),
+    endHex: text.slice(dash + 1, sp1),
+    perms: text.slice(p, p + 4),
+    inode,
+    path: i < nl ? text.slice(i, nl).trimEnd() : "",
+    sizeBytes: end - start,
+  };
+}
+
+/**
+ * Calls `visit` for each mapping of smaps text, in address order, and returns how many it saw.
+ * A scan by character codes, not a regular expression per line: smaps of a large process is
+ * megabytes. Lines that are neither a header nor a known "Key: N kB" line are skipped; a mapping
+ * whose header is malformed is skipped whole.
  */
 export function forEachMapping(text: string, visit: (m: Mapping) => void): number {
   let current: Mapping | undefined;
   let count = 0;
   let pos = 0;
-  while (pos < text.length) {
+  const length = text.length;
+  while (pos < length) {
     let nl = text.indexOf("\n", pos);
-    if (nl < 0) nl = text.length;
-    const line = text.slice(pos, nl);
-    pos = nl + 1;
-    const first = line.charCodeAt(0);
-    // Header lines start with a hex digit; key lines with an upper-case letter.
-    if ((first >= 48 && first <= 57) || (first >= 97 && first <= 102)) {
-      const h = headerLine.exec(line);
+    if (nl < 0) nl = length;
+    const first = text.charCodeAt(pos);
+    if (isHex(first)) {
       if (current) visit(current);
-      current = undefined;
-      if (!h) continue;
-      const start = BigInt(`0x${h[1]}`);
-      const end = BigInt(`0x${h[2]}`);
-      if (end < start) continue;
-      count++;
-      current = {
-        start,
-        end,
-        perms: h[3] as string,
-        inode: Number(h[4]),
-        path: (h[5] ?? "").trim(),
-        sizeBytes: Number(end - start),
-      };
-      continue;
+      current = parseHeader(text, pos, nl);
+      if (current) count++;
+    } else if (current) {
+      const candidates = fieldsByInitial[first];
+      if (candidates) {
+        for (const [key, field] of candidates) {
+          if (text.startsWith(key, pos)) {
+            const v = kbValue(text, pos + key.length, nl);
+            if (v !== undefined) current[field] = v;
+            break;
+          }
+        }
+      }
     }
-    if (!current) continue;
-    const m = kbLine.exec(line);
-    if (!m) continue;
-    const key = mappingKeys[m[1] as string];
-    if (key !== undefined) current[key] = Number(m[2]) * 1024;
+    pos = nl + 1;
   }
   if (current) visit(current);
   return count;

@@ -15,18 +15,25 @@ const keys: Record<string, keyof ProcessState> = {
   VmSize: "vmSizeBytes",
   VmSwap: "swapBytes",
 };
+const entries = Object.entries(keys) as Array<[string, keyof ProcessState]>;
 
-const linePattern = /^(\w+):\s+(\d{1,15}) kB\s*$/;
-
-/** Parses status text. Keys missing or malformed in the text are absent in the result. */
+/**
+ * Parses status text. Keys missing or malformed in the text are absent in the result. A scan for
+ * the seven keys, not a regular expression per line: it runs on every fast reading.
+ */
 export function parseStatus(text: string): ProcessState {
   const out: ProcessState = {};
-  for (const line of text.split("\n")) {
-    const m = linePattern.exec(line);
-    if (!m) continue;
-    const key = keys[m[1] as string];
-    if (key === undefined || out[key] !== undefined) continue;
-    out[key] = Number(m[2]) * 1024;
+  for (const [name, key] of entries) {
+    let at = 0;
+    if (!text.startsWith(`${name}:`)) {
+      const nl = text.indexOf(`\n${name}:`);
+      if (nl < 0) continue;
+      at = nl + 1;
+    }
+    const end = text.indexOf("\n", at);
+    const line = text.slice(at + name.length + 1, end < 0 ? text.length : end);
+    const m = /^\s+(\d{1,15}) kB\s*$/.exec(line);
+    if (m) out[key] = Number(m[1]) * 1024;
   }
   return out;
 }

@@ -1,5 +1,5 @@
 /** collect()/snapshot() options, errors and caching, in this (glibc) process. */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -36,6 +36,23 @@ describe("collect()", () => {
     const fast = collect({ tier: "fast" });
     if (fast.heap?.asOf === undefined) expect(fast.heap?.arenas).toBeUndefined();
     else expect(fast.heap.asOf).toBe(s.time);
+  });
+
+  it("deep tier: the regions cover every mapping of /proc/self/smaps and their Rss adds up to the rollup's", () => {
+    const headers = () => readFileSync("/proc/self/smaps", "utf8").match(/^[0-9a-f]+-[0-9a-f]+ /gm)?.length ?? 0;
+    const before = headers();
+    const s = collect({ tier: "deep" });
+    const after = headers();
+    const count = (s.regions ?? []).reduce((n, r) => n + r.count, 0);
+    // Mappings come and go between readings (V8, the allocator): heapstate's count lies between
+    // the counts read just before and just after it.
+    expect(count, `before ${before}, after ${after}`).toBeGreaterThanOrEqual(Math.min(before, after) - 4);
+    expect(count, `before ${before}, after ${after}`).toBeLessThanOrEqual(Math.max(before, after) + 4);
+    expect(before).toBeGreaterThan(50);
+    const rss = (s.regions ?? []).reduce((n, r) => n + (r.rssBytes ?? 0), 0);
+    expect(Math.abs(rss - (s.breakdown?.rssBytes ?? 0))).toBeLessThanOrEqual(4 * 1024 * 1024);
+    for (const c of ["anon", "code", "stack", "malloc-main-arena"])
+      expect(s.regions?.map((r) => r.category)).toContain(c);
   });
 
   it("rejects bad options with INVALID_OPTION naming the option", () => {
