@@ -44,6 +44,8 @@ export interface NativeBinding {
 
 /** The environment switch that forces the addon off (tests, or to rule heapstate's addon out). */
 export const DISABLE_ENV = "HEAPSTATE_NO_NATIVE";
+/** The environment variable that names the addon file to load instead (a sanitizer or debug build). */
+export const BINDING_ENV = "HEAPSTATE_BINDING";
 
 const packageRoot = resolve(__dirname, "..");
 const candidates = [
@@ -79,7 +81,8 @@ function load(): void {
     return;
   }
   const tried: string[] = [];
-  for (const file of candidates) {
+  const override = process.env[BINDING_ENV];
+  for (const file of override ? [resolve(override)] : candidates) {
     if (!existsSync(file)) {
       tried.push(`${file}: not built`);
       continue;

@@ -71,7 +71,15 @@ if (args.has("--cmake")) {
   }
   // With "binary": {"napi_versions": [...]} in package.json, cmake-js builds against the
   // Node-API headers it ships and downloads nothing.
-  run(process.execPath, [cmakeJs, "rebuild", ...(debug ? ["--debug"] : []), ...(outDir ? ["--out", outDir] : [])]);
+  // --CD… options (CMake definitions such as compiler flags) are passed through.
+  const defines = argv.filter((a) => a.startsWith("--CD"));
+  run(process.execPath, [
+    cmakeJs,
+    "rebuild",
+    ...(debug ? ["--debug"] : []),
+    ...(outDir ? ["--out", outDir] : []),
+    ...defines,
+  ]);
 } else {
   const dir = nodeDir();
   if (!dir) fail("Node's headers were not found (set HEAPSTATE_NODEDIR to the Node prefix)");

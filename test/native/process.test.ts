@@ -3,12 +3,12 @@
  * the binding forced off or missing, argument checks, exported symbols, and both module systems.
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Snapshot } from "../../lib/types";
-import { childEnv, jemallocStaticAddon, MiB, requireLib, root, runChild } from "../helpers";
+import { childEnv, jemallocStaticAddon, MiB, printerAddon, requireLib, root, runChild } from "../helpers";
 
 const binding = join(root, "build", "Release", "heapstate.node");
 
@@ -18,9 +18,9 @@ interface Summary {
   codes: string[];
 }
 
-describe("collect() from several worker threads and the main thread", () => {
-  for (const preload of [undefined, "jemalloc"] as const) {
-    it(`${preload ?? "glibc"}: every reading names the heap, none fails; a terminated worker takes nothing down`, () => {
+describe("collect() and trim() from several worker threads and the main thread, while others allocate hard", () => {
+  for (const preload of [undefined, "jemalloc", "tcmalloc", "mimalloc"] as const) {
+    it(`${preload ?? "glibc"}: every reading names the heap, none fails; a terminated worker takes nothing down; exit with a sampler running`, () => {
       const out = runChild<{ main: Summary[]; fromWorkers: Summary[][]; exitCode: number; afterTerminate: Summary }>(
         "workers.cjs",
         [],
@@ -32,8 +32,9 @@ describe("collect() from several worker threads and the main thread", () => {
       expect(all).toHaveLength(100 + 4 * 100 + 1);
       for (const s of all) {
         expect(s.allocator).toBe(expected);
-        expect(s.allocated).toBeGreaterThan(0);
-        expect(s.codes).toEqual([]);
+        // mimalloc has no allocated counter; its commit figure may be withheld when it underflows.
+        if (expected !== "mimalloc") expect(s.allocated).toBeGreaterThan(0);
+        expect(s.codes.filter((c) => c !== "MIMALLOC_COUNTER_INVALID")).toEqual([]);
       }
       expect(out.exitCode).toBe(1); // terminate() resolves with 1 for a worker stopped mid-run
     });
@@ -98,6 +99,29 @@ describe("without the binding", () => {
     expect(out.snapshot.process?.rssBytes).toBeGreaterThan(0);
     expect(out.trim.actions).toEqual([]);
     expect(out.trim.releasedBytes).toEqual(expect.any(Number));
+  });
+
+  it("a file that is not a loadable addon (HEAPSTATE_BINDING): NATIVE_NOT_LOADED naming it, the rest stands", () => {
+    const dir = mkdtempSync(join(tmpdir(), "heapstate-badbinding-"));
+    const bad = join(dir, "heapstate.node");
+    writeFileSync(bad, "this is not an ELF shared object\n");
+    try {
+      const out = runChild<{ snapshot: Snapshot }>("plain.cjs", [], { HEAPSTATE_BINDING: bad });
+      expect(out.snapshot.heap).toBeUndefined();
+      const w = out.snapshot.warnings.find((x) => x.source === "native");
+      expect(w?.code).toBe("NATIVE_NOT_LOADED");
+      expect(w?.message).toContain(bad);
+      expect(out.snapshot.process?.rssBytes).toBeGreaterThan(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("an addon of another shape (HEAPSTATE_BINDING): NATIVE_READ_FAILED, the rest stands", () => {
+    const out = runChild<{ snapshot: Snapshot }>("plain.cjs", [], { HEAPSTATE_BINDING: printerAddon });
+    expect(out.snapshot.heap).toBeUndefined();
+    expect(out.snapshot.warnings.map((x) => x.code)).toContain("NATIVE_READ_FAILED");
+    expect(out.snapshot.process?.rssBytes).toBeGreaterThan(0);
   });
 
   describe("not built", () => {

@@ -1,0 +1,152 @@
+/**
+ * Property tests for every parser: generated and mutated inputs (truncation, garbage, huge and
+ * negative numbers, duplicate and unknown keys, binary, very long lines). A parser returns what it
+ * could read, or throws the package's own error; never another exception, never NaN, Infinity or a
+ * negative byte count, and never hangs (each run is bounded by the test timeout).
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { parseMallocInfo } from "../../lib/allocators/malloc-info";
+import { HeapstateError } from "../../lib/errors";
+import { parseSnapshot } from "../../lib/parse";
+import {
+  locateMemoryCgroup,
+  parseCounter,
+  parseFlatKeyed,
+  parseLimit,
+  parseMountinfo,
+  parseProcCgroup,
+} from "../../lib/procfs/cgroup";
+import { forEachMapping, parseSmapsTotals } from "../../lib/procfs/smaps";
+import { parseStatm } from "../../lib/procfs/statm";
+import { parseStatus } from "../../lib/procfs/status";
+import { summarize } from "../../lib/regions";
+import { fixtures } from "../helpers";
+import { expectHonestNumbers } from "./honest";
+
+const tree = join(fixtures, "procfs", "v1-hybrid", "proc", "4242");
+const samples = {
+  status: readFileSync(join(tree, "status"), "utf8"),
+  statm: readFileSync(join(tree, "statm"), "utf8"),
+  rollup: readFileSync(join(tree, "smaps_rollup"), "utf8"),
+  smaps: readFileSync(join(tree, "smaps"), "utf8").slice(0, 20_000),
+  cgroup: readFileSync(join(tree, "cgroup"), "utf8"),
+  mountinfo: readFileSync(join(tree, "mountinfo"), "utf8"),
+  mallocInfo: readFileSync(join(fixtures, "malloc-info", "node-threadpool.xml"), "utf8"),
+};
+
+/** A real file, mutated: cut, spliced with garbage, numbers replaced, lines duplicated. */
+function mutated(text: string): fc.Arbitrary<string> {
+  const lines = text.split("\n");
+  return fc.oneof(
+    fc.nat(text.length).map((n) => text.slice(0, n)),
+    fc.tuple(fc.nat(text.length), fc.string({ maxLength: 40 })).map(([n, g]) => text.slice(0, n) + g + text.slice(n)),
+    fc
+      .tuple(fc.nat(text.length), fc.uint8Array({ maxLength: 64 }))
+      .map(([n, b]) => text.slice(0, n) + String.fromCharCode(...b) + text.slice(n)),
+    fc
+      .constantFrom("-1", "99999999999999999999999", "1e400", "NaN", "0x10", "", "   ", "18446744073709551615")
+      .map((v) => text.replace(/\d+/g, (m, i: number) => (i % 3 === 0 ? v : m))),
+    fc.nat(lines.length).map((i) => [...lines.slice(0, i), lines[i] ?? "", ...lines.slice(i)].join("\n")),
+    fc.string({ maxLength: 200 }).map((k) => `${k}:\t12 kB\n${text}`),
+    fc.constant(`${"x".repeat(100_000)}\n${text}`),
+    fc.string({ maxLength: 500 }),
+  );
+}
+
+/** Runs `parse`; it may throw only HeapstateError. Returns what it returned, or undefined. */
+function tolerant<T>(parse: () => T): T | undefined {
+  try {
+    return parse();
+  } catch (error) {
+    expect(error).toBeInstanceOf(HeapstateError);
+    return undefined;
+  }
+}
+
+const runs = { numRuns: 300 };
+
+describe("parsers never lie and never crash", () => {
+  it("status", () =>
+    fc.assert(
+      fc.property(mutated(samples.status), (t) => expectHonestNumbers(tolerant(() => parseStatus(t)))),
+      runs,
+    ));
+  it("statm", () =>
+    fc.assert(
+      fc.property(mutated(samples.statm), (t) => expectHonestNumbers(tolerant(() => parseStatm(t)))),
+      runs,
+    ));
+  it("smaps_rollup", () =>
+    fc.assert(
+      fc.property(mutated(samples.rollup), (t) => expectHonestNumbers(tolerant(() => parseSmapsTotals(t)))),
+      runs,
+    ));
+  it("smaps, into regions", () =>
+    fc.assert(
+      fc.property(mutated(samples.smaps), (t) => {
+        const regions = tolerant(() => {
+          const m: Parameters<typeof summarize>[0] = [];
+          forEachMapping(t, (x) => m.push(x));
+          return summarize(m, true);
+        });
+        expectHonestNumbers(regions);
+      }),
+      { numRuns: 150 },
+    ));
+  it("/proc/<pid>/cgroup and mountinfo, located", () =>
+    fc.assert(
+      fc.property(mutated(samples.cgroup), mutated(samples.mountinfo), (c, m) => {
+        const found = tolerant(() => locateMemoryCgroup(parseProcCgroup(c), parseMountinfo(m)));
+        if (found && "location" in found) expect(found.location.dir.startsWith("/")).toBe(true);
+      }),
+      runs,
+    ));
+  it("cgroup value and key files", () =>
+    fc.assert(
+      fc.property(fc.string({ maxLength: 300 }), (t) => {
+        for (const v of [parseLimit(t), parseCounter(t), ...parseFlatKeyed(t).values()]) {
+          if (v !== undefined) {
+            expect(Number.isFinite(v)).toBe(true);
+            expect(v).toBeGreaterThanOrEqual(0);
+          }
+        }
+      }),
+      runs,
+    ));
+  it("malloc_info XML", () =>
+    fc.assert(
+      fc.property(mutated(samples.mallocInfo), (t) => expectHonestNumbers(tolerant(() => parseMallocInfo(t)))),
+      { numRuns: 150 },
+    ));
+  it("saved snapshots", () => {
+    const real = JSON.stringify({
+      schema: "heapstate/1",
+      time: "2026-01-01T00:00:00.000Z",
+      pid: 7,
+      tier: "fast",
+      costMicros: 3,
+      process: { rssBytes: 1000, swapBytes: 0 },
+      breakdown: {
+        rssBytes: 1000,
+        rssSource: "status",
+        parts: [{ name: "file", bytes: 900, source: "x" }],
+        unattributedBytes: 100,
+      },
+      allocators: [],
+      warnings: [],
+    });
+    fc.assert(
+      fc.property(fc.oneof(mutated(real), fc.json({ maxDepth: 3 }), fc.anything({ maxDepth: 3 })), (input) => {
+        const s = tolerant(() => parseSnapshot(input));
+        if (s) {
+          expect(s.schema).toMatch(/^heapstate\/\d+$/);
+          expectHonestNumbers(s);
+        }
+      }),
+      runs,
+    );
+  });
+});
