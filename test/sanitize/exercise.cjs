@@ -6,28 +6,38 @@ const { join } = require("node:path");
 const h = require(join(__dirname, "..", "..", "dist", "index.js"));
 const rounds = Number(process.env.HEAPSTATE_EXERCISE_ROUNDS ?? 50);
 
-if (!isMainThread) {
+function worker() {
   if (workerData?.forever) {
     parentPort.postMessage("started");
     for (;;) h.collect({ tier: "deep" });
   }
   for (let i = 0; i < rounds; i++) h.collect({ tier: i % 2 ? "fast" : "standard" });
   parentPort.postMessage("done");
-  return;
 }
 
-(async () => {
+async function main() {
   const s = h.collect({ tier: "deep" });
   // Under ASan, malloc is ASan's own (heapstate says so: ALLOCATOR_UNSUPPORTED); the addon must
   // still be loaded and every reader still runs.
   const nativeProblems = s.warnings.filter((w) => w.source === "native");
   if (nativeProblems.length) throw new Error(`the addon is not in use: ${JSON.stringify(nativeProblems)}`);
-  console.log(`exercise: malloc served by ${s.heap ? s.heap.library : s.warnings.map((w) => w.code).join(",")}; instances ${JSON.stringify(require(process.env.HEAPSTATE_BINDING).discover().instances.map((i) => i.allocator))}`);
+  console.log(
+    `exercise: malloc served by ${s.heap ? s.heap.library : s.warnings.map((w) => w.code).join(",")}; instances ${JSON.stringify(
+      require(process.env.HEAPSTATE_BINDING)
+        .discover()
+        .instances.map((i) => i.allocator),
+    )}`,
+  );
   for (let i = 0; i < rounds; i++) h.collect({ tier: ["fast", "standard", "deep"][i % 3] });
   h.trim();
   const binding = require(process.env.HEAPSTATE_BINDING);
   let typeErrors = 0;
-  for (const bad of [() => binding.read("x"), () => binding.read({ glibc: 1 }), () => binding.trim([]), () => binding.read({ mallocInfo: null })]) {
+  for (const bad of [
+    () => binding.read("x"),
+    () => binding.read({ glibc: 1 }),
+    () => binding.trim([]),
+    () => binding.read({ mallocInfo: null }),
+  ]) {
     try {
       bad();
     } catch (e) {
@@ -36,10 +46,15 @@ if (!isMainThread) {
   }
   if (typeErrors !== 4) throw new Error(`expected 4 TypeErrors, got ${typeErrors}`);
   const workers = Array.from({ length: 3 }, () => new Worker(__filename));
-  await Promise.all(workers.map((w) => new Promise((resolve, reject) => {
-    w.once("message", resolve);
-    w.once("error", reject);
-  })));
+  await Promise.all(
+    workers.map(
+      (w) =>
+        new Promise((resolve, reject) => {
+          w.once("message", resolve);
+          w.once("error", reject);
+        }),
+    ),
+  );
   await Promise.all(workers.map((w) => w.terminate()));
   const victim = new Worker(__filename, { workerData: { forever: true } });
   await new Promise((resolve) => victim.once("message", resolve));
@@ -47,4 +62,7 @@ if (!isMainThread) {
   await victim.terminate();
   h.collect();
   console.log("exercise: ok");
-})();
+}
+
+if (isMainThread) main();
+else worker();
