@@ -3,7 +3,9 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { parseMallocInfo } from "../../lib/allocators/malloc-info";
 import { collect, HeapstateError, snapshot } from "../../lib/index";
+import { native } from "../../lib/native";
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -53,6 +55,32 @@ describe("collect()", () => {
     expect(Math.abs(rss - (s.breakdown?.rssBytes ?? 0))).toBeLessThanOrEqual(4 * 1024 * 1024);
     for (const c of ["anon", "code", "stack", "malloc-main-arena"])
       expect(s.regions?.map((r) => r.category)).toContain(c);
+  });
+
+  it("process figures match the kernel's status and smaps_rollup read right after", () => {
+    const s = collect();
+    const status = readFileSync("/proc/self/status", "utf8");
+    const rollup = readFileSync("/proc/self/smaps_rollup", "utf8");
+    const kb = (text: string, key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB$`, "m").exec(text)?.[1]) * 1024;
+    // status's counters are the kernel's cached, approximate ones; a few hundred KiB apart at most.
+    expect(Math.abs((s.process?.rssBytes as number) - kb(status, "VmRSS"))).toBeLessThanOrEqual(2 * 1024 * 1024);
+    expect(Math.abs((s.breakdown?.rssBytes as number) - kb(rollup, "Rss"))).toBeLessThanOrEqual(2 * 1024 * 1024);
+    expect(Math.abs((s.process?.pssBytes as number) - kb(rollup, "Pss"))).toBeLessThanOrEqual(2 * 1024 * 1024);
+  });
+
+  it("glibc's mallinfo2 figures match malloc_info's totals of the same moment", () => {
+    const binding = native();
+    expect(binding).toBeDefined();
+    const glibc = binding?.read({ glibc: true, mallocInfo: true }).instances.find((i) => i.allocator === "glibc");
+    const v = glibc?.values as Record<string, number | string>;
+    const info = parseMallocInfo(v.malloc_info as string);
+    expect(info.arenas.reduce((n, a) => n + (a.systemBytes ?? 0), 0)).toBe(v.arena);
+    expect(info.mmapBytes).toBe(v.hblkhd);
+    expect(info.mmapChunks).toBe(v.hblks);
+    // Free bytes: malloc_info's sizes carry glibc's PREV_INUSE bit (+1 per chunk), and other
+    // threads may free or allocate between the two calls.
+    const free = info.arenas.reduce((n, a) => n + (a.fastFreeBytes ?? 0) + (a.restFreeBytes ?? 0), 0);
+    expect(Math.abs(free - (v.fordblks as number))).toBeLessThanOrEqual(64 * 1024);
   });
 
   it("rejects bad options with INVALID_OPTION naming the option", () => {
