@@ -71,16 +71,20 @@ describe("collect()", () => {
   it("glibc's mallinfo2 figures match malloc_info's totals of the same moment", () => {
     const binding = native();
     expect(binding).toBeDefined();
-    const glibc = binding?.read({ glibc: true, mallocInfo: true }).instances.find((i) => i.allocator === "glibc");
-    const v = glibc?.values as Record<string, number | string>;
-    const info = parseMallocInfo(v.malloc_info as string);
-    expect(info.arenas.reduce((n, a) => n + (a.systemBytes ?? 0), 0)).toBe(v.arena);
-    expect(info.mmapBytes).toBe(v.hblkhd);
-    expect(info.mmapChunks).toBe(v.hblks);
-    // Free bytes: malloc_info's sizes carry glibc's PREV_INUSE bit (+1 per chunk), and other
-    // threads may free or allocate between the two calls.
-    const free = info.arenas.reduce((n, a) => n + (a.fastFreeBytes ?? 0) + (a.restFreeBytes ?? 0), 0);
-    expect(Math.abs(free - (v.fordblks as number))).toBeLessThanOrEqual(64 * 1024);
+    // Other threads (V8's, vitest's) may allocate between the two walks: the closest of a few
+    // readings is compared.
+    let closest = Number.POSITIVE_INFINITY;
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const glibc = binding?.read({ glibc: true, mallocInfo: true }).instances.find((i) => i.allocator === "glibc");
+      const v = glibc?.values as Record<string, number | string>;
+      const info = parseMallocInfo(v.malloc_info as string);
+      if (info.mmapBytes !== v.hblkhd || info.mmapChunks !== v.hblks) continue;
+      if (info.arenas.reduce((n, a) => n + (a.systemBytes ?? 0), 0) !== v.arena) continue;
+      // malloc_info's sizes carry glibc's PREV_INUSE bit: +1 byte per free chunk.
+      const free = info.arenas.reduce((n, a) => n + (a.fastFreeBytes ?? 0) + (a.restFreeBytes ?? 0), 0);
+      closest = Math.min(closest, Math.abs(free - (v.fordblks as number)));
+    }
+    expect(closest).toBeLessThanOrEqual(16 * 1024);
   });
 
   it("rejects bad options with INVALID_OPTION naming the option", () => {
