@@ -9,11 +9,20 @@ import { describeType, HeapstateError } from "./errors";
 import { findings } from "./findings";
 import { native, nativeProblem } from "./native";
 import { locate, readCgroup } from "./procfs/cgroup-read";
-import { DEFAULT_PROC_ROOT, processError, readProcFile } from "./procfs/read";
-import { forEachMapping, type Mapping, parseSmapsTotals, type SmapsTotals } from "./procfs/smaps";
+import { DEFAULT_PROC_ROOT, processError, readProcFile, streamProcFile } from "./procfs/read";
+import { parseSmapsTotals, SmapsParser, type SmapsTotals } from "./procfs/smaps";
 import { parseStatus } from "./procfs/status";
-import { summarize } from "./regions";
-import type { AllocatorState, CollectOptions, Snapshot, Tier, TrimAction, TrimResult, Warning } from "./types";
+import { RegionAccumulator } from "./regions";
+import type {
+  AllocatorState,
+  CollectOptions,
+  RegionSummary,
+  Snapshot,
+  Tier,
+  TrimAction,
+  TrimResult,
+  Warning,
+} from "./types";
 import { readV8 } from "./v8";
 
 const tiers: readonly Tier[] = ["fast", "standard", "deep"];
@@ -156,8 +165,8 @@ function collectWith(o: Resolved, freshGlibc: boolean): Snapshot {
   }
   if (o.tier === "deep") {
     timed(costs, "smaps", () => {
-      const mappings = readMappings(o, "smaps", warnings);
-      if (mappings) snap.regions = summarize(mappings, o.includeAddresses);
+      const regions = readRegions(o, warnings);
+      if (regions) snap.regions = regions;
     });
   }
 
@@ -183,18 +192,22 @@ function procWarning(o: Resolved, file: string, error: unknown): Warning {
   };
 }
 
-function readMappings(o: Resolved, file: string, warnings: Warning[]): Mapping[] | undefined {
-  let text: string;
+/**
+ * The deep tier's regions: smaps read by chunks and summed as it streams, so a process with tens
+ * of thousands of mappings costs a chunk and a few mappings of memory, not the whole text.
+ */
+function readRegions(o: Resolved, warnings: Warning[]): RegionSummary[] | undefined {
+  const acc = new RegionAccumulator(o.includeAddresses);
+  const parser = new SmapsParser((m) => acc.push(m));
   try {
-    text = readProcFile(o.procRoot, o.pid, file);
+    streamProcFile(o.procRoot, o.pid, "smaps", (chunk) => parser.write(chunk));
   } catch (error) {
-    if (!o.self) throw processError(o.pid, file, error);
-    warnings.push(procWarning(o, file, error));
+    if (!o.self) throw processError(o.pid, "smaps", error);
+    warnings.push(procWarning(o, "smaps", error));
     return undefined;
   }
-  const mappings: Mapping[] = [];
-  forEachMapping(text, (m) => mappings.push(m));
-  return mappings;
+  parser.end();
+  return acc.finish();
 }
 
 /** smaps_rollup, or (kernels before 4.14) the same keys summed over smaps. */

@@ -1,6 +1,7 @@
 /** procfs I/O. The root is injectable so tests can feed captured and broken trees. */
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { join } from "node:path";
+import { StringDecoder } from "node:string_decoder";
 import { HeapstateError } from "../errors";
 
 export const DEFAULT_PROC_ROOT = "/proc";
@@ -49,6 +50,33 @@ export function readKept(path: string): string {
       // already unusable
     }
     throw error;
+  }
+}
+
+/**
+ * Reads `<root>/<pid>/<file>` by chunks of 64 KiB, handing each to `onChunk` as text (a multi-byte
+ * character split between chunks is kept whole). Errors keep their errno `code`.
+ */
+export function streamProcFile(
+  root: string,
+  pid: number | "self",
+  file: string,
+  onChunk: (text: string) => void,
+): void {
+  const path = root === DEFAULT_PROC_ROOT ? `/proc/${pid}/${file}` : join(root, String(pid), file);
+  const fd = openSync(path, "r");
+  try {
+    const chunk = Buffer.allocUnsafe(64 * 1024);
+    const decoder = new StringDecoder("utf8");
+    for (;;) {
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      onChunk(decoder.write(chunk.subarray(0, n)));
+    }
+    const tail = decoder.end();
+    if (tail) onChunk(tail);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -162,38 +162,70 @@ function parseHeader(text: string, pos: number, nl: number): Mapping | undefined
 }
 
 /**
- * Calls `visit` for each mapping of smaps text, in address order, and returns how many it saw.
- * A scan by character codes, not a regular expression per line: smaps of a large process is
- * megabytes. Lines that are neither a header nor a known "Key: N kB" line are skipped; a mapping
+ * A streaming smaps parser: text goes in by chunks of any size (`write`), each mapping comes out
+ * through `visit` once its lines are complete, so smaps of tens of thousands of mappings needs no
+ * more memory than a chunk and one mapping. A scan by character codes, not a regular expression
+ * per line. Lines that are neither a header nor a known "Key: N kB" line are skipped; a mapping
  * whose header is malformed is skipped whole.
  */
-export function forEachMapping(text: string, visit: (m: Mapping) => void): number {
-  let current: Mapping | undefined;
-  let count = 0;
-  let pos = 0;
-  const length = text.length;
-  while (pos < length) {
-    let nl = text.indexOf("\n", pos);
-    if (nl < 0) nl = length;
-    const first = text.charCodeAt(pos);
-    if (isHex(first)) {
-      if (current) visit(current);
-      current = parseHeader(text, pos, nl);
-      if (current) count++;
-    } else if (current) {
-      const candidates = fieldsByInitial[first];
-      if (candidates) {
-        for (const [key, field] of candidates) {
-          if (text.startsWith(key, pos)) {
-            const v = kbValue(text, pos + key.length, nl);
-            if (v !== undefined) current[field] = v;
-            break;
+export class SmapsParser {
+  /** Mappings seen so far. */
+  count = 0;
+  private current: Mapping | undefined;
+  private rest = "";
+
+  constructor(private readonly visit: (m: Mapping) => void) {}
+
+  write(chunk: string): void {
+    const text = this.rest + chunk;
+    const lastNl = text.lastIndexOf("\n");
+    if (lastNl < 0) {
+      this.rest = text;
+      return;
+    }
+    this.lines(text, lastNl);
+    this.rest = text.slice(lastNl + 1);
+  }
+
+  end(): void {
+    if (this.rest) this.lines(this.rest, this.rest.length);
+    this.rest = "";
+    if (this.current) this.visit(this.current);
+    this.current = undefined;
+  }
+
+  /** Parses the complete lines of text[0, until). */
+  private lines(text: string, until: number): void {
+    let pos = 0;
+    while (pos < until) {
+      let nl = text.indexOf("\n", pos);
+      if (nl < 0 || nl > until) nl = until;
+      const first = text.charCodeAt(pos);
+      if (isHex(first)) {
+        if (this.current) this.visit(this.current);
+        this.current = parseHeader(text, pos, nl);
+        if (this.current) this.count++;
+      } else if (this.current) {
+        const candidates = fieldsByInitial[first];
+        if (candidates) {
+          for (const [key, field] of candidates) {
+            if (text.startsWith(key, pos)) {
+              const v = kbValue(text, pos + key.length, nl);
+              if (v !== undefined) this.current[field] = v;
+              break;
+            }
           }
         }
       }
+      pos = nl + 1;
     }
-    pos = nl + 1;
   }
-  if (current) visit(current);
-  return count;
+}
+
+/** Calls `visit` for each mapping of a whole smaps text, in address order; returns how many. */
+export function forEachMapping(text: string, visit: (m: Mapping) => void): number {
+  const parser = new SmapsParser(visit);
+  parser.write(text);
+  parser.end();
+  return parser.count;
 }
