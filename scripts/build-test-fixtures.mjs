@@ -40,6 +40,15 @@ function build(name, extra) {
 }
 
 build("printer", ["-ldl"]);
+// The benchmarks' floor program doubles as a helper that maps many regions (tests of smaps at scale).
+{
+  const args = ["-O2", "-o", join(out, "floor"), join(root, "bench", "floor.c"), "-ldl", "-lpthread"];
+  const r = spawnSync(cc, args, { stdio: "inherit" });
+  if (r.status !== 0) {
+    console.error(`build-test-fixtures: ${cc} ${args.join(" ")} failed`);
+    process.exit(1);
+  }
+}
 if (!existsSync(jemallocPic)) {
   console.error(`build-test-fixtures: ${jemallocPic} is missing: apt-get install libjemalloc-dev`);
   process.exit(1);

@@ -1,0 +1,85 @@
+/**
+ * Faults that need a real process: files this user may not read (EACCES, as "nobody" against a
+ * copied tree), and smaps of tens of thousands of mappings (bounded time, and memory that does
+ * not grow with them).
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { collect } from "../../lib/index";
+import { childEnv, fixtures, root } from "../helpers";
+
+describe("files that may not be read (EACCES)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "heapstate-eacces-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  cpSync(join(fixtures, "procfs", "v1-hybrid"), dir, { recursive: true });
+  for (const part of ["dist", "package.json"]) cpSync(join(root, part), join(dir, "pkg", part), { recursive: true });
+  const cgPath = (
+    /^\d+:memory:(.*)$/m.exec(readFileSync(join(dir, "proc", "4242", "cgroup"), "utf8")) as RegExpExecArray
+  )[1] as string;
+
+  function asNobody(options: object): { code?: string; warnings?: string[]; rss?: number } {
+    const script = `
+      const h = require(${JSON.stringify(join(dir, "pkg", "dist", "index.js"))});
+      try { const s = h.collect(${JSON.stringify(options)}); console.log(JSON.stringify({ warnings: s.warnings.map((w) => w.code), rss: s.process && s.process.rssBytes })); }
+      catch (e) { console.log(JSON.stringify({ code: e.code, name: e.name })); }`;
+    const out = execFileSync(
+      "setpriv",
+      ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, "-e", script],
+      {
+        encoding: "utf8",
+        env: childEnv({ HEAPSTATE_NO_NATIVE: "1" }),
+        cwd: "/",
+      },
+    );
+    return JSON.parse(out);
+  }
+
+  it("a process file: PROCESS_NOT_READABLE for another process", () => {
+    chmodSync(dir, 0o755);
+    for (const d of ["proc", "proc/4242", "sys", "pkg"]) chmodSync(join(dir, d), 0o755);
+    chmodSync(join(dir, "proc", "4242", "smaps_rollup"), 0o000);
+    const r = asNobody({ pid: 4242, procRoot: join(dir, "proc"), fsRoot: dir });
+    expect(r.code).toBe("PROCESS_NOT_READABLE");
+    chmodSync(join(dir, "proc", "4242", "smaps_rollup"), 0o644);
+  });
+
+  it("a cgroup file: a CGROUP_UNREADABLE warning, and the rest stands", () => {
+    const file = join(dir, "sys/fs/cgroup/memory", cgPath, "memory.usage_in_bytes");
+    chmodSync(file, 0o000);
+    const r = asNobody({ pid: 4242, procRoot: join(dir, "proc"), fsRoot: dir, tier: "standard" });
+    expect(r.warnings).toContain("CGROUP_UNREADABLE");
+    expect(r.rss).toBeGreaterThan(0);
+    chmodSync(file, 0o644);
+  });
+});
+
+describe("smaps of tens of thousands of mappings", () => {
+  let child: ChildProcess | undefined;
+  afterAll(() => child?.stdin?.end());
+
+  it("are read in bounded time, and the reading's memory does not grow with them", async () => {
+    const helper = join(fixtures, "native", "build", "floor");
+    child = spawn(helper, ["maps", "40000"], { stdio: ["pipe", "pipe", "inherit"] });
+    await new Promise((resolve, reject) => {
+      child?.stdout?.once("data", resolve);
+      child?.once("exit", (code) => reject(new Error(`${helper} exited with ${code}`)));
+    });
+    const pid = child.pid as number;
+    const smapsBytes = readFileSync(`/proc/${pid}/smaps`).length;
+    global.gc?.();
+    const before = process.memoryUsage();
+    const start = performance.now();
+    const s = collect({ pid, tier: "deep" });
+    const ms = performance.now() - start;
+    const after = process.memoryUsage();
+    const count = (s.regions ?? []).reduce((n, r) => n + r.count, 0);
+    expect(count).toBeGreaterThanOrEqual(39_000);
+    expect(ms).toBeLessThan(10_000);
+    // Streamed: far less than the text itself (≈ 30 MB) is allocated and kept on the JS heap.
+    expect(smapsBytes).toBeGreaterThan(20_000_000);
+    expect(after.heapUsed - before.heapUsed).toBeLessThan(smapsBytes / 4);
+  });
+});
