@@ -27,7 +27,8 @@ describe("collect()", () => {
     expect(s.costMicros).toBeGreaterThan(0);
     expect(s.heap?.allocator).toBe("glibc");
     expect(s.allocators[0]).toBe(s.heap);
-    expect(s.warnings).toEqual([]);
+    // Nothing but the cgroup may be missing (a machine may run this in a root or controller-less cgroup).
+    expect(s.warnings.filter((w) => w.source !== "cgroup")).toEqual([]);
   });
 
   it("deep tier counts glibc's arenas from malloc_info", () => {
