@@ -83,7 +83,7 @@ class Addon : public Napi::Addon<Addon> {
   // discover() -> { generation, mallocOwner?, mainProgramDefinesMalloc, instances: [...] }
   Napi::Value Discover(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    std::shared_ptr<const Discovery> d = CurrentDiscovery();
+    DiscoveryRef d = CurrentDiscovery();
     Napi::Object out = Describe(env, *d);
     Napi::Array list = Napi::Array::New(env, d->instances.size());
     for (size_t i = 0; i < d->instances.size(); i++) {
@@ -102,7 +102,7 @@ class Addon : public Napi::Addon<Addon> {
     ro.glibc = BoolOption(options, "glibc", true);
     ro.mallocInfo = BoolOption(options, "mallocInfo", false);
 
-    std::shared_ptr<const Discovery> d = CurrentDiscovery();
+    DiscoveryRef d = CurrentDiscovery();
     Napi::Object out = Describe(env, *d);
     Napi::Array list = Napi::Array::New(env, d->instances.size());
     for (size_t i = 0; i < d->instances.size(); i++) {
@@ -126,7 +126,7 @@ class Addon : public Napi::Addon<Addon> {
     Napi::Env env = info.Env();
     Napi::Object options = OptionsArg(info);
     const bool glibc = BoolOption(options, "glibc", true);
-    std::shared_ptr<const Discovery> d = CurrentDiscovery();
+    DiscoveryRef d = CurrentDiscovery();
     Napi::Object out = Describe(env, *d);
     Napi::Array list = Napi::Array::New(env, d->instances.size());
     for (size_t i = 0; i < d->instances.size(); i++) {

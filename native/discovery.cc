@@ -14,6 +14,27 @@
 #include <cstring>
 #include <mutex>
 
+// glibc 2.34 moved the dl* functions from libdl into libc under a new symbol version. Linked
+// against a newer glibc, the addon would then need GLIBC_2.34, while Node's official Linux
+// binaries need only 2.28 (and so may run where 2.34 is absent). Bind to the original versions,
+// which every glibc still exports; on an older glibc they are found in libdl, which node loads.
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 34)
+#if defined(__x86_64__)
+#define HEAPSTATE_DL_V1 "GLIBC_2.2.5"  // dlopen, dlclose, dlsym
+#define HEAPSTATE_DL_V2 "GLIBC_2.3.3"  // dlinfo, dladdr1 (added later)
+#elif defined(__aarch64__)
+#define HEAPSTATE_DL_V1 "GLIBC_2.17"  // the first aarch64 glibc has them all
+#define HEAPSTATE_DL_V2 "GLIBC_2.17"
+#endif
+#ifdef HEAPSTATE_DL_V1
+__asm__(".symver dlopen,dlopen@" HEAPSTATE_DL_V1);
+__asm__(".symver dlclose,dlclose@" HEAPSTATE_DL_V1);
+__asm__(".symver dlsym,dlsym@" HEAPSTATE_DL_V1);
+__asm__(".symver dlinfo,dlinfo@" HEAPSTATE_DL_V2);
+__asm__(".symver dladdr1,dladdr1@" HEAPSTATE_DL_V2);
+#endif
+#endif
+
 namespace heapstate {
 
 const char* KindName(AllocatorKind kind) {
@@ -208,8 +229,8 @@ void ScanObject(void* h, const struct link_map* lm, const std::string& path,
   }
 }
 
-std::shared_ptr<const Discovery> Build(const Counters& counters, uint64_t generation) {
-  auto d = std::make_shared<Discovery>();
+Discovery* Build(const Counters& counters, uint64_t generation) {
+  auto* d = new Discovery();
   d->generation = generation;
   d->adds = counters.adds;
   d->subs = counters.subs;
@@ -254,20 +275,30 @@ std::shared_ptr<const Discovery> Build(const Counters& counters, uint64_t genera
   return d;
 }
 
+void Release(const Discovery* d) {
+  if (d != nullptr && d->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete d;
+}
+
 std::mutex gMutex;
-std::shared_ptr<const Discovery> gCurrent;
+const Discovery* gCurrent = nullptr;  // holds one count
 uint64_t gGeneration = 0;
 
 }  // namespace
 
-std::shared_ptr<const Discovery> CurrentDiscovery() {
+DiscoveryRef::~DiscoveryRef() { Release(d_); }
+
+DiscoveryRef CurrentDiscovery() {
   Counters now;
   dl_iterate_phdr(ReadCounters, &now);
   std::lock_guard<std::mutex> lock(gMutex);
   if (gCurrent == nullptr || gCurrent->adds != now.adds || gCurrent->subs != now.subs) {
-    gCurrent = Build(now, ++gGeneration);
+    Discovery* next = Build(now, ++gGeneration);
+    next->refs.store(1, std::memory_order_relaxed);
+    Release(gCurrent);  // freed here unless a reader still holds it
+    gCurrent = next;
   }
-  return gCurrent;
+  gCurrent->refs.fetch_add(1, std::memory_order_relaxed);
+  return DiscoveryRef(gCurrent);
 }
 
 }  // namespace heapstate

@@ -6,10 +6,10 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -75,6 +75,10 @@ struct Instance {
 };
 
 struct Discovery {
+  // Held by the current-discovery slot and by each DiscoveryRef. An atomic counted by hand rather
+  // than std::shared_ptr: libstdc++'s shared_ptr imports __libc_single_threaded (GLIBC_2.32) and
+  // make_shared a GLIBCXX_3.4.26 symbol, both newer than what Node's official binaries require.
+  mutable std::atomic<long> refs{0};
   uint64_t generation = 0;
   unsigned long long adds = 0, subs = 0;
   std::string mallocOwner;  // empty when no object could be shown to define malloc
@@ -82,8 +86,22 @@ struct Discovery {
   std::vector<Instance> instances;
 };
 
+// A counted reference to an immutable Discovery; the Discovery lives while any reference does.
+class DiscoveryRef {
+ public:
+  explicit DiscoveryRef(const Discovery* d) : d_(d) {}  // takes over one count already added
+  ~DiscoveryRef();
+  DiscoveryRef(const DiscoveryRef&) = delete;
+  DiscoveryRef& operator=(const DiscoveryRef&) = delete;
+  const Discovery& operator*() const { return *d_; }
+  const Discovery* operator->() const { return d_; }
+
+ private:
+  const Discovery* d_;
+};
+
 // The current discovery; rebuilt when objects were loaded or unloaded since the last call.
 // Thread-safe. The returned object is immutable and stays valid for as long as it is held.
-std::shared_ptr<const Discovery> CurrentDiscovery();
+DiscoveryRef CurrentDiscovery();
 
 }  // namespace heapstate
