@@ -1,4 +1,6 @@
 /** The difference between two snapshots: per-field deltas and the top growers. */
+
+import { assertSnapshot } from "./errors";
 import { rows } from "./format";
 import type { Snapshot } from "./types";
 import { formatBytes } from "./units";
@@ -54,6 +56,8 @@ function byteFields(s: Snapshot): Map<string, number> {
  * console.log(d.topGrowers[0]?.path, d.topGrowers[0]?.delta);
  */
 export function diff(a: Snapshot, b: Snapshot): SnapshotDiff {
+  assertSnapshot(a, "diff(before, after): before");
+  assertSnapshot(b, "diff(before, after): after");
   const fa = byteFields(a);
   const fb = byteFields(b);
   const paths = [...new Set([...fa.keys(), ...fb.keys()])];

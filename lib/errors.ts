@@ -27,3 +27,17 @@ export function describeType(value: unknown): string {
   const t = typeof value;
   return t === "object" || t === "undefined" ? t : `a ${t}`;
 }
+
+/**
+ * Throws INVALID_SNAPSHOT unless `value` looks like a snapshot (an object with a numeric pid and a
+ * tier), so a JavaScript caller who passes nothing or the wrong thing reads what went wrong.
+ */
+export function assertSnapshot(value: unknown, where: string): void {
+  const v = value as { pid?: unknown; tier?: unknown } | null;
+  if (v === null || typeof v !== "object" || typeof v.pid !== "number" || typeof v.tier !== "string") {
+    throw new HeapstateError(
+      "INVALID_SNAPSHOT",
+      `${where}: expected a snapshot from collect() or parseSnapshot(), received ${describeType(value)}`,
+    );
+  }
+}

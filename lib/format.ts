@@ -1,4 +1,6 @@
 /** Human text of a snapshot: one terminal screen, aligned, units in KiB/MiB/GiB. */
+
+import { assertSnapshot } from "./errors";
 import type { AllocatorState, PageStates, Snapshot } from "./types";
 import { formatBytes } from "./units";
 
@@ -59,6 +61,7 @@ function percent(part: number, whole: number): string {
  * console.log(formatHuman(collect()));
  */
 export function formatHuman(s: Snapshot): string {
+  assertSnapshot(s, "formatHuman(snapshot)");
   const lines = [`heapstate  pid ${s.pid}  ${s.time}  tier ${s.tier}  (${s.costMicros} µs)`];
   const p = s.process;
   const top: Array<[string, string]> = [];

@@ -4,7 +4,7 @@
  * Each scrape reads one snapshot (snapshot({ maxAgeMs }), fast tier), so every family describes
  * the same moment and the breakdown parts add up to heapstate_rss_bytes.
  */
-import { describeType, HeapstateError } from "./errors";
+import { assertSnapshot, describeType, HeapstateError } from "./errors";
 import { metricFamilies } from "./metrics";
 import { snapshot } from "./snapshot";
 import type { Snapshot } from "./types";
@@ -41,6 +41,7 @@ function prefixOf(options: PrometheusOptions): string {
  * res.setHeader("content-type", "text/plain; version=0.0.4"); res.end(prometheusText(collect()));
  */
 export function prometheusText(s: Snapshot, options: PrometheusOptions = {}): string {
+  assertSnapshot(s, "prometheusText(snapshot)");
   const prefix = prefixOf(options);
   const lines: string[] = [];
   for (const f of metricFamilies(s)) {

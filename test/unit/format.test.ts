@@ -1,6 +1,7 @@
 /** formatHuman, diff/formatDiff and parseSnapshot. */
 import { describe, expect, it } from "vitest";
 import { collect, diff, formatDiff, formatHuman, HeapstateError, parseSnapshot } from "../../lib/index";
+import { prometheusText } from "../../lib/prometheus";
 import type { Snapshot } from "../../lib/types";
 import { MiB } from "../helpers";
 
@@ -102,6 +103,30 @@ describe("parseSnapshot", () => {
       expect(error).toBeInstanceOf(HeapstateError);
       expect((error as HeapstateError).code).toBe("INVALID_SNAPSHOT");
       expect((error as Error).message).toMatch(reason);
+    }
+  });
+});
+
+describe("a value that is not a snapshot", () => {
+  it("formatHuman, diff and prometheusText throw INVALID_SNAPSHOT naming the call and what they got", () => {
+    const cases: Array<[() => unknown, RegExp]> = [
+      [() => formatHuman(undefined as unknown as Snapshot), /^formatHuman\(snapshot\): .* received undefined$/],
+      [
+        () => diff(collect({ tier: "fast" }), null as unknown as Snapshot),
+        /^diff\(before, after\): after: .* received null$/,
+      ],
+      [() => prometheusText({ pid: "1" } as unknown as Snapshot), /^prometheusText\(snapshot\): .* received object$/],
+    ];
+    for (const [call, message] of cases) {
+      let thrown: unknown;
+      try {
+        call();
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toBeInstanceOf(HeapstateError);
+      expect((thrown as HeapstateError).code).toBe("INVALID_SNAPSHOT");
+      expect((thrown as Error).message).toMatch(message);
     }
   });
 });
