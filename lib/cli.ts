@@ -8,7 +8,14 @@ import { join } from "node:path";
 import { diff, formatDiff } from "./diff";
 import { HeapstateError } from "./errors";
 import { formatHuman, rows } from "./format";
-import { ALLOCATOR_ENV, type AllocatorEnvironment, allocatorEnvironment, type HostState, hostInfo } from "./host";
+import {
+  type AddonState,
+  ALLOCATOR_ENV,
+  type AllocatorEnvironment,
+  allocatorEnvironment,
+  type HostState,
+  hostInfo,
+} from "./host";
 import { parseSnapshot } from "./parse";
 import { type TopMapping, topMappings } from "./regions";
 import { collect } from "./snapshot";
@@ -144,6 +151,13 @@ function painter(io: CliIo, noColor: boolean): Paint {
  * @example
  * process.exitCode = await main(["show-host", "--json"]);
  */
+function describeAddon(a: AddonState): string {
+  if (!a.loaded) return `none for ${a.platform}: allocator state is not available (see the warning below)`;
+  if (a.source === "prebuilt") return `prebuilt for ${a.platform}`;
+  if (a.source === "override") return `${a.file} (HEAPSTATE_BINDING) on ${a.platform}`;
+  return `built from source on ${a.platform} (${a.file})`;
+}
+
 export function main(argv: readonly string[], io: CliIo = defaultIo()): number | Promise<number> {
   try {
     return run([...argv], io);
@@ -359,6 +373,7 @@ function showText(s: Snapshot, o: ShowOptions): string {
         ],
         ["libc", h.libc ? `${h.libc.family}${h.libc.version ? ` ${h.libc.version}` : ""}` : "(unknown)"],
         ["node / v8", `${h.node} / ${h.v8}`],
+        ["heapstate addon", describeAddon(h.addon)],
       ],
       "  ",
     ),

@@ -5,8 +5,9 @@
  */
 import { readFileSync } from "node:fs";
 import { availableParallelism, release } from "node:os";
-import { join } from "node:path";
-import { native } from "./native";
+import { join, sep } from "node:path";
+import { BINDING_ENV, native, nativeFile, nativeProblem } from "./native";
+import { platformInfo } from "./platform";
 import { DEFAULT_PROC_ROOT } from "./procfs/read";
 
 /** Environment variables that decide which allocator serves malloc and how it behaves. */
@@ -24,8 +25,30 @@ export interface HostState {
   /** /proc/sys/vm/overcommit_memory: 0 heuristic, 1 always, 2 never. */
   overcommit?: string;
   libc?: { family: "glibc" | "musl" | "unknown"; version?: string };
+  /** heapstate's own native addon: which platform this is and whether an addon serves it. */
+  addon: AddonState;
   node: string;
   v8: string;
+}
+
+export interface AddonState {
+  /** "linux-x64 (glibc)": the platform as prebuilt addons are named. */
+  platform: string;
+  loaded: boolean;
+  /** Where it was loaded from: the package's prebuild, a build from source, or HEAPSTATE_BINDING. */
+  source?: "prebuilt" | "source" | "override";
+  file?: string;
+  /** Why it is not loaded (the warning's text). */
+  reason?: string;
+}
+
+/** The addon's state: loaded from where, or why not. */
+export function addonState(): AddonState {
+  const platform = platformInfo().label;
+  const file = nativeFile();
+  if (file === undefined) return { platform, loaded: false, reason: nativeProblem()?.message ?? "not loaded" };
+  const source = process.env[BINDING_ENV] ? "override" : file.split(sep).includes("prebuilds") ? "prebuilt" : "source";
+  return { platform, loaded: true, source, file };
 }
 
 function tryRead(path: string): string | undefined {
@@ -64,7 +87,7 @@ function libc(): HostState["libc"] {
   }
   const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
   if (header?.glibcVersionRuntime) return { family: "glibc", version: header.glibcVersionRuntime };
-  if (header && process.platform === "linux") return { family: "musl" };
+  if (platformInfo().libc === "musl") return { family: "musl" };
   return { family: "unknown" };
 }
 
@@ -79,6 +102,7 @@ export function hostInfo(options: { procRoot?: string; sysRoot?: string } = {}):
   const host: HostState = {
     kernel: release(),
     cpus: availableParallelism(),
+    addon: addonState(),
     node: process.versions.node,
     v8: process.versions.v8,
   };

@@ -2,8 +2,9 @@
  * Loads the native addon. Never throws at import: when the addon cannot be loaded the reason is
  * kept, every caller gets `undefined`, and the rest of heapstate works from procfs and V8 alone.
  */
-import { existsSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { type PlatformInfo, platformInfo } from "./platform";
 import type { AllocatorName, RawValue, Warning } from "./types";
 
 /** discover(): which object serves malloc and which allocator instances exist. */
@@ -48,59 +49,132 @@ export const DISABLE_ENV = "HEAPSTATE_NO_NATIVE";
 export const BINDING_ENV = "HEAPSTATE_BINDING";
 
 const packageRoot = resolve(__dirname, "..");
-const candidates = [
-  join(packageRoot, "build", "Release", "heapstate.node"),
-  join(packageRoot, "build", "Debug", "heapstate.node"),
-];
+
+/** node-gyp-build's resolver: build/Release, then build/Debug, then the matching prebuilds/ file. */
+function resolveAddon(): { file?: string; error?: string } {
+  let resolver: { resolve(dir: string): string };
+  try {
+    resolver = require("node-gyp-build") as typeof resolver;
+  } catch (error) {
+    return {
+      error: `its loader node-gyp-build is missing (${(error as Error).message.split("\n")[0]}); reinstall heapstate`,
+    };
+  }
+  try {
+    return { file: resolver.resolve(packageRoot) };
+  } catch {
+    return {};
+  }
+}
 
 let loaded = false;
 let binding: NativeBinding | undefined;
 let problem: Warning | undefined;
+let loadedFrom: string | undefined;
 
-function fixCommand(): string {
-  return `npm run build:native --prefix ${JSON.stringify(packageRoot)} (needs a C++ compiler and Python)`;
+/** The platforms this package carries a prebuilt addon for, as labels ("linux-x64 (glibc)"). */
+export function prebuiltPlatforms(root: string = packageRoot): string[] {
+  const out: string[] = [];
+  for (const dir of list(join(root, "prebuilds"))) {
+    for (const file of list(join(root, "prebuilds", dir))) {
+      if (!file.endsWith(".node")) continue;
+      const tags = file.split(".");
+      const libc = tags.includes("musl") ? "musl" : tags.includes("glibc") ? "glibc" : undefined;
+      out.push(libc ? `${dir} (${libc})` : dir);
+    }
+  }
+  return out;
+}
+
+function list(dir: string): string[] {
+  try {
+    return readdirSync(dir).sort();
+  } catch {
+    return [];
+  }
+}
+
+function unavailable(platform: PlatformInfo, why: string): Warning {
+  const carried = prebuiltPlatforms();
+  if (carried.length === 0 && platform.os === "linux" && platform.libc !== "musl") {
+    // No prebuilds at all: a checkout (or a copy) that was never built.
+    return {
+      source: "native",
+      code: "NATIVE_NOT_LOADED",
+      message: `the native addon is not built here (${join(packageRoot, "build", "Release", "heapstate.node")} is missing and the package has no prebuilds/); allocator state (heap) is not available. In a checkout of heapstate, \`npm run build:native\` builds it (needs a C++ compiler and Python).`,
+    };
+  }
+  const has = carried.length > 0 ? `this package carries prebuilt addons for ${carried.join(", ")} only` : why;
+  return {
+    source: "native",
+    code: platform.libc === "musl" ? "NATIVE_UNSUPPORTED_LIBC" : "NATIVE_UNSUPPORTED_PLATFORM",
+    message: `no native addon for ${platform.label}: ${has}. Allocator state (heap) is not available here; the kernel's and V8's figures are.`,
+  };
+}
+
+/**
+ * Which addon file to load on `platform`, or the warning saying why there is none. Nothing is
+ * loaded here; `env` is where the DISABLE_ENV and BINDING_ENV switches are read.
+ */
+export function chooseAddon(
+  platform: PlatformInfo,
+  env: NodeJS.ProcessEnv = process.env,
+): { file: string; problem?: undefined } | { file?: undefined; problem: Warning } {
+  const disabled = env[DISABLE_ENV];
+  if (disabled !== undefined && disabled !== "" && disabled !== "0") {
+    return {
+      problem: {
+        source: "native",
+        code: "NATIVE_DISABLED",
+        message: `the native addon is turned off by ${DISABLE_ENV}=${disabled}; unset it to read the allocator`,
+      },
+    };
+  }
+  const override = env[BINDING_ENV];
+  if (override) return { file: resolve(override) };
+  if (platform.os !== "linux") {
+    return { problem: unavailable(platform, "the addon reads Linux allocators and is built for Linux only") };
+  }
+  // node-gyp-build tells musl only on Alpine; a glibc build would fail to load on any musl.
+  if (platform.libc === "musl") return { problem: unavailable(platform, "the addon is built for glibc only") };
+  const found = resolveAddon();
+  if (found.error !== undefined) {
+    return {
+      problem: {
+        source: "native",
+        code: "NATIVE_NOT_LOADED",
+        message: `the native addon cannot be looked for: ${found.error}`,
+      },
+    };
+  }
+  if (found.file === undefined) return { problem: unavailable(platform, "none matches") };
+  return { file: found.file };
 }
 
 function load(): void {
   loaded = true;
-  const disabled = process.env[DISABLE_ENV];
-  if (disabled !== undefined && disabled !== "" && disabled !== "0") {
-    problem = {
-      source: "native",
-      code: "NATIVE_DISABLED",
-      message: `the native addon is turned off by ${DISABLE_ENV}=${disabled}; unset it to read the allocator`,
-    };
+  const platform = platformInfo();
+  const choice = chooseAddon(platform);
+  if (choice.file === undefined) {
+    problem = choice.problem;
     return;
   }
-  if (process.platform !== "linux") {
+  try {
+    binding = require(choice.file) as NativeBinding;
+    loadedFrom = choice.file;
+  } catch (error) {
     problem = {
       source: "native",
-      code: "NATIVE_UNSUPPORTED_PLATFORM",
-      message: `the native addon supports Linux only (this is ${process.platform}-${process.arch}); allocator state is not available here`,
+      code: "NATIVE_NOT_LOADED",
+      message: `the native addon ${choice.file} could not be loaded on ${platform.label} (${(error as Error).message.split("\n")[0]}); allocator state (heap) is not available, the kernel's and V8's figures are`,
     };
-    return;
   }
-  const tried: string[] = [];
-  const override = process.env[BINDING_ENV];
-  for (const file of override ? [resolve(override)] : candidates) {
-    if (!existsSync(file)) {
-      tried.push(`${file}: not built`);
-      continue;
-    }
-    try {
-      binding = require(file) as NativeBinding;
-      return;
-    } catch (error) {
-      tried.push(`${file}: ${(error as Error).message.split("\n")[0]}`);
-    }
-  }
-  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
-  const musl = report?.header !== undefined && report.header.glibcVersionRuntime === undefined;
-  problem = {
-    source: "native",
-    code: musl ? "NATIVE_UNSUPPORTED_LIBC" : "NATIVE_NOT_LOADED",
-    message: `${musl ? "this is not a glibc system (musl?); " : ""}the native addon could not be loaded (tried ${tried.join("; ")}); to build it: ${fixCommand()}`,
-  };
+}
+
+/** The file the addon was loaded from (a prebuild, a source build, or the override); else undefined. */
+export function nativeFile(): string | undefined {
+  if (!loaded) load();
+  return loadedFrom;
 }
 
 /** The loaded binding, or undefined (see {@link nativeProblem} for why). */

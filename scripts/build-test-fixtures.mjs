@@ -54,3 +54,19 @@ if (!existsSync(jemallocPic)) {
   process.exit(1);
 }
 build("jemalloc-static", ["-Wl,--whole-archive", jemallocPic, "-Wl,--no-whole-archive", "-lpthread", "-ldl", "-lm"]);
+build("needs-new-glibc", []);
+
+function program(name, compiler, extra) {
+  const args = ["-O2", "-o", join(out, name), join(dir, "tiny.c"), ...extra];
+  const r = spawnSync(compiler, args, { stdio: "inherit" });
+  if (r.error || r.status !== 0) {
+    const hint = compiler === "musl-gcc" ? " (apt-get install musl-tools)" : "";
+    console.error(`build-test-fixtures: ${compiler} ${args.join(" ")} failed${hint}`);
+    process.exit(1);
+  }
+}
+program("tiny-musl", "musl-gcc", []);
+program("tiny-static", cc, ["-static"]);
+
+const fetched = spawnSync(process.execPath, [join(root, "scripts", "fetch-old-glibc.mjs")], { stdio: "inherit" });
+if (fetched.status !== 0) process.exit(1);

@@ -36,3 +36,11 @@ for (const [entry, defaultName] of entries) {
     `export * from "./${base}.js";\n${defaultName ? `export { ${defaultName} as default } from "./${base}.js";\n` : ""}`,
   );
 }
+
+// heapstate/vitest-setup is an ES module that Vitest imports; `require` of it gets a CommonJS
+// stand-in that says so, instead of Node's ERR_REQUIRE_ESM or a Vitest internal-state error.
+writeFileSync(
+  join(dist, "vitest", "setup.js"),
+  `"use strict";\nthrow new Error("heapstate/vitest-setup is a Vitest setup file (an ES module): name it in setupFiles of vitest.config, do not require() it");\n`,
+);
+writeFileSync(join(dist, "vitest", "setup.d.ts"), "export {};\n");

@@ -134,7 +134,7 @@ describe("show-host --pid as an unprivileged user against a root-owned process",
   let target: ChildProcess;
   beforeAll(async () => {
     // A world-readable copy of what the CLI needs, so the user "nobody" can run it.
-    for (const part of ["dist", "bin", "package.json", join("build", "Release", "heapstate.node")]) {
+    for (const part of ["dist", "bin", "package.json", "prebuilds", join("node_modules", "node-gyp-build")]) {
       cpSync(join(root, part), join(copy, part), { recursive: true });
     }
     chmodSync(copy, 0o755);

@@ -4,7 +4,7 @@
  * from test/compat/vitest3's lock file), in forks and threads pools.
  */
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -23,9 +23,12 @@ function project(vitestDir: string): string {
   projects.push(dir);
   cpSync(join(fixtures, "vitest-project"), dir, { recursive: true });
   const pkg = join(dir, "node_modules", "heapstate");
-  mkdirSync(join(pkg, "build", "Release"), { recursive: true });
-  for (const part of ["dist", "bin", "package.json"]) cpSync(join(root, part), join(pkg, part), { recursive: true });
-  cpSync(join(root, "build", "Release", "heapstate.node"), join(pkg, "build", "Release", "heapstate.node"));
+  // Laid out as npm installs it: the package's files (with the prebuilt addon) and its dependency.
+  for (const part of ["dist", "bin", "prebuilds", "package.json"])
+    cpSync(join(root, part), join(pkg, part), { recursive: true });
+  cpSync(join(root, "node_modules", "node-gyp-build"), join(dir, "node_modules", "node-gyp-build"), {
+    recursive: true,
+  });
   symlinkSync(vitestDir, join(dir, "node_modules", "vitest"), "dir");
   return dir;
 }

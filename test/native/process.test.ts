@@ -3,7 +3,7 @@
  * the binding forced off or missing, argument checks, exported symbols, and both module systems.
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -124,21 +124,70 @@ describe("without the binding", () => {
     expect(out.snapshot.process?.rssBytes).toBeGreaterThan(0);
   });
 
-  describe("not built", () => {
-    const copy = mkdtempSync(join(tmpdir(), "heapstate-nobuild-"));
-    afterAll(() => rmSync(copy, { recursive: true, force: true }));
+  describe("laid out without a usable addon", () => {
+    const copies: string[] = [];
+    afterAll(() => {
+      for (const c of copies) rmSync(c, { recursive: true, force: true });
+    });
+    /** A copy of the package as npm would install it, with `prebuilds` laid out by `layout`. */
+    function installed(withLoader: boolean, layout?: (prebuilds: string) => void): string {
+      const copy = mkdtempSync(join(tmpdir(), "heapstate-nobuild-"));
+      copies.push(copy);
+      const pkg = join(copy, "node_modules", "heapstate");
+      cpSync(join(root, "dist"), join(pkg, "dist"), { recursive: true });
+      cpSync(join(root, "package.json"), join(pkg, "package.json"));
+      if (withLoader)
+        cpSync(join(root, "node_modules", "node-gyp-build"), join(copy, "node_modules", "node-gyp-build"), {
+          recursive: true,
+        });
+      if (layout) layout(join(pkg, "prebuilds"));
+      return join(pkg, "dist", "index.js");
+    }
+    const prebuild = join(root, "prebuilds", "linux-x64", "heapstate.napi.glibc.node");
 
-    it("gives a warning naming what was tried and the command that fixes it", () => {
-      cpSync(join(root, "dist"), join(copy, "dist"), { recursive: true });
-      cpSync(join(root, "package.json"), join(copy, "package.json"));
-      const out = runChild<{ snapshot: Snapshot }>("plain.cjs", [], {
-        HEAPSTATE_TEST_DIST: join(copy, "dist", "index.js"),
-      });
+    it("never built (no build/, no prebuilds/): NATIVE_NOT_LOADED with the command that builds it", () => {
+      const out = runChild<{ snapshot: Snapshot }>("plain.cjs", [], { HEAPSTATE_TEST_DIST: installed(true) });
       expect(out.snapshot.heap).toBeUndefined();
       const w = out.snapshot.warnings.find((x) => x.source === "native");
       expect(w?.code).toBe("NATIVE_NOT_LOADED");
-      expect(w?.message).toContain(join(copy, "build", "Release", "heapstate.node"));
+      expect(w?.message).toMatch(/build[/]Release[/]heapstate\.node is missing/);
       expect(w?.message).toContain("npm run build:native");
+      expect(out.snapshot.process?.rssBytes).toBeGreaterThan(0);
+    });
+
+    it("a package that carries another platform's prebuild only: the warning names this platform and that one", () => {
+      expect(existsSync(prebuild), `${prebuild} (npm run build makes it)`).toBe(true);
+      const dist = installed(true, (dir) => {
+        mkdirSync(join(dir, "linux-arm64"), { recursive: true });
+        cpSync(prebuild, join(dir, "linux-arm64", "heapstate.napi.glibc.node"));
+      });
+      const out = runChild<{ snapshot: Snapshot }>("plain.cjs", [], { HEAPSTATE_TEST_DIST: dist });
+      expect(out.snapshot.heap).toBeUndefined();
+      expect(out.snapshot.allocators).toEqual([]);
+      const w = out.snapshot.warnings.find((x) => x.source === "native");
+      expect(w?.code).toBe("NATIVE_UNSUPPORTED_PLATFORM");
+      expect(w?.message).toContain(`no native addon for linux-${process.arch} (glibc)`);
+      expect(w?.message).toContain("prebuilt addons for linux-arm64 (glibc) only");
+      expect(out.snapshot.process?.rssBytes).toBeGreaterThan(0);
+      expect(out.snapshot.v8?.heapUsedBytes).toBeGreaterThan(0);
+    });
+
+    it("the same package with this platform's prebuild loads it", () => {
+      const dist = installed(true, (dir) => {
+        mkdirSync(join(dir, `linux-${process.arch}`), { recursive: true });
+        cpSync(prebuild, join(dir, `linux-${process.arch}`, "heapstate.napi.glibc.node"));
+      });
+      const out = runChild<{ snapshot: Snapshot }>("plain.cjs", [], { HEAPSTATE_TEST_DIST: dist });
+      expect(out.snapshot.warnings.filter((x) => x.source === "native")).toEqual([]);
+      expect(out.snapshot.heap?.allocator).toBe("glibc");
+    });
+
+    it("its loader (node-gyp-build) missing: NATIVE_NOT_LOADED saying so, the rest stands", () => {
+      const out = runChild<{ snapshot: Snapshot }>("plain.cjs", [], { HEAPSTATE_TEST_DIST: installed(false) });
+      expect(out.snapshot.heap).toBeUndefined();
+      const w = out.snapshot.warnings.find((x) => x.source === "native");
+      expect(w?.code).toBe("NATIVE_NOT_LOADED");
+      expect(w?.message).toContain("node-gyp-build is missing");
       expect(out.snapshot.process?.rssBytes).toBeGreaterThan(0);
     });
   });

@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+// Builds the prebuilt addon the package ships: prebuilds/<platform>-<arch>/heapstate.napi.<libc>.node,
+// named the way node-gyp-build picks files (napi: one binary for every Node version).
+// It is a Release build from source, stripped, and it is refused when it needs a newer glibc or
+// libstdc++ than Node's official Linux binaries do: a consumer able to run Node must be able to
+// load it.
+//   node scripts/build-prebuild.mjs            rebuild from source, then copy and check
+//   node scripts/build-prebuild.mjs --check F  only check an existing file F
+import { spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { compareVersions, highestByNamespace, versionNeeds } from "./elf-needs.cjs";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+// What the official Node 20 binary for linux-x64 needs (readelf -V; Node 22 and 24 need the same
+// or more). test/e2e/install.test.ts checks these against the real binaries of each Node.
+export const LIMITS = { GLIBC: "2.28", GLIBCXX: "3.4.21", CXXABI: "1.3.9", GCC: "3.0" };
+
+function fail(message) {
+  console.error(`build-prebuild: ${message}`);
+  process.exit(1);
+}
+
+/** Problems with a built addon's symbol-version needs, as sentences; empty when it is fine. */
+export function checkNeeds(file) {
+  const needs = versionNeeds(file);
+  const problems = [];
+  for (const [library, versions] of Object.entries(needs)) {
+    for (const v of versions) {
+      if (!/^[A-Z_]+?_\d+(\.\d+)*$/.test(v)) problems.push(`${library}: needs ${v}, which is not a public version`);
+    }
+  }
+  const highest = highestByNamespace(needs);
+  for (const [ns, version] of Object.entries(highest)) {
+    const limit = LIMITS[ns];
+    if (limit === undefined) problems.push(`needs ${ns}_${version}, a library Node's binaries do not load`);
+    else if (compareVersions(version, limit) > 0)
+      problems.push(`needs ${ns}_${version}, newer than Node's ${ns}_${limit}`);
+  }
+  return { needs, highest, problems };
+}
+
+function run(cmd, args) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: "inherit" });
+  if (r.error) fail(`${cmd}: ${r.error.message}`);
+  if (r.status !== 0) fail(`${cmd} ${args.join(" ")} exited with ${r.status ?? r.signal}`);
+}
+
+function main(argv) {
+  if (process.platform !== "linux") fail(`prebuilds are made on Linux (this is ${process.platform})`);
+  const checkAt = argv.indexOf("--check");
+  if (checkAt >= 0) {
+    const { highest, problems } = checkNeeds(resolve(argv[checkAt + 1]));
+    if (problems.length > 0) fail(problems.join("; "));
+    console.log(`ok: ${JSON.stringify(highest)}`);
+    return;
+  }
+  // Only a glibc build machine makes a glibc prebuild; on musl the name would need "musl".
+  const report = process.report.getReport();
+  if (!report.header.glibcVersionRuntime) fail("this script builds the glibc prebuild and must run on glibc");
+
+  run(process.execPath, [join(root, "scripts", "build-native.mjs")]);
+  const built = join(root, "build", "Release", "heapstate.node");
+  if (!existsSync(built)) fail(`${built} was not produced`);
+
+  const dir = join(root, "prebuilds", `${process.platform}-${process.arch}`);
+  rmSync(join(root, "prebuilds"), { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const out = join(dir, "heapstate.napi.glibc.node");
+  copyFileSync(built, out);
+  run("strip", ["--strip-unneeded", out]);
+
+  const { highest, problems } = checkNeeds(out);
+  if (problems.length > 0) {
+    rmSync(out);
+    fail(`${relative(root, out)} would not load everywhere Node runs: ${problems.join("; ")}`);
+  }
+  console.log(`${relative(root, out)}: ${statSync(out).size} bytes; needs ${JSON.stringify(highest)}`);
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main(process.argv.slice(2));

@@ -1,0 +1,340 @@
+/**
+ * The package as a consumer gets it: `npm pack`, then `npm install <tarball>` in an empty directory
+ * with scripts disabled and no C/C++ compiler, make or Python on PATH. Everything below runs in that
+ * directory, through the installed package only.
+ */
+import { execFileSync, type SpawnSyncReturns, spawnSync } from "node:child_process";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { requireLib, root } from "../helpers";
+
+const work = mkdtempSync(join(tmpdir(), "heapstate-install-"));
+const app = join(work, "app");
+const bin = join(work, "bin");
+const installed = join(app, "node_modules", "heapstate");
+const arch = process.arch;
+
+function which(name: string): string {
+  return execFileSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" }).trim();
+}
+
+/** The consumer's environment: HOME (npm's cache and registry setting) and a PATH of node, npm, npx and sh only. */
+function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { HOME: process.env.HOME ?? "/root", PATH: bin, ...extra };
+}
+
+function run(cmd: string, args: string[], extra: Record<string, string> = {}): SpawnSyncReturns<string> {
+  return spawnSync(cmd, args, { cwd: app, env: env(extra), encoding: "utf8", timeout: 180_000 });
+}
+
+/** Runs a CommonJS script in the consumer directory and returns the JSON it prints last. */
+function node<T>(script: string, extra: Record<string, string> = {}, esm = false): T {
+  const r = run(join(bin, "node"), [...(esm ? ["--input-type=module"] : []), "-e", script], extra);
+  expect(r.stderr).toBe("");
+  expect(r.status).toBe(0);
+  return JSON.parse(r.stdout.trim().split("\n").pop() as string) as T;
+}
+
+interface PackInfo {
+  filename: string;
+  size: number;
+  unpackedSize: number;
+  files: Array<{ path: string; size: number }>;
+}
+
+let pack: PackInfo;
+let tarball: string;
+let install: SpawnSyncReturns<string>;
+let installSeconds: number;
+
+beforeAll(() => {
+  mkdirSync(app, { recursive: true });
+  mkdirSync(bin, { recursive: true });
+  // The tarball of what `npm run build` made (npm pack's own prepack would rebuild the same).
+  const packed = spawnSync("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", work], {
+    cwd: root,
+    encoding: "utf8",
+  });
+  expect(packed.status, packed.stderr).toBe(0);
+  pack = (JSON.parse(packed.stdout) as PackInfo[])[0] as PackInfo;
+  tarball = join(work, pack.filename);
+
+  symlinkSync(process.execPath, join(bin, "node"));
+  for (const tool of ["npm", "npx", "sh"]) symlinkSync(which(tool), join(bin, tool));
+  writeFileSync(
+    join(app, "package.json"),
+    `${JSON.stringify({ name: "consumer", version: "1.0.0", private: true })}\n`,
+  );
+
+  const start = performance.now();
+  install = run(join(bin, "npm"), ["install", "--ignore-scripts", "--no-audit", "--no-fund", tarball]);
+  installSeconds = (performance.now() - start) / 1000;
+  // For the README: what the package weighs and how long the install took here.
+  mkdirSync(join(root, ".artifacts"), { recursive: true });
+  writeFileSync(
+    join(root, ".artifacts", "install.json"),
+    `${JSON.stringify({ node: process.version, packedBytes: pack.size, unpackedBytes: pack.unpackedSize, files: pack.files.length, installSeconds }, null, 2)}\n`,
+  );
+}, 240_000);
+
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe("the tarball", () => {
+  it("holds the compiled package, the CLI and the prebuilt addon, and nothing a consumer does not need", () => {
+    const paths = pack.files.map((f) => f.path);
+    expect(paths).toEqual(
+      expect.arrayContaining(["package.json", "dist/index.js", "dist/index.mjs", "bin/heapstate.js"]),
+    );
+    expect(paths).toContain(`prebuilds/linux-${arch}/heapstate.napi.glibc.node`);
+    const stray = paths.filter(
+      (p) => !/^(dist|bin|prebuilds)\//.test(p) && !["package.json", "README.md", "LICENSE"].includes(p),
+    );
+    expect(stray).toEqual([]);
+    // No sources: TypeScript only as declarations, no C++, no build files, no tests.
+    expect(paths.filter((p) => /\.(ts|mts|cts)$/.test(p) && !/\.d\.(ts|mts|cts)$/.test(p))).toEqual([]);
+    expect(
+      paths.filter((p) => /\.(cc|h|c|gyp)$|CMakeLists|(^|\/)(test|tests|fixtures?|bench|native)\//.test(p)),
+    ).toEqual([]);
+  });
+
+  it("stays small (budget: 256 KiB packed, 1 MiB unpacked)", () => {
+    expect(pack.size).toBeLessThan(256 * 1024);
+    expect(pack.unpackedSize).toBeLessThan(1024 * 1024);
+  });
+
+  it("publint finds nothing, strict", () => {
+    const r = spawnSync(
+      process.execPath,
+      [join(root, "node_modules", "publint", "src", "cli.js"), "run", tarball, "--strict"],
+      {
+        encoding: "utf8",
+      },
+    );
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain("All good!");
+  });
+
+  it("@arethetypeswrong/cli finds no problem, under every module resolution", () => {
+    const attw = join(root, "node_modules", "@arethetypeswrong", "cli", "dist", "index.js");
+    const r = spawnSync(process.execPath, [attw, tarball, "--format", "json"], {
+      encoding: "utf8",
+      maxBuffer: 64 << 20,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { problems?: unknown[] | Record<string, unknown> };
+    const problems = Array.isArray(report.problems) ? report.problems : Object.values(report.problems ?? {});
+    expect(problems).toEqual([]);
+  });
+});
+
+describe("npm install <tarball> --ignore-scripts, with no compiler on PATH", () => {
+  it("the consumer's PATH has no compiler, make or Python", () => {
+    for (const tool of ["cc", "gcc", "g++", "c++", "clang", "make", "python3", "node-gyp"]) {
+      const r = spawnSync(join(bin, "sh"), ["-c", `command -v ${tool}`], { env: env(), encoding: "utf8" });
+      expect(r.status, `${tool} is on the consumer's PATH: ${r.stdout}`).not.toBe(0);
+    }
+  });
+
+  it("installs the package and its one dependency, builds nothing", () => {
+    expect(install.status, install.stderr).toBe(0);
+    const deps = readdirSync(join(app, "node_modules")).filter((n) => !n.startsWith("."));
+    expect(deps.sort()).toEqual(["heapstate", "node-gyp-build"]);
+    expect(existsSync(join(installed, "build"))).toBe(false);
+    expect(existsSync(join(installed, "prebuilds", `linux-${arch}`, "heapstate.napi.glibc.node"))).toBe(true);
+    console.log(
+      `heapstate: packed ${pack.size} B, unpacked ${pack.unpackedSize} B, installed in ${installSeconds.toFixed(1)} s`,
+    );
+  });
+
+  it("require('heapstate') loads the prebuild and reads glibc", () => {
+    const out = node<{ allocator?: string; library?: string; native: unknown[]; addon: Record<string, unknown> }>(`
+      const h = require("heapstate");
+      const s = h.collect();
+      console.log(JSON.stringify({ allocator: s.heap?.allocator, library: s.heap?.library,
+        native: s.warnings.filter((w) => w.source === "native"), addon: h.hostInfo().addon }));`);
+    expect(out.native).toEqual([]);
+    expect(out.allocator).toBe("glibc");
+    expect(out.addon).toEqual({
+      platform: `linux-${arch} (glibc)`,
+      loaded: true,
+      source: "prebuilt",
+      file: join(installed, "prebuilds", `linux-${arch}`, "heapstate.napi.glibc.node"),
+    });
+  });
+
+  it("under LD_PRELOAD of Debian's jemalloc, the prebuild reads jemalloc", () => {
+    const lib = requireLib("jemalloc");
+    const out = node<{ allocator?: string; library?: string; allocated?: number }>(
+      `const s = require("heapstate").collect();
+       console.log(JSON.stringify({ allocator: s.heap?.allocator, library: s.heap?.library, allocated: s.heap?.allocatedBytes }));`,
+      { LD_PRELOAD: lib },
+    );
+    expect(out.allocator).toBe("jemalloc");
+    expect(out.library).toBe(lib);
+    expect(out.allocated).toBeGreaterThan(0);
+  });
+
+  it("import('heapstate') and the subpaths, from ESM and from CommonJS, share one module", () => {
+    const out = node<Record<string, unknown>>(
+      `
+      import { createRequire } from "node:module";
+      import * as h from "heapstate";
+      import Reporter from "heapstate/vitest";
+      import { prometheusText } from "heapstate/prometheus";
+      import { registerOtel } from "heapstate/otel";
+      import * as sidecar from "heapstate/sidecar";
+      const require = createRequire(import.meta.url);
+      let setup;
+      try { require("heapstate/vitest-setup"); setup = "loaded"; } catch (e) { setup = e.message; }
+      const text = prometheusText(h.collect());
+      console.log(JSON.stringify({
+        sameCollect: h.collect === require("heapstate").collect,
+        reporter: Reporter.name,
+        sameReporter: Reporter === require("heapstate/vitest").default,
+        prometheusSample: /^heapstate_rss_bytes \\d+$/m.test(text),
+        otel: typeof registerOtel === "function" && registerOtel === require("heapstate/otel").registerOtel,
+        sidecar: typeof sidecar.start === "function" && sidecar.start === require("heapstate/sidecar").start,
+        setupResolves: import.meta.resolve("heapstate/vitest-setup").endsWith("/dist/vitest/setup.mjs"),
+        setup,
+        allocator: h.collect().heap?.allocator,
+      }));`,
+      {},
+      true,
+    );
+    expect(out).toEqual({
+      sameCollect: true,
+      reporter: "HeapstateReporter",
+      sameReporter: true,
+      prometheusSample: true,
+      otel: true,
+      sidecar: true,
+      setupResolves: true,
+      setup: expect.stringContaining("name it in setupFiles"),
+      allocator: "glibc",
+    });
+  });
+
+  it("its types check in a TypeScript consumer (CommonJS and ESM), and wrong uses are caught", () => {
+    const types = run(join(bin, "npm"), ["install", "--ignore-scripts", "--no-audit", "--no-fund", "@types/node@^20"]);
+    expect(types.status, types.stderr).toBe(0);
+    const tsconfig = {
+      compilerOptions: {
+        module: "nodenext",
+        moduleResolution: "nodenext",
+        target: "es2022",
+        strict: true,
+        noEmit: true,
+        types: ["node"],
+      },
+    };
+    const good = join(app, "good");
+    mkdirSync(good, { recursive: true });
+    writeFileSync(join(good, "tsconfig.json"), JSON.stringify(tsconfig));
+    const body = `
+const s: Snapshot = collect({ tier: "standard" });
+const rss: number | undefined = s.process?.rssBytes;
+const allocator: string | undefined = s.heap?.allocator;
+const text: string = prometheusText(s);
+const reporter = new HeapstateReporter({ budgets: { nativeHeapBytes: "50MiB" } });
+export const used = [rss, allocator, text, reporter, registerOtel, formatHuman(s)];
+`;
+    writeFileSync(
+      join(good, "consumer.cts"),
+      `import { collect, formatHuman, type Snapshot } from "heapstate";
+import { prometheusText } from "heapstate/prometheus";
+import { registerOtel } from "heapstate/otel";
+import HeapstateReporter = require("heapstate/vitest");
+${body.replace("new HeapstateReporter(", "new HeapstateReporter.HeapstateReporter(")}`,
+    );
+    writeFileSync(
+      join(good, "consumer.mts"),
+      `import { collect, formatHuman, type Snapshot } from "heapstate";
+import { prometheusText } from "heapstate/prometheus";
+import { registerOtel } from "heapstate/otel";
+import HeapstateReporter from "heapstate/vitest";
+${body}`,
+    );
+    const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
+    const ok = run(join(bin, "node"), [tsc, "-p", good]);
+    expect(ok.stdout + ok.stderr).toBe("");
+    expect(ok.status).toBe(0);
+
+    const bad = join(app, "bad");
+    mkdirSync(bad, { recursive: true });
+    writeFileSync(join(bad, "tsconfig.json"), JSON.stringify(tsconfig));
+    writeFileSync(
+      join(bad, "consumer.mts"),
+      `import { collect } from "heapstate";
+const pid: string = collect().pid;
+collect({ tier: "everything" });
+`,
+    );
+    const caught = run(join(bin, "node"), [tsc, "-p", bad]);
+    expect(caught.status).not.toBe(0);
+    expect(caught.stdout).toMatch(/consumer\.mts\(2,7\): error TS2322/);
+    expect(caught.stdout).toMatch(/consumer\.mts\(3,11\): error TS2322/);
+  });
+
+  it("npx heapstate show-host reports the prebuilt addon and the allocator", () => {
+    const r = run(join(bin, "npx"), ["--no-install", "heapstate", "show-host"]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^  heapstate addon +prebuilt for linux-${arch} \\(glibc\\)$`, "m"));
+    // The glibc version as glibc's own getconf reports it ("glibc 2.36").
+    const glibc = execFileSync("getconf", ["GNU_LIBC_VERSION"], { encoding: "utf8" }).trim();
+    expect(r.stdout).toMatch(new RegExp(`^  serves malloc +${glibc.replace(".", "\\.")} \\(`, "m"));
+    const je = run(join(bin, "npx"), ["--no-install", "heapstate", "show-host"], {
+      LD_PRELOAD: requireLib("jemalloc"),
+    });
+    expect(je.status, je.stderr).toBe(0);
+    expect(je.stdout).toMatch(/^ {2}serves malloc +jemalloc /m);
+  });
+
+  it("on a platform the package has no prebuild for: installs and works without heap, naming the platform", () => {
+    // Pretend the package carries an arm64 build only: node-gyp-build then finds nothing for x64.
+    const from = join(installed, "prebuilds", `linux-${arch}`);
+    const to = join(installed, "prebuilds", "linux-arm64");
+    renameSync(from, to);
+    try {
+      const out = node<{ heap: unknown; rss?: number; v8?: number; native: Array<{ code: string; message: string }> }>(`
+        const s = require("heapstate").collect();
+        console.log(JSON.stringify({ heap: s.heap ?? null, rss: s.process?.rssBytes, v8: s.v8?.heapUsedBytes,
+          native: s.warnings.filter((w) => w.source === "native") }));`);
+      expect(out.heap).toBeNull();
+      expect(out.rss).toBeGreaterThan(0);
+      expect(out.v8).toBeGreaterThan(0);
+      expect(out.native).toHaveLength(1);
+      expect(out.native[0]?.code).toBe("NATIVE_UNSUPPORTED_PLATFORM");
+      expect(out.native[0]?.message).toContain(`no native addon for linux-${arch} (glibc)`);
+      const r = run(join(bin, "npx"), ["--no-install", "heapstate", "show-host"]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^  heapstate addon +none for linux-${arch} \\(glibc\\)`, "m"));
+      expect(r.stdout).toContain("[NATIVE_UNSUPPORTED_PLATFORM]");
+    } finally {
+      renameSync(to, from);
+    }
+  });
+});
+
+describe("the consumer's package.json view", () => {
+  it("has no install script and says gypfile: false, so npm never compiles", () => {
+    const pkg = JSON.parse(readFileSync(join(installed, "package.json"), "utf8")) as {
+      scripts?: Record<string, string>;
+      gypfile?: boolean;
+    };
+    expect(pkg.gypfile).toBe(false);
+    for (const hook of ["preinstall", "install", "postinstall"]) expect(pkg.scripts?.[hook]).toBeUndefined();
+    expect(existsSync(join(installed, "binding.gyp"))).toBe(false);
+  });
+});
