@@ -42,7 +42,11 @@ export interface AddonState {
   reason?: string;
 }
 
-/** The addon's state: loaded from where, or why not. */
+/**
+ * The addon's state: loaded from where, or why not.
+ * @example
+ * const a = hostInfo().addon; if (!a.loaded) console.warn(`no allocator state on ${a.platform}: ${a.reason}`);
+ */
 export function addonState(): AddonState {
   const platform = platformInfo().label;
   const file = nativeFile();

