@@ -7,9 +7,14 @@
 //                                               without the addon (procfs and V8 only).
 //   node scripts/build-native.mjs --debug       a Debug build
 //   node scripts/build-native.mjs --cmake --out DIR   cmake-js into DIR instead of build/
+//   node scripts/build-native.mjs --cross arm64 --out FILE
+//                                               node-gyp with Debian's cross compiler
+//                                               (g++-aarch64-linux-gnu) in a scratch copy of the
+//                                               sources, so build/ keeps this machine's build
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -46,8 +51,8 @@ function nodeDir() {
   return candidates.find((dir) => existsSync(join(dir, "include", "node", "node_api.h")));
 }
 
-function run(cmd, argv) {
-  const r = spawnSync(cmd, argv, { cwd: root, stdio: "inherit" });
+function run(cmd, argv, options = {}) {
+  const r = spawnSync(cmd, argv, { cwd: root, stdio: "inherit", ...options });
   if (r.error) fail(`${cmd}: ${r.error.message}`);
   if (r.status !== 0) fail(`${cmd} ${argv.join(" ")} exited with ${r.status ?? r.signal}`);
 }
@@ -85,5 +90,30 @@ if (args.has("--cmake")) {
   if (!dir) fail("Node's headers were not found (set HEAPSTATE_NODEDIR to the Node prefix)");
   const gyp = findNodeGyp();
   if (!gyp) fail("node-gyp was not found (npm install)");
-  run(process.execPath, [gyp, "rebuild", `--nodedir=${dir}`, ...(debug ? ["--debug"] : [])]);
+  const crossAt = argv.indexOf("--cross");
+  if (crossAt < 0) {
+    run(process.execPath, [gyp, "rebuild", `--nodedir=${dir}`, ...(debug ? ["--debug"] : [])]);
+  } else {
+    // Node's headers and node-addon-api are the same for every architecture; only the compiler
+    // changes. The gyp file asks node for node-addon-api's path: NODE_PATH lets the scratch copy
+    // find this checkout's.
+    const arch = argv[crossAt + 1];
+    const triple = { arm64: "aarch64-linux-gnu", x64: "x86_64-linux-gnu" }[arch];
+    if (!triple) fail(`--cross ${arch}: arm64 or x64`);
+    if (!outDir) fail("--cross needs --out FILE");
+    const cxx = `${triple}-g++`;
+    if (spawnSync(cxx, ["--version"], { stdio: "ignore" }).error) {
+      fail(`${cxx} was not found (Debian: apt-get install g++-${triple})`);
+    }
+    const scratch = mkdtempSync(join(tmpdir(), `heapstate-${arch}-`));
+    try {
+      for (const part of ["native", "binding.gyp", "package.json"])
+        cpSync(join(root, part), join(scratch, part), { recursive: true });
+      const env = { ...process.env, CC: `${triple}-gcc`, CXX: cxx, LINK: cxx, NODE_PATH: join(root, "node_modules") };
+      run(process.execPath, [gyp, "rebuild", `--arch=${arch}`, `--nodedir=${dir}`], { cwd: scratch, env });
+      copyFileSync(join(scratch, "build", "Release", "heapstate.node"), resolve(outDir));
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }
 }

@@ -1,11 +1,14 @@
 #!/usr/bin/env node
-// Builds the prebuilt addon the package ships: prebuilds/<platform>-<arch>/heapstate.napi.<libc>.node,
-// named the way node-gyp-build picks files (napi: one binary for every Node version).
-// It is a Release build from source, stripped, and it is refused when it needs a newer glibc or
-// libstdc++ than Node's official Linux binaries do: a consumer able to run Node must be able to
-// load it.
-//   node scripts/build-prebuild.mjs            rebuild from source, then copy and check
-//   node scripts/build-prebuild.mjs --check F  only check an existing file F
+// Builds the prebuilt addons the package ships: prebuilds/linux-<arch>/heapstate.napi.glibc.node,
+// named the way node-gyp-build picks files (napi: one binary for every Node version), for x64 and
+// arm64. This machine's architecture is built natively (into build/, as build:native does), the
+// other with Debian's cross compiler (g++-aarch64-linux-gnu or g++-x86-64-linux-gnu).
+// Each is a Release build from source, stripped, and it is refused when it is not for its
+// architecture or needs a newer glibc or libstdc++ than Node's official Linux binaries do: a
+// consumer able to run Node must be able to load it.
+//   node scripts/build-prebuild.mjs                 rebuild both from source, then copy and check
+//   node scripts/build-prebuild.mjs --arch x64      one architecture only
+//   node scripts/build-prebuild.mjs --check F       only check an existing file F
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -14,9 +17,21 @@ import { compareVersions, highestByNamespace, versionNeeds } from "./elf-needs.c
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
-// What the official Node 20 binary for linux-x64 needs (readelf -V; Node 22 and 24 need the same
-// or more). test/e2e/install.test.ts checks these against the real binaries of each Node.
+// What the official Node 20 binaries for linux-x64 and linux-arm64 need (readelf -V; Node 22 and
+// 24 need the same or more). test/native/portable.test.ts compares each prebuild with the real
+// binary of the Node that runs it (x64) and with Node 20 for arm64.
 export const LIMITS = { GLIBC: "2.28", GLIBCXX: "3.4.21", CXXABI: "1.3.9", GCC: "3.0" };
+
+const TARGETS = {
+  x64: { triple: "x86_64-linux-gnu", machine: "Advanced Micro Devices X86-64" },
+  arm64: { triple: "aarch64-linux-gnu", machine: "AArch64" },
+};
+
+/** The ELF header's machine, as readelf names it ("AArch64"). */
+function elfMachine(file) {
+  const r = spawnSync("readelf", ["-h", file], { encoding: "utf8" });
+  return /^\s*Machine:\s+(.+)$/m.exec(r.stdout ?? "")?.[1].trim();
+}
 
 function fail(message) {
   console.error(`build-prebuild: ${message}`);
@@ -61,23 +76,34 @@ function main(argv) {
   const report = process.report.getReport();
   if (!report.header.glibcVersionRuntime) fail("this script builds the glibc prebuild and must run on glibc");
 
-  run(process.execPath, [join(root, "scripts", "build-native.mjs")]);
-  const built = join(root, "build", "Release", "heapstate.node");
-  if (!existsSync(built)) fail(`${built} was not produced`);
-
-  const dir = join(root, "prebuilds", `${process.platform}-${process.arch}`);
+  const archAt = argv.indexOf("--arch");
+  const arches = archAt >= 0 ? argv[archAt + 1].split(",") : ["x64", "arm64"];
   rmSync(join(root, "prebuilds"), { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const out = join(dir, "heapstate.napi.glibc.node");
-  copyFileSync(built, out);
-  run("strip", ["--strip-unneeded", out]);
-
-  const { highest, problems } = checkNeeds(out);
-  if (problems.length > 0) {
-    rmSync(out);
-    fail(`${relative(root, out)} would not load everywhere Node runs: ${problems.join("; ")}`);
+  for (const arch of arches) {
+    const target = TARGETS[arch];
+    if (!target) fail(`--arch ${arch}: x64 or arm64`);
+    const dir = join(root, "prebuilds", `linux-${arch}`);
+    mkdirSync(dir, { recursive: true });
+    const out = join(dir, "heapstate.napi.glibc.node");
+    if (arch === process.arch) {
+      run(process.execPath, [join(root, "scripts", "build-native.mjs")]);
+      const built = join(root, "build", "Release", "heapstate.node");
+      if (!existsSync(built)) fail(`${built} was not produced`);
+      copyFileSync(built, out);
+      run("strip", ["--strip-unneeded", out]);
+    } else {
+      run(process.execPath, [join(root, "scripts", "build-native.mjs"), "--cross", arch, "--out", out]);
+      run(`${target.triple}-strip`, ["--strip-unneeded", out]);
+    }
+    const machine = elfMachine(out);
+    const { highest, problems } = checkNeeds(out);
+    if (machine !== target.machine) problems.push(`it is built for ${machine}, not ${target.machine}`);
+    if (problems.length > 0) {
+      rmSync(out);
+      fail(`${relative(root, out)} would not load everywhere Node runs: ${problems.join("; ")}`);
+    }
+    console.log(`${relative(root, out)}: ${statSync(out).size} bytes, ${machine}; needs ${JSON.stringify(highest)}`);
   }
-  console.log(`${relative(root, out)}: ${statSync(out).size} bytes; needs ${JSON.stringify(highest)}`);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main(process.argv.slice(2));

@@ -68,5 +68,7 @@ function program(name, compiler, extra) {
 program("tiny-musl", "musl-gcc", []);
 program("tiny-static", cc, ["-static"]);
 
-const fetched = spawnSync(process.execPath, [join(root, "scripts", "fetch-old-glibc.mjs")], { stdio: "inherit" });
-if (fetched.status !== 0) process.exit(1);
+for (const script of ["fetch-old-glibc.mjs", "fetch-arm64-node.mjs"]) {
+  const fetched = spawnSync(process.execPath, [join(root, "scripts", script)], { stdio: "inherit" });
+  if (fetched.status !== 0) process.exit(1);
+}

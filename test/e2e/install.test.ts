@@ -18,7 +18,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { requireLib, root } from "../helpers";
+import { fixtures, requireLib, root } from "../helpers";
 
 const work = mkdtempSync(join(tmpdir(), "heapstate-install-"));
 const app = join(work, "app");
@@ -118,7 +118,8 @@ describe("the tarball", () => {
     expect(paths).toEqual(
       expect.arrayContaining(["package.json", "dist/index.js", "dist/index.mjs", "bin/heapstate.js"]),
     );
-    expect(paths).toContain(`prebuilds/linux-${arch}/heapstate.napi.glibc.node`);
+    expect(paths).toContain("prebuilds/linux-x64/heapstate.napi.glibc.node");
+    expect(paths).toContain("prebuilds/linux-arm64/heapstate.napi.glibc.node");
     const stray = paths.filter(
       (p) => !/^(dist|bin|prebuilds)\//.test(p) && !["package.json", "README.md", "LICENSE"].includes(p),
     );
@@ -308,6 +309,33 @@ collect({ tier: "everything" });
     expect(caught.stdout).toMatch(/consumer\.mts\(3,11\): error TS2322/);
   });
 
+  it("in Node for arm64 (under qemu-user), require('heapstate') picks the linux-arm64 prebuild and reads glibc", () => {
+    const arm64Node = join(fixtures, "arm64-node", "node");
+    expect(existsSync(arm64Node), `${arm64Node} (npm run build:fixtures fetches it)`).toBe(true);
+    const r = run("/usr/bin/qemu-aarch64", [
+      "-L",
+      "/usr/aarch64-linux-gnu",
+      arm64Node,
+      "-e",
+      `const h = require("heapstate");
+       const s = h.collect();
+       console.log(JSON.stringify({ allocator: s.heap?.allocator, native: s.warnings.filter((w) => w.source === "native"), addon: h.hostInfo().addon }));`,
+    ]);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split("\n").pop() as string) as Record<string, unknown>;
+    expect(out).toEqual({
+      allocator: "glibc",
+      native: [],
+      addon: {
+        platform: "linux-arm64 (glibc)",
+        loaded: true,
+        source: "prebuilt",
+        file: join(installed, "prebuilds", "linux-arm64", "heapstate.napi.glibc.node"),
+      },
+    });
+  });
+
   it("npx heapstate show-host reports the prebuilt addon and the allocator", () => {
     const r = run(join(bin, "npx"), ["--no-install", "heapstate", "show-host"]);
     expect(r.status, r.stderr).toBe(0);
@@ -323,9 +351,11 @@ collect({ tier: "everything" });
   });
 
   it("on a platform the package has no prebuild for: installs and works without heap, naming the platform", () => {
-    // Pretend the package carries an arm64 build only: node-gyp-build then finds nothing for x64.
+    // Take this platform's prebuild out, so the package carries the other architecture's only:
+    // node-gyp-build then finds nothing here.
+    const other = arch === "x64" ? "arm64" : "x64";
     const from = join(installed, "prebuilds", `linux-${arch}`);
-    const to = join(installed, "prebuilds", "linux-arm64");
+    const to = join(work, `prebuild-${arch}-aside`);
     renameSync(from, to);
     try {
       const out = node<{ heap: unknown; rss?: number; v8?: number; native: Array<{ code: string; message: string }> }>(`
@@ -337,7 +367,9 @@ collect({ tier: "everything" });
       expect(out.v8).toBeGreaterThan(0);
       expect(out.native).toHaveLength(1);
       expect(out.native[0]?.code).toBe("NATIVE_UNSUPPORTED_PLATFORM");
-      expect(out.native[0]?.message).toContain(`no native addon for linux-${arch} (glibc)`);
+      expect(out.native[0]?.message).toContain(
+        `no native addon for linux-${arch} (glibc): this package carries prebuilt addons for linux-${other} (glibc) only`,
+      );
       const r = run(join(bin, "npx"), ["--no-install", "heapstate", "show-host"]);
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^  heapstate addon +none for linux-${arch} \\(glibc\\)`, "m"));

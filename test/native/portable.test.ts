@@ -72,7 +72,9 @@ describe("choosing the addon", () => {
     expect(choice.file).toBeUndefined();
     expect(choice.problem?.code).toBe("NATIVE_UNSUPPORTED_LIBC");
     expect(choice.problem?.message).toContain(`no native addon for linux-${process.arch} (musl)`);
-    expect(choice.problem?.message).toContain(`prebuilt addons for linux-${process.arch} (glibc) only`);
+    expect(choice.problem?.message).toContain(
+      "carries prebuilt addons for linux-arm64 (glibc), linux-x64 (glibc) only",
+    );
   });
 
   it("on macOS or Windows: NATIVE_UNSUPPORTED_PLATFORM naming the platform", () => {
@@ -163,5 +165,67 @@ describe("the prebuilt addon", () => {
       expect(libc6.startsWith(`${out.heap?.version}-`)).toBe(true); // "2.31" of "2.31-13+deb11u11"
       expect(out.heap?.allocatedBytes).toBeGreaterThan(0);
     });
+  });
+});
+
+describe("the arm64 prebuild, in Node for arm64 under qemu-user", () => {
+  const arm64Prebuild = join(root, "prebuilds", "linux-arm64", "heapstate.napi.glibc.node");
+  const arm64Node = join(fixtures, "arm64-node", "node");
+  // Debian's cross runtime (libc6-arm64-cross, libstdc++6-arm64-cross): the arm64 glibc and libstdc++.
+  const sysroot = "/usr/aarch64-linux-gnu";
+  const qemu = "/usr/bin/qemu-aarch64";
+
+  function underQemu(script: string, env: Record<string, string> = {}) {
+    for (const [file, from] of [
+      [arm64Node, "npm run build:fixtures fetches it"],
+      [qemu, "apt-get install qemu-user"],
+      [join(sysroot, "lib", "libc.so.6"), "apt-get install g++-aarch64-linux-gnu"],
+    ] as const) {
+      expect(existsSync(file), `${file} (${from})`).toBe(true);
+    }
+    return spawnSync(qemu, ["-L", sysroot, arm64Node, "-e", script], {
+      env: childEnv({ HEAPSTATE_TEST_DIST: dist, ...env }),
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+  }
+
+  it("is an AArch64 object that needs no newer symbol versions than Node for arm64", () => {
+    expect(existsSync(arm64Prebuild), `${arm64Prebuild} (npm run build makes it)`).toBe(true);
+    expect(execFileSync("readelf", ["-h", arm64Prebuild], { encoding: "utf8" })).toMatch(/Machine:\s+AArch64/);
+    const mine = highestByNamespace(versionNeeds(arm64Prebuild));
+    const node = highestByNamespace(versionNeeds(arm64Node));
+    expect(Object.keys(mine)).toContain("GLIBC");
+    for (const [ns, version] of Object.entries(mine)) {
+      expect(node[ns], `Node for arm64 needs no ${ns} version at all`).toBeDefined();
+      expect(compareVersions(version, node[ns] as string), `${ns}_${version} vs ${ns}_${node[ns]}`).toBeLessThanOrEqual(
+        0,
+      );
+    }
+  });
+
+  it("loads, reads the arm64 glibc's counters, and the platform is named linux-arm64 (glibc)", () => {
+    const r = underQemu(
+      `const h = require(process.env.HEAPSTATE_TEST_DIST);
+       const s = h.collect();
+       console.log(JSON.stringify({ arch: process.arch, heap: s.heap, warnings: s.warnings, addon: h.hostInfo().addon }));`,
+      { HEAPSTATE_BINDING: arm64Prebuild },
+    );
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split("\n").pop() as string) as Pick<Snapshot, "heap" | "warnings"> & {
+      arch: string;
+      addon: { platform: string; loaded: boolean };
+    };
+    expect(out.arch).toBe("arm64");
+    expect(out.addon).toMatchObject({ platform: "linux-arm64 (glibc)", loaded: true });
+    expect(out.warnings.filter((w) => w.source === "native")).toEqual([]);
+    expect(out.heap?.allocator).toBe("glibc");
+    // The version that Debian's cross package of glibc says it is ("2.36-8cross1" → "2.36").
+    const cross = execFileSync("dpkg-query", ["-W", "-f", "$" + "{Version}", "libc6-arm64-cross"], {
+      encoding: "utf8",
+    });
+    expect(cross.startsWith(`${out.heap?.version}-`)).toBe(true);
+    expect(out.heap?.allocatedBytes).toBeGreaterThan(0);
   });
 });
