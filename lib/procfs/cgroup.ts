@@ -42,9 +42,13 @@ export function parseMountinfo(text: string): Mount[] {
     const left = line.slice(0, sep).split(" ");
     const right = line.slice(sep + 3).split(" ");
     if (left.length < 5 || right.length < 3) continue;
+    const root = unescapeOctal(left[3] as string);
+    const mountPoint = unescapeOctal(left[4] as string);
+    // The kernel writes both as absolute paths; anything else is a damaged line, not a place to read.
+    if (!root.startsWith("/") || !mountPoint.startsWith("/")) continue;
     out.push({
-      root: unescapeOctal(left[3] as string),
-      mountPoint: unescapeOctal(left[4] as string),
+      root,
+      mountPoint,
       fsType: right[0] as string,
       superOptions: (right[2] as string).split(","),
     });

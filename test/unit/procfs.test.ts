@@ -191,6 +191,17 @@ describe("parsers", () => {
     expect(parseLimit("")).toBeUndefined();
   });
 
+  it("parseMountinfo skips a line whose root or mount point is not an absolute path (found by the property test)", () => {
+    const text = [
+      "35 31 0:32 / !/sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory",
+      "36 31 0:33 x/y /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices",
+      "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw",
+    ].join("\n");
+    expect(parseMountinfo(text).map((m) => m.mountPoint)).toEqual(["/sys/fs/cgroup/unified"]);
+    const found = locateMemoryCgroup(parseProcCgroup("4:memory:/a\n0::/\n"), parseMountinfo(text));
+    expect(found).toEqual({ problem: "the memory cgroup v1 hierarchy is not mounted" });
+  });
+
   it("parseMountinfo unescapes octal in mount points", () => {
     const [m] = parseMountinfo("30 25 0:26 / /sys/fs/cgroup\\040x rw - cgroup2 cgroup2 rw\n");
     expect(m?.mountPoint).toBe("/sys/fs/cgroup x");
