@@ -146,11 +146,6 @@ function painter(io: CliIo, noColor: boolean): Paint {
   return { bold: wrap("1"), warn: wrap("33") };
 }
 
-/**
- * Runs the CLI. Returns the exit code; with --watch, a promise of it.
- * @example
- * process.exitCode = await main(["show-host", "--json"]);
- */
 function describeAddon(a: AddonState): string {
   if (!a.loaded) return `none for ${a.platform}: allocator state is not available (see the warning below)`;
   if (a.source === "prebuilt") return `prebuilt for ${a.platform}`;
@@ -158,6 +153,11 @@ function describeAddon(a: AddonState): string {
   return `built from source on ${a.platform} (${a.file})`;
 }
 
+/**
+ * Runs the CLI. Returns the exit code; with --watch, a promise of it.
+ * @example
+ * process.exitCode = await main(["show-host", "--json"]);
+ */
 export function main(argv: readonly string[], io: CliIo = defaultIo()): number | Promise<number> {
   try {
     return run([...argv], io);

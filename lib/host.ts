@@ -5,8 +5,8 @@
  */
 import { readFileSync } from "node:fs";
 import { availableParallelism, release } from "node:os";
-import { join, sep } from "node:path";
-import { BINDING_ENV, native, nativeFile, nativeProblem } from "./native";
+import { join } from "node:path";
+import { native, nativeFile, nativeProblem } from "./native";
 import { platformInfo } from "./platform";
 import { DEFAULT_PROC_ROOT } from "./procfs/read";
 
@@ -49,10 +49,9 @@ export interface AddonState {
  */
 export function addonState(): AddonState {
   const platform = platformInfo().label;
-  const file = nativeFile();
-  if (file === undefined) return { platform, loaded: false, reason: nativeProblem()?.message ?? "not loaded" };
-  const source = process.env[BINDING_ENV] ? "override" : file.split(sep).includes("prebuilds") ? "prebuilt" : "source";
-  return { platform, loaded: true, source, file };
+  const from = nativeFile();
+  if (from === undefined) return { platform, loaded: false, reason: nativeProblem()?.message ?? "not loaded" };
+  return { platform, loaded: true, source: from.source, file: from.file };
 }
 
 function tryRead(path: string): string | undefined {

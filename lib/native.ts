@@ -3,7 +3,7 @@
  * kept, every caller gets `undefined`, and the rest of heapstate works from procfs and V8 alone.
  */
 import { readdirSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join, resolve, sep } from "node:path";
 import { type PlatformInfo, platformInfo } from "./platform";
 import type { AllocatorName, RawValue, Warning } from "./types";
 
@@ -70,7 +70,7 @@ function resolveAddon(): { file?: string; error?: string } {
 let loaded = false;
 let binding: NativeBinding | undefined;
 let problem: Warning | undefined;
-let loadedFrom: string | undefined;
+let loadedFrom: { file: string; source: "prebuilt" | "source" | "override" } | undefined;
 
 /** The platforms this package carries a prebuilt addon for, as labels ("linux-x64 (glibc)"). */
 export function prebuiltPlatforms(root: string = packageRoot): string[] {
@@ -161,7 +161,13 @@ function load(): void {
   }
   try {
     binding = require(choice.file) as NativeBinding;
-    loadedFrom = choice.file;
+    // node-gyp-build answers build/Release or build/Debug (a build from source) before prebuilds/.
+    const source = process.env[BINDING_ENV]
+      ? "override"
+      : choice.file.split(sep).includes("prebuilds")
+        ? "prebuilt"
+        : "source";
+    loadedFrom = { file: choice.file, source };
   } catch (error) {
     problem = {
       source: "native",
@@ -171,8 +177,8 @@ function load(): void {
   }
 }
 
-/** The file the addon was loaded from (a prebuild, a source build, or the override); else undefined. */
-export function nativeFile(): string | undefined {
+/** The file the addon was loaded from and what it is (a prebuild, a source build, the override); else undefined. */
+export function nativeFile(): { file: string; source: "prebuilt" | "source" | "override" } | undefined {
   if (!loaded) load();
   return loadedFrom;
 }
