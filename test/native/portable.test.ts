@@ -106,7 +106,7 @@ describe("choosing the addon", () => {
 
 describe("the prebuilt addon", () => {
   it("exists after the build, named for node-gyp-build (napi, glibc)", () => {
-    expect(existsSync(prebuild), `${prebuild} (npm run build makes it)`).toBe(true);
+    expect(existsSync(prebuild), `${prebuild} (npm run build:prebuild makes it; npm test runs it)`).toBe(true);
   });
 
   it("needs no newer symbol versions than the Node that runs this test (an official build needs glibc 2.28)", () => {
@@ -191,7 +191,9 @@ describe("the arm64 prebuild, in Node for arm64 under qemu-user", () => {
   }
 
   it("is an AArch64 object that needs no newer symbol versions than Node for arm64", () => {
-    expect(existsSync(arm64Prebuild), `${arm64Prebuild} (npm run build makes it)`).toBe(true);
+    expect(existsSync(arm64Prebuild), `${arm64Prebuild} (npm run build:prebuild makes it; npm test runs it)`).toBe(
+      true,
+    );
     expect(execFileSync("readelf", ["-h", arm64Prebuild], { encoding: "utf8" })).toMatch(/Machine:\s+AArch64/);
     const mine = highestByNamespace(versionNeeds(arm64Prebuild));
     const node = highestByNamespace(versionNeeds(arm64Node));
