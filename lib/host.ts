@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { availableParallelism, release } from "node:os";
 import { join } from "node:path";
 import { native, nativeFile, nativeProblem } from "./native";
-import { platformInfo } from "./platform";
+import { ownPlatform } from "./platform";
 import { DEFAULT_PROC_ROOT } from "./procfs/read";
 
 /** Environment variables that decide which allocator serves malloc and how it behaves. */
@@ -48,7 +48,7 @@ export interface AddonState {
  * const a = hostInfo().addon; if (!a.loaded) console.warn(`no allocator state on ${a.platform}: ${a.reason}`);
  */
 export function addonState(): AddonState {
-  const platform = platformInfo().label;
+  const platform = ownPlatform().label;
   const from = nativeFile();
   if (from === undefined) return { platform, loaded: false, reason: nativeProblem()?.message ?? "not loaded" };
   return { platform, loaded: true, source: from.source, file: from.file };
@@ -90,7 +90,7 @@ function libc(): HostState["libc"] {
   }
   const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
   if (header?.glibcVersionRuntime) return { family: "glibc", version: header.glibcVersionRuntime };
-  if (platformInfo().libc === "musl") return { family: "musl" };
+  if (ownPlatform().libc === "musl") return { family: "musl" };
   return { family: "unknown" };
 }
 

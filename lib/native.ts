@@ -4,7 +4,7 @@
  */
 import { readdirSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
-import { type PlatformInfo, platformInfo } from "./platform";
+import { ownPlatform, type PlatformInfo } from "./platform";
 import type { AllocatorName, RawValue, Warning } from "./types";
 
 /** discover(): which object serves malloc and which allocator instances exist. */
@@ -153,7 +153,7 @@ export function chooseAddon(
 
 function load(): void {
   loaded = true;
-  const platform = platformInfo();
+  const platform = ownPlatform();
   const choice = chooseAddon(platform);
   if (choice.file === undefined) {
     problem = choice.problem;

@@ -81,3 +81,11 @@ export function platformInfo(
   const tuple = `${os}-${arch}`;
   return { os, arch, ...(libc ? { libc } : {}), label: libc ? `${tuple} (${libc})` : tuple };
 }
+
+let own: PlatformInfo | undefined;
+
+/** This process's platform: read once (the running executable does not change). */
+export function ownPlatform(): PlatformInfo {
+  own ??= platformInfo();
+  return own;
+}
