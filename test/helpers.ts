@@ -48,13 +48,18 @@ export function runChild<T = unknown>(
   script: string,
   args: string[] = [],
   extraEnv: Record<string, string | undefined> = {},
+  nodeArgs: string[] = [],
 ): T {
-  const stdout = execFileSync(process.execPath, ["--expose-gc", join(fixtures, "children", script), ...args], {
-    env: childEnv({ HEAPSTATE_TEST_DIST: dist, HEAPSTATE_TEST_PRINTER: printerAddon, ...extraEnv }),
-    encoding: "utf8",
-    maxBuffer: 64 << 20,
-    timeout: 60_000,
-  });
+  const stdout = execFileSync(
+    process.execPath,
+    ["--expose-gc", ...nodeArgs, join(fixtures, "children", script), ...args],
+    {
+      env: childEnv({ HEAPSTATE_TEST_DIST: dist, HEAPSTATE_TEST_PRINTER: printerAddon, ...extraEnv }),
+      encoding: "utf8",
+      maxBuffer: 64 << 20,
+      timeout: 60_000,
+    },
+  );
   const lines = stdout.trim().split("\n");
   return JSON.parse(lines[lines.length - 1] as string) as T;
 }
