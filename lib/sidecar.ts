@@ -13,7 +13,7 @@ import { diff, type FieldChange } from "./diff";
 import { describeType, HeapstateError } from "./errors";
 import { rows } from "./format";
 import { type AllocatorEnvironment, allocatorEnvironment, type HostState, hostInfo } from "./host";
-import { collect } from "./snapshot";
+import { collect, collectFresh } from "./snapshot";
 import type { Snapshot, Tier } from "./types";
 import { formatBytes } from "./units";
 
@@ -108,12 +108,14 @@ export function keyFigures(s: Snapshot): KeyFigures {
   };
   set("allocator", s.heap?.allocator);
   set("rssBytes", s.breakdown?.rssBytes ?? s.process?.rssBytes);
-  if (s.heap?.allocatedBytes !== undefined) {
-    k.nativeHeapBytes = s.heap.allocatedBytes;
-    k.nativeHeapSource = `${s.heap.allocator} allocated`;
-  } else if (s.heap?.committedBytes !== undefined) {
-    k.nativeHeapBytes = s.heap.committedBytes;
-    k.nativeHeapSource = `${s.heap.allocator} committed`;
+  // A reused reading (`asOf`) is an earlier moment's figure: no native-heap figure then.
+  const heap = s.heap?.asOf === undefined ? s.heap : undefined;
+  if (heap?.allocatedBytes !== undefined) {
+    k.nativeHeapBytes = heap.allocatedBytes;
+    k.nativeHeapSource = `${heap.allocator} allocated`;
+  } else if (heap?.committedBytes !== undefined) {
+    k.nativeHeapBytes = heap.committedBytes;
+    k.nativeHeapSource = `${heap.allocator} committed`;
   }
   set("v8HeapUsedBytes", s.v8?.heapUsedBytes);
   set("v8ExternalBytes", s.v8?.externalBytes);
@@ -173,13 +175,15 @@ export function start(name: string, options: MeasureOptions = {}): Measurement {
   const gc = options.gc ?? true;
   const tier = options.tier ?? "standard";
   if (gc) fullGc();
-  return { name, startMs: performance.now(), snapshot: collect({ tier }), tier, gc };
+  // Fresh: a glibc walk in its back-off would give the figure of an earlier moment, and a file's
+  // native-heap growth would read as 0 (it did, under vitest's threads pool on a loaded machine).
+  return { name, startMs: performance.now(), snapshot: collectFresh({ tier }), tier, gc };
 }
 
 /** Ends a measurement: the record to send to wherever results are gathered. */
 export function stop(m: Measurement): FileRecord {
   if (m.gc) fullGc();
-  const end = collect({ tier: m.tier });
+  const end = collectFresh({ tier: m.tier });
   const a = keyFigures(m.snapshot);
   const b = keyFigures(end);
   const growth: Growth = {};

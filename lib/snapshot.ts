@@ -109,6 +109,15 @@ export function collect(options?: CollectOptions): Snapshot {
   return collectWith(resolveOptions(options), false);
 }
 
+/**
+ * collect() that walks glibc's heap even inside the walk's back-off: for readings that bound a
+ * measurement (trim, the sidecar's start and stop), where a reused figure would hide the change
+ * being measured. Not part of the public API.
+ */
+export function collectFresh(options?: CollectOptions): Snapshot {
+  return collectWith(resolveOptions(options), true);
+}
+
 function collectWith(o: Resolved, freshGlibc: boolean): Snapshot {
   const start = nowMicros();
   const time = new Date().toISOString();

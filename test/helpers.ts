@@ -65,3 +65,12 @@ export function runChild<T = unknown>(
 }
 
 export const MiB = 1024 * 1024;
+
+/** glibc malloc_stats(): the "Total (incl. mmap):" block. */
+export function glibcTotals(text: string): { system: number; inUse: number } {
+  const total = text.slice(text.indexOf("Total (incl. mmap):"));
+  const system = /system bytes\s*=\s*(\d+)/.exec(total);
+  const inUse = /in use bytes\s*=\s*(\d+)/.exec(total);
+  if (!system || !inUse) throw new Error(`no totals in malloc_stats output:\n${text}`);
+  return { system: Number(system[1]), inUse: Number(inUse[1]) };
+}

@@ -8,8 +8,8 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } fr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import type { SidecarRun } from "../../lib/sidecar";
-import { childEnv, fixtures, MiB, root, runChild } from "../helpers";
+import type { FileRecord, SidecarRun } from "../../lib/sidecar";
+import { childEnv, fixtures, glibcTotals, MiB, root, runChild } from "../helpers";
 
 const projects: string[] = [];
 afterAll(() => {
@@ -165,5 +165,25 @@ describe("the runner-neutral API (heapstate/sidecar)", () => {
     expect(run.files.map((f) => f.attribution)).toEqual(["own-process", "own-process"]);
     expect(run.violations.map((v) => v.file)).toEqual(["suite/grows.js"]);
     expect(out.summary).toContain("BUDGET EXCEEDED: suite/grows.js grew the native heap");
+  });
+
+  it("start and stop read glibc afresh while its costly walk is backing off, so growth is not a stale 0", () => {
+    const out = runChild<{
+      walkMicros: number;
+      reusedAsOf?: string;
+      statsAfterStart: string;
+      statsBeforeStop: string;
+      record: FileRecord;
+    }>("sidecar-fresh.cjs");
+    // The scene: the walk cost enough to back off, and a plain collect() did reuse its figures.
+    expect(out.walkMicros).toBeGreaterThanOrEqual(1000);
+    expect(out.reusedAsOf).toBeDefined();
+    // glibc's own malloc_stats, printed just after start and just before stop, is the yardstick.
+    const grewByGlibc = glibcTotals(out.statsBeforeStop).inUse - glibcTotals(out.statsAfterStart).inUse;
+    // 64 MiB were malloc'd in between; glibc counts a few MiB less (it gave other chunks back).
+    expect(grewByGlibc).toBeGreaterThanOrEqual(56 * MiB);
+    const grew = out.record.growth.nativeHeapBytes;
+    expect(grew).toBeDefined();
+    expect(Math.abs((grew ?? 0) - grewByGlibc)).toBeLessThanOrEqual(MiB);
   });
 });

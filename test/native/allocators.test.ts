@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { AllocatorName, AllocatorState, Snapshot } from "../../lib/types";
-import { MiB, type PreloadName, requireLib, runChild } from "../helpers";
+import { glibcTotals, MiB, type PreloadName, requireLib, runChild } from "../helpers";
 
 interface AllocateOutput {
   baseline: Snapshot;
@@ -42,15 +42,6 @@ function tcmallocStat(text: string, label: string): number {
   const m = new RegExp(`MALLOC:[\\s+=]*(\\d+) \\([^)]*\\) ${label}`).exec(text);
   if (!m) throw new Error(`"${label}" not in tcmalloc's stats:\n${text}`);
   return Number(m[1]);
-}
-
-/** glibc malloc_stats(): the "Total (incl. mmap):" block. */
-function glibcTotals(text: string): { system: number; inUse: number } {
-  const total = text.slice(text.indexOf("Total (incl. mmap):"));
-  const system = /system bytes\s*=\s*(\d+)/.exec(total);
-  const inUse = /in use bytes\s*=\s*(\d+)/.exec(total);
-  if (!system || !inUse) throw new Error(`no totals in malloc_stats output:\n${text}`);
-  return { system: Number(system[1]), inUse: Number(inUse[1]) };
 }
 
 /** mimalloc's printer: " committed:   33.0 MiB   33.0 MiB   64.2 KiB   33.0 MiB" → current (4th). */
