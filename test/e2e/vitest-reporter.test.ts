@@ -8,7 +8,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } fr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import type { FileRecord, SidecarRun } from "../../lib/sidecar";
+import type { FileRecord, KeyFigures, SidecarRun } from "../../lib/sidecar";
 import { childEnv, fixtures, glibcTotals, MiB, root, runChild } from "../helpers";
 
 const projects: string[] = [];
@@ -171,6 +171,8 @@ describe("the runner-neutral API (heapstate/sidecar)", () => {
     const out = runChild<{
       walkMicros: number;
       reusedAsOf?: string;
+      primedFigures: KeyFigures;
+      reusedFigures: KeyFigures;
       statsAfterStart: string;
       statsBeforeStop: string;
       record: FileRecord;
@@ -178,6 +180,10 @@ describe("the runner-neutral API (heapstate/sidecar)", () => {
     // The scene: the walk cost enough to back off, and a plain collect() did reuse its figures.
     expect(out.walkMicros).toBeGreaterThanOrEqual(1000);
     expect(out.reusedAsOf).toBeDefined();
+    // A reused reading is an earlier moment's: its key figures carry no native-heap figure at all.
+    expect(out.primedFigures.nativeHeapBytes).toBeGreaterThan(0);
+    expect(out.reusedFigures).not.toHaveProperty("nativeHeapBytes");
+    expect(out.reusedFigures.rssBytes).toBeGreaterThan(0);
     // glibc's own malloc_stats, printed just after start and just before stop, is the yardstick.
     const grewByGlibc = glibcTotals(out.statsBeforeStop).inUse - glibcTotals(out.statsAfterStart).inUse;
     // 64 MiB were malloc'd in between; glibc counts a few MiB less (it gave other chunks back).
