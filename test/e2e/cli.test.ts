@@ -171,6 +171,8 @@ describe("show-host --pid as an unprivileged user against a root-owned process",
 describe("diff", () => {
   const dir = mkdtempSync(join(tmpdir(), "heapstate-diff-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const snapshotFile = (name: string) =>
+    JSON.parse(readFileSync(join(dir, name), "utf8")) as { process: { rssBytes: number } };
 
   it("compares two files written by --json", () => {
     writeFileSync(join(dir, "a.json"), cli(["--json"]).out);
@@ -184,8 +186,8 @@ describe("diff", () => {
     const j = JSON.parse(cli(["diff", "--json", join(dir, "a.json"), join(dir, "b.json")]).out) as {
       changes: { path: string; before?: number; after?: number }[];
     };
-    const a = JSON.parse(readFileSync(join(dir, "a.json"), "utf8")) as { process: { rssBytes: number } };
-    const b = JSON.parse(readFileSync(join(dir, "b.json"), "utf8")) as { process: { rssBytes: number } };
+    const a = snapshotFile("a.json");
+    const b = snapshotFile("b.json");
     expect(j.changes.find((c) => c.path === "process.rssBytes")).toEqual({
       path: "process.rssBytes",
       before: a.process.rssBytes,
@@ -195,7 +197,7 @@ describe("diff", () => {
   });
 
   it("shows exactly the figures that changed, with their signed difference", () => {
-    const a = JSON.parse(readFileSync(join(dir, "a.json"), "utf8")) as { process: { rssBytes: number } };
+    const a = snapshotFile("a.json");
     a.process.rssBytes = 100 * 2 ** 20;
     writeFileSync(join(dir, "a100.json"), JSON.stringify(a));
     a.process.rssBytes = 103 * 2 ** 20;
