@@ -3,11 +3,11 @@
  * run it in-process; the bin file only calls it. Nothing here reads or computes what the library
  * does not: the CLI chooses, formats and reports errors in one line.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { diff, formatDiff } from "./diff";
 import { HeapstateError } from "./errors";
-import { formatHuman, rows } from "./format";
+import { append, formatHuman, rows } from "./format";
 import {
   type AddonState,
   ALLOCATOR_ENV,
@@ -17,10 +17,12 @@ import {
   hostInfo,
 } from "./host";
 import { parseSnapshot } from "./parse";
+import { readBounded } from "./read-file";
 import { type TopMapping, topMappings } from "./regions";
 import { collect } from "./snapshot";
 import type { Snapshot, Tier } from "./types";
 import { formatBytes } from "./units";
+import { decimal, MAX_PID, MAX_TIMER_MS } from "./validate";
 
 /** Where the CLI writes, and what it knows of its terminal. Tests pass their own. */
 export interface CliIo {
@@ -166,6 +168,28 @@ export function main(argv: readonly string[], io: CliIo = defaultIo()): number |
   }
 }
 
+/**
+ * Runs the CLI as the `heapstate` command in this process (the bin file calls it). A reader that
+ * goes away (`heapstate --watch | head -1`) ends the command quietly with status 0; any other
+ * failure to write the output (a full disk) ends it with status 1 and one line, never a stack.
+ */
+export function runCommand(argv: readonly string[]): void {
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(EXIT.ok);
+    try {
+      writeSync(2, `heapstate: the output could not be written (${error.code ?? error.message})\n`);
+    } catch {
+      // stderr is gone too: the status says it
+    }
+    process.exit(EXIT.failed);
+  });
+  // An error output that cannot be written has nowhere to be reported; the exit status still says it.
+  process.stderr.on("error", () => {});
+  Promise.resolve(main(argv)).then((code) => {
+    process.exitCode = code;
+  });
+}
+
 function fail(error: unknown, io: CliIo): number {
   if (error instanceof HeapstateError) {
     io.err(`heapstate: ${error.message}`);
@@ -224,9 +248,16 @@ function usageError(io: CliIo, command: string, message: string): number {
   return EXIT.usage;
 }
 
-function positiveInt(v: string | true | undefined): number | undefined {
-  return typeof v === "string" && /^\d+$/.test(v) && Number(v) > 0 ? Number(v) : undefined;
+/** A whole number from 1 to `max` written in decimal ("12"; not "0x10", "1e3" or "+5"). */
+function positiveInt(v: string | true | undefined, max: number): number | undefined {
+  if (typeof v !== "string" || !/^\d{1,15}$/.test(v)) return undefined;
+  const n = Number(v);
+  return n >= 1 && n <= max ? n : undefined;
 }
+
+/** --watch accepts 0.1 s to just under 2³¹ ms (Node's timers turn anything longer into 1 ms). */
+const WATCH_MIN_S = 0.1;
+const WATCH_MAX_S = Math.floor(MAX_TIMER_MS / 1000);
 
 const showHostSpec: Spec = {
   "--pid": "value",
@@ -262,9 +293,13 @@ function showHost(args: string[], io: CliIo): number | Promise<number> {
   }
   let pid: number | undefined;
   if (flags.has("--pid")) {
-    pid = positiveInt(flags.get("--pid"));
+    pid = positiveInt(flags.get("--pid"), MAX_PID);
     if (pid === undefined)
-      return usageError(io, "", `--pid takes a process id, received ${JSON.stringify(flags.get("--pid"))}`);
+      return usageError(
+        io,
+        "",
+        `--pid takes a process id from 1 to ${MAX_PID}, received ${JSON.stringify(flags.get("--pid"))}`,
+      );
   }
   let tier: Tier = "standard";
   if (flags.has("--tier")) {
@@ -276,9 +311,13 @@ function showHost(args: string[], io: CliIo): number | Promise<number> {
   }
   let top: number | undefined;
   if (flags.has("--top")) {
-    top = positiveInt(flags.get("--top"));
+    top = positiveInt(flags.get("--top"), 1000);
     if (top === undefined)
-      return usageError(io, "", `--top takes a positive number, received ${JSON.stringify(flags.get("--top"))}`);
+      return usageError(
+        io,
+        "",
+        `--top takes a whole number from 1 to 1000, received ${JSON.stringify(flags.get("--top"))}`,
+      );
   }
   const addresses = flags.has("--addresses");
   if (flags.has("--deep") || top !== undefined || addresses) {
@@ -296,14 +335,18 @@ function showHost(args: string[], io: CliIo): number | Promise<number> {
   };
   if (flags.has("--watch")) {
     const w = flags.get("--watch");
-    const seconds = w === true ? 2 : Number(w);
-    if (!(seconds > 0))
-      return usageError(io, "", `--watch takes a number of seconds > 0, received ${JSON.stringify(w)}`);
+    const seconds = w === true ? 2 : decimal(w as string);
+    if (seconds === undefined || seconds < WATCH_MIN_S || seconds > WATCH_MAX_S)
+      return usageError(
+        io,
+        "",
+        `--watch takes a number of seconds from ${WATCH_MIN_S} to ${WATCH_MAX_S}, written in decimal, received ${JSON.stringify(w)}`,
+      );
     let count: number | undefined;
     if (flags.has("--count")) {
-      count = positiveInt(flags.get("--count"));
+      count = positiveInt(flags.get("--count"), Number.MAX_SAFE_INTEGER);
       if (count === undefined)
-        return usageError(io, "", `--count takes a positive number, received ${JSON.stringify(flags.get("--count"))}`);
+        return usageError(io, "", `--count takes a whole number ≥ 1, received ${JSON.stringify(flags.get("--count"))}`);
     }
     return watch(options, seconds, count, io);
   }
@@ -356,8 +399,9 @@ function showText(s: Snapshot, o: ShowOptions): string {
         ? "none"
         : `${formatBytes(h.swapTotalBytes)}, ${formatBytes(h.swapFreeBytes)} free`;
   const cg = s.cgroup;
-  lines.push(
-    ...rows(
+  append(
+    lines,
+    rows(
       [
         ["kernel", h.kernel],
         ["cpus", String(h.cpus)],
@@ -395,19 +439,21 @@ function showText(s: Snapshot, o: ShowOptions): string {
         ? "(unknown: the allocator lives inside that process and cannot be read from outside; heapstate does not guess from the mapped libraries)"
         : `(unknown: ${s.warnings.find((w) => w.source === "native" || w.source === "heap")?.message ?? "not measured"})`,
   ]);
-  lines.push(...rows(envRows, "  "));
+  append(lines, rows(envRows, "  "));
 
   lines.push(bold("heap state"));
-  lines.push(
-    ...formatHuman(s)
+  append(
+    lines,
+    formatHuman(s)
       .split("\n")
       .map((l) => (/^(WARN|warning) /.test(l) ? o.paint.warn(l) : l)),
   );
 
   if (o.top !== undefined) {
     lines.push(bold(`top ${o.top} mappings by RSS`));
-    lines.push(
-      ...rows(
+    append(
+      lines,
+      rows(
         topMappings(s.regions, o.top, o.addresses).map((r) => [
           `${r.category} ${r.perms}`,
           `size ${formatBytes(r.sizeBytes).padStart(10)}  rss ${formatBytes(r.rssBytes).padStart(10)}${r.start ? `  ${r.start}-${r.end}` : ""}${r.path ? `  ${r.path}` : ""}`,
@@ -491,11 +537,12 @@ function diffCommand(args: string[], io: CliIo): number {
   const [a, b] = rest.map((file) => {
     let text: string;
     try {
-      text = readFileSync(file, "utf8");
+      text = readBounded(file);
     } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
       throw new HeapstateError(
         "INVALID_SNAPSHOT",
-        `${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        `${file}: ${code && code !== "EFBIG" ? code : (error as Error).message}`,
       );
     }
     try {

@@ -1,7 +1,7 @@
 /** The difference between two snapshots: per-field deltas and the top growers. */
 
-import { assertSnapshot } from "./errors";
-import { rows } from "./format";
+import { assertSnapshot, HeapstateError } from "./errors";
+import { append, rows } from "./format";
 import type { Snapshot } from "./types";
 import { formatBytes } from "./units";
 
@@ -25,26 +25,41 @@ export interface SnapshotDiff {
   topGrowers: FieldChange[];
 }
 
+/** A byte figure as diff reads it: a finite number, else not measured. */
+function figure(v: unknown): number | undefined {
+  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+}
+
+/**
+ * Every byte figure of a snapshot by path. Tolerant of what a caller may pass that parseSnapshot
+ * would have cleaned (a part that is not an object, regions that are not an array): such entries
+ * are skipped, never a TypeError.
+ */
 function byteFields(s: Snapshot): Map<string, number> {
   const out = new Map<string, number>();
-  const take = (prefix: string, obj: object | undefined) => {
-    if (!obj) return;
-    for (const [k, v] of Object.entries(obj)) {
-      if (k.endsWith("Bytes") && typeof v === "number") out.set(`${prefix}.${k}`, v);
-    }
+  const put = (path: string, v: unknown) => {
+    const n = figure(v);
+    if (n !== undefined) out.set(path, n);
+  };
+  const take = (prefix: string, obj: unknown) => {
+    if (obj === null || typeof obj !== "object") return;
+    for (const [k, v] of Object.entries(obj)) if (k.endsWith("Bytes")) put(`${prefix}.${k}`, v);
   };
   take("process", s.process);
   take("cgroup", s.cgroup);
   take("v8", s.v8);
   take("heap", s.heap);
   take("heap.pages", s.heap?.pages);
-  if (s.breakdown) {
-    out.set("breakdown.rssBytes", s.breakdown.rssBytes);
-    for (const p of s.breakdown.parts) out.set(`breakdown.${p.name}`, p.bytes);
-    out.set("breakdown.unattributedBytes", s.breakdown.unattributedBytes);
+  const b = s.breakdown;
+  if (b && typeof b === "object") {
+    put("breakdown.rssBytes", b.rssBytes);
+    for (const p of Array.isArray(b.parts) ? b.parts : []) {
+      if (p && typeof p === "object" && typeof p.name === "string") put(`breakdown.${p.name}`, p.bytes);
+    }
+    put("breakdown.unattributedBytes", b.unattributedBytes);
   }
-  for (const r of s.regions ?? []) {
-    if (r.rssBytes !== undefined) out.set(`regions.${r.category}.rssBytes`, r.rssBytes);
+  for (const r of Array.isArray(s.regions) ? s.regions : []) {
+    if (r && typeof r === "object" && typeof r.category === "string") put(`regions.${r.category}.rssBytes`, r.rssBytes);
   }
   return out;
 }
@@ -88,26 +103,56 @@ function signed(n: number): string {
   return n > 0 ? `+${formatBytes(n)}` : formatBytes(n);
 }
 
-/** A diff as aligned text: what changed, then the top growers. */
+/**
+ * A diff as aligned text: what changed, the figures measured on one side only (listed, never as a
+ * change against an unknown value), then the top growers.
+ */
 export function formatDiff(d: SnapshotDiff): string {
+  if (d === null || typeof d !== "object" || !Array.isArray(d.changes) || !Array.isArray(d.topGrowers)) {
+    throw new HeapstateError("INVALID_SNAPSHOT", "formatDiff(diff): expected the result of diff(before, after)");
+  }
   const lines = [
-    `heapstate diff  pid ${d.from.pid}${d.samePid ? "" : ` → pid ${d.to.pid} (different processes)`}  ${d.from.time} → ${d.to.time}  (${(d.elapsedMs / 1000).toFixed(1)} s)`,
+    `heapstate diff  pid ${d.from?.pid}${d.samePid ? "" : ` → pid ${d.to?.pid} (different processes)`}  ${d.from?.time} → ${d.to?.time}  (${(d.elapsedMs / 1000).toFixed(1)} s)`,
   ];
-  const changed = d.changes.filter((c) => c.delta !== 0);
-  lines.push(
-    ...rows(
+  const changed = d.changes.filter((c) => c.delta !== undefined && c.delta !== 0);
+  append(
+    lines,
+    rows(
       changed.map((c) => [
         c.path,
-        `${formatBytes(c.before).padStart(10)} → ${formatBytes(c.after).padStart(10)}  ${c.delta === undefined ? "" : signed(c.delta)}`,
+        `${formatBytes(c.before).padStart(10)} → ${formatBytes(c.after).padStart(10)}  ${signed(c.delta as number)}`,
       ]),
       "  ",
     ),
   );
   if (changed.length === 0) lines.push("  no byte figure changed");
+  const before = d.changes.filter((c) => c.delta === undefined && c.before !== undefined);
+  const after = d.changes.filter((c) => c.delta === undefined && c.after !== undefined);
+  if (before.length > 0) {
+    lines.push("measured before only:");
+    append(
+      lines,
+      rows(
+        before.map((c) => [c.path, formatBytes(c.before)]),
+        "  ",
+      ),
+    );
+  }
+  if (after.length > 0) {
+    lines.push("measured after only:");
+    append(
+      lines,
+      rows(
+        after.map((c) => [c.path, formatBytes(c.after)]),
+        "  ",
+      ),
+    );
+  }
   if (d.topGrowers.length) {
     lines.push("top growers:");
-    lines.push(
-      ...rows(
+    append(
+      lines,
+      rows(
         d.topGrowers.map((c) => [c.path, signed(c.delta as number)]),
         "  ",
       ),

@@ -4,6 +4,8 @@ export type HeapstateErrorCode =
   | "NO_SUCH_PROCESS"
   | "PROCESS_NOT_READABLE"
   | "PROCFS_UNAVAILABLE"
+  | "KERNEL_THREAD"
+  | "ZOMBIE_PROCESS"
   | "INVALID_SNAPSHOT";
 
 /**

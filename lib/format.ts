@@ -15,11 +15,16 @@ const pageLabels: Array<[keyof PageStates, string]> = [
   ["cachedBytes", "free in caches"],
 ];
 
-/** Aligned "label  value" rows. */
+/** Aligned "label  value" rows. A loop, not Math.max(...): a million rows must not overflow the stack. */
 export function rows(pairs: Array<[string, string]>, indent: string): string[] {
-  if (pairs.length === 0) return [];
-  const width = Math.max(...pairs.map(([k]) => k.length));
+  let width = 0;
+  for (const [k] of pairs) if (k.length > width) width = k.length;
   return pairs.map(([k, v]) => `${indent}${k.padEnd(width)}  ${v}`.trimEnd());
+}
+
+/** lines.push(...more) without spreading: a call's arguments live on the stack. */
+export function append(lines: string[], more: readonly string[]): void {
+  for (const l of more) lines.push(l);
 }
 
 function ago(snapshotTime: string, asOf: string): string {
@@ -46,7 +51,7 @@ function allocatorLines(a: AllocatorState, indent: string, time: string): string
     const v = a.pages?.[key];
     if (v !== undefined) pairs.push([`pages: ${label}`, formatBytes(v)]);
   }
-  lines.push(...rows(pairs, `${indent}  `));
+  append(lines, rows(pairs, `${indent}  `));
   return lines;
 }
 
@@ -89,17 +94,18 @@ export function formatHuman(s: Snapshot): string {
     if (v8.arrayBuffersBytes !== undefined) ext.push(`array buffers ${formatBytes(v8.arrayBuffersBytes)}`);
     top.push(["", ext.join("  ")]);
   }
-  lines.push(...rows(top, ""));
+  append(lines, rows(top, ""));
 
   if (s.heap) {
-    lines.push("heap (the allocator that serves malloc):", ...allocatorLines(s.heap, "  ", s.time));
+    lines.push("heap (the allocator that serves malloc):");
+    append(lines, allocatorLines(s.heap, "  ", s.time));
   } else {
     lines.push("heap: (unknown)");
   }
   const others = s.allocators.filter((a) => a !== s.heap);
   if (others.length > 0) {
     lines.push("other allocators in the process:");
-    for (const a of others) lines.push(...allocatorLines(a, "  ", s.time));
+    for (const a of others) append(lines, allocatorLines(a, "  ", s.time));
   }
 
   const b = s.breakdown;
@@ -113,7 +119,7 @@ export function formatHuman(s: Snapshot): string {
       "unattributed",
       `${formatBytes(b.unattributedBytes).padStart(10)} ${percent(b.unattributedBytes, b.rssBytes)}  what nobody accounts for`,
     ]);
-    lines.push(...rows(pairs, "  "));
+    append(lines, rows(pairs, "  "));
     const c = b.chain;
     if (c) {
       const steps = [
@@ -136,8 +142,9 @@ export function formatHuman(s: Snapshot): string {
   if (s.regions) {
     lines.push("regions (smaps):");
     const shown = s.regions.slice(0, 8);
-    lines.push(
-      ...rows(
+    append(
+      lines,
+      rows(
         shown.map((r) => [
           r.category,
           `${String(r.count).padStart(5)} maps  size ${formatBytes(r.sizeBytes).padStart(10)}  rss ${formatBytes(r.rssBytes).padStart(10)}`,

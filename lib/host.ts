@@ -9,6 +9,8 @@ import { join } from "node:path";
 import { native, nativeFile, nativeProblem } from "./native";
 import { ownPlatform } from "./platform";
 import { DEFAULT_PROC_ROOT } from "./procfs/read";
+import * as is from "./validate";
+import { optionsObject } from "./validate";
 
 /** Environment variables that decide which allocator serves malloc and how it behaves. */
 export const ALLOCATOR_ENV = ["LD_PRELOAD", "MALLOC_ARENA_MAX", "MALLOC_CONF", "GLIBC_TUNABLES"] as const;
@@ -79,16 +81,27 @@ const overcommitNames: Record<string, string> = { "0": "0 (heuristic)", "1": "1 
 function libc(): HostState["libc"] {
   // The running libc answers for itself when the addon is loaded (gnu_get_libc_version); else
   // Node's own report header knows the glibc it runs on, and has no glibc field on musl.
-  const binding = native();
-  if (binding) {
-    const glibc = binding.discover().instances.find((i) => i.allocator === "glibc");
-    if (glibc) {
-      const version = binding.read({ glibc: false }).instances.find((i) => i.allocator === "glibc")
-        ?.values.gnu_get_libc_version;
-      return typeof version === "string" ? { family: "glibc", version } : { family: "glibc" };
+  // A binding of the wrong shape or one that throws is the loader's warning to give, not a
+  // reason for hostInfo() to fail: fall through to the report header.
+  try {
+    const binding = native();
+    if (binding) {
+      const glibc = binding.discover().instances.find((i) => i.allocator === "glibc");
+      if (glibc) {
+        const version = binding.read({ glibc: false }).instances.find((i) => i.allocator === "glibc")
+          ?.values.gnu_get_libc_version;
+        return typeof version === "string" ? { family: "glibc", version } : { family: "glibc" };
+      }
     }
+  } catch {
+    // see above
   }
-  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  let header: { glibcVersionRuntime?: string } | undefined;
+  try {
+    header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  } catch {
+    header = undefined;
+  }
   if (header?.glibcVersionRuntime) return { family: "glibc", version: header.glibcVersionRuntime };
   if (ownPlatform().libc === "musl") return { family: "musl" };
   return { family: "unknown" };
@@ -99,9 +112,10 @@ function libc(): HostState["libc"] {
  * @example
  * const h = hostInfo(); console.log(h.kernel, h.memAvailableBytes, h.transparentHugePages);
  */
-export function hostInfo(options: { procRoot?: string; sysRoot?: string } = {}): HostState {
-  const proc = options.procRoot ?? DEFAULT_PROC_ROOT;
-  const sys = options.sysRoot ?? "/sys";
+export function hostInfo(options?: { procRoot?: string; sysRoot?: string }): HostState {
+  const o = optionsObject("hostInfo(options)", options, ["procRoot", "sysRoot"]);
+  const proc = is.text("hostInfo(options)", "procRoot", o.procRoot, DEFAULT_PROC_ROOT);
+  const sys = is.text("hostInfo(options)", "sysRoot", o.sysRoot, "/sys");
   const host: HostState = {
     kernel: release(),
     cpus: availableParallelism(),
@@ -138,6 +152,10 @@ export type AllocatorEnvironment = Partial<Record<(typeof ALLOCATOR_ENV)[number]
  * Undefined when it cannot be read.
  */
 export function allocatorEnvironment(pid: number, procRoot = DEFAULT_PROC_ROOT): AllocatorEnvironment | undefined {
+  const where = "allocatorEnvironment(pid, procRoot)";
+  if (pid === undefined) throw is.invalidOption(where, `pid is required, ${is.received(pid)}`);
+  is.pid(where, pid, process.pid);
+  is.text(where, "procRoot", procRoot, DEFAULT_PROC_ROOT);
   const out: AllocatorEnvironment = {};
   if (pid === process.pid) {
     for (const k of ALLOCATOR_ENV) {

@@ -1,26 +1,39 @@
 /**
  * createHandler(): `/debug/memory` for node:http (and so Express, Fastify and Koa through their
  * raw request and response). Text by default; JSON, Prometheus or a live HTML page on request.
- * Safe by default: loopback clients only, no addresses, paths or environment values, and the trim
- * action off.
+ * Safe by default: loopback clients only, loopback Host names only (DNS rebinding), no trim from
+ * a page of another site, no addresses, paths or environment values, and the trim action off.
+ *
+ * Safe by construction: the whole answer runs inside one guard, so nothing a request carries can
+ * throw out of the handler; who the client is is decided from the socket and the proxy headers
+ * before anything parses the target; the target is split by hand, never handed to `new URL()`
+ * (which throws on `//` and reads `//x/y` as host x).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIP } from "node:net";
-import { describeType, HeapstateError } from "./errors";
+import { basename } from "node:path";
+import { HeapstateError } from "./errors";
 import { formatHuman } from "./format";
 import { PAGE_CSP, pageHtml } from "./page";
 import { prometheusText } from "./prometheus";
-import { redact } from "./redact";
+import { redact, redactText } from "./redact";
 import { topMappings } from "./regions";
-import { type Sampler, type SamplerOptions, startSampler } from "./sampler";
+import { type Sampler, type SamplerOptions, samplerOptions, startSampler } from "./sampler";
 import { collect, snapshot, trim } from "./snapshot";
-import type { Snapshot, Tier } from "./types";
+import { type Snapshot, TIERS, type Tier } from "./types";
+import * as is from "./validate";
 
 export interface HandlerOptions {
   /** The route (default "/debug/memory"); POST <path>/trim is the trim action. */
   path?: string;
   /** Answer clients that are not on a loopback address (default false: they get 403). */
   allowRemote?: boolean;
+  /**
+   * Host names (or `name:port`) besides the loopback ones (`localhost`, 127.0.0.0/8, `[::1]`) that
+   * a request's `Host` may carry; any other is refused with 421, so a page whose DNS name was
+   * rebound to 127.0.0.1 cannot read the answers. With `allowRemote`, IP addresses are accepted too.
+   */
+  allowedHosts?: string[];
   /** Region addresses (deep tier, `top`) in the output (default false: they defeat ASLR). */
   includeAddresses?: boolean;
   /** File paths (allocator libraries, cgroup path, paths in warnings) in the output (default false). */
@@ -39,41 +52,196 @@ type Handler = (req: IncomingMessage, res: ServerResponse, next?: Next) => void;
 const formats = ["text", "json", "prometheus", "html"] as const;
 type Format = (typeof formats)[number];
 const queryKeys = ["format", "tier", "top", "history"];
+const optionKeys = [
+  "path",
+  "allowRemote",
+  "allowedHosts",
+  "includeAddresses",
+  "includePaths",
+  "includeEnvironment",
+  "trim",
+  "sampler",
+] as const;
 
-/** 127.0.0.0/8, ::1 and their IPv4-mapped forms. */
+/** 127.0.0.0/8, ::1 and their IPv4-mapped forms, in any spelling. */
 export function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
-  const a = address.startsWith("::ffff:") ? address.slice(7) : address;
-  if (isIP(a) === 4) return a.startsWith("127.");
-  return a === "::1";
+  const kind = isIP(address);
+  if (kind === 4) return address.startsWith("127.");
+  if (kind !== 6) return false;
+  let canonical: string;
+  try {
+    canonical = new URL(`http://[${address}]/`).hostname;
+  } catch {
+    return false;
+  }
+  // The URL parser writes ::1 as [::1] and ::ffff:127.0.0.1 as [::ffff:7f00:1].
+  return canonical === "[::1]" || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(canonical);
 }
 
-function forwardedFrom(req: IncomingMessage): string[] {
-  const out: string[] = [];
-  const xff = req.headers["x-forwarded-for"];
-  for (const v of Array.isArray(xff) ? xff : xff ? [xff] : []) out.push(...v.split(",").map((x) => x.trim()));
-  const fwd = req.headers.forwarded;
-  for (const m of (Array.isArray(fwd) ? fwd.join(",") : (fwd ?? "")).matchAll(/for="?\[?([^\]";,]+)/gi))
-    out.push(m[1] as string);
-  return out.filter(Boolean);
+/**
+ * Headers by which a proxy in front of the service names the client it forwards for. Any of them
+ * naming anything but a loopback address makes the request a remote client's.
+ */
+export const PROXY_HEADERS = [
+  "x-forwarded-for",
+  "forwarded",
+  "x-real-ip",
+  "true-client-ip",
+  "cf-connecting-ip",
+  "x-client-ip",
+  "fastly-client-ip",
+] as const;
+
+/** "[2001:db8::1]:4711", "192.0.2.1:80", "\"unknown\"" → the address part. */
+function addressOf(token: string): string {
+  let t = token.trim();
+  if (t.length >= 2 && t.startsWith('"') && t.endsWith('"')) t = t.slice(1, -1).trim();
+  if (t.startsWith("[")) {
+    const end = t.indexOf("]");
+    return end > 0 ? t.slice(1, end) : t;
+  }
+  const colon = t.indexOf(":");
+  if (colon > 0 && colon === t.lastIndexOf(":") && isIP(t.slice(0, colon)) === 4) return t.slice(0, colon);
+  return t;
 }
 
-function send(
-  res: ServerResponse,
-  status: number,
-  type: string,
-  body: string,
-  head: boolean,
-  extra: Record<string, string> = {},
-): void {
-  res.writeHead(status, {
-    "content-type": type,
+function headerValues(req: IncomingMessage, name: string): string[] {
+  const v = req.headers[name];
+  if (v === undefined) return [];
+  return Array.isArray(v) ? v : [String(v)];
+}
+
+/** Every client address the request names: the socket's, then each proxy header's. */
+export function clientAddresses(req: IncomingMessage): string[] {
+  const out: string[] = [req.socket?.remoteAddress ?? ""];
+  for (const name of PROXY_HEADERS) {
+    for (const value of headerValues(req, name)) {
+      if (name === "forwarded") {
+        // for=… anywhere in any element, with any spacing and quoting; by=, host=, proto= ignored.
+        for (const element of value.split(/[,;]/)) {
+          const eq = element.indexOf("=");
+          if (eq > 0 && element.slice(0, eq).trim().toLowerCase() === "for") out.push(addressOf(element.slice(eq + 1)));
+        }
+      } else {
+        for (const item of value.split(",")) if (item.trim() !== "") out.push(addressOf(item));
+      }
+    }
+  }
+  return out;
+}
+
+/** Whether a request comes from (or is forwarded for) a client that is not on this machine. */
+export function isRemoteClient(req: IncomingMessage): boolean {
+  return !clientAddresses(req).every(isLoopback);
+}
+
+/** "Host: [::1]:9464" → { name: "::1", port: "9464" }; undefined for a value that is no host. */
+function parseHost(value: string): { name: string; port?: string } | undefined {
+  const v = value.trim().toLowerCase();
+  let name: string;
+  let rest: string;
+  if (v.startsWith("[")) {
+    const end = v.indexOf("]");
+    if (end < 0) return undefined;
+    name = v.slice(1, end);
+    rest = v.slice(end + 1);
+  } else {
+    const colon = v.indexOf(":");
+    name = colon < 0 ? v : v.slice(0, colon);
+    rest = colon < 0 ? "" : v.slice(colon);
+  }
+  if (rest !== "" && !/^:\d{1,5}$/.test(rest)) return undefined;
+  if (name.endsWith(".")) name = name.slice(0, -1);
+  if (name === "") return undefined;
+  return rest ? { name, port: rest.slice(1) } : { name };
+}
+
+/**
+ * Whether the request's Host is one this handler answers: a loopback name or address, one the
+ * operator listed, or (with allowRemote) any IP address. A page on another domain that resolves
+ * to 127.0.0.1 sends its own name, so DNS rebinding cannot reach the answers. A request without
+ * Host (HTTP/1.0 tools) was not sent by a browser.
+ */
+function hostAllowed(req: IncomingMessage, allowed: readonly string[], allowRemote: boolean): boolean {
+  const values = headerValues(req, "host");
+  if (values.length === 0) return true;
+  if (values.length > 1) return false;
+  const host = parseHost(values[0] as string);
+  if (!host) return false;
+  if (host.name === "localhost" || isLoopback(host.name)) return true;
+  if (allowRemote && isIP(host.name) !== 0) return true;
+  const full = host.port ? `${host.name}:${host.port}` : host.name;
+  return allowed.some((a) => a === host.name || a === full);
+}
+
+/**
+ * Why a POST to the trim action must be refused as possibly sent by a page of another site, or
+ * undefined. A browser sends `Content-Type: application/json` to another origin only after a
+ * CORS preflight, which this handler never grants; forms and `no-cors` fetches can only send
+ * text/plain, urlencoded or multipart bodies. `Sec-Fetch-Site` and `Origin` are checked too.
+ */
+function crossSiteReason(req: IncomingMessage): string | undefined {
+  const site = headerValues(req, "sec-fetch-site")[0];
+  if (site !== undefined && site !== "same-origin" && site !== "none") return `Sec-Fetch-Site is ${site}`;
+  const origin = headerValues(req, "origin")[0];
+  if (origin !== undefined) {
+    const host = headerValues(req, "host")[0];
+    if (host === undefined || (origin !== `http://${host}` && origin !== `https://${host}`)) {
+      return `Origin ${origin.slice(0, 100)} is another site`;
+    }
+  }
+  const type = (headerValues(req, "content-type")[0] ?? "").split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/json") return "the trim action needs Content-Type: application/json";
+  return undefined;
+}
+
+/** The request target split into its path and query, or undefined when it is no origin-form or absolute URL. */
+export function parseTarget(raw: string): { pathname: string; query: URLSearchParams } | undefined {
+  let target = raw;
+  if (!target.startsWith("/")) {
+    // absolute-form (a proxy's request): the path of the URL, or nothing.
+    if (!/^https?:\/\//i.test(target)) return undefined;
+    try {
+      const u = new URL(target);
+      target = u.pathname + u.search;
+    } catch {
+      return undefined;
+    }
+  }
+  const q = target.indexOf("?");
+  const hash = target.indexOf("#");
+  const pathEnd = q >= 0 ? q : hash >= 0 ? hash : target.length;
+  const pathname = target.slice(0, pathEnd);
+  if (/[\s\0]/.test(pathname)) return undefined;
+  const search = q >= 0 ? target.slice(q + 1, hash > q ? hash : undefined) : "";
+  return { pathname: pathname.replace(/\/+$/, "") || "/", query: new URLSearchParams(search) };
+}
+
+interface Answer {
+  status: number;
+  type: string;
+  body: string;
+  headers?: Record<string, string>;
+}
+
+const plain = (status: number, text: string, headers?: Record<string, string>): Answer => ({
+  status,
+  type: "text/plain; charset=utf-8",
+  body: `heapstate: ${text}\n`,
+  ...(headers ? { headers } : {}),
+});
+
+function send(res: ServerResponse, a: Answer, head: boolean): void {
+  if (res.headersSent || res.writableEnded || res.destroyed) return;
+  res.writeHead(a.status, {
+    "content-type": a.type,
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
-    "content-length": String(Buffer.byteLength(body)),
-    ...extra,
+    "content-length": String(Buffer.byteLength(a.body)),
+    ...a.headers,
   });
-  res.end(head ? undefined : body);
+  res.end(head ? undefined : a.body);
 }
 
 interface Query {
@@ -83,160 +251,178 @@ interface Query {
   history: boolean;
 }
 
-function parseQuery(url: URL, accept: string | undefined): Query | string {
-  for (const key of url.searchParams.keys()) {
-    if (!queryKeys.includes(key)) return `unknown query parameter "${key}" (known: ${queryKeys.join(", ")})`;
+function parseQuery(query: URLSearchParams, accept: string | undefined): Query | string {
+  for (const key of query.keys()) {
+    if (!queryKeys.includes(key))
+      return `unknown query parameter ${JSON.stringify(key.slice(0, 40))} (known: ${queryKeys.join(", ")})`;
   }
-  const format = url.searchParams.get("format") ?? (accept?.includes("application/json") ? "json" : "text");
+  const format = query.get("format") ?? (accept?.includes("application/json") ? "json" : "text");
   if (!(formats as readonly string[]).includes(format))
-    return `format must be one of ${formats.join(", ")}, received "${format}"`;
-  const tierParam = url.searchParams.get("tier");
-  if (tierParam !== null && !["fast", "standard", "deep"].includes(tierParam)) {
-    return `tier must be fast, standard or deep, received "${tierParam}"`;
+    return `format must be one of ${formats.join(", ")}, received ${JSON.stringify(format.slice(0, 40))}`;
+  const tierParam = query.get("tier");
+  if (tierParam !== null && !(TIERS as readonly string[]).includes(tierParam)) {
+    return `tier must be fast, standard or deep, received ${JSON.stringify(tierParam.slice(0, 40))}`;
   }
-  const topParam = url.searchParams.get("top");
+  const topParam = query.get("top");
   let top: number | undefined;
   if (topParam !== null) {
     if (!/^\d{1,4}$/.test(topParam) || Number(topParam) < 1 || Number(topParam) > 1000) {
-      return `top must be a whole number from 1 to 1000, received "${topParam}"`;
+      return `top must be a whole number from 1 to 1000, received ${JSON.stringify(topParam.slice(0, 40))}`;
     }
     top = Number(topParam);
   }
-  const historyParam = url.searchParams.get("history");
+  const historyParam = query.get("history");
   if (historyParam !== null && historyParam !== "0" && historyParam !== "1")
-    return `history must be 0 or 1, received "${historyParam}"`;
+    return `history must be 0 or 1, received ${JSON.stringify(historyParam.slice(0, 40))}`;
   const tier = (tierParam as Tier | null) ?? (top !== undefined ? "deep" : "standard");
   if (top !== undefined && tier !== "deep") return "top needs the deep tier";
   return { format: format as Format, tier, ...(top !== undefined ? { top } : {}), history: historyParam === "1" };
 }
 
 /**
- * The /debug/memory handler.
+ * The /debug/memory handler. Options are checked here, at construction: a wrong type or an
+ * unknown key throws HeapstateError ("INVALID_OPTION") naming it.
  * @example
  * http.createServer(createHandler()).listen(9464, "127.0.0.1");
  * app.use(createHandler({ trim: true }));            // Express: other paths go to next()
  */
-export function createHandler(options: HandlerOptions = {}): Handler {
-  if (options === null || typeof options !== "object") {
-    throw new HeapstateError(
-      "INVALID_OPTION",
-      `createHandler(options): expected an object, received ${describeType(options)}`,
+export function createHandler(options?: HandlerOptions): Handler {
+  const where = "createHandler(options)";
+  const o = is.optionsObject(where, options, optionKeys);
+  const pathOption = is.text(where, "path", o.path, "/debug/memory");
+  if (!pathOption.startsWith("/") || /[?#\s\0]/.test(pathOption)) {
+    throw is.invalidOption(
+      where,
+      `path must start with "/" and hold no "?", "#" or spaces, ${is.received(pathOption)}`,
     );
   }
-  const known = ["path", "allowRemote", "includeAddresses", "includePaths", "includeEnvironment", "trim", "sampler"];
-  for (const k of Object.keys(options)) {
-    if (!known.includes(k))
-      throw new HeapstateError(
-        "INVALID_OPTION",
-        `createHandler(options): unknown option "${k}" (known: ${known.join(", ")})`,
-      );
-  }
-  const path = (options.path ?? "/debug/memory").replace(/\/+$/, "") || "/";
-  let sampler: Sampler | undefined;
-  const history = (): Sampler | undefined => {
-    if (options.sampler === false) return undefined;
-    if (options.sampler && "samples" in options.sampler) return options.sampler;
-    sampler ??= startSampler({ intervalMs: 2000, size: 900, ...(options.sampler as SamplerOptions | undefined) });
-    return sampler;
+  const path = pathOption.replace(/\/+$/, "") || "/";
+  const trimPath = `${path === "/" ? "" : path}/trim`;
+  const allowRemote = is.bool(where, "allowRemote", o.allowRemote, false);
+  const allowedHosts = is.textList(where, "allowedHosts", o.allowedHosts).map((h) => h.toLowerCase());
+  const shown = {
+    addresses: is.bool(where, "includeAddresses", o.includeAddresses, false),
+    paths: is.bool(where, "includePaths", o.includePaths, false),
+    environment: is.bool(where, "includeEnvironment", o.includeEnvironment, false),
   };
-  const show = (s: Snapshot) =>
-    redact(s, {
-      addresses: options.includeAddresses,
-      paths: options.includePaths,
-      environment: options.includeEnvironment,
-    });
+  const trimEnabled = is.bool(where, "trim", o.trim, false);
+  let given: Sampler | undefined;
+  let samplerSettings: SamplerOptions | undefined;
+  if (o.sampler === false) {
+    given = undefined;
+  } else if (
+    o.sampler !== null &&
+    typeof o.sampler === "object" &&
+    typeof (o.sampler as Sampler).samples === "function"
+  ) {
+    given = o.sampler as Sampler;
+  } else {
+    samplerSettings = samplerOptions(
+      {
+        intervalMs: 2000,
+        size: 900,
+        ...is.optionsObject(`${where}: sampler`, o.sampler, ["intervalMs", "size", "tier"]),
+      },
+      `${where}: sampler`,
+    );
+  }
+  let started: Sampler | undefined;
+  const history = (): Sampler | undefined => {
+    if (given) return given;
+    if (!samplerSettings) return undefined;
+    started ??= startSampler(samplerSettings);
+    return started;
+  };
+  const show = (s: Snapshot) => redact(s, shown);
+
+  const answer = (req: IncomingMessage, remote: boolean, target: ReturnType<typeof parseTarget>): Answer | "next" => {
+    if (!target) return "next";
+    const isTrim = target.pathname === trimPath;
+    if (target.pathname !== path && !isTrim) return "next";
+    if (remote && !allowRemote) {
+      return plain(403, "only loopback clients are answered (createHandler({ allowRemote: true }) to change that)");
+    }
+    if (!hostAllowed(req, allowedHosts, allowRemote)) {
+      return plain(
+        421,
+        "this Host is not answered (loopback names only; list others in createHandler({ allowedHosts }))",
+      );
+    }
+    if (isTrim) {
+      if (!trimEnabled) return plain(404, "the trim action is not enabled (createHandler({ trim: true }))");
+      if (req.method !== "POST") return plain(405, "trim is a POST", { allow: "POST" });
+      const refused = crossSiteReason(req);
+      if (refused) return plain(403, `trim refused: ${refused}`);
+      const t = trim();
+      const body = {
+        before: show(t.before),
+        after: show(t.after),
+        ...(t.releasedBytes !== undefined ? { releasedBytes: t.releasedBytes } : {}),
+        actions: shown.paths ? t.actions : t.actions.map((a) => ({ ...a, library: basename(a.library) })),
+      };
+      return { status: 200, type: "application/json; charset=utf-8", body: `${JSON.stringify(body, null, 2)}\n` };
+    }
+    if (req.method !== "GET" && req.method !== "HEAD") return plain(405, "GET or HEAD", { allow: "GET, HEAD" });
+    const q = parseQuery(target.query, headerValues(req, "accept")[0]);
+    if (typeof q === "string") return plain(400, q);
+    switch (q.format) {
+      case "prometheus":
+        return {
+          status: 200,
+          type: "text/plain; version=0.0.4; charset=utf-8",
+          body: prometheusText(snapshot({ maxAgeMs: 1000 })),
+        };
+      case "html":
+        return {
+          status: 200,
+          type: "text/html; charset=utf-8",
+          body: pageHtml(history()?.intervalMs ?? 5000),
+          headers: { "content-security-policy": PAGE_CSP },
+        };
+      case "json": {
+        const read = collect({ tier: q.tier, includeAddresses: q.top !== undefined });
+        const top = q.top !== undefined ? topMappings(read.regions, q.top, shown.addresses) : undefined;
+        const s = { ...show(read), ...(top ? { topRegions: top } : {}) };
+        const body = q.history ? { snapshot: s, history: history()?.samples() ?? [] } : s;
+        return { status: 200, type: "application/json; charset=utf-8", body: `${JSON.stringify(body, null, 2)}\n` };
+      }
+      default:
+        return {
+          status: 200,
+          type: "text/plain; charset=utf-8",
+          body: `${formatHuman(show(collect({ tier: q.tier })))}\n`,
+        };
+    }
+  };
 
   return (req, res, next) => {
-    const raw = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? "/";
-    const url = new URL(raw, "http://localhost");
-    const pathname = url.pathname.replace(/\/+$/, "") || "/";
-    const isTrim = pathname === `${path === "/" ? "" : path}/trim`;
-    if (pathname !== path && !isTrim) {
-      if (next) next();
-      else send(res, 404, "text/plain; charset=utf-8", "not found\n", req.method === "HEAD");
-      return;
-    }
-    const head = req.method === "HEAD";
-    if (!options.allowRemote) {
-      const from = [req.socket?.remoteAddress, ...forwardedFrom(req)];
-      if (!from.every((a) => isLoopback(a))) {
-        send(
-          res,
-          403,
-          "text/plain; charset=utf-8",
-          "heapstate: only loopback clients are answered (createHandler({ allowRemote: true }) to change that)\n",
-          head,
-        );
-        return;
-      }
-    }
+    let pass = false;
+    let head = false;
     try {
-      if (isTrim) {
-        if (!options.trim) {
-          send(
-            res,
-            404,
-            "text/plain; charset=utf-8",
-            "heapstate: the trim action is not enabled (createHandler({ trim: true }))\n",
-            head,
-          );
-          return;
-        }
-        if (req.method !== "POST") {
-          send(res, 405, "text/plain; charset=utf-8", "heapstate: trim is a POST\n", head, { allow: "POST" });
-          return;
-        }
-        const t = trim();
-        const body = {
-          before: show(t.before),
-          after: show(t.after),
-          ...(t.releasedBytes !== undefined ? { releasedBytes: t.releasedBytes } : {}),
-          actions: t.actions,
-        };
-        send(res, 200, "application/json; charset=utf-8", `${JSON.stringify(body, null, 2)}\n`, false);
-        return;
-      }
-      if (req.method !== "GET" && !head) {
-        send(res, 405, "text/plain; charset=utf-8", "heapstate: GET or HEAD\n", false, { allow: "GET, HEAD" });
-        return;
-      }
-      const q = parseQuery(url, req.headers.accept);
-      if (typeof q === "string") {
-        send(res, 400, "text/plain; charset=utf-8", `heapstate: ${q}\n`, head);
-        return;
-      }
-      switch (q.format) {
-        case "prometheus":
-          send(
-            res,
-            200,
-            "text/plain; version=0.0.4; charset=utf-8",
-            prometheusText(snapshot({ maxAgeMs: 1000 })),
-            head,
-          );
-          return;
-        case "html": {
-          const h = history();
-          send(res, 200, "text/html; charset=utf-8", pageHtml(h?.intervalMs ?? 5000), head, {
-            "content-security-policy": PAGE_CSP,
-          });
-          return;
-        }
-        case "json": {
-          const read = collect({ tier: q.tier, includeAddresses: q.top !== undefined });
-          const top =
-            q.top !== undefined ? topMappings(read.regions, q.top, options.includeAddresses === true) : undefined;
-          const s = { ...show(read), ...(top ? { topRegions: top } : {}) };
-          const body = q.history ? { snapshot: s, history: history()?.samples() ?? [] } : s;
-          send(res, 200, "application/json; charset=utf-8", `${JSON.stringify(body, null, 2)}\n`, head);
-          return;
-        }
-        default:
-          send(res, 200, "text/plain; charset=utf-8", `${formatHuman(show(collect({ tier: q.tier })))}\n`, head);
+      head = req.method === "HEAD";
+      // Who asks, first: from the socket and the proxy headers, before the target is looked at.
+      const remote = isRemoteClient(req);
+      const raw = (req as IncomingMessage & { originalUrl?: unknown }).originalUrl ?? req.url ?? "/";
+      const target = typeof raw === "string" ? parseTarget(raw) : undefined;
+      const a = answer(req, remote, target);
+      if (a === "next") {
+        if (next) pass = true;
+        else send(res, target ? plain(404, "not found") : plain(400, "the request target is not a path"), head);
+      } else {
+        send(res, a, head);
       }
     } catch (error) {
-      const message = error instanceof HeapstateError ? error.message : `internal error: ${(error as Error).message}`;
-      send(res, 500, "text/plain; charset=utf-8", `heapstate: ${message}\n`, head);
+      const message =
+        error instanceof HeapstateError
+          ? error.message
+          : `internal error: ${(error as Error)?.message ?? String(error)}`;
+      try {
+        send(res, plain(500, redactText(message)), head);
+      } catch {
+        res.destroy();
+      }
     }
+    // Outside the guard: what the rest of the application does with the request is its own.
+    if (pass) next?.();
   };
 }

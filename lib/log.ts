@@ -5,6 +5,7 @@
  */
 import { snapshot } from "./snapshot";
 import { formatBytes } from "./units";
+import * as is from "./validate";
 
 export interface MemoryField {
   toString(): string;
@@ -17,8 +18,9 @@ export interface MemoryField {
  * logger.info(`request done ${mem}`);          // "… rss 210.0 MiB = v8 5.8 MiB + native 2.8 MiB + free 160.5 MiB + …"
  * pino.info({ mem }, "request done");           // { rssBytes, …parts }
  */
-export function memoryField(options: { maxAgeMs?: number } = {}): MemoryField {
-  const maxAgeMs = options.maxAgeMs ?? 10_000;
+export function memoryField(options?: { maxAgeMs?: number }): MemoryField {
+  const o = is.optionsObject("memoryField(options)", options, ["maxAgeMs"]);
+  const maxAgeMs = is.maxAgeMs("memoryField(options)", o.maxAgeMs, 10_000);
   const parts = () => {
     const s = snapshot({ maxAgeMs });
     return { s, b: s.breakdown };

@@ -2,7 +2,7 @@
  * Loads the native addon. Never throws at import: when the addon cannot be loaded the reason is
  * kept, every caller gets `undefined`, and the rest of heapstate works from procfs and V8 alone.
  */
-import { readdirSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readSync, statSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
 import { ownPlatform, type PlatformInfo } from "./platform";
 import type { AllocatorName, RawValue, Warning } from "./types";
@@ -151,16 +151,85 @@ export function chooseAddon(
   return { file: found.file };
 }
 
+/**
+ * Whether the process is short of descriptors or memory right now: a load that failed then may
+ * work later, so its failure is not remembered (the next reading tries again).
+ */
+function exhaustedNow(error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === "EMFILE" || code === "ENFILE" || code === "ENOMEM") return code;
+  if (/Too many open files/i.test(String((error as Error | undefined)?.message))) return "EMFILE";
+  try {
+    closeSync(openSync("/dev/null", "r"));
+    return undefined;
+  } catch (probe) {
+    const c = (probe as NodeJS.ErrnoException).code;
+    return c === "EMFILE" || c === "ENFILE" || c === "ENOMEM" ? c : undefined;
+  }
+}
+
+const ELF_MAGIC = 0x7f454c46;
+
+/**
+ * Loads an addon file as a Node-API module, never as JavaScript: the file must be a regular ELF
+ * file (a FIFO, /dev/zero or a directory would hang or fail late), and what it exports must have
+ * the binding's shape. Throws an Error saying what is wrong.
+ */
+function loadAddonFile(file: string): NativeBinding {
+  const st = statSync(file);
+  if (!st.isFile()) throw new Error("not a regular file");
+  const head = Buffer.alloc(4);
+  const fd = openSync(file, "r");
+  try {
+    if (readSync(fd, head, 0, 4, 0) !== 4 || head.readUInt32BE(0) !== ELF_MAGIC) {
+      throw new Error("not a shared object (no ELF header)");
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const module = { exports: {} as Record<string, unknown> };
+  process.dlopen(module, file);
+  const missing = ["discover", "read", "trim"].filter((f) => typeof module.exports[f] !== "function");
+  if (missing.length > 0) {
+    throw Object.assign(new Error(`it is not heapstate's addon: it has no ${missing.join(", ")} function`), {
+      code: "NATIVE_WRONG_SHAPE",
+    });
+  }
+  return module.exports as unknown as NativeBinding;
+}
+
+/** True while the last failure was for want of descriptors or memory: the next reading tries again. */
+let transient = false;
+
 function load(): void {
   loaded = true;
+  transient = false;
   const platform = ownPlatform();
-  const choice = chooseAddon(platform);
+  let choice: ReturnType<typeof chooseAddon>;
+  try {
+    choice = chooseAddon(platform);
+  } catch (error) {
+    choice = {
+      problem: {
+        source: "native",
+        code: "NATIVE_NOT_LOADED",
+        message: `the native addon could not be looked for: ${(error as Error)?.message ?? String(error)}`,
+      },
+    };
+  }
   if (choice.file === undefined) {
+    const short = choice.problem.code === "NATIVE_DISABLED" ? undefined : exhaustedNow(undefined);
+    if (short) {
+      transient = true;
+      problem = shortOf(short, platform);
+      return;
+    }
     problem = choice.problem;
     return;
   }
   try {
-    binding = require(choice.file) as NativeBinding;
+    binding = loadAddonFile(choice.file);
+    problem = undefined;
     // node-gyp-build answers build/Release or build/Debug (a build from source) before prebuilds/.
     const source = process.env[BINDING_ENV]
       ? "override"
@@ -169,12 +238,27 @@ function load(): void {
         : "source";
     loadedFrom = { file: choice.file, source };
   } catch (error) {
+    const short = exhaustedNow(error);
+    if (short) {
+      transient = true;
+      problem = shortOf(short, platform);
+      return;
+    }
+    const wrongShape = (error as { code?: unknown }).code === "NATIVE_WRONG_SHAPE";
     problem = {
       source: "native",
-      code: "NATIVE_NOT_LOADED",
-      message: `the native addon ${choice.file} could not be loaded on ${platform.label} (${(error as Error).message.split("\n")[0]}); allocator state (heap) is not available, the kernel's and V8's figures are`,
+      code: wrongShape ? "NATIVE_WRONG_SHAPE" : "NATIVE_NOT_LOADED",
+      message: `the native addon ${choice.file} could not be loaded on ${platform.label} (${String((error as Error)?.message ?? error).split("\n")[0]}); allocator state (heap) is not available, the kernel's and V8's figures are`,
     };
   }
+}
+
+function shortOf(code: string, platform: PlatformInfo): Warning {
+  return {
+    source: "native",
+    code: "NATIVE_NOT_LOADED",
+    message: `the native addon could not be loaded on ${platform.label} now (${code}: ${code === "ENOMEM" ? "out of memory" : "the descriptor table is full"}); the next reading tries again`,
+  };
 }
 
 /** The file the addon was loaded from and what it is (a prebuild, a source build, the override); else undefined. */
@@ -185,7 +269,7 @@ export function nativeFile(): { file: string; source: "prebuilt" | "source" | "o
 
 /** The loaded binding, or undefined (see {@link nativeProblem} for why). */
 export function native(): NativeBinding | undefined {
-  if (!loaded) load();
+  if (!loaded || transient) load();
   return binding;
 }
 

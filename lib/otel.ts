@@ -3,9 +3,9 @@
  * from @opentelemetry/api (an optional peer dependency). One batch callback reads one snapshot per
  * collection, so every instrument describes the same moment.
  */
-import { describeType, HeapstateError } from "./errors";
 import { metricFamilies } from "./metrics";
 import { snapshot } from "./snapshot";
+import * as is from "./validate";
 
 /** The part of @opentelemetry/api's Meter used here. */
 interface MeterLike {
@@ -32,20 +32,26 @@ function attributes(labels: Record<string, string>): Record<string, string> {
  * const { metrics } = require("@opentelemetry/api");
  * const stop = registerOtel(metrics.getMeter("my-service"));
  */
-export function registerOtel(meter: unknown, options: { maxAgeMs?: number } = {}): () => void {
+export function registerOtel(meter: unknown, options?: { maxAgeMs?: number }): () => void {
+  const o = is.optionsObject("registerOtel(meter, options)", options, ["maxAgeMs"]);
+  const maxAgeMs = is.maxAgeMs("registerOtel(meter, options)", o.maxAgeMs, 1000);
   const m = meter as MeterLike;
-  if (
-    m === null ||
-    typeof m !== "object" ||
-    typeof m.createObservableGauge !== "function" ||
-    typeof m.addBatchObservableCallback !== "function"
-  ) {
-    throw new HeapstateError(
-      "INVALID_OPTION",
-      `registerOtel(meter): expected an OpenTelemetry Meter, received ${describeType(meter)}`,
+  let isMeter: boolean;
+  try {
+    isMeter =
+      m !== null &&
+      typeof m === "object" &&
+      typeof m.createObservableGauge === "function" &&
+      typeof m.addBatchObservableCallback === "function";
+  } catch {
+    isMeter = false;
+  }
+  if (!isMeter) {
+    throw is.invalidOption(
+      "registerOtel(meter, options)",
+      `meter must be an OpenTelemetry Meter, ${is.received(meter)}`,
     );
   }
-  const maxAgeMs = options.maxAgeMs ?? 1000;
   const instruments = new Map<string, unknown>();
   for (const f of metricFamilies(snapshot({ maxAgeMs }))) {
     instruments.set(f.name, m.createObservableGauge(f.otelName, { description: f.help, unit: f.unit }));

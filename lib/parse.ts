@@ -1,71 +1,273 @@
-/** Saved snapshots (CLI --json, HTTP, sidecars) read back. */
+/**
+ * Saved snapshots (CLI --json, HTTP, sidecars) read back. Whatever arrives — text that is not
+ * JSON, JSON of another shape, an object with getters that throw, a proxy, a cycle, BigInt,
+ * functions, nesting a million deep — gives HeapstateError ("INVALID_SNAPSHOT") or a snapshot whose
+ * known parts have the documented shape: what does not is left out with a warning.
+ */
 import { describeType, HeapstateError } from "./errors";
 import type { Snapshot, Warning } from "./types";
+
+/** A snapshot is six levels deep; anything past this is not one, and would only make later walks deep. */
+const MAX_DEPTH = 64;
 
 function invalid(message: string): HeapstateError {
   return new HeapstateError("INVALID_SNAPSHOT", `parseSnapshot: ${message}`);
 }
 
-/** Drops byte figures that are not finite, non-negative numbers (unattributedBytes may be negative). */
-function sanitize(value: unknown, path: string, warnings: Warning[]): void {
-  if (Array.isArray(value)) {
-    for (const [i, v] of value.entries()) sanitize(v, `${path}[${i}]`, warnings);
-    return;
-  }
-  if (value === null || typeof value !== "object") return;
-  const obj = value as Record<string, unknown>;
-  for (const [k, v] of Object.entries(obj)) {
-    if (k.endsWith("Bytes")) {
-      const ok =
-        typeof v === "number" && Number.isFinite(v) && (v >= 0 || k === "unattributedBytes" || path.endsWith("chain"));
-      if (!ok) {
-        delete obj[k];
-        warnings.push({
-          source: "parseSnapshot",
-          code: "INVALID_FIELD",
-          message: `${path}.${k} was ${describeType(v)} ${JSON.stringify(v)}; left out`,
-        });
-      }
-    } else {
-      sanitize(v, `${path}.${k}`, warnings);
-    }
-  }
+type Obj = Record<string, unknown>;
+
+function isObject(v: unknown): v is Obj {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
 /**
- * Reads a snapshot saved as JSON (text or an already parsed value). Older files with missing keys
- * and newer files with unknown keys are accepted: what is missing stays absent, unknown keys are
- * kept. Anything that is not a heapstate snapshot is rejected with HeapstateError
- * ("INVALID_SNAPSHOT").
+ * A value given in memory, made plain JSON text first: toJSON, getters and proxy traps run here,
+ * inside the guard, and what JSON cannot hold (a cycle, BigInt, a function) is our error.
+ */
+function plainText(value: unknown): string {
+  try {
+    const text = JSON.stringify(value, (_key, v: unknown) => {
+      if (typeof v === "bigint") throw invalid("a BigInt is not a JSON value");
+      if (typeof v === "function" || typeof v === "symbol") throw invalid(`${describeType(v)} is not a JSON value`);
+      return v;
+    });
+    if (typeof text !== "string") throw invalid(`expected a JSON object, received ${describeType(value)}`);
+    return text;
+  } catch (error) {
+    if (error instanceof HeapstateError) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof RangeError) throw invalid(`nested too deeply to be a snapshot (${message})`);
+    throw invalid(`the value could not be read as JSON (${message})`);
+  }
+}
+
+/** Depth of a parsed JSON value, without recursion (a string of a million "[" must not overflow the stack). */
+function tooDeep(root: unknown): boolean {
+  const stack: Array<[unknown, number]> = [[root, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (v === null || typeof v !== "object") continue;
+    if (depth > MAX_DEPTH) return true;
+    for (const child of Object.values(v as Obj))
+      if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+class Checker {
+  readonly warnings: Warning[] = [];
+
+  drop(path: string, why: string): void {
+    this.warnings.push({ source: "parseSnapshot", code: "INVALID_FIELD", message: `${path} ${why}; left out` });
+  }
+
+  /** A byte figure: a finite number ≥ 0 (or any finite number where `signed`). */
+  bytesOk(v: unknown, signed: boolean): boolean {
+    return typeof v === "number" && Number.isFinite(v) && (signed || v >= 0);
+  }
+
+  /** Drops every `…Bytes` key of `obj` that is not a byte figure. */
+  bytesOf(obj: Obj, path: string, signedKeys: readonly string[] = []): void {
+    for (const [k, v] of Object.entries(obj)) {
+      if (k.endsWith("Bytes") && !this.bytesOk(v, signedKeys.includes(k))) {
+        delete obj[k];
+        this.drop(`${path}.${k}`, `was ${describeType(v)} ${short(v)}`);
+      }
+    }
+  }
+
+  /** An object at `obj[key]`, or the key dropped. */
+  object(obj: Obj, key: string, path: string): Obj | undefined {
+    const v = obj[key];
+    if (v === undefined) return undefined;
+    if (isObject(v)) return v;
+    delete obj[key];
+    this.drop(`${path}.${key}`, `was ${describeType(v)}, not an object`);
+    return undefined;
+  }
+
+  /** An array of objects at `obj[key]` that pass `ok`; the rest dropped. */
+  list(obj: Obj, key: string, path: string, ok: (item: Obj, at: string) => string | undefined): Obj[] | undefined {
+    const v = obj[key];
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v)) {
+      delete obj[key];
+      this.drop(`${path}.${key}`, `was ${describeType(v)}, not an array`);
+      return undefined;
+    }
+    const kept: Obj[] = [];
+    for (let i = 0; i < v.length; i++) {
+      const item: unknown = v[i];
+      const at = `${path}.${key}[${i}]`;
+      const why = isObject(item) ? ok(item, at) : `was ${describeType(item)}, not an object`;
+      if (why === undefined) kept.push(item as Obj);
+      else this.drop(at, why);
+    }
+    obj[key] = kept;
+    return kept;
+  }
+}
+
+function short(v: unknown): string {
+  try {
+    const s = JSON.stringify(v) ?? String(v);
+    return s.length > 40 ? `${s.slice(0, 40)}…` : s;
+  } catch {
+    return "";
+  }
+}
+
+const str = (v: unknown) => typeof v === "string";
+
+function allocatorProblem(c: Checker, a: Obj, at: string): string | undefined {
+  if (!str(a.allocator) || !str(a.library)) return "has no allocator or library name";
+  if (a.servesMalloc !== undefined && typeof a.servesMalloc !== "boolean")
+    return "has a servesMalloc that is not a boolean";
+  c.bytesOf(a, at);
+  const pages = c.object(a, "pages", at);
+  if (pages) c.bytesOf(pages, `${at}.pages`);
+  c.object(a, "config", at);
+  c.object(a, "raw", at);
+  if (a.arenas !== undefined && !(typeof a.arenas === "number" && Number.isFinite(a.arenas) && a.arenas >= 0)) {
+    delete a.arenas;
+    c.drop(`${at}.arenas`, "was not a count");
+  }
+  return undefined;
+}
+
+/** Checks the known parts of a parsed snapshot in place. */
+function checkShape(obj: Obj, c: Checker): void {
+  c.list(obj, "warnings", "snapshot", (w) =>
+    str(w.code) && str(w.message) && str(w.source) ? undefined : "is not a warning (source, code, message)",
+  );
+  for (const key of ["process", "v8"]) {
+    const part = c.object(obj, key, "snapshot");
+    if (part) c.bytesOf(part, `snapshot.${key}`);
+  }
+  const v8 = obj.v8 as Obj | undefined;
+  if (v8) {
+    c.list(v8, "spaces", "snapshot.v8", (sp, at) => {
+      if (!str(sp.name)) return "has no name";
+      c.bytesOf(sp, at);
+      return undefined;
+    });
+  }
+  const cg = c.object(obj, "cgroup", "snapshot");
+  if (cg) {
+    c.bytesOf(cg, "snapshot.cgroup");
+    if ((cg.version !== 1 && cg.version !== 2) || !str(cg.path) || cg.usageBytes === undefined) {
+      delete obj.cgroup;
+      c.drop("snapshot.cgroup", "has no version, path or usage");
+    }
+  }
+  const heap = c.object(obj, "heap", "snapshot");
+  if (heap) {
+    const why = allocatorProblem(c, heap, "snapshot.heap");
+    if (why) {
+      delete obj.heap;
+      c.drop("snapshot.heap", why);
+    }
+  }
+  if (obj.allocators === undefined) obj.allocators = obj.heap ? [obj.heap] : [];
+  c.list(obj, "allocators", "snapshot", (a, at) => allocatorProblem(c, a, at));
+  obj.allocators ??= [];
+  c.list(obj, "regions", "snapshot", (r, at) => {
+    if (!str(r.category)) return "has no category";
+    c.bytesOf(r, at);
+    if (r.mappings !== undefined && !Array.isArray(r.mappings)) delete r.mappings;
+    return undefined;
+  });
+  const b = c.object(obj, "breakdown", "snapshot");
+  if (b) {
+    const why = breakdownProblem(c, b);
+    if (why) {
+      delete obj.breakdown;
+      c.drop("snapshot.breakdown", why);
+    }
+  }
+  c.list(obj, "findings", "snapshot", (f) => {
+    if (!str(f.id) || !str(f.message) || (f.severity !== "info" && f.severity !== "warn"))
+      return "is not a finding (id, severity, message)";
+    if (!isObject(f.evidence)) f.evidence = {};
+    for (const [k, v] of Object.entries(f.evidence as Obj)) {
+      if (!str(v) && !(typeof v === "number" && Number.isFinite(v))) delete (f.evidence as Obj)[k];
+    }
+    return undefined;
+  });
+  const costs = c.object(obj, "sourceCostMicros", "snapshot");
+  if (costs) {
+    for (const [k, v] of Object.entries(costs)) if (!(typeof v === "number" && Number.isFinite(v))) delete costs[k];
+  }
+  if (obj.costMicros !== undefined && !(typeof obj.costMicros === "number" && Number.isFinite(obj.costMicros))) {
+    c.drop("snapshot.costMicros", "was not a number");
+    delete obj.costMicros;
+  }
+}
+
+/** Why a breakdown cannot be kept: its parts must be byte figures that, with the remainder, add up to its RSS. */
+function breakdownProblem(c: Checker, b: Obj): string | undefined {
+  if (!c.bytesOk(b.rssBytes, false)) return "has no RSS figure";
+  if (!c.bytesOk(b.unattributedBytes, true)) return "has no remainder figure";
+  if (!Array.isArray(b.parts)) return "has no parts array";
+  for (const p of b.parts as unknown[]) {
+    if (!isObject(p) || !str(p.name) || !str(p.source) || !c.bytesOk(p.bytes, false)) {
+      return "has a part that is not a part (name, bytes ≥ 0, source)";
+    }
+  }
+  const chain = c.object(b, "chain", "snapshot.breakdown");
+  if (chain) {
+    for (const [k, v] of Object.entries(chain)) {
+      if (!(typeof v === "number" && Number.isFinite(v) && v >= 0)) {
+        delete chain[k];
+        c.drop(`snapshot.breakdown.chain.${k}`, `was ${short(v)}`);
+      }
+    }
+    if (chain.rssBytes === undefined) delete b.chain;
+  }
+  return undefined;
+}
+
+/**
+ * Reads a snapshot saved as JSON (text, bytes or an already parsed value). Older files with missing
+ * keys and newer files with unknown keys are accepted: what is missing stays absent, unknown keys
+ * are kept. Known parts of the wrong shape are left out, each with an `INVALID_FIELD` warning.
+ * Anything that is not a heapstate snapshot is rejected with HeapstateError ("INVALID_SNAPSHOT").
  * @example
  * const before = parseSnapshot(readFileSync("before.json", "utf8"));
  */
 export function parseSnapshot(input: unknown): Snapshot {
-  let value: unknown = input;
-  if (typeof input === "string") {
-    try {
-      value = JSON.parse(input);
-    } catch (error) {
-      throw invalid(`not JSON (${(error as Error).message})`);
-    }
+  const text =
+    typeof input === "string"
+      ? input
+      : input instanceof Uint8Array
+        ? Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString("utf8")
+        : plainText(input);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw invalid(`not JSON (${error instanceof Error ? error.message : String(error)})`);
   }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw invalid(`expected a JSON object, received ${describeType(value)}`);
-  }
-  const obj = structuredClone(value) as Record<string, unknown>;
+  if (!isObject(value)) throw invalid(`expected a JSON object, received ${describeType(value)}`);
+  if (tooDeep(value)) throw invalid(`nested deeper than ${MAX_DEPTH} levels: not a snapshot`);
+  const obj = value;
   const schema = obj.schema;
   if (typeof schema !== "string" || !/^heapstate\/\d+$/.test(schema)) {
-    throw invalid(`not a heapstate snapshot: "schema" is ${JSON.stringify(schema)}, expected "heapstate/1"`);
+    throw invalid(`not a heapstate snapshot: "schema" is ${short(schema)}, expected "heapstate/1"`);
   }
   if (typeof obj.pid !== "number" || !Number.isSafeInteger(obj.pid) || obj.pid <= 0) {
     throw invalid(`"pid" must be a positive integer, received ${describeType(obj.pid)}`);
   }
   if (typeof obj.time !== "string" || Number.isNaN(Date.parse(obj.time))) {
-    throw invalid(`"time" must be an ISO-8601 time, received ${JSON.stringify(obj.time)}`);
+    throw invalid(`"time" must be an ISO-8601 time, received ${short(obj.time)}`);
   }
-  const warnings: Warning[] = Array.isArray(obj.warnings) ? (obj.warnings as Warning[]) : [];
-  obj.warnings = warnings;
-  if (!Array.isArray(obj.allocators)) obj.allocators = obj.heap && typeof obj.heap === "object" ? [obj.heap] : [];
+  if (obj.tier !== "fast" && obj.tier !== "standard" && obj.tier !== "deep") {
+    throw invalid(`"tier" must be fast, standard or deep, received ${short(obj.tier)}`);
+  }
+  if (!Array.isArray(obj.warnings)) obj.warnings = [];
+  const c = new Checker();
+  checkShape(obj, c);
+  const warnings = obj.warnings as Warning[];
   if (schema !== "heapstate/1") {
     warnings.push({
       source: "parseSnapshot",
@@ -73,6 +275,6 @@ export function parseSnapshot(input: unknown): Snapshot {
       message: `written as ${schema}; read as heapstate/1 (unknown keys kept)`,
     });
   }
-  sanitize(obj, "snapshot", warnings);
+  for (const w of c.warnings) warnings.push(w);
   return obj as unknown as Snapshot;
 }

@@ -4,10 +4,11 @@
  * Each scrape reads one snapshot (snapshot({ maxAgeMs }), fast tier), so every family describes
  * the same moment and the breakdown parts add up to heapstate_rss_bytes.
  */
-import { assertSnapshot, describeType, HeapstateError } from "./errors";
+import { assertSnapshot, HeapstateError } from "./errors";
 import { metricFamilies } from "./metrics";
 import { snapshot } from "./snapshot";
 import type { Snapshot } from "./types";
+import * as is from "./validate";
 
 export interface PrometheusOptions {
   /** Metric name prefix (default "heapstate_"). */
@@ -24,13 +25,10 @@ function escapeHelp(v: string): string {
   return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
 }
 
-function prefixOf(options: PrometheusOptions): string {
-  const prefix = options.prefix ?? "heapstate_";
+function prefixOf(where: string, value: unknown): string {
+  const prefix = is.text(where, "prefix", value, "heapstate_");
   if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
-    throw new HeapstateError(
-      "INVALID_OPTION",
-      `prometheus: prefix must match [a-zA-Z_:][a-zA-Z0-9_:]*, received ${JSON.stringify(prefix)}`,
-    );
+    throw is.invalidOption(where, `prefix must match [a-zA-Z_:][a-zA-Z0-9_:]*, ${is.received(prefix)}`);
   }
   return prefix;
 }
@@ -40,9 +38,10 @@ function prefixOf(options: PrometheusOptions): string {
  * @example
  * res.setHeader("content-type", "text/plain; version=0.0.4"); res.end(prometheusText(collect()));
  */
-export function prometheusText(s: Snapshot, options: PrometheusOptions = {}): string {
+export function prometheusText(s: Snapshot, options?: PrometheusOptions): string {
   assertSnapshot(s, "prometheusText(snapshot)");
-  const prefix = prefixOf(options);
+  const o = is.optionsObject("prometheusText(snapshot, options)", options, ["prefix", "maxAgeMs"]);
+  const prefix = prefixOf("prometheusText(snapshot, options)", o.prefix);
   const lines: string[] = [];
   for (const f of metricFamilies(s)) {
     const name = prefix + f.name;
@@ -90,18 +89,15 @@ interface CollectorMetric {
  * app.get("/metrics", async (_, res) => res.type(client.register.contentType).send(await client.register.metrics()));
  */
 export function registerPrometheus(
-  options: PrometheusOptions & { client?: unknown; registry?: unknown } = {},
+  options?: PrometheusOptions & { client?: unknown; registry?: unknown },
 ): CollectorMetric[] {
-  if (options === null || typeof options !== "object") {
-    throw new HeapstateError(
-      "INVALID_OPTION",
-      `registerPrometheus(options): expected an object, received ${describeType(options)}`,
-    );
-  }
-  const prefix = prefixOf(options);
-  let registry = options.registry as RegistryLike | undefined;
+  const where = "registerPrometheus(options)";
+  const o = is.optionsObject(where, options, ["prefix", "maxAgeMs", "client", "registry"]);
+  const prefix = prefixOf(where, o.prefix);
+  const maxAgeMs = is.maxAgeMs(where, o.maxAgeMs, 1000);
+  let registry = o.registry as RegistryLike | undefined;
   if (registry === undefined) {
-    let client = options.client as { register?: RegistryLike } | undefined;
+    let client = o.client as { register?: RegistryLike } | undefined;
     if (client === undefined) {
       try {
         client = require("prom-client") as { register: RegistryLike };
@@ -115,12 +111,8 @@ export function registerPrometheus(
     registry = client.register;
   }
   if (!registry || typeof registry.registerMetric !== "function") {
-    throw new HeapstateError(
-      "INVALID_OPTION",
-      `registerPrometheus: expected a prom-client Registry, received ${describeType(registry)}`,
-    );
+    throw is.invalidOption(where, `registry must be a prom-client Registry, ${is.received(registry)}`);
   }
-  const maxAgeMs = options.maxAgeMs ?? 1000;
   // Every metric of a scrape asks for the same snapshot, cached for maxAgeMs: one reading a scrape.
   const metrics = metricFamilies(snapshot({ maxAgeMs })).map((shape): CollectorMetric => {
     const name = prefix + shape.name;

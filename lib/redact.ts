@@ -14,6 +14,17 @@ export interface RedactOptions {
 
 const pathPattern = /\/[^\s:;'"(),]+/g;
 
+/** A name that identifies a machine, container or pod rather than a file: long hex, a UUID. */
+const identifying = /[0-9a-f]{16,}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
+
+/** A message with every absolute path cut to its file name ("…/libc.so.6"), or to "…" when that name identifies a container. */
+export function redactText(text: string): string {
+  return text.replace(pathPattern, (p) => {
+    const name = basename(p);
+    return identifying.test(name) ? "…" : `…/${name}`;
+  });
+}
+
 export function redact(s: Snapshot, options: RedactOptions = {}): Snapshot {
   const out = structuredClone(s);
   if (!options.addresses && out.regions) {
@@ -26,14 +37,14 @@ export function redact(s: Snapshot, options: RedactOptions = {}): Snapshot {
     out.allocators.forEach(lib);
     if (out.heap) lib(out.heap);
     if (out.cgroup) out.cgroup.path = "(hidden)";
-    for (const w of out.warnings) w.message = w.message.replace(pathPattern, (p) => `…/${basename(p)}`);
+    for (const w of out.warnings) w.message = redactText(w.message);
   }
   if (!options.environment || !options.paths) {
     for (const f of out.findings ?? []) {
       for (const k of Object.keys(f.evidence)) {
         if (k === "ldPreload" || k === "servedBy") f.evidence[k] = "(hidden)";
       }
-      f.message = f.message.replace(pathPattern, (p) => `…/${basename(p)}`);
+      f.message = redactText(f.message);
     }
   }
   return out;

@@ -5,9 +5,9 @@
  * (smaps_rollup, a page-table walk) costs more than 1% of the interval, the sampler reads the fast
  * tier instead until that is cheap again.
  */
-import { describeType, HeapstateError } from "./errors";
 import { collect } from "./snapshot";
-import type { Snapshot, Tier } from "./types";
+import { type Snapshot, TIERS, type Tier } from "./types";
+import * as is from "./validate";
 
 /** One sample: the breakdown of RSS at a moment. */
 export interface Sample {
@@ -22,7 +22,7 @@ export interface Sample {
 }
 
 export interface SamplerOptions {
-  /** Milliseconds between readings (default 5000, at least 100). */
+  /** Milliseconds between readings (default 5000, at least 100, below 2³¹). */
   intervalMs?: number;
   /** Samples kept (default 360: half an hour at 5 s). */
   size?: number;
@@ -58,15 +58,19 @@ export function compact(s: Snapshot): Sample {
   return sample;
 }
 
-function positiveInt(value: unknown, name: string, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
-    throw new HeapstateError(
-      "INVALID_OPTION",
-      `startSampler(options): ${name} must be an integer ≥ ${min}, received ${describeType(value)} ${String(value)}`,
-    );
-  }
-  return value;
+const samplerKeys = ["intervalMs", "size", "tier"] as const;
+
+/** Checks sampler options without starting one (createHandler checks its `sampler` option at construction). */
+export function samplerOptions(
+  options: unknown,
+  where = "startSampler(options)",
+): { intervalMs: number; size: number; tier: Tier } {
+  const o = is.optionsObject(where, options, samplerKeys);
+  return {
+    intervalMs: is.intervalMs(where, "intervalMs", o.intervalMs, 5000, 100),
+    size: is.integer(where, "size", o.size, 360, 1, 1_000_000),
+    tier: is.oneOf(where, "tier", o.tier, "standard", TIERS),
+  };
 }
 
 /**
@@ -76,22 +80,8 @@ function positiveInt(value: unknown, name: string, fallback: number, min: number
  * // … later
  * sampler.stop();
  */
-export function startSampler(options: SamplerOptions = {}): Sampler {
-  if (options === null || typeof options !== "object") {
-    throw new HeapstateError(
-      "INVALID_OPTION",
-      `startSampler(options): expected an object, received ${describeType(options)}`,
-    );
-  }
-  const intervalMs = positiveInt(options.intervalMs, "intervalMs", 5000, 100);
-  const size = positiveInt(options.size, "size", 360, 1);
-  const tier = options.tier ?? "standard";
-  if (!["fast", "standard", "deep"].includes(tier)) {
-    throw new HeapstateError(
-      "INVALID_OPTION",
-      `startSampler(options): tier must be fast, standard or deep, received ${JSON.stringify(tier)}`,
-    );
-  }
+export function startSampler(options?: SamplerOptions): Sampler {
+  const { intervalMs, size, tier } = samplerOptions(options);
   const ring: Sample[] = [];
   let latest: Snapshot | undefined;
   let running = true;

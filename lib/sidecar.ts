@@ -4,18 +4,20 @@
  * gathered. The Vitest reporter and setup file are built on these; node:test, mocha or a custom
  * harness can use them directly.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { threadId } from "node:worker_threads";
 import { diff, type FieldChange } from "./diff";
-import { describeType, HeapstateError } from "./errors";
-import { rows } from "./format";
+import { HeapstateError } from "./errors";
+import { append, rows } from "./format";
 import { type AllocatorEnvironment, allocatorEnvironment, type HostState, hostInfo } from "./host";
+import { readBounded } from "./read-file";
 import { collect, collectFresh } from "./snapshot";
-import type { Snapshot, Tier } from "./types";
+import { type Snapshot, TIERS, type Tier } from "./types";
 import { formatBytes } from "./units";
+import * as is from "./validate";
 
 /** The figures a sidecar keeps of each reading. */
 export interface KeyFigures {
@@ -96,7 +98,8 @@ export interface SidecarRun {
   host: HostState & { allocatorEnvironment?: AllocatorEnvironment };
   budgets?: Budgets;
   violations: BudgetViolation[];
-  baseline?: { file: string; changes: BaselineChange[] };
+  /** The comparison with a previous run; `problem` says why there is none (a missing, corrupt or foreign file). */
+  baseline?: { file: string; changes: BaselineChange[]; problem?: string };
 }
 
 const MiB = 1024 * 1024;
@@ -165,15 +168,12 @@ export interface MeasureOptions {
  * @example
  * const m = start("test/db.test.js"); await runTests(); records.push(stop(m));
  */
-export function start(name: string, options: MeasureOptions = {}): Measurement {
-  if (typeof name !== "string" || name === "") {
-    throw new HeapstateError(
-      "INVALID_OPTION",
-      `sidecar start(name): name must be a non-empty string, received ${describeType(name)}`,
-    );
-  }
-  const gc = options.gc ?? true;
-  const tier = options.tier ?? "standard";
+export function start(name: string, options?: MeasureOptions): Measurement {
+  const where = "sidecar start(name, options)";
+  is.text(where, "name", name === undefined ? null : name);
+  const o = is.optionsObject(where, options, ["tier", "gc"]);
+  const gc = is.bool(where, "gc", o.gc, true);
+  const tier = is.oneOf(where, "tier", o.tier, "standard", TIERS);
   if (gc) fullGc();
   // Fresh: a glibc walk in its back-off would give the figure of an earlier moment, and a file's
   // native-heap growth would read as 0 (it did, under vitest's threads pool on a loaded machine).
@@ -216,16 +216,14 @@ const unitFactors: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, k
 
 /** 52428800, "50MiB", "50 MB" → bytes. */
 export function parseBytes(value: unknown, what: string): number {
-  if (typeof value === "number" && Number.isFinite(value) && value >= 0) return value;
+  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value;
   if (typeof value === "string") {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
+    const m = /^\s*(\d{1,15}(?:\.\d{1,9})?)\s*([a-zA-Z]{0,3})\s*$/.exec(value);
     const factor = m ? unitFactors[(m[2] || "b").toLowerCase()] : undefined;
-    if (m && factor !== undefined) return Math.round(Number(m[1]) * factor);
+    const n = m && factor !== undefined ? Math.round(Number(m[1]) * factor) : undefined;
+    if (n !== undefined && Number.isSafeInteger(n)) return n;
   }
-  throw new HeapstateError(
-    "INVALID_OPTION",
-    `${what}: expected bytes as a number or a string such as "50MiB", received ${describeType(value)} ${JSON.stringify(value)}`,
-  );
+  throw is.invalidOption(what, `expected bytes as a whole number or a string such as "50MiB", ${is.received(value)}`);
 }
 
 function overlaps(a: FileRecord, b: FileRecord): boolean {
@@ -296,24 +294,50 @@ export function compareBaseline(records: FileRecord[], baseline: SidecarRun): Ba
   return changes.sort((x, y) => y.change - x.change);
 }
 
-/** Reads a sidecar written before (for a baseline). */
+const growthKeys = ["rssBytes", "nativeHeapBytes", "v8HeapUsedBytes", "v8ExternalBytes"] as const;
+
+/** The part of a record a baseline needs, checked: a file name and finite growth figures (others left out). */
+function baselineRecord(value: unknown): FileRecord | undefined {
+  if (value === null || typeof value !== "object") return undefined;
+  const r = value as { file?: unknown; growth?: unknown };
+  if (typeof r.file !== "string" || r.growth === null || typeof r.growth !== "object") return undefined;
+  const growth: Growth = {};
+  for (const k of growthKeys) {
+    const v = (r.growth as Record<string, unknown>)[k];
+    if (typeof v === "number" && Number.isFinite(v)) growth[k] = v;
+  }
+  return { ...(value as FileRecord), file: r.file, growth };
+}
+
+/**
+ * Reads a sidecar written before (for a baseline). Throws HeapstateError ("INVALID_SNAPSHOT")
+ * naming the file when it cannot be read or is not a sidecar; records that are not records are
+ * left out.
+ */
 export function readSidecar(path: string): SidecarRun {
   let value: unknown;
   try {
-    value = JSON.parse(readFileSync(path, "utf8"));
+    value = JSON.parse(readBounded(path));
   } catch (error) {
-    throw new HeapstateError("INVALID_SNAPSHOT", `sidecar ${path}: ${(error as Error).message}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new HeapstateError(
+      "INVALID_SNAPSHOT",
+      `sidecar ${path}: ${code && code !== "EFBIG" ? code : (error as Error).message}`,
+    );
   }
-  if (
-    (value as { schema?: unknown })?.schema !== "heapstate-sidecar/1" ||
-    !Array.isArray((value as SidecarRun).files)
-  ) {
+  const v = value as { schema?: unknown; files?: unknown } | null;
+  if (v === null || typeof v !== "object" || v.schema !== "heapstate-sidecar/1" || !Array.isArray(v.files)) {
     throw new HeapstateError(
       "INVALID_SNAPSHOT",
       `sidecar ${path}: not a heapstate sidecar (schema heapstate-sidecar/1)`,
     );
   }
-  return value as SidecarRun;
+  const files: FileRecord[] = [];
+  for (const f of v.files) {
+    const r = baselineRecord(f);
+    if (r) files.push(r);
+  }
+  return { ...(v as SidecarRun), files };
 }
 
 export interface BuildOptions {
@@ -339,8 +363,18 @@ export function buildRun(records: FileRecord[], options: BuildOptions): SidecarR
     violations: checkBudgets(records, options.budgets),
   };
   if (options.budgets) run.budgets = options.budgets;
-  if (options.baseline)
-    run.baseline = { file: options.baseline, changes: compareBaseline(records, readSidecar(options.baseline)) };
+  if (options.baseline) {
+    // A baseline that cannot be used is said, in the run and its summary; it never fails the run.
+    try {
+      run.baseline = { file: options.baseline, changes: compareBaseline(records, readSidecar(options.baseline)) };
+    } catch (error) {
+      run.baseline = {
+        file: options.baseline,
+        changes: [],
+        problem: error instanceof HeapstateError ? error.message : `sidecar ${options.baseline}: ${String(error)}`,
+      };
+    }
+  }
   return run;
 }
 
@@ -385,17 +419,19 @@ export function formatSummary(run: SidecarRun, options: { top?: number; path?: s
       "  (shared) = the file shared its process with other files at the same time: its growth includes theirs and is not attributed to it alone",
     );
   }
-  lines.push(...table(run.files, "nativeHeapBytes", "top by native heap growth:", top));
-  lines.push(...table(run.files, "rssBytes", "top by RSS growth:", top));
+  append(lines, table(run.files, "nativeHeapBytes", "top by native heap growth:", top));
+  append(lines, table(run.files, "rssBytes", "top by RSS growth:", top));
   for (const u of run.unmeasured) lines.push(`  not measured: ${u.file}: ${u.reason}`);
   for (const v of run.violations)
     lines.push(`${v.enforced ? "BUDGET EXCEEDED" : "budget (not enforced)"}: ${v.message}`);
   if (run.baseline) {
     const changed = run.baseline.changes.filter((c) => c.change > 0).slice(0, top);
-    lines.push(`compared with ${run.baseline.file}:`);
-    if (changed.length === 0) lines.push("  no file's growth changed");
-    lines.push(
-      ...rows(
+    if (run.baseline.problem) lines.push(`baseline not used: ${run.baseline.problem}`);
+    else lines.push(`compared with ${run.baseline.file}:`);
+    if (changed.length === 0 && !run.baseline.problem) lines.push("  no file's growth changed");
+    append(
+      lines,
+      rows(
         changed.map((c) => [
           c.file,
           `native heap ${signed(c.nativeHeapGrowthBefore)} → ${signed(c.nativeHeapGrowthNow)}   rss ${signed(c.rssGrowthBefore)} → ${signed(c.rssGrowthNow)}`,

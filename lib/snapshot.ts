@@ -5,7 +5,7 @@
  */
 import { allocatorsFromReading } from "./allocators/index";
 import { buildBreakdown } from "./breakdown";
-import { describeType, HeapstateError } from "./errors";
+import { HeapstateError } from "./errors";
 import { findings } from "./findings";
 import { native, nativeProblem } from "./native";
 import { locate, readCgroup } from "./procfs/cgroup-read";
@@ -23,10 +23,12 @@ import type {
   TrimResult,
   Warning,
 } from "./types";
+import { TIERS } from "./types";
 import { readV8 } from "./v8";
+import * as is from "./validate";
+import { optionsObject } from "./validate";
 
-const tiers: readonly Tier[] = ["fast", "standard", "deep"];
-const optionNames = ["tier", "pid", "includeAddresses", "procRoot", "fsRoot"];
+const optionNames = ["tier", "pid", "includeAddresses", "procRoot", "fsRoot"] as const;
 
 interface Resolved {
   tier: Tier;
@@ -37,61 +39,21 @@ interface Resolved {
   fsRoot: string;
 }
 
-function invalid(message: string): HeapstateError {
-  return new HeapstateError("INVALID_OPTION", `collect(options): ${message}`);
-}
-
-function resolveOptions(options: CollectOptions | undefined): Resolved {
-  if (options !== undefined && (options === null || typeof options !== "object" || Array.isArray(options))) {
-    throw invalid(`expected an object, received ${describeType(options)}`);
-  }
-  const o = (options ?? {}) as Record<string, unknown>;
-  for (const key of Object.keys(o)) {
-    if (!optionNames.includes(key)) throw invalid(`unknown option "${key}" (known: ${optionNames.join(", ")})`);
-  }
-  const tier = o.tier ?? "standard";
-  if (!tiers.includes(tier as Tier)) {
-    throw invalid(`tier must be one of ${tiers.join(", ")}, received ${JSON.stringify(tier)}`);
-  }
-  const pid = o.pid ?? process.pid;
-  if (typeof pid !== "number" || !Number.isSafeInteger(pid) || pid <= 0) {
-    throw invalid(`pid must be a positive integer, received ${describeType(pid)} ${String(pid)}`);
-  }
-  const includeAddresses = o.includeAddresses ?? false;
-  if (typeof includeAddresses !== "boolean") {
-    throw invalid(`includeAddresses must be a boolean, received ${describeType(includeAddresses)}`);
-  }
-  const procRoot = o.procRoot ?? DEFAULT_PROC_ROOT;
-  const fsRoot = o.fsRoot ?? "/";
-  for (const [name, v] of [
-    ["procRoot", procRoot],
-    ["fsRoot", fsRoot],
-  ] as const) {
-    if (typeof v !== "string" || v === "")
-      throw invalid(`${name} must be a non-empty string, received ${describeType(v)}`);
-  }
+function resolveOptions(options: unknown, where = "collect(options)"): Resolved {
+  const o = optionsObject(where, options, optionNames);
+  const pid = is.pid(where, o.pid, process.pid);
   return {
-    tier: tier as Tier,
+    tier: is.oneOf(where, "tier", o.tier, "standard", TIERS),
     pid,
     self: pid === process.pid,
-    includeAddresses,
-    procRoot: procRoot as string,
-    fsRoot: fsRoot as string,
+    includeAddresses: is.bool(where, "includeAddresses", o.includeAddresses, false),
+    procRoot: is.text(where, "procRoot", o.procRoot, DEFAULT_PROC_ROOT),
+    fsRoot: is.text(where, "fsRoot", o.fsRoot, "/"),
   };
 }
 
 function nowMicros(): number {
   return Number(process.hrtime.bigint() / 1000n);
-}
-
-/** Per-source timing for sourceCostMicros. */
-function timed<T>(costs: Record<string, number>, source: string, fn: () => T): T {
-  const start = nowMicros();
-  try {
-    return fn();
-  } finally {
-    costs[source] = (costs[source] ?? 0) + (nowMicros() - start);
-  }
 }
 
 /**
@@ -132,10 +94,27 @@ function collectWith(o: Resolved, freshGlibc: boolean): Snapshot {
     allocators: [],
     warnings,
   };
+  // Each source stands alone: whatever one of them throws (a descriptor table that is full, a
+  // failed allocation, process.memoryUsage() failing, a bug) becomes a warning naming it, and the
+  // rest of the reading stands. Only another process's "gone" and "not yours" are thrown: they are
+  // the answer, not a missing part of it.
+  const guard = (source: string, fn: () => void) => {
+    const t = nowMicros();
+    try {
+      fn();
+    } catch (error) {
+      if (error instanceof HeapstateError && !o.self) throw error;
+      warnings.push(sourceWarning(o, source, error));
+    } finally {
+      costs[source] = (costs[source] ?? 0) + (nowMicros() - t);
+    }
+  };
 
   if (o.self) {
-    timed(costs, "allocators", () => readAllocators(snap, o.tier, freshGlibc, warnings));
-    snap.v8 = timed(costs, "v8", () => readV8(o.tier));
+    guard("allocators", () => readAllocators(snap, o.tier, freshGlibc, warnings));
+    guard("v8", () => {
+      snap.v8 = readV8(o.tier, warnings);
+    });
   } else {
     warnings.push({
       source: "heap",
@@ -144,16 +123,18 @@ function collectWith(o: Resolved, freshGlibc: boolean): Snapshot {
     });
   }
 
-  timed(costs, "status", () => {
+  guard("status", () => {
+    let text: string;
     try {
-      snap.process = parseStatus(readProcFile(o.procRoot, o.pid, "status"));
+      text = readProcFile(o.procRoot, o.pid, "status");
     } catch (error) {
-      if (!o.self) throw processError(o.pid, "status", error);
-      warnings.push(procWarning(o, "status", error));
+      throw o.self ? error : otherProcessError(o, "status", error);
     }
+    if (!o.self) refuseWithoutMemory(o.pid, text);
+    snap.process = parseStatus(text);
   });
 
-  timed(costs, "cgroup", () => {
+  guard("cgroup", () => {
     const loc = locate(o.procRoot, o.fsRoot, o.pid, warnings);
     const cg = loc && readCgroup(loc, o.tier, warnings, o.self);
     if (cg) snap.cgroup = cg;
@@ -161,8 +142,9 @@ function collectWith(o: Resolved, freshGlibc: boolean): Snapshot {
 
   let exactRss: number | undefined;
   if (o.tier !== "fast") {
-    const totals = timed(costs, "smaps_rollup", () => readTotals(o, warnings));
-    if (totals) {
+    guard("smaps_rollup", () => {
+      const totals = readTotals(o, warnings);
+      if (!totals) return;
       exactRss = totals.rssBytes;
       snap.process ??= {};
       const p = snap.process;
@@ -170,27 +152,75 @@ function collectWith(o: Resolved, freshGlibc: boolean): Snapshot {
       if (totals.privateDirtyBytes !== undefined) p.privateDirtyBytes = totals.privateDirtyBytes;
       if (totals.lazyFreeBytes !== undefined) p.lazyFreeBytes = totals.lazyFreeBytes;
       if (totals.anonHugePagesBytes !== undefined) p.anonHugePagesBytes = totals.anonHugePagesBytes;
-    }
+    });
   }
   if (o.tier === "deep") {
-    timed(costs, "smaps", () => {
+    guard("smaps", () => {
       const regions = readRegions(o, warnings);
       if (regions) snap.regions = regions;
     });
   }
 
-  const breakdown = buildBreakdown({
-    heap: snap.heap,
-    v8: snap.v8,
-    process: snap.process,
-    exactRssBytes: exactRss,
-    regions: snap.regions,
+  guard("breakdown", () => {
+    const breakdown = buildBreakdown({
+      heap: snap.heap,
+      v8: snap.v8,
+      process: snap.process,
+      exactRssBytes: exactRss,
+      regions: snap.regions,
+    });
+    if (breakdown) snap.breakdown = breakdown;
+    snap.findings = findings(snap, breakdown, { env: o.self ? process.env : undefined });
   });
-  if (breakdown) snap.breakdown = breakdown;
-  snap.findings = findings(snap, breakdown, { env: o.self ? process.env : undefined });
   snap.sourceCostMicros = costs;
   snap.costMicros = nowMicros() - start;
   return snap;
+}
+
+/** Errors that say the machine or the process ran short (descriptors, memory), not that the file is wrong. */
+const EXHAUSTED = new Set(["EMFILE", "ENFILE", "ENOMEM", "ENOBUFS", "EAGAIN"]);
+
+function sourceWarning(o: Resolved, source: string, error: unknown): Warning {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (typeof code === "string" && EXHAUSTED.has(code)) {
+    return {
+      source,
+      code: "RESOURCE_EXHAUSTED",
+      message: `${source} could not be read (${code}: ${code === "EMFILE" || code === "ENFILE" ? "the descriptor table is full" : "out of memory"}); the next reading tries again`,
+    };
+  }
+  if (["status", "smaps_rollup", "smaps"].includes(source)) return procWarning(o, source, error);
+  return { source, code: "SOURCE_FAILED", message: `${source} could not be read: ${message}` };
+}
+
+/**
+ * Another process that has no user memory to show: a kernel thread (its smaps say "no such
+ * process", which would read as "does not exist") or a zombie (it has exited; only its status
+ * entry is left until its parent reaps it).
+ */
+function refuseWithoutMemory(pid: number, status: string): void {
+  const state = /^State:\s*(\S)/m.exec(status)?.[1];
+  const name = /^Name:\s*(.*)$/m.exec(status)?.[1]?.trim();
+  const called = name ? ` (${name})` : "";
+  if (state === "Z" || state === "X") {
+    throw new HeapstateError(
+      "ZOMBIE_PROCESS",
+      `process ${pid}${called} is a zombie: it has exited and holds no memory; its parent has not reaped it yet`,
+    );
+  }
+  // Kthread: since Linux 6.x; before it, a kernel thread is one with no VmSize whose parent is
+  // kthreadd (2) or nobody (kthreadd itself). A truncated or broken status is neither.
+  const kthread = /^Kthread:\s*(\d)/m.exec(status)?.[1];
+  const ppid = /^PPid:\s*(\d+)/m.exec(status)?.[1];
+  const oldKernelThread =
+    kthread === undefined && state !== undefined && (ppid === "0" || ppid === "2") && !/^VmSize:/m.test(status);
+  if (kthread === "1" || oldKernelThread) {
+    throw new HeapstateError(
+      "KERNEL_THREAD",
+      `process ${pid}${called} is a kernel thread: it has no user memory to show`,
+    );
+  }
 }
 
 function procWarning(o: Resolved, file: string, error: unknown): Warning {
@@ -199,6 +229,13 @@ function procWarning(o: Resolved, file: string, error: unknown): Warning {
     code: "PROCFS_UNREADABLE",
     message: `${o.procRoot}/${o.pid}/${file} could not be read: ${(error as Error).message}`,
   };
+}
+
+/** For another process, an error from its files is the answer (gone, not readable), unless it says we ran short. */
+function otherProcessError(o: Resolved, file: string, error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code === "string" && EXHAUSTED.has(code)) return error;
+  return processError(o.pid, file, error);
 }
 
 /**
@@ -211,8 +248,8 @@ function readRegions(o: Resolved, warnings: Warning[]): RegionSummary[] | undefi
   try {
     streamProcFile(o.procRoot, o.pid, "smaps", (chunk) => parser.write(chunk));
   } catch (error) {
-    if (!o.self) throw processError(o.pid, "smaps", error);
-    warnings.push(procWarning(o, "smaps", error));
+    if (!o.self) throw otherProcessError(o, "smaps", error);
+    warnings.push(sourceWarning(o, "smaps", error));
     return undefined;
   }
   parser.end();
@@ -225,19 +262,20 @@ function readTotals(o: Resolved, warnings: Warning[]): SmapsTotals | undefined {
     return parseSmapsTotals(readProcFile(o.procRoot, o.pid, "smaps_rollup"));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
-      if (!o.self) throw processError(o.pid, "smaps_rollup", error);
-      warnings.push(procWarning(o, "smaps_rollup", error));
+      if (!o.self) throw otherProcessError(o, "smaps_rollup", error);
+      warnings.push(sourceWarning(o, "smaps_rollup", error));
       return undefined;
     }
   }
   try {
     return parseSmapsTotals(readProcFile(o.procRoot, o.pid, "smaps"));
   } catch (error) {
-    if (!o.self) throw processError(o.pid, "smaps", error);
-    warnings.push({
-      ...procWarning(o, "smaps_rollup", error),
-      message: `${o.procRoot}/${o.pid}/smaps_rollup is missing and smaps could not be read either: ${(error as Error).message}`,
-    });
+    if (!o.self) throw otherProcessError(o, "smaps", error);
+    const w = sourceWarning(o, "smaps_rollup", error);
+    if (w.code === "PROCFS_UNREADABLE") {
+      w.message = `${o.procRoot}/${o.pid}/smaps_rollup is missing and smaps could not be read either: ${(error as Error).message}`;
+    }
+    warnings.push(w);
     return undefined;
   }
 }
@@ -311,19 +349,8 @@ let cachedAt = 0;
  * app.get("/health", () => ({ rss: snapshot({ maxAgeMs: 5000 }).process?.rssBytes }));
  */
 export function snapshot(options?: { maxAgeMs?: number }): Snapshot {
-  if (options !== undefined && (options === null || typeof options !== "object")) {
-    throw new HeapstateError(
-      "INVALID_OPTION",
-      `snapshot(options): expected an object, received ${describeType(options)}`,
-    );
-  }
-  const maxAgeMs = options?.maxAgeMs ?? 1000;
-  if (typeof maxAgeMs !== "number" || !(maxAgeMs >= 0)) {
-    throw new HeapstateError(
-      "INVALID_OPTION",
-      `snapshot(options): maxAgeMs must be a number ≥ 0, received ${describeType(maxAgeMs)} ${String(maxAgeMs)}`,
-    );
-  }
+  const o = optionsObject("snapshot(options)", options, ["maxAgeMs"]);
+  const maxAgeMs = is.maxAgeMs("snapshot(options)", o.maxAgeMs, 1000);
   const now = performance.now();
   if (cached === undefined || now - cachedAt > maxAgeMs) {
     cached = collect({ tier: "fast" });
@@ -341,14 +368,14 @@ export function snapshot(options?: { maxAgeMs?: number }): Snapshot {
  * const { releasedBytes } = trim();
  */
 export function trim(): TrimResult {
-  const o = resolveOptions(undefined);
+  const o = resolveOptions(undefined, "trim()");
   const before = collectWith(o, true);
   const actions: TrimAction[] = [];
   const binding = native();
   if (binding !== undefined) {
     try {
       const glibc = before.heap?.allocator === "glibc";
-      for (const inst of binding.trim({ glibc }).instances) {
+      for (const inst of binding.trim({ glibc }).instances ?? []) {
         for (const [action, result] of Object.entries(inst.actions)) {
           actions.push({ allocator: inst.allocator, library: inst.library, action, result });
         }

@@ -6,8 +6,11 @@
 /** Allocators heapstate can read. */
 export type AllocatorName = "glibc" | "jemalloc" | "tcmalloc" | "mimalloc";
 
+/** The tiers, cheapest first. */
+export const TIERS = ["fast", "standard", "deep"] as const;
+
 /** What was read: `fast` for hot paths, `standard` (default), `deep` for a full picture. */
-export type Tier = "fast" | "standard" | "deep";
+export type Tier = (typeof TIERS)[number];
 
 /** A scalar an allocator reported, under its own name. */
 export type RawValue = string | number | boolean;

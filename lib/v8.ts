@@ -5,13 +5,14 @@
  * and the heap spaces.
  */
 import { getHeapSpaceStatistics, getHeapStatistics } from "node:v8";
-import type { Tier, V8State } from "./types";
+import type { Tier, V8State, Warning } from "./types";
 
 function size(v: unknown): number | undefined {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
 }
 
-export function readV8(tier: Tier): V8State {
+/** V8's figures; what process.memoryUsage() could not give (it reads /proc/self/stat) is a warning. */
+export function readV8(tier: Tier, warnings: Warning[]): V8State {
   const h = getHeapStatistics() as ReturnType<typeof getHeapStatistics> & { external_memory?: number };
   const out: V8State = {};
   const put = (key: keyof Omit<V8State, "spaces">, v: unknown) => {
@@ -25,9 +26,17 @@ export function readV8(tier: Tier): V8State {
   put("heapLimitBytes", h.heap_size_limit);
   put("mallocedBytes", h.malloced_memory);
   if (tier !== "fast") {
-    const m = process.memoryUsage();
-    put("externalBytes", m.external);
-    put("arrayBuffersBytes", m.arrayBuffers);
+    try {
+      const m = process.memoryUsage();
+      put("externalBytes", m.external);
+      put("arrayBuffersBytes", m.arrayBuffers);
+    } catch (error) {
+      warnings.push({
+        source: "v8",
+        code: "SOURCE_FAILED",
+        message: `process.memoryUsage() failed (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): arrayBuffers is not measured in this reading`,
+      });
+    }
     out.spaces = getHeapSpaceStatistics().map((s) => ({
       name: s.space_name,
       sizeBytes: s.space_size,

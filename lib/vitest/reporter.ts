@@ -11,8 +11,8 @@
  * } });
  */
 import { isAbsolute, join, relative } from "node:path";
-import { describeType, HeapstateError } from "../errors";
 import { type Budgets, buildRun, type FileRecord, formatSummary, parseBytes, type SidecarRun, write } from "../sidecar";
+import * as is from "../validate";
 
 export interface HeapstateReporterOptions {
   /** Where the sidecar goes (default .vitest/heapstate/sidecar.json under the project root). */
@@ -39,7 +39,8 @@ interface VitestLike {
   config?: { root?: string; pool?: string };
 }
 
-const optionKeys = ["outputFile", "budgets", "baseline", "top", "print", "write"];
+const optionKeys = ["outputFile", "budgets", "baseline", "top", "print", "write"] as const;
+const budgetKeys = ["nativeHeapBytes", "rssBytes", "v8HeapBytes"] as const;
 
 export class HeapstateReporter {
   private readonly options: HeapstateReporterOptions;
@@ -51,32 +52,22 @@ export class HeapstateReporter {
   /** Where the last sidecar was written. */
   lastPath?: string;
 
-  constructor(options: HeapstateReporterOptions = {}) {
-    if (options === null || typeof options !== "object") {
-      throw new HeapstateError(
-        "INVALID_OPTION",
-        `heapstate/vitest: options must be an object, received ${describeType(options)}`,
-      );
-    }
-    for (const k of Object.keys(options)) {
-      if (!optionKeys.includes(k)) {
-        throw new HeapstateError(
-          "INVALID_OPTION",
-          `heapstate/vitest: unknown option "${k}" (known: ${optionKeys.join(", ")})`,
-        );
-      }
-    }
-    this.options = options;
-    if (options.budgets) {
+  constructor(options?: HeapstateReporterOptions) {
+    const where = "heapstate/vitest reporter options";
+    const o = is.optionsObject(where, options, optionKeys);
+    this.options = {
+      ...(o.outputFile !== undefined ? { outputFile: is.text(where, "outputFile", o.outputFile) } : {}),
+      ...(o.baseline !== undefined ? { baseline: is.text(where, "baseline", o.baseline) } : {}),
+      top: is.integer(where, "top", o.top, 5, 1, 1000),
+      print: is.bool(where, "print", o.print, true),
+      ...(o.write !== undefined ? { write: is.fn<(text: string) => void>(where, "write", o.write) } : {}),
+    };
+    if (o.budgets !== undefined) {
+      const budgets = is.optionsObject(`${where}: budgets`, o.budgets, budgetKeys);
       const b: Budgets = {};
-      for (const [k, v] of Object.entries(options.budgets)) {
-        if (!["nativeHeapBytes", "rssBytes", "v8HeapBytes"].includes(k)) {
-          throw new HeapstateError(
-            "INVALID_OPTION",
-            `heapstate/vitest: unknown budget "${k}" (known: nativeHeapBytes, rssBytes, v8HeapBytes)`,
-          );
-        }
-        if (v !== undefined) b[k as keyof Budgets] = parseBytes(v, `heapstate/vitest budgets.${k}`);
+      for (const k of budgetKeys) {
+        const v = budgets[k];
+        if (v !== undefined) b[k] = parseBytes(v, `${where}: budgets.${k}`);
       }
       this.budgets = b;
     }
@@ -97,7 +88,15 @@ export class HeapstateReporter {
     for (const m of testModules) {
       const file = m.moduleId ? relative(this.root, m.moduleId) : "unknown";
       const record = m.meta?.()?.heapstate as FileRecord | undefined;
-      if (record && typeof record === "object" && typeof record.pid === "number") {
+      if (
+        record &&
+        typeof record === "object" &&
+        typeof record.pid === "number" &&
+        record.growth !== null &&
+        typeof record.growth === "object" &&
+        typeof record.start === "object" &&
+        typeof record.end === "object"
+      ) {
         records.push({ ...record, file });
       } else {
         unmeasured.push({ file, reason: 'no heapstate record: add "heapstate/vitest-setup" to setupFiles' });

@@ -154,7 +154,10 @@ describe("safe by default", () => {
 describe("POST trim, when enabled", () => {
   it("returns before and after in the snapshot shape and what left RSS; GET gets 405", async () => {
     const base = await serve({ trim: true });
-    const r = await fetch(`${base}/debug/memory/trim`, { method: "POST" });
+    const r = await fetch(`${base}/debug/memory/trim`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+    });
     expect(r.status).toBe(200);
     const body = (await r.json()) as {
       before: object;

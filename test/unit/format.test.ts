@@ -84,6 +84,7 @@ describe("parseSnapshot", () => {
       schema: "heapstate/1",
       time: "2026-01-01T00:00:00.000Z",
       pid: 42,
+      tier: "standard",
       process: { rssBytes: "lots", swapBytes: -5, pssBytes: 100 },
       warnings: [],
     });
