@@ -190,12 +190,24 @@ export function runCommand(argv: readonly string[]): void {
   });
 }
 
+/**
+ * A message as one line of plain text: a file's content quoted in an error (JSON.parse quotes it)
+ * may hold newlines and terminal escape sequences, which must neither break the one-line promise
+ * nor reach the terminal.
+ */
+export function oneLine(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: replacing them is the point
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) =>
+    c === "\n" || c === "\t" ? " " : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
+
 function fail(error: unknown, io: CliIo): number {
   if (error instanceof HeapstateError) {
-    io.err(`heapstate: ${error.message}`);
+    io.err(`heapstate: ${oneLine(error.message)}`);
     return EXIT.failed;
   }
-  io.err(`heapstate: internal error: ${(error as Error)?.message ?? String(error)} (please report it)`);
+  io.err(`heapstate: internal error: ${oneLine(String((error as Error)?.message ?? error))} (please report it)`);
   return EXIT.internal;
 }
 
@@ -244,7 +256,9 @@ function run(args: string[], io: CliIo): number | Promise<number> {
 }
 
 function usageError(io: CliIo, command: string, message: string): number {
-  io.err(`heapstate${command ? ` ${command}` : ""}: ${message} (see heapstate ${command ? `${command} ` : ""}--help)`);
+  io.err(
+    `heapstate${command ? ` ${command}` : ""}: ${oneLine(message)} (see heapstate ${command ? `${command} ` : ""}--help)`,
+  );
   return EXIT.usage;
 }
 

@@ -106,7 +106,14 @@ function addressOf(token: string): string {
   return t;
 }
 
+/**
+ * Every value a header was sent with. Node keeps only the first of a repeated Host or
+ * Content-Type in `headers`; `headersDistinct` (Node ≥ 18.3) has them all, so a second Host
+ * cannot hide behind a first.
+ */
 function headerValues(req: IncomingMessage, name: string): string[] {
+  const distinct = (req as { headersDistinct?: Record<string, string[] | undefined> }).headersDistinct?.[name];
+  if (Array.isArray(distinct)) return distinct;
   const v = req.headers[name];
   if (v === undefined) return [];
   return Array.isArray(v) ? v : [String(v)];
@@ -182,16 +189,18 @@ function hostAllowed(req: IncomingMessage, allowed: readonly string[], allowRemo
  * text/plain, urlencoded or multipart bodies. `Sec-Fetch-Site` and `Origin` are checked too.
  */
 function crossSiteReason(req: IncomingMessage): string | undefined {
-  const site = headerValues(req, "sec-fetch-site")[0];
-  if (site !== undefined && site !== "same-origin" && site !== "none") return `Sec-Fetch-Site is ${site}`;
-  const origin = headerValues(req, "origin")[0];
-  if (origin !== undefined) {
-    const host = headerValues(req, "host")[0];
+  for (const site of headerValues(req, "sec-fetch-site")) {
+    if (site !== "same-origin" && site !== "none") return `Sec-Fetch-Site is ${site.slice(0, 40)}`;
+  }
+  const hosts = headerValues(req, "host");
+  for (const origin of headerValues(req, "origin")) {
+    const host = hosts.length === 1 ? hosts[0] : undefined;
     if (host === undefined || (origin !== `http://${host}` && origin !== `https://${host}`)) {
       return `Origin ${origin.slice(0, 100)} is another site`;
     }
   }
-  const type = (headerValues(req, "content-type")[0] ?? "").split(";")[0]?.trim().toLowerCase();
+  const types = headerValues(req, "content-type");
+  const type = types.length === 1 ? types[0]?.split(";")[0]?.trim().toLowerCase() : undefined;
   if (type !== "application/json") return "the trim action needs Content-Type: application/json";
   return undefined;
 }
@@ -255,6 +264,7 @@ function parseQuery(query: URLSearchParams, accept: string | undefined): Query |
   for (const key of query.keys()) {
     if (!queryKeys.includes(key))
       return `unknown query parameter ${JSON.stringify(key.slice(0, 40))} (known: ${queryKeys.join(", ")})`;
+    if (query.getAll(key).length > 1) return `${key} is given more than once`;
   }
   const format = query.get("format") ?? (accept?.includes("application/json") ? "json" : "text");
   if (!(formats as readonly string[]).includes(format))

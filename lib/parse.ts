@@ -236,12 +236,19 @@ function breakdownProblem(c: Checker, b: Obj): string | undefined {
  * const before = parseSnapshot(readFileSync("before.json", "utf8"));
  */
 export function parseSnapshot(input: unknown): Snapshot {
-  const text =
-    typeof input === "string"
-      ? input
-      : input instanceof Uint8Array
-        ? Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString("utf8")
-        : plainText(input);
+  let text: string;
+  try {
+    text =
+      typeof input === "string"
+        ? input
+        : input instanceof Uint8Array
+          ? Buffer.from(input.buffer, input.byteOffset, input.byteLength).toString("utf8")
+          : plainText(input);
+  } catch (error) {
+    // A revoked proxy throws even from instanceof.
+    if (error instanceof HeapstateError) throw error;
+    throw invalid(`the value could not be read (${error instanceof Error ? error.message : String(error)})`);
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -4,7 +4,7 @@
  * Each scrape reads one snapshot (snapshot({ maxAgeMs }), fast tier), so every family describes
  * the same moment and the breakdown parts add up to heapstate_rss_bytes.
  */
-import { assertSnapshot, HeapstateError } from "./errors";
+import { assertSnapshot } from "./errors";
 import { metricFamilies } from "./metrics";
 import { snapshot } from "./snapshot";
 import type { Snapshot } from "./types";
@@ -56,6 +56,18 @@ export function prometheusText(s: Snapshot, options?: PrometheusOptions): string
   return `${lines.join("\n")}\n`;
 }
 
+/** prom-client, an optional peer dependency, required when neither a client nor a registry is given. */
+function promClient(where: string): { register?: unknown } {
+  try {
+    return require("prom-client") as { register?: unknown };
+  } catch {
+    throw is.invalidOption(
+      where,
+      "prom-client is not installed (npm install prom-client); or pass it as { client } or a registry as { registry }",
+    );
+  }
+}
+
 /** The part of prom-client's Registry used here (14.x and 15.x). */
 interface RegistryLike {
   registerMetric(metric: unknown): void;
@@ -95,23 +107,19 @@ export function registerPrometheus(
   const o = is.optionsObject(where, options, ["prefix", "maxAgeMs", "client", "registry"]);
   const prefix = prefixOf(where, o.prefix);
   const maxAgeMs = is.maxAgeMs(where, o.maxAgeMs, 1000);
-  let registry = o.registry as RegistryLike | undefined;
-  if (registry === undefined) {
-    let client = o.client as { register?: RegistryLike } | undefined;
-    if (client === undefined) {
-      try {
-        client = require("prom-client") as { register: RegistryLike };
-      } catch {
-        throw new HeapstateError(
-          "INVALID_OPTION",
-          "registerPrometheus: prom-client is not installed (npm install prom-client), or pass it as { client } or { registry }",
-        );
-      }
-    }
-    registry = client.register;
+  const client = o.registry === undefined ? (o.client ?? promClient(where)) : undefined;
+  let registry: RegistryLike | undefined;
+  try {
+    registry = (o.registry ?? (client as { register?: unknown }).register) as RegistryLike | undefined;
+    if (!registry || typeof registry.registerMetric !== "function") registry = undefined;
+  } catch {
+    registry = undefined;
   }
-  if (!registry || typeof registry.registerMetric !== "function") {
-    throw is.invalidOption(where, `registry must be a prom-client Registry, ${is.received(registry)}`);
+  if (registry === undefined) {
+    throw is.invalidOption(
+      where,
+      `${o.registry !== undefined ? "registry" : "client"} must be a prom-client ${o.registry !== undefined ? "Registry" : "module"}, ${is.received(o.registry ?? o.client)}`,
+    );
   }
   // Every metric of a scrape asks for the same snapshot, cached for maxAgeMs: one reading a scrape.
   const metrics = metricFamilies(snapshot({ maxAgeMs })).map((shape): CollectorMetric => {
@@ -129,6 +137,14 @@ export function registerPrometheus(
       reset() {},
     };
   });
-  for (const m of metrics) registry.registerMetric(m);
+  try {
+    for (const m of metrics) registry.registerMetric(m);
+  } catch (error) {
+    // prom-client refuses a second metric of the same name (registerPrometheus called twice).
+    throw is.invalidOption(
+      where,
+      `the registry refused heapstate's metrics: ${(error as Error)?.message ?? String(error)}`,
+    );
+  }
   return metrics;
 }

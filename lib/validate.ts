@@ -65,11 +65,12 @@ function suggestion(key: string, known: readonly string[]): string {
  */
 export function optionsObject(where: string, value: unknown, known: readonly string[]): Record<string, unknown> {
   if (value === undefined) return Object.create(null) as Record<string, unknown>;
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+  if (value === null || typeof value !== "object") {
     throw invalidOption(where, `options must be an object, ${received(value)}`);
   }
   const out = Object.create(null) as Record<string, unknown>;
   try {
+    if (Array.isArray(value)) throw invalidOption(where, `options must be an object, ${received(value)}`);
     for (const key of Object.keys(value)) {
       if (!known.includes(key)) {
         throw invalidOption(
