@@ -206,7 +206,12 @@ function crossSiteReason(req: IncomingMessage): string | undefined {
 }
 
 /** The request target split into its path and query, or undefined when it is no origin-form or absolute URL. */
-export function parseTarget(raw: string): { pathname: string; query: URLSearchParams } | undefined {
+interface Target {
+  pathname: string;
+  query: URLSearchParams;
+}
+
+export function parseTarget(raw: string): Target | undefined {
   let target = raw;
   if (!target.startsWith("/")) {
     // absolute-form (a proxy's request): the path of the URL, or nothing.
@@ -345,8 +350,7 @@ export function createHandler(options?: HandlerOptions): Handler {
   };
   const show = (s: Snapshot) => redact(s, shown);
 
-  const answer = (req: IncomingMessage, remote: boolean, target: ReturnType<typeof parseTarget>): Answer | "next" => {
-    if (!target) return "next";
+  const answer = (req: IncomingMessage, remote: boolean, target: Target): Answer | "next" => {
     const isTrim = target.pathname === trimPath;
     if (target.pathname !== path && !isTrim) return "next";
     if (remote && !allowRemote) {
@@ -414,10 +418,10 @@ export function createHandler(options?: HandlerOptions): Handler {
       const remote = isRemoteClient(req);
       const raw = (req as IncomingMessage & { originalUrl?: unknown }).originalUrl ?? req.url ?? "/";
       const target = typeof raw === "string" ? parseTarget(raw) : undefined;
-      const a = answer(req, remote, target);
+      const a = target ? answer(req, remote, target) : plain(400, "the request target is not a path");
       if (a === "next") {
         if (next) pass = true;
-        else send(res, target ? plain(404, "not found") : plain(400, "the request target is not a path"), head);
+        else send(res, plain(404, "not found"), head);
       } else {
         send(res, a, head);
       }

@@ -84,8 +84,14 @@ export function platformInfo(
 
 let own: PlatformInfo | undefined;
 
-/** This process's platform: read once (the running executable does not change). */
+/**
+ * This process's platform: read once (the running executable does not change). A Linux reading
+ * that could not tell the C library is not kept: the read may have failed for want of a
+ * descriptor (EMFILE), and the next call reads again.
+ */
 export function ownPlatform(): PlatformInfo {
-  own ??= platformInfo();
-  return own;
+  if (own) return own;
+  const p = platformInfo();
+  if (p.os !== "linux" || p.libc !== undefined) own = p;
+  return p;
 }

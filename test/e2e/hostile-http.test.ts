@@ -5,11 +5,12 @@
  * exception escaping the handler ends it and the test sees the process gone.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { childEnv, dist, fixtures } from "../helpers";
+import { childEnv, dist, fixtures, requireLib } from "../helpers";
 
 interface Server {
   child: ChildProcess;
@@ -22,9 +23,12 @@ afterAll(() => {
   for (const s of started) s.child.kill("SIGKILL");
 });
 
-async function startServer(options: Record<string, unknown> = {}): Promise<Server> {
+async function startServer(
+  options: Record<string, unknown> = {},
+  env: Record<string, string | undefined> = {},
+): Promise<Server> {
   const child = spawn(process.execPath, [join(fixtures, "children", "handler-server.cjs")], {
-    env: childEnv({ HEAPSTATE_TEST_DIST: dist, HEAPSTATE_TEST_OPTIONS: JSON.stringify(options) }),
+    env: childEnv({ HEAPSTATE_TEST_DIST: dist, HEAPSTATE_TEST_OPTIONS: JSON.stringify(options), ...env }),
     stdio: ["ignore", "pipe", "pipe"],
   });
   let exited = false;
@@ -59,7 +63,7 @@ function raw(port: number, request: string | Buffer, timeoutMs = 10_000): Promis
       reject(new Error(`no end of answer within ${timeoutMs} ms for ${JSON.stringify(String(request).slice(0, 200))}`));
     }, timeoutMs);
     socket.on("data", (d) => {
-      data += d.toString("latin1");
+      data += d.toString("utf8");
     });
     socket.on("error", () => {
       // a reset after the answer is written is fine; the data so far is the answer
@@ -279,5 +283,85 @@ describe("POST trim only from the same origin", () => {
     expect(await status(server.port, "/debug/memory/trim", { ...json, "Sec-Fetch-Site": "same-origin" }, "POST")).toBe(
       200,
     );
+  });
+});
+
+describe("redaction on every face", () => {
+  const secretDir = "/nonexistent-s3cretdir";
+  /** Everything a default handler answers, of every face, from a child set up to leak. */
+  async function everyAnswer(port: number): Promise<Array<[string, string]>> {
+    const out: Array<[string, string]> = [];
+    const json = { "Content-Type": "application/json", "Content-Length": "0" };
+    for (const path of [
+      "/debug/memory",
+      "/debug/memory?tier=deep",
+      "/debug/memory?tier=fast",
+      "/debug/memory?format=json",
+      "/debug/memory?format=json&tier=deep&top=50",
+      "/debug/memory?format=json&history=1",
+      "/debug/memory?format=prometheus",
+      "/debug/memory?format=html",
+      "/log",
+      "/debug/memory/trim",
+    ]) {
+      const isTrim = path.endsWith("/trim");
+      const answer = await raw(port, get(path, isTrim ? json : {}, isTrim ? "POST" : "GET"));
+      expect(statuses(answer), path).toEqual([200]);
+      out.push([path, answer]);
+    }
+    return out;
+  }
+
+  function expectNothingLeaks(answers: Array<[string, string]>, cgroupPath: string | undefined): void {
+    const absolute =
+      /(?<![\w.…])\/(?:usr|lib|lib64|proc|sys|etc|home|root|tmp|work|opt|var|dev|run|bin|sbin|srv|mnt|nix|snap|app)\b/;
+    for (const [path, answer] of answers) {
+      expect(answer, path).not.toMatch(absolute);
+      expect(answer, path).not.toContain(secretDir.slice(1));
+      expect(answer, path).not.toMatch(/0x[0-9a-f]{6,}|\b[0-9a-f]{8,16}-[0-9a-f]{8,16}\b/i);
+      expect(answer, path).not.toContain(process.execPath);
+      if (cgroupPath && cgroupPath !== "/") {
+        expect(answer, path).not.toContain(cgroupPath);
+        for (const part of cgroupPath.split("/").filter((p) => p.length >= 8)) expect(answer, path).not.toContain(part);
+      }
+    }
+  }
+
+  function memoryCgroup(pid: number): string | undefined {
+    const text = readFileSync(`/proc/${pid}/cgroup`, "utf8");
+    return (/^\d+:memory:(.*)$/m.exec(text) ?? /^0::(.*)$/m.exec(text))?.[1];
+  }
+
+  it("jemalloc preloaded, the sampler running: no path, address, environment value or cgroup path", async () => {
+    const server = await startServer(
+      { trim: true, sampler: { intervalMs: 100, size: 10 } },
+      { LD_PRELOAD: requireLib("jemalloc") },
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const answers = await everyAnswer(server.port);
+    expect(answers.find(([p]) => p === "/debug/memory/trim")?.[1]).toContain('"library": "libjemalloc.so.2"');
+    expectNothingLeaks(answers, memoryCgroup(server.child.pid as number));
+  });
+
+  it("a preload that failed and an addon that is missing: the warnings and findings name no path", async () => {
+    const server = await startServer(
+      { trim: true },
+      { LD_PRELOAD: `${secretDir}/libjemalloc.so.2`, HEAPSTATE_BINDING: `${secretDir}/heapstate.node` },
+    );
+    const answers = await everyAnswer(server.port);
+    const text = answers[0]?.[1] ?? "";
+    expect(text).toContain("preload-not-serving-malloc");
+    expect(text).toContain("…/heapstate.node");
+    expectNothingLeaks(answers, memoryCgroup(server.child.pid as number));
+  });
+
+  it("with includePaths and includeEnvironment, the same answers do name them (the scan can fail)", async () => {
+    const server = await startServer(
+      { trim: true, includePaths: true, includeEnvironment: true },
+      { LD_PRELOAD: `${secretDir}/libjemalloc.so.2` },
+    );
+    const answer = await raw(server.port, get("/debug/memory?format=json"));
+    expect(answer).toContain(secretDir);
+    expect(answer).toMatch(/"library": "\/.*libc\.so\.6"/);
   });
 });

@@ -4,11 +4,12 @@
  * from test/compat/vitest3's lock file), in forks and threads pools.
  */
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { FileRecord, KeyFigures, SidecarRun } from "../../lib/sidecar";
+import { HeapstateReporter } from "../../lib/vitest/reporter";
 import { childEnv, fixtures, glibcTotals, MiB, root, runChild } from "../helpers";
 
 const projects: string[] = [];
@@ -149,6 +150,66 @@ describe.each(versions)("%s", (_label, vitestDir) => {
     const leak = r.sidecar?.baseline?.changes.find((c) => c.file === "leak.test.mjs");
     expect(leak?.nativeHeapGrowthBefore).toBe(byFile(forks.sidecar, "leak.test.mjs").growth.nativeHeapBytes);
     expect(r.out).toMatch(/compared with .*sidecar\.json:/);
+  });
+});
+
+describe("a baseline that cannot be used", () => {
+  it("missing, corrupt, foreign or with broken records: a line naming the file, never a TypeError", () => {
+    const dir = mkdtempSync(join(tmpdir(), "heapstate-baseline-"));
+    projects.push(dir);
+    const record = (file: string, growth: unknown) => ({ file, pid: 1, threadId: 0, growth, start: {}, end: {} });
+    const files: Array<[string, string, RegExp | undefined]> = [
+      ["missing.json", "", /baseline not used: sidecar .*missing\.json: ENOENT/],
+      ["corrupt.json", "{ not json", /baseline not used: sidecar .*corrupt\.json: .*JSON/],
+      [
+        "foreign.json",
+        JSON.stringify({ schema: "heapstate/1", pid: 1 }),
+        /baseline not used: .*foreign\.json: not a heapstate sidecar/,
+      ],
+      ["null.json", "null", /baseline not used: .*null\.json: not a heapstate sidecar/],
+      [
+        "records.json",
+        JSON.stringify({
+          schema: "heapstate-sidecar/1",
+          files: [
+            null,
+            5,
+            { file: 7 },
+            record("a.test.mjs", null),
+            record("b.test.mjs", { rssBytes: "x", nativeHeapBytes: 1024 }),
+          ],
+        }),
+        undefined,
+      ],
+    ];
+    for (const [name, content, problem] of files) {
+      if (content) writeFileSync(join(dir, name), content);
+      const printed: string[] = [];
+      const reporter = new HeapstateReporter({
+        baseline: name,
+        outputFile: `out-${name}`,
+        write: (t) => printed.push(t),
+      });
+      reporter.onInit({ config: { root: dir } });
+      reporter.onTestRunEnd([
+        {
+          moduleId: join(dir, "b.test.mjs"),
+          meta: () => ({ heapstate: record("b.test.mjs", { nativeHeapBytes: 4096 }) }),
+        },
+      ]);
+      const text = printed.join("");
+      if (problem) {
+        expect(text, name).toMatch(problem);
+        expect(reporter.lastRun?.baseline?.problem, name).toBeDefined();
+      } else {
+        // The usable record is compared; the broken ones are left out.
+        expect(reporter.lastRun?.baseline?.problem).toBeUndefined();
+        expect(reporter.lastRun?.baseline?.changes).toEqual([
+          { file: "b.test.mjs", nativeHeapGrowthBefore: 1024, nativeHeapGrowthNow: 4096, change: 3072 },
+        ]);
+      }
+    }
+    expect(process.exitCode ?? 0).toBe(0);
   });
 });
 
