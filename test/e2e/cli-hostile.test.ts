@@ -51,10 +51,10 @@ function expectOneLine(err: string, pattern: RegExp) {
 
 describe("where the output goes", () => {
   it("a reader that closes the pipe (| head -1): quietly, status 0", () => {
-    const r = sh('$HEAPSTATE --watch 0.2 --count 5 | head -1; echo "status=${PIPESTATUS[0]}" >&2');
+    const r = sh(`$HEAPSTATE --watch 0.2 --count 5 | head -1; echo "status=$\{PIPESTATUS[0]}" >&2`);
     expect(r.out.trim().split("\n")).toHaveLength(1);
     expect(r.err.trim()).toBe("status=0");
-    const json = sh('$HEAPSTATE --deep --json | head -c 10 > /dev/null; echo "status=${PIPESTATUS[0]}" >&2');
+    const json = sh(`$HEAPSTATE --deep --json | head -c 10 > /dev/null; echo "status=$\{PIPESTATUS[0]}" >&2`);
     expect(json.err.trim()).toBe("status=0");
   });
 
