@@ -47,7 +47,7 @@ function draw(history) {
   c.dataset.samples = String(history.length);
   g.clearRect(0, 0, W, H);
   const totals = history.map(s => PARTS.reduce((t, p) => t + valueOf(s, p[0]), 0));
-  const max = Math.max(1, ...totals, ...history.map(s => s.rssBytes || 0));
+  let max = 1; history.forEach((s, i) => { max = Math.max(max, totals[i], s.rssBytes || 0); });
   const x = i => pad + (history.length < 2 ? 0 : (i * (W - pad - 8)) / (history.length - 1));
   const y = v => H - 20 - (v * (H - 30)) / max;
   g.fillStyle = "#666"; g.font = "11px sans-serif";

@@ -24,7 +24,7 @@ export interface Sample {
 export interface SamplerOptions {
   /** Milliseconds between readings (default 5000, at least 100, below 2³¹). */
   intervalMs?: number;
-  /** Samples kept (default 360: half an hour at 5 s). */
+  /** Samples kept (default 360: half an hour at 5 s; at most 100 000). */
   size?: number;
   /** Tier of each reading (default "standard"; see the class comment for the 1% bound). */
   tier?: Tier;
@@ -68,7 +68,7 @@ export function samplerOptions(
   const o = is.optionsObject(where, options, samplerKeys);
   return {
     intervalMs: is.intervalMs(where, "intervalMs", o.intervalMs, 5000, 100),
-    size: is.integer(where, "size", o.size, 360, 1, 1_000_000),
+    size: is.integer(where, "size", o.size, 360, 1, 100_000),
     tier: is.oneOf(where, "tier", o.tier, "standard", TIERS),
   };
 }
