@@ -3,15 +3,29 @@
  * nobody accounts for (as Firefox's heap-unclassified). Each part says where its figure comes from
  * and whether it is derived. Nothing is counted twice: ArrayBuffer backing stores and V8's own
  * malloc'd memory are inside the allocator's figures, so they appear only there.
+ *
+ * A part is a measurement, never the remainder under another name: what could only be bounded
+ * (glibc's free memory without the kernel's word on its arenas) stays in the remainder, and the
+ * bound is given beside it (`bounds`).
  */
-import type { AllocatorState, Breakdown, BreakdownPart, ProcessState, RegionSummary, V8State } from "./types";
+import type {
+  AllocatorState,
+  Breakdown,
+  BreakdownBound,
+  BreakdownPart,
+  ProcessState,
+  RegionSummary,
+  V8State,
+} from "./types";
 
 export interface BreakdownInput {
-  heap?: AllocatorState;
+  /** The process read is this one: V8 and the allocators were read in it. */
+  self: boolean;
+  /** Every allocator instance reported, the one serving malloc first. */
+  allocators: AllocatorState[];
   v8?: V8State;
+  /** The reading's one RSS is process.rssBytes (its source in process.rssSource). */
   process?: ProcessState;
-  /** smaps_rollup (or summed smaps) Rss: the exact total, when read. */
-  exactRssBytes?: number;
   regions?: RegionSummary[];
 }
 
@@ -22,121 +36,153 @@ function regionRss(regions: RegionSummary[] | undefined, ...categories: string[]
   return sum;
 }
 
-/**
- * glibc's free-but-resident memory. mallinfo2 cannot tell trimmed free memory from resident free
- * memory; only the kernel can. Deep tier: Rss of the arena mappings − in-use chunks. Otherwise:
- * anonymous RSS − V8's heap − malloc in use, which also catches other anonymous memory, so it is
- * an upper bound. Both are clamped to [0, fordblks] and marked estimated.
- */
-export function glibcFreeResident(input: BreakdownInput): BreakdownPart | undefined {
-  const heap = input.heap;
-  if (heap?.allocator !== "glibc") return undefined;
-  const fordblks = heap.pages?.freeBytes;
-  const uordblks = heap.raw?.uordblks;
-  if (fordblks === undefined || typeof uordblks !== "number") return undefined;
-  const clamp = (n: number) => Math.max(0, Math.min(fordblks, n));
-  const arenaRss = regionRss(input.regions, "malloc-main-arena", "malloc-arena");
-  if (arenaRss !== undefined) {
-    return {
-      name: "native-free",
-      bytes: clamp(arenaRss - uordblks),
-      source: "smaps Rss of [heap] and arena heaps − mallinfo2 uordblks, within fordblks",
-      estimated: true,
-    };
-  }
-  const anon = input.process?.rssAnonBytes;
-  const v8 = input.v8?.physicalBytes;
-  if (anon === undefined || v8 === undefined || heap.allocatedBytes === undefined) return undefined;
-  return {
-    name: "native-free",
-    bytes: clamp(anon - v8 - heap.allocatedBytes),
-    source: "status RssAnon − V8 physical − mallinfo2 in use, within fordblks (an upper bound)",
-    estimated: true,
-  };
+/** Σ Rss of glibc's arena mappings (`[heap]` and the 64 MiB heaps), from smaps. */
+export function arenaRss(regions: RegionSummary[] | undefined): number | undefined {
+  return regionRss(regions, "malloc-main-arena", "malloc-arena");
 }
 
-function nativeParts(input: BreakdownInput): BreakdownPart[] {
-  const heap = input.heap;
-  if (!heap) return [];
-  const parts: BreakdownPart[] = [];
+type PartSpec = Omit<BreakdownPart, "allocator" | "library" | "asOf">;
+
+/** An allocator instance's parts, by page state. */
+function allocatorParts(a: AllocatorState): PartSpec[] {
+  const out: PartSpec[] = [];
+  const p = a.servesMalloc ? "native" : "other";
   const add = (name: string, bytes: number | undefined, source: string, estimated = false) => {
-    if (bytes !== undefined) parts.push({ name, bytes, source, ...(estimated ? { estimated } : {}) });
+    if (bytes !== undefined) out.push({ name: `${p}-${name}`, bytes, source, ...(estimated ? { estimated } : {}) });
   };
-  switch (heap.allocator) {
-    case "jemalloc":
-      // active ⊇ allocated (the gap is fragmentation inside pages); dirty pages are free and resident;
-      // muzzy pages are counted by the kernel's LazyFree below.
-      add("native-in-use", heap.activeBytes, "jemalloc stats.active");
-      add("native-free", heap.pages?.dirtyBytes, "jemalloc pdirty × page (all arenas)");
-      add("native-metadata", heap.metadataBytes, "jemalloc stats.metadata");
+  switch (a.allocator) {
+    case "jemalloc": {
+      // active ⊇ allocated (the gap is fragmentation inside pages); dirty pages are free and
+      // resident; muzzy pages are counted by the kernel's LazyFree part. stats.metadata counts
+      // metadata that is reserved but not resident, so the part is what stats.resident leaves
+      // after active and dirty pages, within stats.metadata.
+      const dirty = a.pages?.dirtyBytes;
+      add("in-use", a.activeBytes, "jemalloc stats.active");
+      add("free", dirty, "jemalloc pdirty × page (all arenas)");
+      const { residentBytes, activeBytes, metadataBytes } = a;
+      if (residentBytes !== undefined && activeBytes !== undefined && metadataBytes !== undefined) {
+        const meta = Math.max(0, Math.min(metadataBytes, residentBytes - activeBytes - (dirty ?? 0)));
+        add("metadata", meta, "jemalloc stats.resident − active − dirty, within stats.metadata", true);
+      }
       break;
+    }
     case "glibc": {
-      add("native-in-use", heap.allocatedBytes, "glibc mallinfo2 uordblks + hblkhd");
-      const free = glibcFreeResident(input);
-      if (free) parts.push(free);
+      add("in-use", a.allocatedBytes, "glibc mallinfo2 uordblks + hblkhd");
+      const dirty = a.pages?.dirtyBytes;
+      const releasable = a.pages?.releasableBytes;
+      if (dirty !== undefined && releasable !== undefined) {
+        add(
+          "free-releasable",
+          releasable,
+          "whole free pages trim returns: malloc_info free chunks with the arenas' smaps Rss",
+          true,
+        );
+        add(
+          "free-fragmented",
+          dirty - releasable,
+          "free pieces smaller than a page: arenas' smaps Rss − uordblks − releasable",
+          true,
+        );
+      } else if (dirty !== undefined) {
+        add("free", dirty, "arenas' smaps Rss − mallinfo2 uordblks, within fordblks", true);
+      }
       break;
     }
     case "tcmalloc": {
-      add("native-in-use", heap.allocatedBytes, "tcmalloc generic.current_allocated_bytes");
-      const dirty = heap.pages?.dirtyBytes;
-      const cached = heap.pages?.cachedBytes;
+      const dirty = a.pages?.dirtyBytes;
+      const cached = a.pages?.cachedBytes;
+      add("in-use", a.allocatedBytes, "tcmalloc generic.current_allocated_bytes");
       add(
-        "native-free",
+        "free",
         dirty === undefined || cached === undefined ? undefined : dirty + cached,
-        "tcmalloc pageheap_free_bytes + central, transfer and thread cache free bytes",
+        "tcmalloc pageheap_free_bytes + central, transfer and thread caches",
       );
-      const { residentBytes, mappedBytes } = heap;
-      const released = heap.pages?.releasedBytes;
-      if (residentBytes !== undefined && mappedBytes !== undefined && released !== undefined) {
-        const meta = residentBytes - (mappedBytes - released);
-        if (meta >= 0) {
-          add("native-metadata", meta, "tcmalloc total_physical_bytes − (heap_size − pageheap_unmapped_bytes)", true);
-        }
-      }
+      add("metadata", a.metadataBytes, "tcmalloc total_physical_bytes − (heap_size − pageheap_unmapped_bytes)", true);
       break;
     }
     case "mimalloc":
       // mimalloc 2.0 gives no in-use figure. What it has committed is the closest it says: live
       // blocks plus free committed pages, of which untouched ones are not resident.
       add(
-        "native-committed",
-        heap.committedBytes,
-        "mimalloc current_commit (in use + free committed; no in-use figure in 2.0)",
+        "committed",
+        a.committedBytes,
+        "mimalloc current_commit (in use + free committed; 2.0 has no in-use figure)",
         true,
       );
       break;
   }
-  return parts;
+  return out;
 }
 
-export function buildBreakdown(input: BreakdownInput): Breakdown | undefined {
-  const exact = input.exactRssBytes;
-  const rss = exact ?? input.process?.rssBytes;
+function ago(asOf: string, now: string | undefined): string {
+  if (now === undefined) return asOf;
+  const s = Math.max(0, (Date.parse(now) - Date.parse(asOf)) / 1000);
+  return `${s.toFixed(1)} s earlier`;
+}
+
+/**
+ * The breakdown of a reading. `time` is the reading's own time, to say how old a reused figure is.
+ */
+export function buildBreakdown(input: BreakdownInput, time?: string): Breakdown | undefined {
+  const proc = input.process;
+  const rss = proc?.rssBytes;
   if (rss === undefined) return undefined;
   const parts: BreakdownPart[] = [];
   const add = (name: string, bytes: number | undefined, source: string) => {
     if (bytes !== undefined) parts.push({ name, bytes, source });
   };
-  add("v8-heap", input.v8?.physicalBytes, "v8.getHeapStatistics() total_physical_size (this isolate)");
-  parts.push(...nativeParts(input));
-  add("lazy-free", input.process?.lazyFreeBytes, "smaps_rollup LazyFree (MADV_FREE'd, reclaimable)");
-  if (input.regions) {
-    add("stacks", regionRss(input.regions, "stack", "thread-stack"), "smaps Rss of [stack] and thread stacks");
-    add("code", regionRss(input.regions, "code"), "smaps Rss of the program's and libraries' mappings");
-    add("file", regionRss(input.regions, "file"), "smaps Rss of other file mappings");
-    add("shmem", regionRss(input.regions, "shmem"), "smaps Rss of shared memory");
-  } else {
-    add("file", input.process?.rssFileBytes, "status RssFile (code and other file mappings)");
-    add("shmem", input.process?.rssShmemBytes, "status RssShmem");
+  if (input.self) add("v8-heap", input.v8?.physicalBytes, "v8.getHeapStatistics() total_physical_size (this isolate)");
+
+  // No estimated allocator part may exceed what the kernel says is anonymous and resident, less
+  // what the other anonymous parts already hold (mimalloc's committed bytes once read 168% of RSS).
+  const anon = proc?.rssAnonBytes;
+  let anonLeft = anon === undefined ? undefined : anon - (input.v8?.physicalBytes ?? 0) - (proc?.lazyFreeBytes ?? 0);
+  for (const a of input.allocators) {
+    for (const spec of allocatorParts(a)) {
+      const part: BreakdownPart = { ...spec, allocator: a.allocator, library: a.library };
+      if (spec.estimated && anonLeft !== undefined && part.bytes > Math.max(0, anonLeft)) {
+        part.bytes = Math.max(0, anonLeft);
+        part.source = `${part.source}; capped at status RssAnon beside the other parts`;
+      }
+      if (a.asOf !== undefined) {
+        part.asOf = a.asOf;
+        part.source = `${part.source} [figures from ${ago(a.asOf, time)}]`;
+      }
+      if (anonLeft !== undefined) anonLeft -= part.bytes;
+      parts.push(part);
+    }
   }
-  const attributed = parts.reduce((sum, p) => sum + p.bytes, 0);
+
+  add("lazy-free", proc?.lazyFreeBytes, "smaps_rollup LazyFree (MADV_FREE'd, reclaimable)");
+  const regions = input.regions;
+  if (regions) {
+    if (!input.self) {
+      // Another process: its allocator cannot be read from here, but the kernel shows glibc's arenas.
+      add(
+        "malloc-arenas",
+        arenaRss(regions),
+        "smaps Rss of [heap] and glibc's 64 MiB arena heaps: malloc arenas (in use + free)",
+      );
+    }
+    add("stacks", regionRss(regions, "stack", "thread-stack"), "smaps Rss of [stack] and thread stacks");
+    add("code", regionRss(regions, "code"), "smaps Rss of the program's and libraries' mappings");
+    add("file", regionRss(regions, "file"), "smaps Rss of other file mappings");
+    add("shmem", regionRss(regions, "shmem"), "smaps Rss of shared memory");
+  } else {
+    add("file", proc?.rssFileBytes, "status RssFile (code and other file mappings)");
+    add("shmem", proc?.rssShmemBytes, "status RssShmem");
+  }
+  let attributed = 0;
+  for (const p of parts) attributed += p.bytes;
   const breakdown: Breakdown = {
     rssBytes: rss,
-    rssSource: exact !== undefined ? "smaps_rollup" : "status",
+    rssSource: proc?.rssSource ?? "status",
     parts,
     unattributedBytes: rss - attributed,
   };
-  const heap = input.heap;
+  const bounds = glibcFreeBound(input, parts);
+  if (bounds) breakdown.bounds = [bounds];
+  const heap = input.allocators.find((a) => a.servesMalloc);
   if (heap && (heap.allocatedBytes !== undefined || heap.residentBytes !== undefined)) {
     const { allocatedBytes, activeBytes, residentBytes } = heap;
     const ratio = (a: number | undefined, b: number | undefined) =>
@@ -154,4 +200,42 @@ export function buildBreakdown(input: BreakdownInput): Breakdown | undefined {
     breakdown.chain = chain;
   }
   return breakdown;
+}
+
+/**
+ * glibc's free memory when the kernel was not asked about its arenas: at most `fordblks`, and at
+ * most the anonymous resident memory that no other part holds (status RssAnon − V8's heap − the
+ * allocators' parts − LazyFree). That also counts other threads' V8 heaps, other allocators and
+ * mmap by native code, so it is an upper bound, never a part.
+ */
+function glibcFreeBound(input: BreakdownInput, parts: BreakdownPart[]): BreakdownBound | undefined {
+  const heap = input.allocators.find((a) => a.servesMalloc);
+  if (heap?.allocator !== "glibc" || heap.pages?.dirtyBytes !== undefined) return undefined;
+  const fordblks = heap.pages?.freeBytes;
+  const anon = input.process?.rssAnonBytes;
+  if (fordblks === undefined || anon === undefined) return undefined;
+  let anonParts = input.process?.lazyFreeBytes ?? 0;
+  for (const p of parts) {
+    if (p.name === "v8-heap" || p.allocator !== undefined) anonParts += p.bytes;
+  }
+  return {
+    name: "native-free",
+    atMostBytes: Math.max(0, Math.min(fordblks, anon - anonParts)),
+    source:
+      "glibc mallinfo2 fordblks, within status RssAnon − V8's heap − the allocators' parts − LazyFree (which also holds other threads' V8 heaps and other native memory)",
+    confirm:
+      'the deep tier measures it from the arenas\' resident pages (collect({ tier: "deep" }), ?tier=deep, --deep)',
+  };
+}
+
+/**
+ * A part's key, unique within a breakdown: its name, and for another allocator's parts the
+ * allocator and its library's file name ("other-in-use jemalloc libfoo.node"), since two
+ * allocators aside may both have an "other-in-use". Faces that key parts (diff, samples, the log
+ * field) use this.
+ */
+export function partKey(p: BreakdownPart): string {
+  if (!p.name.startsWith("other-") || p.allocator === undefined) return p.name;
+  const lib = p.library === undefined ? "" : ` ${p.library.slice(p.library.lastIndexOf("/") + 1)}`;
+  return `${p.name} ${p.allocator}${lib}`;
 }

@@ -5,6 +5,7 @@
  */
 import { readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { collect } from "./collect";
 import { diff, formatDiff } from "./diff";
 import { HeapstateError } from "./errors";
 import { append, formatHuman, rows } from "./format";
@@ -19,7 +20,6 @@ import {
 import { parseSnapshot } from "./parse";
 import { readBounded } from "./read-file";
 import { type TopMapping, topMappings } from "./regions";
-import { collect } from "./snapshot";
 import type { Snapshot, Tier } from "./types";
 import { formatBytes } from "./units";
 import { decimal, MAX_PID, MAX_TIMER_MS } from "./validate";

@@ -1,5 +1,6 @@
 /** The difference between two snapshots: per-field deltas and the top growers. */
 
+import { partKey } from "./breakdown";
 import { assertSnapshot, HeapstateError } from "./errors";
 import { append, rows } from "./format";
 import type { Snapshot } from "./types";
@@ -54,7 +55,7 @@ function byteFields(s: Snapshot): Map<string, number> {
   if (b && typeof b === "object") {
     put("breakdown.rssBytes", b.rssBytes);
     for (const p of Array.isArray(b.parts) ? b.parts : []) {
-      if (p && typeof p === "object" && typeof p.name === "string") put(`breakdown.${p.name}`, p.bytes);
+      if (p && typeof p === "object" && typeof p.name === "string") put(`breakdown.${partKey(p)}`, p.bytes);
     }
     put("breakdown.unattributedBytes", b.unattributedBytes);
   }

@@ -2,8 +2,7 @@
  * Findings: the verdict, in plain words, with the numbers behind it. Each rule is small and
  * documented in the README's table; thresholds are here, named.
  */
-import { glibcFreeResident } from "./breakdown";
-import type { Breakdown, Finding, Snapshot } from "./types";
+import type { AllocatorState, Breakdown, BreakdownPart, Finding, Snapshot } from "./types";
 import { formatBytes } from "./units";
 
 const MiB = 1024 * 1024;
@@ -20,6 +19,8 @@ const UNATTRIBUTED_SHARE = 0.25;
 /** Every finding id, for metrics that keep one series per id. */
 export const FINDING_IDS = [
   "glibc-retains-freed-memory",
+  "glibc-free-fragmented",
+  "glibc-may-retain-freed-memory",
   "preload-not-serving-malloc",
   "v8-limit-above-cgroup-limit",
   "near-cgroup-limit",
@@ -29,6 +30,11 @@ export const FINDING_IDS = [
   "swap-in-use",
   "high-unattributed",
 ] as const;
+
+/** Whether glibc free memory of this size would be worth a finding: what asks the kernel to confirm it. */
+export function glibcFreeWorthConfirming(bytes: number, rss: number | undefined): boolean {
+  return bytes >= RETAINED_MIN && (rss === undefined || bytes >= rss * RETAINED_SHARE);
+}
 
 const preloadNames: Array<[RegExp, string]> = [
   [/jemalloc/, "jemalloc"],
@@ -50,21 +56,7 @@ export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingCont
   const rss = b?.rssBytes ?? s.process?.rssBytes;
   const heap = s.heap;
 
-  const free = glibcFreeResident({ heap, v8: s.v8, process: s.process, regions: s.regions });
-  if (free && rss !== undefined && free.bytes >= RETAINED_MIN && free.bytes >= rss * RETAINED_SHARE) {
-    out.push({
-      id: "glibc-retains-freed-memory",
-      severity: "warn",
-      message: `glibc is keeping about ${formatBytes(free.bytes)} of freed memory resident (${pct(free.bytes, rss)} of RSS); trim() would give about that much back. If it keeps coming back: cap arenas with MALLOC_ARENA_MAX=2, or run with jemalloc through LD_PRELOAD.`,
-      evidence: {
-        freeResidentBytes: free.bytes,
-        freeResidentSource: free.source,
-        fordblks: heap?.pages?.freeBytes ?? "unknown",
-        rssBytes: rss,
-        ...(heap?.arenas !== undefined ? { arenas: heap.arenas } : {}),
-      },
-    });
-  }
+  glibcFindings(out, b, heap, s.time);
 
   const preload = ctx.env?.LD_PRELOAD;
   if (preload) {
@@ -152,14 +144,92 @@ export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingCont
     Math.abs(b.unattributedBytes) >= b.rssBytes * UNATTRIBUTED_SHARE
   ) {
     const negative = b.unattributedBytes < 0;
+    const read = [...new Set(s.allocators.map((a) => a.allocator))];
+    const bound = b.bounds?.find((x) => x.name === "native-free");
+    const boundText =
+      bound && bound.atMostBytes > 0
+        ? ` Up to ${formatBytes(bound.atMostBytes)} of it may be glibc's free memory, which this tier does not measure (${bound.confirm}).`
+        : "";
+    const readText =
+      read.length > 0 ? `the allocators heapstate read (${read.join(", ")})` : "the allocator (it could not be read)";
     out.push({
       id: "high-unattributed",
       severity: "info",
       message: negative
         ? `The parts add up to ${formatBytes(-b.unattributedBytes)} more than RSS: an allocator counts memory that is reserved or allocated but not resident (untouched pages).`
-        : `${formatBytes(b.unattributedBytes)} of RSS (${pct(b.unattributedBytes, b.rssBytes)}) is not explained by V8, the allocator or the kernel's file and shared mappings${heap ? "" : " (the allocator could not be read)"}: other threads' V8 heaps, another allocator, or mmap by native code. The deep tier lists the regions.`,
-      evidence: { unattributedBytes: b.unattributedBytes, rssBytes: b.rssBytes },
+        : `${formatBytes(b.unattributedBytes)} of RSS (${pct(b.unattributedBytes, b.rssBytes)}) is not explained by V8, ${readText} or the kernel's file and shared mappings: other threads' V8 heaps (workers), an allocator heapstate cannot see (one inside a Rust addon), or mmap by native code. The deep tier lists the regions.${boundText}`,
+      evidence: {
+        unattributedBytes: b.unattributedBytes,
+        rssBytes: b.rssBytes,
+        ...(bound ? { glibcFreeAtMostBytes: bound.atMostBytes } : {}),
+      },
     });
   }
   return out;
+}
+
+function partOf(b: Breakdown | undefined, name: string): BreakdownPart | undefined {
+  return b?.parts.find((p) => p.name === name);
+}
+
+function age(part: BreakdownPart, time: string | undefined): string {
+  if (part.asOf === undefined || time === undefined) return "";
+  const seconds = Math.max(0, (Date.parse(time) - Date.parse(part.asOf)) / 1000);
+  return ` (glibc's figures are from ${seconds.toFixed(1)} s earlier: not raised as a warning)`;
+}
+
+/**
+ * glibc's free memory: what trim() returns (measured and estimated from evidence), what it cannot
+ * (pieces smaller than a page), and, when only an upper bound is known, a hint that says how to
+ * measure it. A warning needs measured, fresh figures: a reused glibc reading raises at most info.
+ */
+function glibcFindings(out: Finding[], b: Breakdown | undefined, heap: AllocatorState | undefined, time: string): void {
+  if (heap?.allocator !== "glibc" || !b) return;
+  const rss = b.rssBytes;
+  const releasable = partOf(b, "native-free-releasable");
+  const fragmented = partOf(b, "native-free-fragmented");
+  const whole = partOf(b, "native-free");
+  const evidence = (p: BreakdownPart): Record<string, number | string> => ({
+    rssBytes: rss,
+    fordblks: heap.pages?.freeBytes ?? "unknown",
+    ...(heap.pages?.dirtyBytes !== undefined ? { freeResidentBytes: heap.pages.dirtyBytes } : {}),
+    ...(releasable ? { releasableBytes: releasable.bytes } : {}),
+    ...(fragmented ? { fragmentedBytes: fragmented.bytes } : {}),
+    ...(heap.arenas !== undefined ? { arenas: heap.arenas } : {}),
+    source: p.source,
+    ...(p.asOf !== undefined ? { asOf: p.asOf } : {}),
+  });
+  const severity = (p: BreakdownPart) => (p.asOf === undefined ? "warn" : "info");
+  if (releasable && glibcFreeWorthConfirming(releasable.bytes, rss)) {
+    out.push({
+      id: "glibc-retains-freed-memory",
+      severity: severity(releasable),
+      message: `glibc keeps about ${formatBytes(releasable.bytes)} of freed memory resident in whole pages (${pct(releasable.bytes, rss)} of RSS); trim() would give about that much back (estimated from malloc_info's free-chunk sizes and the arenas' resident pages, within 25%).${age(releasable, time)}`,
+      evidence: evidence(releasable),
+    });
+  } else if (whole && glibcFreeWorthConfirming(whole.bytes, rss)) {
+    out.push({
+      id: "glibc-retains-freed-memory",
+      severity: severity(whole),
+      message: `glibc keeps about ${formatBytes(whole.bytes)} of freed memory resident (${pct(whole.bytes, rss)} of RSS); how much of it trim() can return needs malloc_info (the deep tier).${age(whole, time)}`,
+      evidence: evidence(whole),
+    });
+  }
+  if (fragmented && glibcFreeWorthConfirming(fragmented.bytes, rss)) {
+    out.push({
+      id: "glibc-free-fragmented",
+      severity: severity(fragmented),
+      message: `glibc keeps ${formatBytes(fragmented.bytes)} of free memory resident in pieces smaller than a page (${pct(fragmented.bytes, rss)} of RSS): trim() cannot return it. Fewer arenas (MALLOC_ARENA_MAX) or another allocator (jemalloc through LD_PRELOAD) can.${age(fragmented, time)}`,
+      evidence: evidence(fragmented),
+    });
+  }
+  const bound = b.bounds?.find((x) => x.name === "native-free");
+  if (bound && glibcFreeWorthConfirming(bound.atMostBytes, rss)) {
+    out.push({
+      id: "glibc-may-retain-freed-memory",
+      severity: "info",
+      message: `Up to ${formatBytes(bound.atMostBytes)} of the unattributed memory (${pct(bound.atMostBytes, rss)} of RSS) may be glibc's free memory: an upper bound, not a measurement (it also counts other threads' V8 heaps and other native memory); ${bound.confirm}.`,
+      evidence: { glibcFreeAtMostBytes: bound.atMostBytes, rssBytes: rss, source: bound.source },
+    });
+  }
 }

@@ -1,5 +1,6 @@
 /** Human text of a snapshot: one terminal screen, aligned, units in KiB/MiB/GiB. */
 
+import { partKey } from "./breakdown";
 import { assertSnapshot } from "./errors";
 import type { AllocatorState, PageStates, Snapshot } from "./types";
 import { formatBytes } from "./units";
@@ -7,6 +8,7 @@ import { formatBytes } from "./units";
 const pageLabels: Array<[keyof PageStates, string]> = [
   ["activeBytes", "active"],
   ["dirtyBytes", "dirty (free, resident)"],
+  ["releasableBytes", "of which releasable by trim"],
   ["muzzyBytes", "muzzy (MADV_FREE, lazily freed)"],
   ["retainedBytes", "retained (released, virtual only)"],
   ["releasedBytes", "released (unmapped)"],
@@ -71,7 +73,7 @@ export function formatHuman(s: Snapshot): string {
   const p = s.process;
   const top: Array<[string, string]> = [];
   if (p) {
-    top.push(["rss", `${formatBytes(p.rssBytes)}  (peak ${formatBytes(p.peakRssBytes)})`]);
+    top.push(["rss", `${formatBytes(p.rssBytes)}  (${p.rssSource ?? "status"}; peak ${formatBytes(p.peakRssBytes)})`]);
     top.push(["  anon / file / shmem", [p.rssAnonBytes, p.rssFileBytes, p.rssShmemBytes].map(formatBytes).join(" / ")]);
     if (p.pssBytes !== undefined) top.push(["pss", formatBytes(p.pssBytes)]);
     top.push(["swap", formatBytes(p.swapBytes)]);
@@ -112,13 +114,19 @@ export function formatHuman(s: Snapshot): string {
   if (b) {
     lines.push(`where the RSS is (${formatBytes(b.rssBytes)}, from ${b.rssSource}):`);
     const pairs: Array<[string, string]> = b.parts.map((part) => [
-      part.name,
+      partKey(part),
       `${formatBytes(part.bytes).padStart(10)} ${percent(part.bytes, b.rssBytes)}  ${part.estimated ? "~ " : ""}${part.source}`,
     ]);
     pairs.push([
       "unattributed",
       `${formatBytes(b.unattributedBytes).padStart(10)} ${percent(b.unattributedBytes, b.rssBytes)}  what nobody accounts for`,
     ]);
+    for (const bound of b.bounds ?? []) {
+      pairs.push([
+        `  of which ${bound.name}`,
+        `≤ ${formatBytes(bound.atMostBytes).padStart(8)}         an upper bound, not measured in this tier`,
+      ]);
+    }
     append(lines, rows(pairs, "  "));
     const c = b.chain;
     if (c) {

@@ -12,6 +12,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIP } from "node:net";
 import { basename } from "node:path";
+import { collectRepeated } from "./collect";
 import { HeapstateError } from "./errors";
 import { formatHuman } from "./format";
 import { PAGE_CSP, pageHtml } from "./page";
@@ -19,7 +20,8 @@ import { prometheusText } from "./prometheus";
 import { redact, redactText } from "./redact";
 import { topMappings } from "./regions";
 import { type Sampler, type SamplerOptions, samplerOptions, startSampler } from "./sampler";
-import { collect, snapshot, trim } from "./snapshot";
+import { snapshot } from "./snapshot";
+import { trim } from "./trim";
 import { type Snapshot, TIERS, type Tier } from "./types";
 import * as is from "./validate";
 
@@ -394,7 +396,7 @@ export function createHandler(options?: HandlerOptions): Handler {
           headers: { "content-security-policy": PAGE_CSP },
         };
       case "json": {
-        const read = collect({ tier: q.tier, includeAddresses: q.top !== undefined });
+        const read = collectRepeated({ tier: q.tier, includeAddresses: q.top !== undefined });
         const top = q.top !== undefined ? topMappings(read.regions, q.top, shown.addresses) : undefined;
         const s = { ...show(read), ...(top ? { topRegions: top } : {}) };
         const body = q.history ? { snapshot: s, history: history()?.samples() ?? [] } : s;
@@ -404,7 +406,7 @@ export function createHandler(options?: HandlerOptions): Handler {
         return {
           status: 200,
           type: "text/plain; charset=utf-8",
-          body: `${formatHuman(show(collect({ tier: q.tier })))}\n`,
+          body: `${formatHuman(show(collectRepeated({ tier: q.tier })))}\n`,
         };
     }
   };

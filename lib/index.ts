@@ -3,6 +3,7 @@
  * @packageDocumentation
  */
 
+export { collect } from "./collect";
 export { diff, type FieldChange, formatDiff, type SnapshotDiff } from "./diff";
 export { HeapstateError, type HeapstateErrorCode } from "./errors";
 export { formatHuman } from "./format";
@@ -11,7 +12,8 @@ export { createHandler, type HandlerOptions } from "./http";
 export { type MemoryField, memoryField } from "./log";
 export { parseSnapshot } from "./parse";
 export { type Sample, type Sampler, type SamplerOptions, startSampler } from "./sampler";
-export { collect, snapshot, trim } from "./snapshot";
+export { snapshot } from "./snapshot";
+export { trim } from "./trim";
 export type {
   AllocatorName,
   AllocatorState,

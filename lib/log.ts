@@ -3,6 +3,7 @@
  * summary. Reading is rate-limited through snapshot({ maxAgeMs }), so a busy logger costs one fast
  * reading per interval, not one per line.
  */
+import { partKey } from "./breakdown";
 import { snapshot } from "./snapshot";
 import { formatBytes } from "./units";
 import * as is from "./validate";
@@ -34,10 +35,14 @@ export function memoryField(options?: { maxAgeMs?: number }): MemoryField {
         "native-in-use": "native",
         "native-committed": "native(committed)",
         "native-free": "free",
+        "native-free-releasable": "free(releasable)",
+        "native-free-fragmented": "free(fragmented)",
         "native-metadata": "meta",
         "lazy-free": "lazyfree",
       };
-      const shown = b.parts.filter((p) => p.bytes > 0).map((p) => `${short[p.name] ?? p.name} ${formatBytes(p.bytes)}`);
+      const shown = b.parts
+        .filter((p) => p.bytes > 0)
+        .map((p) => `${short[p.name] ?? partKey(p)} ${formatBytes(p.bytes)}`);
       const findings = (s.findings ?? []).filter((f) => f.severity === "warn").map((f) => f.id);
       return `rss ${formatBytes(b.rssBytes)} = ${[...shown, `unattributed ${formatBytes(b.unattributedBytes)}`].join(" + ")}${findings.length ? ` [${findings.join(",")}]` : ""}`;
     },
@@ -46,7 +51,7 @@ export function memoryField(options?: { maxAgeMs?: number }): MemoryField {
       const out: Record<string, number | string> = { time: s.time };
       if (b) {
         out.rssBytes = b.rssBytes;
-        for (const p of b.parts) out[p.name] = p.bytes;
+        for (const p of b.parts) out[partKey(p)] = p.bytes;
         out.unattributed = b.unattributedBytes;
       }
       return out;

@@ -60,7 +60,16 @@ export function metricFamilies(s: Snapshot): MetricFamily[] {
     help: 'RSS by part; the parts, "unattributed" (signed) included, add up to heapstate_rss_bytes',
     points: b
       ? [
-          ...b.parts.map((p) => ({ labels: { part: p.name }, value: p.bytes })),
+          ...b.parts.map((p) => ({
+            labels: {
+              part: p.name,
+              ...(p.allocator !== undefined ? { allocator: p.allocator } : {}),
+              ...(p.name.startsWith("other-") && p.library !== undefined
+                ? { library: p.library.slice(p.library.lastIndexOf("/") + 1) }
+                : {}),
+            },
+            value: p.bytes,
+          })),
           { labels: { part: "unattributed" }, value: b.unattributedBytes },
         ]
       : [],

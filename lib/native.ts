@@ -39,7 +39,7 @@ export interface NativeTrim extends Omit<NativeDiscovery, "instances"> {
 
 export interface NativeBinding {
   discover(): NativeDiscovery;
-  read(options?: { glibc?: boolean; mallocInfo?: boolean }): NativeReading;
+  read(options?: { glibc?: boolean; mallocInfo?: boolean; onlyGlibc?: boolean }): NativeReading;
   trim(options?: { glibc?: boolean }): NativeTrim;
 }
 

@@ -34,14 +34,20 @@ h1{font-size:1.3em;margin:0 0 .3em}h2{font-size:1.05em;margin:1.2em 0 .4em}
 const PARTS = [
   ["v8-heap", "#4e79a7", "V8 heap"], ["native-in-use", "#f28e2b", "native in use"],
   ["native-committed", "#ffbe7d", "native committed"], ["native-free", "#e15759", "native free (resident)"],
-  ["native-metadata", "#b07aa1", "allocator metadata"], ["lazy-free", "#76b7b2", "lazy-free (MADV_FREE)"],
+  ["native-free-releasable", "#e15759", "native free, releasable by trim"],
+  ["native-free-fragmented", "#ff9d9a", "native free, fragmented"],
+  ["native-metadata", "#b07aa1", "allocator metadata"], ["other", "#d4a6c8", "other allocators"],
+  ["lazy-free", "#76b7b2", "lazy-free (MADV_FREE)"],
   ["stacks", "#59a14f", "stacks"], ["code", "#9c755f", "code"], ["file", "#bab0ac", "files"],
   ["shmem", "#edc948", "shmem"], ["unattributed", "#d3d3d3", "unattributed"]];
 const units = ["B", "KiB", "MiB", "GiB", "TiB"];
 function fmt(n) { if (n === undefined || n === null) return "(unknown)"; let v = Math.abs(n), i = 0;
   while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; } return (n < 0 ? "-" : "") + (i ? v.toFixed(1) : v) + " " + units[i]; }
 function el(tag, text, cls) { const e = document.createElement(tag); e.textContent = text; if (cls) e.className = cls; return e; }
-function valueOf(sample, name) { return name === "unattributed" ? Math.max(0, sample.unattributedBytes || 0) : (sample.parts[name] || 0); }
+function valueOf(sample, name) {
+  if (name === "unattributed") return Math.max(0, sample.unattributedBytes || 0);
+  if (name === "other") { let t = 0; for (const k in sample.parts) if (k.startsWith("other-")) t += sample.parts[k]; return t; }
+  return sample.parts[name] || 0; }
 function draw(history) {
   const c = document.getElementById("chart"), g = c.getContext("2d"), W = c.width, H = c.height, pad = 48;
   c.dataset.samples = String(history.length);
@@ -68,8 +74,9 @@ function draw(history) {
   const legend = document.getElementById("legend"); legend.replaceChildren();
   const last = history[history.length - 1] || { parts: {} };
   for (const [name, color, label] of PARTS) {
-    if (name !== "unattributed" && last.parts[name] === undefined) continue;
-    const v = name === "unattributed" ? last.unattributedBytes : last.parts[name];
+    const has = name === "unattributed" || (name === "other" ? Object.keys(last.parts).some((k) => k.startsWith("other-")) : last.parts[name] !== undefined);
+    if (!has) continue;
+    const v = name === "unattributed" ? last.unattributedBytes : valueOf(last, name);
     const span = el("span", label + " " + fmt(v)); const box = el("i", ""); box.style.background = color; span.prepend(box); legend.append(span);
   }
   legend.append(el("span", "— RSS " + fmt(last.rssBytes)));

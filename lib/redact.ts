@@ -36,6 +36,7 @@ export function redact(s: Snapshot, options: RedactOptions = {}): Snapshot {
     };
     out.allocators.forEach(lib);
     if (out.heap) lib(out.heap);
+    for (const p of out.breakdown?.parts ?? []) if (p.library !== undefined) lib(p as { library: string });
     if (out.cgroup) out.cgroup.path = "(hidden)";
     for (const w of out.warnings) w.message = redactText(w.message);
   }

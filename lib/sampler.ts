@@ -5,7 +5,8 @@
  * (smaps_rollup, a page-table walk) costs more than 1% of the interval, the sampler reads the fast
  * tier instead until that is cheap again.
  */
-import { collect } from "./snapshot";
+import { partKey } from "./breakdown";
+import { collectRepeated } from "./collect";
 import { type Snapshot, TIERS, type Tier } from "./types";
 import * as is from "./validate";
 
@@ -45,7 +46,7 @@ const BUDGET = 0.01;
 
 export function compact(s: Snapshot): Sample {
   const parts: Record<string, number> = {};
-  for (const p of s.breakdown?.parts ?? []) parts[p.name] = p.bytes;
+  for (const p of s.breakdown?.parts ?? []) parts[partKey(p)] = p.bytes;
   const sample: Sample = { time: s.time, tier: s.tier, parts, costMicros: s.costMicros };
   if (s.breakdown) {
     sample.rssBytes = s.breakdown.rssBytes;
@@ -89,7 +90,7 @@ export function startSampler(options?: SamplerOptions): Sampler {
 
   const read = () => {
     try {
-      const s = collect({ tier: current });
+      const s = collectRepeated({ tier: current });
       latest = s;
       ring.push(compact(s));
       if (ring.length > size) ring.splice(0, ring.length - size);

@@ -9,12 +9,12 @@ import { dirname } from "node:path";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { threadId } from "node:worker_threads";
+import { collect } from "./collect";
 import { diff, type FieldChange } from "./diff";
 import { HeapstateError } from "./errors";
 import { append, rows } from "./format";
 import { type AllocatorEnvironment, allocatorEnvironment, type HostState, hostInfo } from "./host";
 import { readBounded } from "./read-file";
-import { collect, collectFresh } from "./snapshot";
 import { type Snapshot, TIERS, type Tier } from "./types";
 import { formatBytes } from "./units";
 import * as is from "./validate";
@@ -177,13 +177,13 @@ export function start(name: string, options?: MeasureOptions): Measurement {
   if (gc) fullGc();
   // Fresh: a glibc walk in its back-off would give the figure of an earlier moment, and a file's
   // native-heap growth would read as 0 (it did, under vitest's threads pool on a loaded machine).
-  return { name, startMs: performance.now(), snapshot: collectFresh({ tier }), tier, gc };
+  return { name, startMs: performance.now(), snapshot: collect({ tier }), tier, gc };
 }
 
 /** Ends a measurement: the record to send to wherever results are gathered. */
 export function stop(m: Measurement): FileRecord {
   if (m.gc) fullGc();
-  const end = collectFresh({ tier: m.tier });
+  const end = collect({ tier: m.tier });
   const a = keyFigures(m.snapshot);
   const b = keyFigures(end);
   const growth: Growth = {};

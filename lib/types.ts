@@ -18,10 +18,17 @@ export type RawValue = string | number | boolean;
 /**
  * Page states, in the vocabulary of the design notes:
  * - `activeBytes`: pages holding live allocations (jemalloc `pactive`).
- * - `dirtyBytes`: free pages still resident, reusable at once (jemalloc `pdirty`, tcmalloc `pageheap_free_bytes`).
+ * - `dirtyBytes`: free pages still resident, reusable at once (jemalloc `pdirty`, tcmalloc
+ *   `pageheap_free_bytes`; glibc: the Rss of its arena mappings − in-use chunks, measured from the
+ *   kernel's smaps, within `fordblks`).
+ * - `releasableBytes`: of the dirty bytes, those a trim returns (glibc: resident whole pages inside
+ *   free chunks and the main arena's top, estimated from malloc_info's free-chunk sizes and the
+ *   arenas' resident pages). The rest of the dirty bytes are fragmented: free pieces smaller than a
+ *   page, which only a different allocator or fewer arenas can recover.
  * - `muzzyBytes`: given back with MADV_FREE; resident until the kernel needs them (jemalloc `pmuzzy`).
  * - `retainedBytes`: given back with MADV_DONTNEED, virtual only (jemalloc `stats.retained`).
- * - `releasedBytes`: unmapped or decommitted, not resident (tcmalloc `pageheap_unmapped_bytes`).
+ * - `releasedBytes`: unmapped or decommitted, not resident (tcmalloc `pageheap_unmapped_bytes`;
+ *   glibc: `fordblks` − dirty, the free memory already trimmed).
  * - `freeBytes`: free, resident or already trimmed; the allocator cannot tell which (glibc `fordblks`).
  * - `topReleasableBytes`: the main arena's top chunk, what trimming the top would return (glibc `keepcost`).
  * - `cachedBytes`: free objects held in caches (tcmalloc central + transfer + thread caches).
@@ -29,6 +36,7 @@ export type RawValue = string | number | boolean;
 export interface PageStates {
   activeBytes?: number;
   dirtyBytes?: number;
+  releasableBytes?: number;
   muzzyBytes?: number;
   retainedBytes?: number;
   releasedBytes?: number;
@@ -73,9 +81,14 @@ export interface Warning {
   message: string;
 }
 
-/** Process figures from the kernel (`/proc/<pid>/status`). */
+/** Process figures from the kernel (`/proc/<pid>/status`, and smaps_rollup from the standard tier). */
 export interface ProcessState {
+  /** The reading's one RSS: smaps_rollup's exact Rss when it was read (standard, deep), else status VmRSS. */
   rssBytes?: number;
+  /** Where rssBytes comes from. */
+  rssSource?: "smaps_rollup" | "status";
+  /** status VmRSS, kept beside an exact rssBytes: the kernel's cached counter, off by a few pages. */
+  statusRssBytes?: number;
   rssAnonBytes?: number;
   rssFileBytes?: number;
   rssShmemBytes?: number;
@@ -143,6 +156,22 @@ export interface BreakdownPart {
   source: string;
   /** True when the figure is derived rather than read (the source says from what). */
   estimated?: boolean;
+  /** The allocator instance the part belongs to (native and other-allocator parts). */
+  allocator?: AllocatorName;
+  /** That instance's library (a file name when redacted). */
+  library?: string;
+  /** Set when the figure is an earlier moment's (a reused glibc reading): when it was read. */
+  asOf?: string;
+}
+
+/** A figure that is inside the unattributed remainder but could only be bounded, not measured. */
+export interface BreakdownBound {
+  name: string;
+  /** At most this much of the remainder is this part. */
+  atMostBytes: number;
+  source: string;
+  /** How to measure it instead. */
+  confirm: string;
 }
 
 /** RSS split into parts that add up to it exactly, with a signed remainder. */
@@ -153,6 +182,8 @@ export interface Breakdown {
   parts: BreakdownPart[];
   /** rssBytes − Σ parts: what nobody accounts for (negative: parts counted memory that is not resident). */
   unattributedBytes: number;
+  /** Upper bounds on what the remainder may hold (glibc's free memory when it was not measured). */
+  bounds?: BreakdownBound[];
   /** allocated → active → resident → RSS, with ratios. */
   chain?: {
     allocatedBytes?: number;

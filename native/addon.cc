@@ -93,20 +93,25 @@ class Addon : public Napi::Addon<Addon> {
     return out;
   }
 
-  // read({ glibc?, mallocInfo? }) -> discover()'s shape, each instance with `values` (the
-  // allocator's counters under its own names) and `errors` (name -> code for what it refused).
+  // read({ glibc?, mallocInfo?, onlyGlibc? }) -> discover()'s shape, each instance with `values`
+  // (the allocator's counters under its own names) and `errors` (name -> code for what it
+  // refused). onlyGlibc reads glibc's instance alone: a second look at glibc within one reading
+  // must not advance another allocator's epoch again.
   Napi::Value Read(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object options = OptionsArg(info);
     ReadOptions ro;
     ro.glibc = BoolOption(options, "glibc", true);
     ro.mallocInfo = BoolOption(options, "mallocInfo", false);
+    const bool onlyGlibc = BoolOption(options, "onlyGlibc", false);
 
     DiscoveryRef d = CurrentDiscovery();
     Napi::Object out = Describe(env, *d);
-    Napi::Array list = Napi::Array::New(env, d->instances.size());
+    Napi::Array list = Napi::Array::New(env);
+    uint32_t listed = 0;
     for (size_t i = 0; i < d->instances.size(); i++) {
       const Instance& inst = d->instances[i];
+      if (onlyGlibc && inst.kind != AllocatorKind::Glibc) continue;
       Reading r = ReadInstance(inst, ro);
       Napi::Object o = DescribeInstance(env, inst);
       Napi::Object values = Napi::Object::New(env);
@@ -115,7 +120,7 @@ class Addon : public Napi::Addon<Addon> {
       for (const auto& kv : r.errors) errors.Set(kv.first, Napi::Number::New(env, kv.second));
       o.Set("values", values);
       o.Set("errors", errors);
-      list.Set(static_cast<uint32_t>(i), o);
+      list.Set(listed++, o);
     }
     out.Set("instances", list);
     return out;

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <unistd.h>
+
 namespace heapstate {
 
 namespace {
@@ -114,6 +116,9 @@ void ReadJemalloc(const JemallocApi& je, Reading* r) {
 
 void ReadGlibc(const GlibcApi& g, const ReadOptions& options, Reading* r) {
   if (g.version != nullptr) Text(r, "gnu_get_libc_version", g.version());
+  // The page size malloc_trim works in: what decides which free chunks can give pages back.
+  long page = sysconf(_SC_PAGESIZE);
+  if (page > 0) Number(r, "page_size", static_cast<double>(page));
   if (options.glibc) {
     if (g.mallinfo2 != nullptr) {
       Mallinfo2 m = reinterpret_cast<Mallinfo2 (*)(void)>(g.mallinfo2)();

@@ -7,7 +7,7 @@
  */
 import type { NativeReadInstance } from "../native";
 import type { AllocatorState, Warning } from "../types";
-import { parseMallocInfo } from "./malloc-info";
+import { type MallocInfo, parseMallocInfo, trimmableBytes } from "./malloc-info";
 import { bytes, defined, str, sum } from "./values";
 
 export function glibcState(inst: NativeReadInstance, warnings: Warning[]): AllocatorState {
@@ -56,4 +56,39 @@ export function glibcState(inst: NativeReadInstance, warnings: Warning[]): Alloc
     }),
     raw,
   };
+}
+
+/** What the kernel says of glibc's arenas, read beside the allocator's own figures. */
+export interface GlibcKernelEvidence {
+  /** Σ smaps Rss of `[heap]` and the 64 MiB arena heaps. */
+  arenaRssBytes: number;
+  /** The page size malloc_trim works in. */
+  pageBytes?: number;
+}
+
+/**
+ * glibc's page states from the kernel's evidence: mallinfo2 cannot tell free memory that is still
+ * resident from free memory already trimmed, the arenas' resident pages can.
+ * - dirty (free, resident) = arena Rss − in-use chunks (`uordblks`), within `fordblks`;
+ * - released (trimmed) = `fordblks` − dirty;
+ * - releasable (what malloc_trim returns now) = dirty − the free bytes that are not whole pages
+ *   inside free chunks (sub-page pieces, chunk headers, other arenas' tops), within both. The
+ *   whole pages come from malloc_info's free-chunk sizes (trimmableBytes); after a trim they are
+ *   no longer resident, so the dirty bytes shrink to the pieces and nothing is promised again.
+ * Returns the state with those pages set; the state is unchanged when a figure is missing.
+ */
+export function withKernelEvidence(state: AllocatorState, evidence: GlibcKernelEvidence): AllocatorState {
+  const fordblks = state.pages?.freeBytes;
+  const uordblks = state.raw?.uordblks;
+  if (fordblks === undefined || typeof uordblks !== "number") return state;
+  const dirty = Math.max(0, Math.min(fordblks, evidence.arenaRssBytes - uordblks));
+  const pages = { ...state.pages, dirtyBytes: dirty, releasedBytes: fordblks - dirty };
+  const info = state.raw?.malloc_info as MallocInfo | undefined;
+  const page = evidence.pageBytes ?? (typeof state.raw?.page_size === "number" ? state.raw.page_size : undefined);
+  if (info && Array.isArray(info.arenas) && page !== undefined && page > 0) {
+    const whole = Math.min(fordblks, trimmableBytes(info, page));
+    const pieces = fordblks - whole;
+    pages.releasableBytes = Math.max(0, Math.min(whole, dirty, dirty - pieces));
+  }
+  return { ...state, pages };
 }

@@ -18,10 +18,12 @@ export interface AllocatorsResult {
 const ENOENT = 2;
 
 /**
- * Whether an instance that does not serve malloc is reported. Reading a jemalloc that was only
- * linked wakes it up and gives the reading thread a tcache, so "0 bytes" is not the test; see
- * jemallocHoldsBytes. glibc's counters, when libc does not serve malloc, describe an empty
- * arena nobody uses: never reported.
+ * Whether an instance that does not serve malloc is reported: the "linked but unused" collapse
+ * drops only one that holds no application bytes and no resident memory beyond its own bootstrap
+ * (freed pages it keeps resident count). Reading a jemalloc that was only linked wakes it up and
+ * gives the reading thread a tcache, so "0 bytes" is not the test; see jemallocHoldsBytes.
+ * glibc's counters, when libc does not serve malloc, describe an empty arena nobody uses: never
+ * reported.
  */
 function reportedAside(inst: NativeReadInstance, warnings: Warning[]): boolean {
   switch (inst.allocator) {
@@ -39,8 +41,16 @@ function reportedAside(inst: NativeReadInstance, warnings: Warning[]): boolean {
       }
       return holds;
     }
-    case "tcmalloc":
-      return (bytes(inst.values, "generic.current_allocated_bytes") ?? 1) > 0;
+    case "tcmalloc": {
+      // Application bytes, or free pages and cached objects it keeps resident.
+      const v = inst.values;
+      const held =
+        (bytes(v, "generic.current_allocated_bytes") ?? 1) +
+        (bytes(v, "tcmalloc.pageheap_free_bytes") ?? 0) +
+        (bytes(v, "tcmalloc.central_cache_free_bytes") ?? 0) +
+        (bytes(v, "tcmalloc.thread_cache_free_bytes") ?? 0);
+      return held > 0;
+    }
     case "mimalloc":
       return (bytes(inst.values, "current_commit") ?? 1) > 0;
   }

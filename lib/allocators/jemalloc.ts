@@ -53,15 +53,21 @@ export function jemallocState(inst: NativeReadInstance): AllocatorState {
 }
 
 /**
- * Does a jemalloc that does not serve malloc hold application bytes? jemalloc 5.3 is not 0/0 when
+ * Does a jemalloc that does not serve malloc hold memory: application bytes, or freed pages it
+ * keeps resident (dirty, or muzzy until the kernel reclaims them)? jemalloc 5.3 is not 0/0 when
  * dormant: the first mallctl gives the calling thread a tcache, allocated internally (28672 bytes
- * here), so `allocated − internal − tcache_bytes` is the test; 0/0 (tcache off) is dormant too.
- * Undefined when the build has no stats (it cannot say).
+ * here), so `allocated − internal − tcache_bytes` is the test for application bytes; 0/0 (tcache
+ * off) is dormant too. One that allocated and freed keeps its dirty pages (40 MiB after a 96 MiB
+ * burst here) and stays in the picture until they are purged. Undefined when the build has no
+ * stats and keeps no freed pages (it cannot say).
  */
 export function jemallocHoldsBytes(inst: NativeReadInstance): boolean | undefined {
   const v = inst.values;
   const allocated = bytes(v, "stats.allocated");
   const active = bytes(v, "stats.active");
+  const kept = (bytes(v, "stats.arenas.4096.pdirty") ?? 0) + (bytes(v, "stats.arenas.4096.pmuzzy") ?? 0);
+  if (kept > 0) return true;
+  // Without stats, active pages may be its own bootstrap (the tcache) or application bytes.
   if (allocated === undefined) return undefined;
   if (allocated === 0 && active === 0) return false;
   const internal = bytes(v, "stats.arenas.4096.internal") ?? 0;

@@ -5,9 +5,20 @@
  */
 import { HeapstateError } from "../errors";
 
+/** One `<size>` or `<unsorted>` line: free chunks of one bin (sizes carry glibc's PREV_INUSE bit). */
+export interface MallocInfoBin {
+  from: number;
+  to: number;
+  total: number;
+  count: number;
+  unsorted?: true;
+}
+
 export interface MallocInfoArena {
   /** `<heap nr>`: 0 is the main arena (brk heap). */
   nr: number;
+  /** The non-empty bins of `<sizes>`: fastbins, small and large bins, and the unsorted bin. */
+  bins?: MallocInfoBin[];
   /** Free chunks in fastbins: `<total type="fast">`. */
   fastFreeChunks?: number;
   fastFreeBytes?: number;
@@ -75,10 +86,24 @@ export function parseMallocInfo(xml: string): MallocInfo {
   }
   const result: MallocInfo = { arenas: [] };
   let arena: MallocInfoArena | undefined;
-  for (const m of xml.matchAll(/<(\/?)(heap|total|system|aspace)\b([^>]*)>/g)) {
+  for (const m of xml.matchAll(/<(\/?)(heap|total|system|aspace|size|unsorted)\b([^>]*)>/g)) {
     const closing = m[1] === "/";
     const tag = m[2];
     const a = attributes(m[3] ?? "");
+    if (tag === "size" || tag === "unsorted") {
+      const bin = { from: count(a.from), to: count(a.to), total: count(a.total), count: count(a.count) };
+      if (
+        arena &&
+        bin.from !== undefined &&
+        bin.to !== undefined &&
+        bin.total !== undefined &&
+        bin.count !== undefined
+      ) {
+        arena.bins ??= [];
+        arena.bins.push({ ...(bin as MallocInfoBin), ...(tag === "unsorted" ? { unsorted: true as const } : {}) });
+      }
+      continue;
+    }
     if (tag === "heap") {
       if (closing) {
         if (arena) result.arenas.push(arena);
@@ -112,4 +137,41 @@ export function parseMallocInfo(xml: string): MallocInfo {
     }
   }
   return result;
+}
+
+/** glibc's `struct malloc_chunk` on 64-bit: a free chunk's first 48 bytes are never trimmed. */
+const FREE_CHUNK_HEADER = 48;
+/** MINSIZE: what systrim leaves of the main arena's top. */
+const MIN_CHUNK = 32;
+
+/**
+ * What malloc_trim(0) can return, in bytes, before asking which of those pages are resident:
+ * for each free chunk of size s in the unsorted bin and the bins of a page or more (malloc_trim
+ * skips the small bins), the whole pages inside it after its 48-byte header. Where a chunk starts
+ * within its page is unknown, and over a uniformly random start the pages released average
+ * (s − 48)/page − 1 (zero below 48 bytes and a page), so each bin of n chunks totalling T counts
+ * T − n·(48 + page), or the same per chunk on its average size. The main arena's top is also
+ * released (sbrk), down to MINSIZE and whole pages; other arenas' tops are not trimmed here (glibc
+ * shrinks them on free once they pass the trim threshold).
+ */
+export function trimmableBytes(info: MallocInfo, page: number): number {
+  let total = 0;
+  for (const arena of info.arenas) {
+    let inBins = 0;
+    for (const bin of arena.bins ?? []) {
+      inBins += bin.total;
+      // Fastbin chunks (all smaller than a page) are consolidated first and stay below a page.
+      if (bin.count === 0 || (!bin.unsorted && bin.to < page)) continue;
+      const average = bin.total / bin.count;
+      const perChunk = average - FREE_CHUNK_HEADER - page;
+      if (perChunk > 0) total += perChunk * bin.count;
+    }
+    if (arena.nr === 0 && arena.restFreeBytes !== undefined) {
+      // `rest` counts the top chunk with the bins; what is left over is the top (± PREV_INUSE bits).
+      const fast = arena.fastFreeBytes ?? 0;
+      const top = arena.restFreeBytes - (inBins - fast);
+      if (top > MIN_CHUNK + page) total += Math.floor((top - MIN_CHUNK - 1) / page) * page;
+    }
+  }
+  return Math.max(0, Math.round(total));
 }

@@ -1,7 +1,10 @@
 /**
  * gperftools tcmalloc: MallocExtension numeric properties → AllocatorState. Sources:
- * allocated ← `generic.current_allocated_bytes`; mapped ← `generic.heap_size`;
- * resident ← `generic.total_physical_bytes` (tcmalloc's own estimate: heap − unmapped + metadata);
+ * allocated ← `generic.current_allocated_bytes`; mapped ← `generic.heap_size` (the page heap);
+ * resident ← `heap_size − pageheap_unmapped_bytes` (the page heap's resident pages, so that
+ * resident ≤ mapped holds: both describe the page heap); metadata ←
+ * `generic.total_physical_bytes − (heap_size − pageheap_unmapped_bytes)` (total_physical counts
+ * tcmalloc's own metadata, which heap_size does not);
  * pages.dirtyBytes ← `tcmalloc.pageheap_free_bytes` (free, still mapped and resident);
  * pages.releasedBytes ← `tcmalloc.pageheap_unmapped_bytes` (MADV_DONTNEED'd);
  * pages.cachedBytes ← central + transfer + thread cache free bytes.
@@ -10,10 +13,15 @@ import type { NativeReadInstance } from "../native";
 import type { AllocatorState } from "../types";
 import { bytes, defined, str, sum } from "./values";
 
+function difference(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined || a < b ? undefined : a - b;
+}
+
 export function tcmallocState(inst: NativeReadInstance): AllocatorState {
   const v = inst.values;
   const version = str(v, "tc_version");
   const aggressive = bytes(v, "tcmalloc.aggressive_memory_decommit");
+  const resident = difference(bytes(v, "generic.heap_size"), bytes(v, "tcmalloc.pageheap_unmapped_bytes"));
   return {
     allocator: "tcmalloc",
     library: inst.library,
@@ -22,7 +30,8 @@ export function tcmallocState(inst: NativeReadInstance): AllocatorState {
       version: version?.replace(/^gperftools\s+/, ""),
       allocatedBytes: bytes(v, "generic.current_allocated_bytes"),
       mappedBytes: bytes(v, "generic.heap_size"),
-      residentBytes: bytes(v, "generic.total_physical_bytes"),
+      residentBytes: resident,
+      metadataBytes: difference(bytes(v, "generic.total_physical_bytes"), resident),
       pages: defined({
         dirtyBytes: bytes(v, "tcmalloc.pageheap_free_bytes"),
         releasedBytes: bytes(v, "tcmalloc.pageheap_unmapped_bytes"),

@@ -5,8 +5,10 @@
  */
 import type { ProcessState } from "../types";
 
+type ByteKey = Exclude<keyof ProcessState, "rssSource">;
+
 /** status key → ProcessState key. */
-const keys: Record<string, keyof ProcessState> = {
+const keys: Record<string, ByteKey> = {
   VmRSS: "rssBytes",
   RssAnon: "rssAnonBytes",
   RssFile: "rssFileBytes",
@@ -15,7 +17,7 @@ const keys: Record<string, keyof ProcessState> = {
   VmSize: "vmSizeBytes",
   VmSwap: "swapBytes",
 };
-const entries = Object.entries(keys) as Array<[string, keyof ProcessState]>;
+const entries = Object.entries(keys) as Array<[string, ByteKey]>;
 
 /**
  * Parses status text. Keys missing or malformed in the text are absent in the result. A scan for

@@ -251,6 +251,9 @@ describe("the runner-neutral API (heapstate/sidecar)", () => {
     expect(grewByGlibc).toBeGreaterThanOrEqual(56 * MiB);
     const grew = out.record.growth.nativeHeapBytes;
     expect(grew).toBeDefined();
-    expect(Math.abs((grew ?? 0) - grewByGlibc)).toBeLessThanOrEqual(MiB);
+    // The printer runs after start() returned and before stop() reads: what heapstate's own reading
+    // left on the heap for the collector (up to 2 MiB around a standard reading that confirms
+    // glibc's free memory from smaps) sits between them. The truth suite's bound: max(2 MiB, 2%).
+    expect(Math.abs((grew ?? 0) - grewByGlibc)).toBeLessThanOrEqual(Math.max(2 * MiB, 0.02 * grewByGlibc));
   });
 });

@@ -95,7 +95,7 @@ describe("the linked-but-unused collapse", () => {
       reading([
         glibc(true),
         jemalloc(
-          { "stats.arenas.4096.pactive": 8, "stats.arenas.4096.pdirty": 1281 },
+          { "stats.arenas.4096.pactive": 8, "stats.arenas.4096.pdirty": 0 },
           { "stats.allocated": 2, "stats.active": 2 },
         ),
       ]),
@@ -103,8 +103,40 @@ describe("the linked-but-unused collapse", () => {
     const je = out.allocators[1];
     expect(je?.allocator).toBe("jemalloc");
     expect(je?.allocatedBytes).toBeUndefined();
-    expect(je?.pages).toEqual({ activeBytes: 8 * 4096, dirtyBytes: 1281 * 4096 });
+    expect(je?.pages).toEqual({ activeBytes: 8 * 4096, dirtyBytes: 0 });
     expect(out.warnings.map((w) => w.code).sort()).toEqual(["JEMALLOC_STATS_DISABLED", "JEMALLOC_UNUSED_UNKNOWN"]);
+  });
+
+  it("keeps a stats-less jemalloc that keeps freed pages resident: it holds memory, whatever else it cannot say", () => {
+    const out = run(
+      reading([
+        glibc(true),
+        jemalloc(
+          { "stats.arenas.4096.pactive": 8, "stats.arenas.4096.pdirty": 1281 },
+          { "stats.allocated": 2, "stats.active": 2 },
+        ),
+      ]),
+    );
+    expect(out.allocators[1]?.pages).toEqual({ activeBytes: 8 * 4096, dirtyBytes: 1281 * 4096 });
+    expect(out.warnings.map((w) => w.code)).toEqual(["JEMALLOC_STATS_DISABLED"]);
+  });
+
+  it("keeps a jemalloc aside that has freed everything but keeps its dirty pages; drops it once purged", () => {
+    const boot = { "stats.arenas.4096.internal": 28672, "stats.arenas.4096.tcache_bytes": 0 };
+    const freed = run(
+      reading([
+        glibc(true),
+        jemalloc({ "stats.allocated": 28672, "stats.active": 32768, ...boot, "stats.arenas.4096.pdirty": 10_000 }),
+      ]),
+    );
+    expect(freed.allocators.map((a) => a.allocator)).toEqual(["glibc", "jemalloc"]);
+    const purged = run(
+      reading([
+        glibc(true),
+        jemalloc({ "stats.allocated": 28672, "stats.active": 32768, ...boot, "stats.arenas.4096.pdirty": 0 }),
+      ]),
+    );
+    expect(purged.allocators.map((a) => a.allocator)).toEqual(["glibc"]);
   });
 
   it("never reports glibc's counters when libc does not serve malloc", () => {

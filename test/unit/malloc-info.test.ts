@@ -51,6 +51,10 @@ describe("parseMallocInfo", () => {
       arenas: [
         {
           nr: 0,
+          bins: [
+            { from: 209, to: 209, total: 1254, count: 6 },
+            { from: 207992897, to: 207992897, total: 207992897, count: 1, unsorted: true },
+          ],
           fastFreeChunks: 0,
           fastFreeBytes: 0,
           restFreeChunks: 8,
@@ -76,8 +80,12 @@ describe("parseMallocInfo", () => {
     const xml = readFileSync(join(dir, "node-threadpool.xml"), "utf8");
     for (let cut = 20; cut < xml.length; cut += 97) {
       const info = parseMallocInfo(xml.slice(0, cut));
-      for (const a of info.arenas) {
+      for (const { bins, ...a } of info.arenas) {
         for (const v of Object.values(a)) expect(Number.isSafeInteger(v) && v >= 0).toBe(true);
+        for (const bin of bins ?? []) {
+          for (const v of [bin.from, bin.to, bin.total, bin.count])
+            expect(Number.isSafeInteger(v) && v >= 0).toBe(true);
+        }
       }
     }
     const mangled = xml.replace(

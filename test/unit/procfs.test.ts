@@ -64,8 +64,11 @@ describe("cgroup v1 hybrid host (this machine, captured)", () => {
   it("reads status and smaps_rollup", () => {
     const status = read("v1-hybrid", "status");
     const rollup = read("v1-hybrid", "smaps_rollup");
+    // One RSS per reading: smaps_rollup's exact figure; status VmRSS is kept beside it.
     expect(s.process).toMatchObject({
-      rssBytes: kbOf(status, "VmRSS"),
+      rssBytes: kbOf(rollup, "Rss"),
+      rssSource: "smaps_rollup",
+      statusRssBytes: kbOf(status, "VmRSS"),
       rssAnonBytes: kbOf(status, "RssAnon"),
       pssBytes: kbOf(rollup, "Pss"),
       privateDirtyBytes: kbOf(rollup, "Private_Dirty"),
@@ -121,7 +124,12 @@ describe("cgroup v1 hybrid host (this machine, captured)", () => {
     expect(b).toBeDefined();
     if (!b) return;
     expect(b.parts.reduce((n, p) => n + p.bytes, 0) + b.unattributedBytes).toBe(b.rssBytes);
-    expect(b.parts.map((p) => p.name)).toEqual(["lazy-free", "stacks", "code", "file", "shmem"]);
+    // Another process: no allocator or V8 parts, but the kernel's view of glibc's arenas is one.
+    expect(b.parts.map((p) => p.name)).toEqual(["lazy-free", "malloc-arenas", "stacks", "code", "file", "shmem"]);
+    const arenas = (s.regions ?? [])
+      .filter((r) => r.category === "malloc-main-arena" || r.category === "malloc-arena")
+      .reduce((n, r) => n + (r.rssBytes ?? 0), 0);
+    expect(b.parts.find((p) => p.name === "malloc-arenas")?.bytes).toBe(arenas);
   });
 });
 

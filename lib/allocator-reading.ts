@@ -1,0 +1,141 @@
+/**
+ * The allocators of this process, read through the addon for one reading; glibc's costly walk
+ * reused within its back-off when the reader repeats; and glibc's free memory confirmed from the
+ * kernel (its arenas' resident pages) when the standard tier's upper bound says it may be worth a
+ * warning.
+ */
+
+import { type GlibcKernelEvidence, withKernelEvidence } from "./allocators/glibc";
+import { allocatorsFromReading } from "./allocators/index";
+import { Backoff, type Clock } from "./backoff";
+import { arenaRss } from "./breakdown";
+import { native, nativeProblem } from "./native";
+import type { ReadPlan } from "./options";
+import { readRegions } from "./sources";
+import type { AllocatorState, Snapshot, Tier, Warning } from "./types";
+
+/** How a reading may treat glibc's walk: one-shot readings never reuse; repeated readers may. */
+export interface ReadPolicy {
+  /** A repeated reader (sampler, cache, metrics, handler): glibc's walk may be reused within its back-off. */
+  reuse: boolean;
+}
+
+function nowMicros(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+/**
+ * glibc's mallinfo2/malloc_info walk every free chunk while holding each arena's lock: 20 ms with
+ * 500 k free chunks, stalling other threads' mallocs. For a repeated reader, a walk that cost 1 ms
+ * or more is repeated at most every 10 s, or less often if its cost needs it to stay under 1% of
+ * one core (a 200 ms walk: every 20 s); in between, the last glibc reading is reused and says so
+ * in `asOf` (and what is built on it says its age). A cheaper walk (an idle Node takes a few µs)
+ * is simply repeated. A one-shot reading (collect(), the CLI, trim()) always walks.
+ *
+ * Confirming glibc's free memory reads smaps and walks again with malloc_info; it backs off by its
+ * own cost the same way.
+ */
+export class AllocatorReader {
+  private glibcServesMalloc: boolean | undefined;
+  private memo: { state: AllocatorState; time: string } | undefined;
+  readonly walk: Backoff;
+  readonly confirmation: Backoff;
+
+  constructor(clock?: Clock) {
+    this.walk = new Backoff(clock);
+    this.confirmation = new Backoff(clock);
+  }
+
+  /** Reads every allocator instance into snap.heap and snap.allocators; problems become warnings. */
+  read(snap: Snapshot, tier: Tier, policy: ReadPolicy, warnings: Warning[]): void {
+    const binding = native();
+    if (binding === undefined) {
+      const problem = nativeProblem();
+      if (problem) warnings.push(problem);
+      return;
+    }
+    try {
+      // glibc's counters are read only when libc serves malloc: under a preload they describe an
+      // empty arena. Which object serves malloc is fixed for the life of the process (objects
+      // loaded later come after it in symbol-resolution order), so it is asked once.
+      this.glibcServesMalloc ??= binding.discover().instances.some((i) => i.allocator === "glibc" && i.servesMalloc);
+      const memo = this.memo;
+      const walk =
+        this.glibcServesMalloc &&
+        (!policy.reuse ||
+          memo === undefined ||
+          this.walk.due() ||
+          (tier === "deep" && memo.state.raw?.malloc_info === undefined));
+      const start = nowMicros();
+      const reading = binding.read({ glibc: walk, mallocInfo: walk && tier === "deep" });
+      const cost = nowMicros() - start;
+      const reused = walk ? undefined : memo?.state;
+      const { heap, allocators } = allocatorsFromReading(reading, warnings, reused);
+      if (walk) this.walk.ran(cost);
+      if (walk && heap?.allocator === "glibc") this.memo = { state: heap, time: snap.time };
+      if (!walk && heap && memo && heap === memo.state) {
+        const stale = { ...heap, asOf: memo.time };
+        allocators[allocators.indexOf(heap)] = stale;
+        snap.heap = stale;
+      } else if (heap) {
+        snap.heap = heap;
+      }
+      snap.allocators = allocators;
+    } catch (error) {
+      warnings.push({
+        source: "native",
+        code: "NATIVE_READ_FAILED",
+        message: `reading the allocator failed: ${(error as Error).message}`,
+      });
+    }
+  }
+
+  /**
+   * glibc's free memory from the kernel's word: the arenas' resident pages (smaps) beside a fresh
+   * walk with malloc_info, so the reading can say how much of it is free and resident and how much
+   * a trim returns. Regions already read (deep tier) are used as they are; otherwise smaps is
+   * read here, and for a repeated reader only when its back-off allows. Returns whether the heap
+   * now carries the evidence.
+   */
+  confirmGlibcFree(snap: Snapshot, o: ReadPlan, policy: ReadPolicy, warnings: Warning[]): boolean {
+    const heap = snap.heap;
+    if (heap?.allocator !== "glibc" || !heap.servesMalloc) return false;
+    if (snap.regions) {
+      // The deep tier: the walk carried malloc_info, smaps was read for the regions.
+      const rss = arenaRss(snap.regions);
+      if (rss === undefined) return false;
+      this.replaceHeap(snap, heap, withKernelEvidence(heap, { arenaRssBytes: rss }));
+      return true;
+    }
+    if (policy.reuse && !this.confirmation.due()) return false;
+    const binding = native();
+    if (binding === undefined) return false;
+    const start = nowMicros();
+    try {
+      const reading = binding.read({ glibc: true, mallocInfo: true, onlyGlibc: true });
+      const fresh = allocatorsFromReading(reading, [], undefined).heap;
+      const regions = readRegions({ ...o, includeAddresses: false }, warnings);
+      const rss = arenaRss(regions);
+      if (fresh?.allocator !== "glibc" || rss === undefined) return false;
+      const evidence: GlibcKernelEvidence = { arenaRssBytes: rss };
+      this.replaceHeap(snap, heap, withKernelEvidence(fresh, evidence));
+      this.memo = { state: fresh, time: snap.time };
+      return true;
+    } catch (error) {
+      warnings.push({
+        source: "glibc",
+        code: "SOURCE_FAILED",
+        message: `glibc's free memory could not be confirmed from the kernel: ${(error as Error).message}`,
+      });
+      return false;
+    } finally {
+      this.confirmation.ran(nowMicros() - start);
+    }
+  }
+
+  private replaceHeap(snap: Snapshot, old: AllocatorState, next: AllocatorState): void {
+    const i = snap.allocators.indexOf(old);
+    if (i >= 0) snap.allocators[i] = next;
+    snap.heap = next;
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * One reading: every source read once, in an order that keeps them close in time, merged into a
+ * Snapshot with its derived figures (the one RSS, the breakdown, findings) computed here, once.
+ */
+import { AllocatorReader, type ReadPolicy } from "./allocator-reading";
+import { buildBreakdown } from "./breakdown";
+import { HeapstateError } from "./errors";
+import { findings, glibcFreeWorthConfirming } from "./findings";
+import { type ReadPlan, readPlan } from "./options";
+import { locate, readCgroup } from "./procfs/cgroup-read";
+import { mergeTotals, readRegions, readStatus, readTotals, sourceWarning } from "./sources";
+import type { CollectOptions, Snapshot, Warning } from "./types";
+import { readV8 } from "./v8";
+
+/** The process-wide allocator reader: glibc's back-off and confirmation state live here. */
+export const allocatorReader = new AllocatorReader();
+
+function nowMicros(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+/**
+ * Reads the process now: allocator counters (own process only), V8, the kernel's figures and the
+ * memory cgroup; reconciles them into a breakdown of RSS and states findings. Advances jemalloc's
+ * epoch exactly once, and walks glibc's heap afresh (a one-shot reading never reuses an earlier
+ * walk; snapshot() is the cached reading for hot paths). A source that cannot be read becomes a
+ * warning and the rest stands; throws {@link HeapstateError} for bad options, and for another
+ * `pid` that does not exist, exits while being read, may not be read, is a kernel thread or a zombie.
+ * @example
+ * const s = collect();                    // tier "standard"
+ * console.log(s.heap?.allocator, s.breakdown?.unattributedBytes, s.findings);
+ * collect({ tier: "deep" }).regions;      // smaps regions by category
+ */
+export function collect(options?: CollectOptions): Snapshot {
+  return read(readPlan(options), { reuse: false });
+}
+
+/** collect() for a reader that repeats (sampler, handler, metrics): glibc's walk may be reused within its back-off. */
+export function collectRepeated(options?: CollectOptions): Snapshot {
+  return read(readPlan(options), { reuse: true });
+}
+
+export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
+  const start = nowMicros();
+  const time = new Date().toISOString();
+  const warnings: Warning[] = [];
+  const costs: Record<string, number> = {};
+  const snap: Snapshot = {
+    schema: "heapstate/1",
+    time,
+    pid: o.pid,
+    tier: o.tier,
+    costMicros: 0,
+    allocators: [],
+    warnings,
+  };
+  // Each source stands alone: whatever one of them throws (a descriptor table that is full, a
+  // failed allocation, process.memoryUsage() failing, a bug) becomes a warning naming it, and the
+  // rest of the reading stands. Only another process's "gone" and "not yours" are thrown: they are
+  // the answer, not a missing part of it.
+  const guard = (source: string, fn: () => void) => {
+    const t = nowMicros();
+    try {
+      fn();
+    } catch (error) {
+      if (error instanceof HeapstateError && !o.self) throw error;
+      warnings.push(sourceWarning(o, source, error));
+    } finally {
+      costs[source] = (costs[source] ?? 0) + (nowMicros() - t);
+    }
+  };
+
+  if (o.self) {
+    guard("allocators", () => allocatorReader.read(snap, o.tier, policy, warnings));
+    guard("v8", () => {
+      snap.v8 = readV8(o.tier, warnings);
+    });
+  } else {
+    warnings.push({
+      source: "heap",
+      code: "ALLOCATOR_NOT_READABLE_FROM_OUTSIDE",
+      message: `process ${o.pid}'s allocator counters (in use, free, fragmentation, arenas) and its V8 heap live inside it and cannot be read from outside: the breakdown attributes what the kernel shows (with --deep: malloc arenas, stacks, code, files, shared memory). Loading heapstate in that process (collect(), or its /debug/memory) gives the rest.`,
+    });
+  }
+  guard("status", () => {
+    snap.process = readStatus(o);
+    if (snap.process.rssBytes !== undefined) snap.process.rssSource = "status";
+  });
+  guard("cgroup", () => {
+    const loc = locate(o.procRoot, o.fsRoot, o.pid, warnings);
+    const cg = loc && readCgroup(loc, o.tier, warnings, o.self);
+    if (cg) snap.cgroup = cg;
+  });
+  if (o.tier !== "fast") {
+    guard("smaps_rollup", () => {
+      const totals = readTotals(o, warnings);
+      if (!totals) return;
+      snap.process ??= {};
+      mergeTotals(snap.process, totals);
+    });
+  }
+  if (o.tier === "deep") {
+    guard("smaps", () => {
+      const regions = readRegions(o, warnings);
+      if (regions) snap.regions = regions;
+    });
+  }
+
+  guard("breakdown", () => {
+    const input = {
+      self: o.self,
+      allocators: snap.allocators,
+      v8: snap.v8,
+      process: snap.process,
+      regions: snap.regions,
+    };
+    let breakdown = buildBreakdown(input, time);
+    // glibc's free memory is measured from its arenas' resident pages when the deep tier read them,
+    // and, in the other tiers, when the upper bound says a warning may be due (the kernel is asked
+    // before anything is claimed); the fast tier never reads smaps.
+    const bound = breakdown?.bounds?.find((b) => b.name === "native-free");
+    const confirm =
+      o.self &&
+      (o.tier === "deep" ||
+        (o.tier === "standard" &&
+          bound !== undefined &&
+          glibcFreeWorthConfirming(bound.atMostBytes, breakdown?.rssBytes)));
+    if (confirm) {
+      const t = nowMicros();
+      const confirmed = allocatorReader.confirmGlibcFree(snap, o, policy, warnings);
+      if (o.tier !== "deep") costs.glibcConfirm = nowMicros() - t;
+      if (confirmed) breakdown = buildBreakdown({ ...input, allocators: snap.allocators }, time);
+    }
+    if (breakdown) snap.breakdown = breakdown;
+    snap.findings = findings(snap, breakdown, { env: o.self ? process.env : undefined });
+  });
+  snap.sourceCostMicros = costs;
+  snap.costMicros = nowMicros() - start;
+  return snap;
+}
