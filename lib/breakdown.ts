@@ -134,23 +134,31 @@ export function buildBreakdown(input: BreakdownInput, time?: string): Breakdown 
   if (input.self) add("v8-heap", input.v8?.physicalBytes, "v8.getHeapStatistics() total_physical_size (this isolate)");
 
   // No estimated allocator part may exceed what the kernel says is anonymous and resident, less
-  // what the other anonymous parts already hold (mimalloc's committed bytes once read 168% of RSS).
-  const anon = proc?.rssAnonBytes;
-  let anonLeft = anon === undefined ? undefined : anon - (input.v8?.physicalBytes ?? 0) - (proc?.lazyFreeBytes ?? 0);
+  // what the measured anonymous parts hold (mimalloc's committed bytes once read 168% of RSS).
+  const allocatorPartsList: BreakdownPart[] = [];
   for (const a of input.allocators) {
     for (const spec of allocatorParts(a)) {
       const part: BreakdownPart = { ...spec, allocator: a.allocator, library: a.library };
-      if (spec.estimated && anonLeft !== undefined && part.bytes > Math.max(0, anonLeft)) {
-        part.bytes = Math.max(0, anonLeft);
-        part.source = `${part.source}; capped at status RssAnon beside the other parts`;
-      }
-      if (a.asOf !== undefined) {
-        part.asOf = a.asOf;
-        part.source = `${part.source} [figures from ${ago(a.asOf, time)}]`;
-      }
-      if (anonLeft !== undefined) anonLeft -= part.bytes;
-      parts.push(part);
+      if (a.asOf !== undefined) part.asOf = a.asOf;
+      allocatorPartsList.push(part);
     }
+  }
+  const anon = proc?.rssAnonBytes;
+  if (anon !== undefined) {
+    let left = anon - (input.self ? (input.v8?.physicalBytes ?? 0) : 0) - (proc?.lazyFreeBytes ?? 0);
+    for (const p of allocatorPartsList) if (!p.estimated) left -= p.bytes;
+    for (const p of allocatorPartsList) {
+      if (!p.estimated) continue;
+      if (p.bytes > Math.max(0, left)) {
+        p.bytes = Math.max(0, left);
+        p.source = `${p.source}; capped at status RssAnon beside the other parts`;
+      }
+      left -= p.bytes;
+    }
+  }
+  for (const p of allocatorPartsList) {
+    if (p.asOf !== undefined) p.source = `${p.source} [figures from ${ago(p.asOf, time)}]`;
+    parts.push(p);
   }
 
   add("lazy-free", proc?.lazyFreeBytes, "smaps_rollup LazyFree (MADV_FREE'd, reclaimable)");

@@ -2,6 +2,7 @@
  * One reading: every source read once, in an order that keeps them close in time, merged into a
  * Snapshot with its derived figures (the one RSS, the breakdown, findings) computed here, once.
  */
+import { hostname as osHostname } from "node:os";
 import { AllocatorReader, type ReadPolicy } from "./allocator-reading";
 import { buildBreakdown } from "./breakdown";
 import { HeapstateError } from "./errors";
@@ -14,6 +15,14 @@ import { readV8 } from "./v8";
 
 /** The process-wide allocator reader: glibc's back-off and confirmation state live here. */
 export const allocatorReader = new AllocatorReader();
+
+let host: string | undefined;
+
+/** The host's name, asked once: it does not change under a running process (or seldom, and then it is a new identity anyway). */
+function hostname(): string {
+  host ??= osHostname();
+  return host;
+}
 
 function nowMicros(): number {
   return Number(process.hrtime.bigint() / 1000n);
@@ -50,6 +59,7 @@ export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
     time,
     pid: o.pid,
     tier: o.tier,
+    identity: o.self ? { hostname: hostname(), node: process.versions.node } : { hostname: hostname() },
     costMicros: 0,
     allocators: [],
     warnings,

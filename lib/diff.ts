@@ -1,4 +1,8 @@
-/** The difference between two snapshots: per-field deltas and the top growers. */
+/**
+ * The difference between two snapshots: what changed in who was read (allocator, tier, process,
+ * Node, host) first, then per-field deltas of what both could measure, then the top growers among
+ * the process's own resident figures.
+ */
 
 import { partKey } from "./breakdown";
 import { assertSnapshot, HeapstateError } from "./errors";
@@ -15,14 +19,25 @@ export interface FieldChange {
   delta?: number;
 }
 
+/** Something about who or how was read that differs between the two snapshots. */
+export interface IdentityChange {
+  what: "allocator" | "library" | "tier" | "pid" | "node" | "hostname";
+  before?: string;
+  after?: string;
+}
+
 export interface SnapshotDiff {
   from: { time: string; pid: number; tier: string };
   to: { time: string; pid: number; tier: string };
   elapsedMs: number;
   samePid: boolean;
-  /** Every byte figure present on either side, in a stable order. */
+  /** What differs in who or how was read; listed first, because it changes what the figures mean. */
+  identity: IdentityChange[];
+  /** What the comparison leaves out and why (figures one side could not have). */
+  notes: string[];
+  /** Every byte figure present on either side that both could measure, in a stable order. */
   changes: FieldChange[];
-  /** The largest increases, biggest first (at most 5). */
+  /** The largest increases among the process's resident figures (RSS, its parts, regions), biggest first (at most 5). */
   topGrowers: FieldChange[];
 }
 
@@ -65,18 +80,82 @@ function byteFields(s: Snapshot): Map<string, number> {
   return out;
 }
 
+/** The process's own resident figures: what a "grower" can be (not VmSize, a peak, or the whole cgroup). */
+const RESIDENT = new Set([
+  "process.rssBytes",
+  "process.rssAnonBytes",
+  "process.rssFileBytes",
+  "process.rssShmemBytes",
+  "process.pssBytes",
+  "process.privateDirtyBytes",
+  "process.lazyFreeBytes",
+]);
+
+function resident(path: string): boolean {
+  return (
+    RESIDENT.has(path) ||
+    (path.startsWith("breakdown.") && path !== "breakdown.rssBytes" && path !== "breakdown.unattributedBytes") ||
+    (path.startsWith("regions.") && path.endsWith(".rssBytes"))
+  );
+}
+
+function text(v: unknown): string | undefined {
+  return typeof v === "string" || typeof v === "number" ? String(v) : undefined;
+}
+
+function identityOf(a: Snapshot, b: Snapshot): IdentityChange[] {
+  const out: IdentityChange[] = [];
+  const compare = (what: IdentityChange["what"], x: unknown, y: unknown) => {
+    const before = text(x);
+    const after = text(y);
+    if (before !== after) out.push({ what, ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) });
+  };
+  compare("allocator", a.heap?.allocator, b.heap?.allocator);
+  const lib = (s: Snapshot) => {
+    const l = s.heap?.library;
+    return typeof l === "string" ? l.slice(l.lastIndexOf("/") + 1) : undefined;
+  };
+  compare("library", lib(a), lib(b));
+  compare("tier", a.tier, b.tier);
+  compare("pid", a.pid, b.pid);
+  compare("node", a.identity?.node, b.identity?.node);
+  compare("hostname", a.identity?.hostname, b.identity?.hostname);
+  return out;
+}
+
 /**
- * Compares two snapshots field by field.
+ * Compares two snapshots field by field. When the tiers differ, the breakdown's parts and the
+ * regions are not compared (a standard reading's "file" is every file mapping, a deep one's only
+ * the files that are not code); when the allocator differs, its figures are not compared.
  * @example
  * const d = diff(before, after);
- * console.log(d.topGrowers[0]?.path, d.topGrowers[0]?.delta);
+ * console.log(d.identity, d.topGrowers[0]?.path, d.topGrowers[0]?.delta);
  */
 export function diff(a: Snapshot, b: Snapshot): SnapshotDiff {
   assertSnapshot(a, "diff(before, after): before");
   assertSnapshot(b, "diff(before, after): after");
+  const identity = identityOf(a, b);
+  const notes: string[] = [];
   const fa = byteFields(a);
   const fb = byteFields(b);
-  const paths = [...new Set([...fa.keys(), ...fb.keys()])];
+  let skip = (_path: string) => false;
+  const changed = new Set(identity.map((c) => c.what));
+  if (changed.has("tier")) {
+    notes.push(
+      `the tiers differ (${a.tier} → ${b.tier}): the breakdown's parts and the regions are read differently in each and are not compared`,
+    );
+    const before = skip;
+    skip = (p) => before(p) || (p.startsWith("breakdown.") && p !== "breakdown.rssBytes") || p.startsWith("regions.");
+  }
+  if (changed.has("allocator")) {
+    notes.push(
+      `the allocator serving malloc differs (${a.heap?.allocator ?? "unknown"} → ${b.heap?.allocator ?? "unknown"}): its counters and the native parts are not compared`,
+    );
+    const before = skip;
+    skip = (p) => before(p) || p.startsWith("heap.") || /^breakdown\.native-/.test(p);
+  }
+  if (changed.has("pid")) notes.push(`different processes (pid ${a.pid} → ${b.pid})`);
+  const paths = [...new Set([...fa.keys(), ...fb.keys()])].filter((p) => !skip(p));
   const changes = paths.map((path): FieldChange => {
     const before = fa.get(path);
     const after = fb.get(path);
@@ -87,7 +166,7 @@ export function diff(a: Snapshot, b: Snapshot): SnapshotDiff {
     return c;
   });
   const topGrowers = changes
-    .filter((c) => c.delta !== undefined && c.delta > 0 && c.path !== "breakdown.rssBytes")
+    .filter((c) => c.delta !== undefined && c.delta > 0 && resident(c.path))
     .sort((x, y) => (y.delta as number) - (x.delta as number))
     .slice(0, 5);
   return {
@@ -95,6 +174,8 @@ export function diff(a: Snapshot, b: Snapshot): SnapshotDiff {
     to: { time: b.time, pid: b.pid, tier: b.tier },
     elapsedMs: Date.parse(b.time) - Date.parse(a.time),
     samePid: a.pid === b.pid,
+    identity,
+    notes,
     changes,
     topGrowers,
   };
@@ -105,8 +186,8 @@ function signed(n: number): string {
 }
 
 /**
- * A diff as aligned text: what changed, the figures measured on one side only (listed, never as a
- * change against an unknown value), then the top growers.
+ * A diff as aligned text: what differs in who was read, then what changed, the figures measured on
+ * one side only (listed, never as a change against an unknown value), then the top growers.
  */
 export function formatDiff(d: SnapshotDiff): string {
   if (d === null || typeof d !== "object" || !Array.isArray(d.changes) || !Array.isArray(d.topGrowers)) {
@@ -115,6 +196,18 @@ export function formatDiff(d: SnapshotDiff): string {
   const lines = [
     `heapstate diff  pid ${d.from?.pid}${d.samePid ? "" : ` → pid ${d.to?.pid} (different processes)`}  ${d.from?.time} → ${d.to?.time}  (${(d.elapsedMs / 1000).toFixed(1)} s)`,
   ];
+  const identity = Array.isArray(d.identity) ? d.identity : [];
+  if (identity.length > 0) {
+    lines.push("what differs in what was read:");
+    append(
+      lines,
+      rows(
+        identity.map((c) => [c.what, `${c.before ?? "(unknown)"} → ${c.after ?? "(unknown)"}`]),
+        "  ",
+      ),
+    );
+  }
+  for (const n of Array.isArray(d.notes) ? d.notes : []) lines.push(`note: ${n}`);
   const changed = d.changes.filter((c) => c.delta !== undefined && c.delta !== 0);
   append(
     lines,
@@ -150,7 +243,7 @@ export function formatDiff(d: SnapshotDiff): string {
     );
   }
   if (d.topGrowers.length) {
-    lines.push("top growers:");
+    lines.push("top growers (this process's resident memory):");
     append(
       lines,
       rows(

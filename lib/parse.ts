@@ -194,6 +194,10 @@ function checkShape(obj: Obj, c: Checker): void {
     }
     return undefined;
   });
+  const identity = c.object(obj, "identity", "snapshot");
+  if (identity) {
+    for (const [k, v] of Object.entries(identity)) if (typeof v !== "string") delete identity[k];
+  }
   const costs = c.object(obj, "sourceCostMicros", "snapshot");
   if (costs) {
     for (const [k, v] of Object.entries(costs)) if (!(typeof v === "number" && Number.isFinite(v))) delete costs[k];

@@ -38,6 +38,7 @@ export function redact(s: Snapshot, options: RedactOptions = {}): Snapshot {
     if (out.heap) lib(out.heap);
     for (const p of out.breakdown?.parts ?? []) if (p.library !== undefined) lib(p as { library: string });
     if (out.cgroup) out.cgroup.path = "(hidden)";
+    if (out.identity?.hostname !== undefined) out.identity.hostname = "(hidden)";
     for (const w of out.warnings) w.message = redactText(w.message);
   }
   if (!options.environment || !options.paths) {

@@ -214,6 +214,8 @@ export interface Snapshot {
   time: string;
   pid: number;
   tier: Tier;
+  /** Who was read: the host's name and, for this process, the Node version (diff says when they differ). */
+  identity?: { hostname?: string; node?: string };
   /** How long collecting this snapshot took, in microseconds. */
   costMicros: number;
   /** The allocator that serves this process's malloc; absent when unknown, with a warning. */

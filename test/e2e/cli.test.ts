@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../lib/cli";
 import { parseSnapshot } from "../../lib/parse";
+import type { Snapshot } from "../../lib/types";
 import { childEnv, fixtures, requireLib, root } from "../helpers";
 
 const bin = join(root, "bin", "heapstate.js");
@@ -124,6 +125,30 @@ describe("show-host --pid", () => {
     expect(s.host).toBeDefined();
   });
 
+  it("--deep of a glibc process: its malloc arenas are a part, and the text says what loading heapstate there adds", async () => {
+    const glibcChild = await idleChild();
+    try {
+      const s = JSON.parse(cli(["--pid", String(glibcChild.pid), "--deep", "--json"]).out) as Snapshot;
+      const arenas = (s.regions ?? [])
+        .filter((r) => r.category === "malloc-main-arena" || r.category === "malloc-arena")
+        .reduce((n, r) => n + (r.rssBytes ?? 0), 0);
+      expect(arenas).toBeGreaterThan(0);
+      const part = s.breakdown?.parts.find((p) => p.name === "malloc-arenas");
+      expect(part?.bytes).toBe(arenas);
+      expect(part?.source).toMatch(/malloc arenas \(in use \+ free\)/);
+      // What the kernel shows is attributed: the remainder is the anonymous memory it cannot name
+      // (V8's heap, mmapped chunks), not the arenas, stacks and code beside it.
+      const named = ["malloc-arenas", "stacks", "code"].map(
+        (n) => s.breakdown?.parts.find((p) => p.name === n)?.bytes ?? 0,
+      );
+      expect(named.every((b) => b > 0)).toBe(true);
+      const text = cli(["--pid", String(glibcChild.pid), "--deep"]).out;
+      expect(text).toMatch(/Loading heapstate in that process \(collect\(\), or its \/debug\/memory\) gives the rest/);
+    } finally {
+      glibcChild.kill();
+    }
+  });
+
   it("a process that does not exist: one line, exit 1", () => {
     // 2²² is PID_MAX_LIMIT: no process can have it (pids stop at pid_max − 1).
     expectOneLineError(cli(["--pid", "4194304"]), 1, /^heapstate: process 4194304 does not exist/);
@@ -181,10 +206,13 @@ describe("diff", () => {
     const r = cli(["diff", join(dir, "a.json"), join(dir, "b.json")]);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^heapstate diff {2}pid \d+ → pid \d+ \(different processes\)/);
-    // Only the deep reading has regions; whether any single figure such as RSS moved between
-    // two processes is chance, so the row checked here is one that must appear.
-    // A figure measured on one side only is listed as such, never as a change against "(unknown)".
-    expect(r.out).toMatch(/^measured after only:\n(?: {2}.*\n)*? {2}regions\.code\.rssBytes +[\d.]+ \w+$/m);
+    // Who was read comes first: two processes, two tiers; whether any single figure such as RSS
+    // moved between two processes is chance, so the rows checked are ones that must appear.
+    expect(r.out).toMatch(/^what differs in what was read:\n {2}tier +standard → deep\n {2}pid +\d+ → \d+$/m);
+    expect(r.out).toMatch(/^note: the tiers differ \(standard → deep\): the breakdown's parts and the regions/m);
+    // Parts one side could not have are not compared: no regions, no "file" of two meanings.
+    expect(r.out).not.toMatch(/regions\./);
+    expect(r.out).not.toMatch(/breakdown\.file/);
     expect(r.out).not.toContain("(unknown) →");
     const j = JSON.parse(cli(["diff", "--json", join(dir, "a.json"), join(dir, "b.json")]).out) as {
       changes: { path: string; before?: number; after?: number }[];
@@ -211,7 +239,7 @@ describe("diff", () => {
     expect(lines[0]).toMatch(/^heapstate diff {2}pid \d+ {2}\S+ → \S+ {2}\(0\.0 s\)$/);
     expect(lines.slice(1)).toEqual([
       expect.stringMatching(/^ {2}process\.rssBytes +100\.0 MiB → +103\.0 MiB {2}\+3\.0 MiB$/),
-      "top growers:",
+      "top growers (this process's resident memory):",
       expect.stringMatching(/^ {2}process\.rssBytes +\+3\.0 MiB$/),
     ]);
     const same = cli(["diff", join(dir, "a100.json"), join(dir, "a100.json")]);

@@ -5,7 +5,7 @@
  * glibc walk backs off on a heap with many free chunks.
  */
 import { describe, expect, it } from "vitest";
-import type { Breakdown, Finding, Snapshot } from "../../lib/types";
+import type { Breakdown, BreakdownPart, Finding, Snapshot } from "../../lib/types";
 import { MiB, type PreloadName, requireLib, runChild } from "../helpers";
 import { expectHonestNumbers } from "../unit/honest";
 
@@ -93,6 +93,8 @@ describe("glibc walk back-off", () => {
     later: Pick;
     interval: number;
     faces: { cached?: string; cachedAgain?: string; collected?: string };
+    deepFirst: { asOf?: string; parts: BreakdownPart[]; findings: Finding[] };
+    deepSecond: { asOf?: string; parts: BreakdownPart[]; findings: Finding[] };
   }>("backoff.cjs");
 
   it("the first reading walks the free lists (and it is expensive)", () => {
@@ -119,6 +121,22 @@ describe("glibc walk back-off", () => {
   it("once the back-off has passed (on the reader's clock), it walks again", () => {
     expect(out.later.asOf).toBeUndefined();
     expect(out.later.cost).toBeGreaterThan(1000);
+  });
+
+  it("parts built on a reused walk say how old they are, and what was a warning is only info", () => {
+    const fresh = out.deepFirst;
+    expect(fresh.asOf).toBeUndefined();
+    expect(fresh.findings.find((f) => f.id === "glibc-free-fragmented")?.severity).toBe("warn");
+    const reused = out.deepSecond;
+    expect(reused.asOf).toEqual(expect.any(String));
+    for (const p of reused.parts) {
+      expect(p.asOf, p.name).toBe(reused.asOf);
+      expect(p.source, p.name).toMatch(/\[figures from \d+\.\d s earlier\]$/);
+    }
+    const f = reused.findings.find((x) => x.id === "glibc-free-fragmented");
+    expect(f?.severity).toBe("info");
+    expect(f?.message).toMatch(/glibc's figures are from \d+\.\d s earlier: not raised as a warning/);
+    expect(reused.findings.filter((x) => x.severity === "warn")).toEqual([]);
   });
 
   it("snapshot() reuses within the back-off, collect() never does", () => {

@@ -1,8 +1,10 @@
 /** The policy over raw readings: which instances are reported, which is the heap, page conversion. */
 import { describe, expect, it } from "vitest";
 import { allocatorsFromReading } from "../../lib/allocators/index";
+import { buildBreakdown } from "../../lib/breakdown";
 import type { NativeReadInstance, NativeReading } from "../../lib/native";
-import type { Warning } from "../../lib/types";
+import type { AllocatorState, Warning } from "../../lib/types";
+import { MiB } from "../helpers";
 
 const libc = "/lib/x86_64-linux-gnu/libc.so.6";
 const addon = "/srv/app/node_modules/x/build/Release/x.node";
@@ -203,5 +205,42 @@ describe("counters → AllocatorState", () => {
     expect(out.heap?.version).toBe("2.0.9");
     expect(out.heap?.committedBytes).toBeUndefined();
     expect(out.warnings.map((w) => w.code)).toEqual(["MIMALLOC_COUNTER_INVALID"]);
+    // Sticky: the counter was wrong long before it wrapped, so a positive value later is not trusted.
+    const later = run(reading([{ ...mi, values: { mi_version: 209, current_commit: 124_780_544 } }], mi.library));
+    expect(later.heap?.committedBytes).toBeUndefined();
+    expect(later.warnings.map((w) => w.code)).toEqual(["MIMALLOC_COUNTER_INVALID"]);
+    expect(later.warnings[0]?.message).toMatch(/left out for the rest of the process's life/);
+    // Another mimalloc in the process (another library) is judged on its own.
+    const other = {
+      ...mi,
+      library: "/opt/app/libmimalloc-other.so",
+      values: { mi_version: 209, current_commit: 1 << 20 },
+    };
+    expect(run(reading([other], other.library)).heap?.committedBytes).toBe(1 << 20);
+  });
+
+  it("mimalloc: the committed part never exceeds what the kernel shows anonymous and resident", () => {
+    const mimalloc: AllocatorState = {
+      allocator: "mimalloc",
+      library: "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2",
+      servesMalloc: true,
+      committedBytes: 503 * MiB,
+    };
+    const b = buildBreakdown({
+      self: true,
+      allocators: [mimalloc],
+      v8: { physicalBytes: 10 * MiB },
+      process: {
+        rssBytes: 300 * MiB,
+        rssSource: "smaps_rollup",
+        rssAnonBytes: 250 * MiB,
+        rssFileBytes: 50 * MiB,
+        rssShmemBytes: 0,
+      },
+    });
+    const committed = b?.parts.find((p) => p.name === "native-committed");
+    expect(committed?.bytes).toBe(240 * MiB);
+    expect(committed?.source).toMatch(/capped at status RssAnon/);
+    expect(b?.unattributedBytes).toBe(0);
   });
 });

@@ -1,0 +1,63 @@
+/**
+ * diff() on saved snapshots whose identity differs: the allocator, the tier, the process. What
+ * differs in who was read comes first; what one side could not have is not compared; the top
+ * growers are the process's own resident figures (never VmSize, a peak or the whole cgroup).
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { diff, formatDiff } from "../../lib/diff";
+import { parseSnapshot } from "../../lib/parse";
+import type { Snapshot } from "../../lib/types";
+import { fixtures, MiB } from "../helpers";
+
+const load = (f: string) => parseSnapshot(readFileSync(join(fixtures, "snapshots", f), "utf8"));
+const glibc = load("standard-glibc.json");
+const jemalloc = load("deep-jemalloc.json");
+
+describe("diff", () => {
+  it("glibc standard → jemalloc deep: identity first, a note for each, no parts or allocator counters compared", () => {
+    const d = diff(glibc, jemalloc);
+    expect(d.identity.map((c) => c.what)).toEqual(expect.arrayContaining(["allocator", "library", "tier", "pid"]));
+    expect(d.identity.find((c) => c.what === "allocator")).toEqual({
+      what: "allocator",
+      before: "glibc",
+      after: "jemalloc",
+    });
+    expect(d.notes.join("\n")).toMatch(/tiers differ \(standard → deep\)/);
+    expect(d.notes.join("\n")).toMatch(/allocator serving malloc differs \(glibc → jemalloc\)/);
+    const paths = d.changes.map((c) => c.path);
+    expect(paths.filter((p) => p.startsWith("heap.") || p.startsWith("regions."))).toEqual([]);
+    expect(paths.filter((p) => p.startsWith("breakdown.") && p !== "breakdown.rssBytes")).toEqual([]);
+    const text = formatDiff(d);
+    const firstFigure = text.split("\n").findIndex((l) => /^ {2}\w+\.\w+/.test(l));
+    expect(text.split("\n").findIndex((l) => l.startsWith("what differs"))).toBeLessThan(firstFigure);
+  });
+
+  it("the top growers are resident figures of the process: not VmSize, peaks or the cgroup", () => {
+    const a = structuredClone(glibc) as Snapshot;
+    const b = structuredClone(glibc) as Snapshot;
+    if (!a.process || !b.process || !b.cgroup) throw new Error("fixture lacks process or cgroup");
+    b.process.vmSizeBytes = (a.process.vmSizeBytes ?? 0) + 4096 * MiB;
+    b.process.peakRssBytes = (a.process.peakRssBytes ?? 0) + 900 * MiB;
+    b.cgroup.usageBytes += 800 * MiB;
+    b.process.rssBytes = (a.process.rssBytes ?? 0) + 3 * MiB;
+    const d = diff(a, b);
+    expect(d.identity).toEqual([]);
+    expect(d.topGrowers.map((c) => c.path)).toEqual(["process.rssBytes"]);
+    expect(d.changes.map((c) => c.path)).toEqual(
+      expect.arrayContaining(["process.vmSizeBytes", "process.peakRssBytes", "cgroup.usageBytes"]),
+    );
+  });
+
+  it("the same reading's parts are compared when tier and allocator agree", () => {
+    const b = structuredClone(jemalloc) as Snapshot;
+    const part = b.breakdown?.parts.find((p) => p.name === "native-in-use");
+    if (!part || !b.breakdown) throw new Error("fixture lacks native-in-use");
+    part.bytes += 10 * MiB;
+    b.breakdown.unattributedBytes -= 10 * MiB;
+    const d = diff(jemalloc, b);
+    expect(d.notes).toEqual([]);
+    expect(d.topGrowers[0]).toEqual(expect.objectContaining({ path: "breakdown.native-in-use", delta: 10 * MiB }));
+  });
+});
