@@ -108,7 +108,8 @@ function identityOf(a: Snapshot, b: Snapshot): IdentityChange[] {
   const compare = (what: IdentityChange["what"], x: unknown, y: unknown) => {
     const before = text(x);
     const after = text(y);
-    if (before !== after) out.push({ what, ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) });
+    if (before !== after)
+      out.push({ what, ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) });
   };
   compare("allocator", a.heap?.allocator, b.heap?.allocator);
   const lib = (s: Snapshot) => {
