@@ -18,6 +18,8 @@ import type { AllocatorState, Snapshot, Tier, Warning } from "./types";
 export interface ReadPolicy {
   /** A repeated reader (sampler, cache, metrics, handler): glibc's walk may be reused within its back-off. */
   reuse: boolean;
+  /** Measure glibc's free memory from the kernel whatever its bound says (trim() does, to promise). */
+  confirmGlibc?: boolean;
 }
 
 function nowMicros(): number {
@@ -112,9 +114,12 @@ export class AllocatorReader {
     if (binding === undefined) return false;
     const start = nowMicros();
     try {
+      // smaps first, then the walk: what reading smaps allocates is either still in use at the walk
+      // (counted on both sides) or freed by then (free and resident: what a trim returns); walked
+      // first, it would be counted resident but not in use, and promised though still held.
+      const regions = readRegions({ ...o, includeAddresses: false }, warnings);
       const reading = binding.read({ glibc: true, mallocInfo: true, onlyGlibc: true });
       const fresh = allocatorsFromReading(reading, [], undefined).heap;
-      const regions = readRegions({ ...o, includeAddresses: false }, warnings);
       const rss = arenaRss(regions);
       if (fresh?.allocator !== "glibc" || rss === undefined) return false;
       const evidence: GlibcKernelEvidence = { arenaRssBytes: rss };

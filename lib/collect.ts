@@ -134,7 +134,7 @@ export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
       (o.tier === "deep" ||
         (o.tier === "standard" &&
           bound !== undefined &&
-          glibcFreeWorthConfirming(bound.atMostBytes, breakdown?.rssBytes)));
+          (policy.confirmGlibc === true || glibcFreeWorthConfirming(bound.atMostBytes, breakdown?.rssBytes))));
     if (confirm) {
       const t = nowMicros();
       const confirmed = allocatorReader.confirmGlibcFree(snap, o, policy, warnings);

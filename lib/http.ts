@@ -373,6 +373,7 @@ export function createHandler(options?: HandlerOptions): Handler {
       const body = {
         before: show(t.before),
         after: show(t.after),
+        ...(t.promisedBytes !== undefined ? { promisedBytes: t.promisedBytes } : {}),
         ...(t.releasedBytes !== undefined ? { releasedBytes: t.releasedBytes } : {}),
         actions: shown.paths ? t.actions : t.actions.map((a) => ({ ...a, library: basename(a.library) })),
       };

@@ -2,7 +2,7 @@
 import { read } from "./collect";
 import { native } from "./native";
 import { readPlan } from "./options";
-import type { TrimAction, TrimResult } from "./types";
+import type { Snapshot, TrimAction, TrimResult } from "./types";
 
 /**
  * Gives free memory back to the OS: glibc `malloc_trim(0)`; jemalloc `thread.tcache.flush` and
@@ -15,7 +15,10 @@ import type { TrimAction, TrimResult } from "./types";
  */
 export function trim(): TrimResult {
   const o = readPlan(undefined, "trim()");
-  const before = read(o, { reuse: false });
+  // The reading before measures glibc's free memory from the kernel whatever its size: the promise
+  // is made from it, right before the trim it is checked against.
+  const before = read(o, { reuse: false, confirmGlibc: true });
+  const promisedBytes = promiseOf(before);
   const actions: TrimAction[] = [];
   const binding = native();
   if (binding !== undefined) {
@@ -39,5 +42,34 @@ export function trim(): TrimResult {
   const a = after.process?.rssBytes;
   const result: TrimResult = { before, after, actions };
   if (a !== undefined && b !== undefined) result.releasedBytes = b - a;
+  if (promisedBytes !== undefined) result.promisedBytes = promisedBytes;
   return result;
+}
+
+/**
+ * What the trim is expected to release, from each allocator it trims: glibc's releasable pages,
+ * jemalloc's dirty and muzzy pages (a purge of every arena), tcmalloc's free page-heap pages
+ * (ReleaseFreeMemory; its caches stay). Undefined when none of them can say.
+ */
+function promiseOf(s: Snapshot): number | undefined {
+  let total: number | undefined;
+  const add = (n: number | undefined) => {
+    if (n !== undefined) total = (total ?? 0) + n;
+  };
+  for (const a of s.allocators) {
+    switch (a.allocator) {
+      case "glibc":
+        if (a.servesMalloc) add(a.pages?.releasableBytes);
+        break;
+      case "jemalloc":
+        if (a.pages?.dirtyBytes !== undefined) add(a.pages.dirtyBytes + (a.pages.muzzyBytes ?? 0));
+        break;
+      case "tcmalloc":
+        add(a.pages?.dirtyBytes);
+        break;
+      case "mimalloc":
+        break;
+    }
+  }
+  return total;
 }

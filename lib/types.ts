@@ -262,5 +262,11 @@ export interface TrimResult {
   after: Snapshot;
   /** `before.process.rssBytes − after.process.rssBytes` (negative if RSS grew meanwhile); absent if RSS was not measured. */
   releasedBytes?: number;
+  /**
+   * What the trim was expected to release, from the reading just before it: glibc's releasable
+   * pages (its free memory measured from the kernel), jemalloc's dirty and muzzy pages, tcmalloc's
+   * free page-heap pages. Absent when no allocator it trimmed can say (mimalloc).
+   */
+  promisedBytes?: number;
   actions: TrimAction[];
 }

@@ -1,9 +1,14 @@
 /**
  * The trim promise against the release trim() then measures, under glibc: on a heap fragmented by
  * random frees (few whole free pages) and on one whose memory was all freed below a pinned top.
- * The promise (the deep tier's releasable part) is within 25 % of the measured release, or within
- * 2 MiB when it is smaller than 8 MiB; after a trim, nothing promises the release trim just failed
- * to make, and a second trim releases what the second promise said.
+ * Two promises are checked: the deep reading's (its releasable part, what the finding says) before
+ * the first trim, and trim()'s own (`promisedBytes`, from the reading just before malloc_trim) for
+ * both trims. Each is within 25 % of the measured release, with a floor of 2 MiB; after a trim,
+ * nothing promises the release trim just failed to make.
+ *
+ * The deep reading's promise is not held against the second trim: trim()'s own reading before it
+ * allocates and frees a few MiB, reusing pages the first trim had returned, and the second trim
+ * returns those (5 MiB here). trim()'s own promise sees them.
  */
 import { describe, expect, it } from "vitest";
 import type { BreakdownPart, Finding } from "../../lib/types";
@@ -11,6 +16,7 @@ import { MiB, runChild } from "../helpers";
 
 interface Round {
   promisedBytes?: number;
+  trimPromisedBytes?: number;
   promiseSource?: string;
   deepFindings: Finding[];
   releasedBytes: number;
@@ -20,9 +26,9 @@ interface Round {
   afterParts?: BreakdownPart[];
 }
 
-function expectPromiseKept(r: Round, label: string): void {
-  expect(r.promisedBytes, `${label}: no promise`).toEqual(expect.any(Number));
-  const promised = r.promisedBytes as number;
+function expectPromiseKept(r: Round, label: string, promise: number | undefined = r.promisedBytes): void {
+  expect(promise, `${label}: no promise`).toEqual(expect.any(Number));
+  const promised = promise as number;
   const bound = Math.max(0.25 * Math.abs(r.releasedBytes), 2 * MiB);
   expect(
     Math.abs(promised - r.releasedBytes),
@@ -35,11 +41,16 @@ function expectPromiseKept(r: Round, label: string): void {
 }
 
 describe.each(["fragmented", "everything"])("the trim promise: %s", (workload) => {
-  const out = runChild<{ rounds: Round[] }>("trim-promise.cjs", [workload]);
+  // As in the truth suite: no V8 background thread moves RSS between trim()'s two readings.
+  const out = runChild<{ rounds: Round[] }>("trim-promise.cjs", [workload], {}, [
+    "--max-semi-space-size=1",
+    "--single-threaded",
+  ]);
   const [first, second] = out.rounds as [Round, Round];
 
   it("the first promise is within its bound of what trim() releases", () => {
-    expectPromiseKept(first, "first trim");
+    expectPromiseKept(first, "first trim, the deep reading's promise");
+    expectPromiseKept(first, "first trim, trim()'s own promise", first.trimPromisedBytes);
     if (workload === "everything") {
       expect(first.releasedBytes).toBeGreaterThan(128 * MiB);
       const f = first.beforeFindings.find((x) => x.id === "glibc-retains-freed-memory");
@@ -60,6 +71,6 @@ describe.each(["fragmented", "everything"])("the trim promise: %s", (workload) =
     const releasable = first.afterParts?.find((p) => p.name === "native-free-releasable");
     if (releasable) expect(releasable.bytes).toBeLessThan(8 * MiB);
     expect(second.promisedBytes as number).toBeLessThan(8 * MiB);
-    expectPromiseKept(second, "second trim");
+    expectPromiseKept(second, "second trim, trim()'s own promise", second.trimPromisedBytes);
   });
 });
