@@ -13,6 +13,7 @@ import { native, nativeProblem } from "./native";
 import type { ReadPlan } from "./options";
 import { readRegions } from "./sources";
 import type { AllocatorState, Snapshot, Tier, Warning } from "./types";
+import { servingAllocator } from "./views";
 
 /** How a reading may treat glibc's walk: one-shot readings never reuse; repeated readers may. */
 export interface ReadPolicy {
@@ -48,7 +49,7 @@ export class AllocatorReader {
     this.confirmation = new Backoff(clock);
   }
 
-  /** Reads every allocator instance into snap.heap and snap.allocators; problems become warnings. */
+  /** Reads every allocator instance into snap.allocators (the serving one first); problems become warnings. */
   read(snap: Snapshot, tier: Tier, policy: ReadPolicy, warnings: Warning[]): void {
     const binding = native();
     if (binding === undefined) {
@@ -76,11 +77,7 @@ export class AllocatorReader {
       if (walk) this.walk.ran(cost);
       if (walk && heap?.allocator === "glibc") this.memo = { state: heap, time: snap.time };
       if (!walk && heap && memo && heap === memo.state) {
-        const stale = { ...heap, asOf: memo.time };
-        allocators[allocators.indexOf(heap)] = stale;
-        snap.heap = stale;
-      } else if (heap) {
-        snap.heap = heap;
+        allocators[allocators.indexOf(heap)] = { ...heap, asOf: memo.time };
       }
       snap.allocators = allocators;
     } catch (error) {
@@ -100,7 +97,7 @@ export class AllocatorReader {
    * now carries the evidence.
    */
   confirmGlibcFree(snap: Snapshot, o: ReadPlan, policy: ReadPolicy, warnings: Warning[]): boolean {
-    const heap = snap.heap;
+    const heap = servingAllocator(snap);
     if (heap?.allocator !== "glibc" || !heap.servesMalloc) return false;
     if (snap.regions) {
       // The deep tier: the walk carried malloc_info, smaps was read for the regions.
@@ -141,6 +138,5 @@ export class AllocatorReader {
   private replaceHeap(snap: Snapshot, old: AllocatorState, next: AllocatorState): void {
     const i = snap.allocators.indexOf(old);
     if (i >= 0) snap.allocators[i] = next;
-    snap.heap = next;
   }
 }

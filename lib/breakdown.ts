@@ -13,6 +13,7 @@ import type {
   Breakdown,
   BreakdownBound,
   BreakdownPart,
+  PartName,
   ProcessState,
   RegionSummary,
   V8State,
@@ -23,10 +24,10 @@ export interface BreakdownInput {
   self: boolean;
   /** Every allocator instance reported, the one serving malloc first. */
   allocators: AllocatorState[];
-  v8?: V8State;
+  v8?: V8State | undefined;
   /** The reading's one RSS is process.rssBytes (its source in process.rssSource). */
-  process?: ProcessState;
-  regions?: RegionSummary[];
+  process?: ProcessState | undefined;
+  regions?: RegionSummary[] | undefined;
 }
 
 function regionRss(regions: RegionSummary[] | undefined, ...categories: string[]): number | undefined {
@@ -43,12 +44,16 @@ export function arenaRss(regions: RegionSummary[] | undefined): number | undefin
 
 type PartSpec = Omit<BreakdownPart, "allocator" | "library" | "asOf">;
 
+/** What an allocator's parts are called after "native-" (the one serving malloc) or "other-". */
+type AllocatorPart = "in-use" | "free" | "free-releasable" | "free-fragmented" | "metadata" | "committed";
+
 /** An allocator instance's parts, by page state. */
 function allocatorParts(a: AllocatorState): PartSpec[] {
   const out: PartSpec[] = [];
-  const p = a.servesMalloc ? "native" : "other";
-  const add = (name: string, bytes: number | undefined, source: string, estimated = false) => {
-    if (bytes !== undefined) out.push({ name: `${p}-${name}`, bytes, source, ...(estimated ? { estimated } : {}) });
+  const p: "native" | "other" = a.servesMalloc ? "native" : "other";
+  const add = (name: AllocatorPart, bytes: number | undefined, source: string, estimated = false) => {
+    const full: `${typeof p}-${AllocatorPart}` = `${p}-${name}`;
+    if (bytes !== undefined) out.push({ name: full, bytes, source, ...(estimated ? { estimated } : {}) });
   };
   switch (a.allocator) {
     case "jemalloc": {
@@ -128,7 +133,7 @@ export function buildBreakdown(input: BreakdownInput, time?: string): Breakdown 
   const rss = proc?.rssBytes;
   if (rss === undefined) return undefined;
   const parts: BreakdownPart[] = [];
-  const add = (name: string, bytes: number | undefined, source: string) => {
+  const add = (name: PartName, bytes: number | undefined, source: string) => {
     if (bytes !== undefined) parts.push({ name, bytes, source });
   };
   if (input.self) add("v8-heap", input.v8?.physicalBytes, "v8.getHeapStatistics() total_physical_size (this isolate)");
@@ -195,17 +200,14 @@ export function buildBreakdown(input: BreakdownInput, time?: string): Breakdown 
     const { allocatedBytes, activeBytes, residentBytes } = heap;
     const ratio = (a: number | undefined, b: number | undefined) =>
       a === undefined || b === undefined || b === 0 ? undefined : Math.round((a / b) * 1000) / 1000;
-    const chain: NonNullable<Breakdown["chain"]> = { rssBytes: rss };
-    if (allocatedBytes !== undefined) chain.allocatedBytes = allocatedBytes;
-    if (activeBytes !== undefined) chain.activeBytes = activeBytes;
-    if (residentBytes !== undefined) chain.residentBytes = residentBytes;
+    const chain: NonNullable<Breakdown["chain"]> = {};
     const activeRatio = ratio(activeBytes, allocatedBytes);
     const residentRatio = ratio(residentBytes, activeBytes ?? allocatedBytes);
     const fragmentationRatio = ratio(rss, allocatedBytes);
     if (activeRatio !== undefined) chain.activeRatio = activeRatio;
     if (residentRatio !== undefined) chain.residentRatio = residentRatio;
     if (fragmentationRatio !== undefined) chain.fragmentationRatio = fragmentationRatio;
-    breakdown.chain = chain;
+    if (Object.keys(chain).length > 0) breakdown.chain = chain;
   }
   return breakdown;
 }

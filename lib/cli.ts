@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { collect } from "./collect";
 import { diff, formatDiff } from "./diff";
 import { HeapstateError } from "./errors";
+import { nativeHeap } from "./figures";
 import { append, formatHuman, rows } from "./format";
 import {
   type AddonState,
@@ -23,6 +24,7 @@ import { type TopMapping, topMappings } from "./regions";
 import type { Snapshot, Tier } from "./types";
 import { formatBytes } from "./units";
 import { decimal, MAX_PID, MAX_TIMER_MS } from "./validate";
+import { servingAllocator } from "./views";
 
 /** Where the CLI writes, and what it knows of its terminal. Tests pass their own. */
 export interface CliIo {
@@ -68,7 +70,7 @@ Options:
   --deep             the deep tier: smaps regions by category, glibc malloc_info
   --top N            with --deep: the N mappings with the most RSS
   --addresses        with --top / --json: include addresses and file paths (they defeat ASLR)
-  --json             the snapshot (schema heapstate/1) plus a "host" object
+  --json             the snapshot (schema heapstate/2, docs/schema.md) plus a "host" object
   --watch [SECONDS]  read again every SECONDS (default 2) and show changes since the start;
                      redraws in place on a terminal, appends lines otherwise; Ctrl-C stops
   --count N          with --watch: stop after N readings
@@ -288,9 +290,9 @@ const showHostSpec: Spec = {
 };
 
 interface ShowOptions {
-  pid?: number;
+  pid?: number | undefined;
   tier: Tier;
-  top?: number;
+  top?: number | undefined;
   addresses: boolean;
   json: boolean;
   paint: Paint;
@@ -443,7 +445,7 @@ function showText(s: Snapshot, o: ShowOptions): string {
     k,
     env === undefined ? `(unknown: /proc/${s.pid}/environ may not be read)` : (env[k] ?? "(not set)"),
   ]);
-  const heap = s.heap;
+  const heap = servingAllocator(s);
   const outside = s.warnings.find((w) => w.code === "ALLOCATOR_NOT_READABLE_FROM_OUTSIDE");
   envRows.push([
     "serves malloc",
@@ -486,8 +488,8 @@ function signed(n: number | undefined): string {
 
 function watchFigures(s: Snapshot): Array<[string, number | undefined]> {
   return [
-    ["rss", s.breakdown?.rssBytes ?? s.process?.rssBytes],
-    ["heap allocated", s.heap?.allocatedBytes ?? s.heap?.committedBytes],
+    ["rss", s.process?.rssBytes],
+    [`heap ${nativeHeap(s)?.counter ?? "allocated"}`, nativeHeap(s)?.bytes],
     ["v8 used", s.v8?.heapUsedBytes],
     ["unattributed", s.breakdown?.unattributedBytes],
   ];

@@ -10,8 +10,9 @@ import { findings, glibcFreeWorthConfirming } from "./findings";
 import { type ReadPlan, readPlan } from "./options";
 import { locate, readCgroup } from "./procfs/cgroup-read";
 import { mergeTotals, readRegions, readStatus, readTotals, sourceWarning } from "./sources";
-import type { CollectOptions, Snapshot, Warning } from "./types";
+import { type CollectOptions, SCHEMA, type Snapshot, type Warning } from "./types";
 import { readV8 } from "./v8";
+import { withViews } from "./views";
 
 /** The process-wide allocator reader: glibc's back-off and confirmation state live here. */
 export const allocatorReader = new AllocatorReader();
@@ -54,8 +55,8 @@ export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
   const time = new Date().toISOString();
   const warnings: Warning[] = [];
   const costs: Record<string, number> = {};
-  const snap: Snapshot = {
-    schema: "heapstate/1",
+  const snap: Snapshot = withViews({
+    schema: SCHEMA,
     time,
     pid: o.pid,
     tier: o.tier,
@@ -63,7 +64,7 @@ export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
     costMicros: 0,
     allocators: [],
     warnings,
-  };
+  });
   // Each source stands alone: whatever one of them throws (a descriptor table that is full, a
   // failed allocation, process.memoryUsage() failing, a bug) becomes a warning naming it, and the
   // rest of the reading stands. Only another process's "gone" and "not yours" are thrown: they are

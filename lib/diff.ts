@@ -9,6 +9,7 @@ import { assertSnapshot, HeapstateError } from "./errors";
 import { append, rows } from "./format";
 import type { Snapshot } from "./types";
 import { formatBytes } from "./units";
+import { servingAllocator } from "./views";
 
 export interface FieldChange {
   /** Where the figure is, e.g. "heap.allocatedBytes", "breakdown.native-free", "regions.anon.rssBytes". */
@@ -64,8 +65,9 @@ function byteFields(s: Snapshot): Map<string, number> {
   take("process", s.process);
   take("cgroup", s.cgroup);
   take("v8", s.v8);
-  take("heap", s.heap);
-  take("heap.pages", s.heap?.pages);
+  const heap = servingAllocator(s);
+  take("heap", heap);
+  take("heap.pages", heap?.pages);
   const b = s.breakdown;
   if (b && typeof b === "object") {
     put("breakdown.rssBytes", b.rssBytes);
@@ -111,9 +113,9 @@ function identityOf(a: Snapshot, b: Snapshot): IdentityChange[] {
     if (before !== after)
       out.push({ what, ...(before !== undefined ? { before } : {}), ...(after !== undefined ? { after } : {}) });
   };
-  compare("allocator", a.heap?.allocator, b.heap?.allocator);
+  compare("allocator", servingAllocator(a)?.allocator, servingAllocator(b)?.allocator);
   const lib = (s: Snapshot) => {
-    const l = s.heap?.library;
+    const l = servingAllocator(s)?.library;
     return typeof l === "string" ? l.slice(l.lastIndexOf("/") + 1) : undefined;
   };
   compare("library", lib(a), lib(b));
@@ -150,7 +152,7 @@ export function diff(a: Snapshot, b: Snapshot): SnapshotDiff {
   }
   if (changed.has("allocator")) {
     notes.push(
-      `the allocator serving malloc differs (${a.heap?.allocator ?? "unknown"} → ${b.heap?.allocator ?? "unknown"}): its counters and the native parts are not compared`,
+      `the allocator serving malloc differs (${servingAllocator(a)?.allocator ?? "unknown"} → ${servingAllocator(b)?.allocator ?? "unknown"}): its counters and the native parts are not compared`,
     );
     const before = skip;
     skip = (p) => before(p) || p.startsWith("heap.") || /^breakdown\.native-/.test(p);

@@ -2,8 +2,12 @@
  * Findings: the verdict, in plain words, with the numbers behind it. Each rule is small and
  * documented in the README's table; thresholds are here, named.
  */
-import type { AllocatorState, Breakdown, BreakdownPart, Finding, Snapshot } from "./types";
+import type { AllocatorState, Breakdown, BreakdownPart, Finding, PartName, Snapshot } from "./types";
+
+export { FINDING_IDS } from "./types";
+
 import { formatBytes } from "./units";
+import { servingAllocator } from "./views";
 
 const MiB = 1024 * 1024;
 /** glibc free-but-resident memory worth a trim: at least this much and this share of RSS. */
@@ -15,21 +19,6 @@ const LAZY_MIN = 16 * MiB;
 const LAZY_SHARE = 0.1;
 const UNATTRIBUTED_MIN = 64 * MiB;
 const UNATTRIBUTED_SHARE = 0.25;
-
-/** Every finding id, for metrics that keep one series per id. */
-export const FINDING_IDS = [
-  "glibc-retains-freed-memory",
-  "glibc-free-fragmented",
-  "glibc-may-retain-freed-memory",
-  "preload-not-serving-malloc",
-  "v8-limit-above-cgroup-limit",
-  "near-cgroup-limit",
-  "cgroup-oom-kills",
-  "external-above-rss",
-  "lazy-free-in-rss",
-  "swap-in-use",
-  "high-unattributed",
-] as const;
 
 /** Whether glibc free memory of this size would be worth a finding: what asks the kernel to confirm it. */
 export function glibcFreeWorthConfirming(bytes: number, rss: number | undefined): boolean {
@@ -48,13 +37,13 @@ function pct(a: number, b: number): string {
 
 export interface FindingContext {
   /** The environment of the process read (only known for the process itself). */
-  env?: NodeJS.ProcessEnv;
+  env?: NodeJS.ProcessEnv | undefined;
 }
 
 export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingContext): Finding[] {
   const out: Finding[] = [];
   const rss = b?.rssBytes ?? s.process?.rssBytes;
-  const heap = s.heap;
+  const heap = servingAllocator(s);
 
   glibcFindings(out, b, heap, s.time);
 
@@ -168,7 +157,7 @@ export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingCont
   return out;
 }
 
-function partOf(b: Breakdown | undefined, name: string): BreakdownPart | undefined {
+function partOf(b: Breakdown | undefined, name: PartName): BreakdownPart | undefined {
   return b?.parts.find((p) => p.name === name);
 }
 

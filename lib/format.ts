@@ -4,6 +4,7 @@ import { partKey } from "./breakdown";
 import { assertSnapshot } from "./errors";
 import type { AllocatorState, PageStates, Snapshot } from "./types";
 import { formatBytes } from "./units";
+import { servingAllocator } from "./views";
 
 const pageLabels: Array<[keyof PageStates, string]> = [
   ["activeBytes", "active"],
@@ -98,13 +99,14 @@ export function formatHuman(s: Snapshot): string {
   }
   append(lines, rows(top, ""));
 
-  if (s.heap) {
+  const heap = servingAllocator(s);
+  if (heap) {
     lines.push("heap (the allocator that serves malloc):");
-    append(lines, allocatorLines(s.heap, "  ", s.time));
+    append(lines, allocatorLines(heap, "  ", s.time));
   } else {
     lines.push("heap: (unknown)");
   }
-  const others = s.allocators.filter((a) => a !== s.heap);
+  const others = s.allocators.filter((a) => a !== heap);
   if (others.length > 0) {
     lines.push("other allocators in the process:");
     for (const a of others) append(lines, allocatorLines(a, "  ", s.time));
@@ -129,17 +131,17 @@ export function formatHuman(s: Snapshot): string {
     }
     append(lines, rows(pairs, "  "));
     const c = b.chain;
-    if (c) {
+    if (c && heap) {
       const steps = [
-        c.allocatedBytes !== undefined ? `allocated ${formatBytes(c.allocatedBytes)}` : undefined,
-        c.activeBytes !== undefined ? `active ${formatBytes(c.activeBytes)}` : undefined,
-        c.residentBytes !== undefined ? `resident ${formatBytes(c.residentBytes)}` : undefined,
-        `rss ${formatBytes(c.rssBytes)}`,
+        heap.allocatedBytes !== undefined ? `allocated ${formatBytes(heap.allocatedBytes)}` : undefined,
+        heap.activeBytes !== undefined ? `active ${formatBytes(heap.activeBytes)}` : undefined,
+        heap.residentBytes !== undefined ? `resident ${formatBytes(heap.residentBytes)}` : undefined,
+        `rss ${formatBytes(b.rssBytes)}`,
       ].filter(Boolean);
       const ratios = [
         c.activeRatio !== undefined ? `active/allocated ${c.activeRatio}` : undefined,
         c.residentRatio !== undefined
-          ? `resident/${c.activeBytes !== undefined ? "active" : "allocated"} ${c.residentRatio}`
+          ? `resident/${heap.activeBytes !== undefined ? "active" : "allocated"} ${c.residentRatio}`
           : undefined,
         c.fragmentationRatio !== undefined ? `rss/allocated ${c.fragmentationRatio}` : undefined,
       ].filter(Boolean);

@@ -139,8 +139,10 @@ export function hostInfo(options?: { procRoot?: string; sysRoot?: string }): Hos
   const thpMode = thp === undefined ? undefined : parseThp(thp);
   if (thpMode) host.transparentHugePages = thpMode;
   const overcommit = tryRead(join(proc, "sys/vm/overcommit_memory"))?.trim();
-  if (overcommit !== undefined && overcommit in overcommitNames) host.overcommit = overcommitNames[overcommit];
-  host.libc = libc();
+  const overcommitName = overcommit === undefined ? undefined : overcommitNames[overcommit];
+  if (overcommitName !== undefined) host.overcommit = overcommitName;
+  const c = libc();
+  if (c !== undefined) host.libc = c;
   return host;
 }
 

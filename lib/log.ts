@@ -30,6 +30,7 @@ export function memoryField(options?: { maxAgeMs?: number }): MemoryField {
     toString() {
       const { s, b } = parts();
       if (!b) return `rss ${formatBytes(s.process?.rssBytes)}`;
+      // b.rssBytes is process.rssBytes: the reading's one RSS.
       const short: Record<string, string> = {
         "v8-heap": "v8",
         "native-in-use": "native",

@@ -51,7 +51,7 @@ export function metricFamilies(s: Snapshot): MetricFamily[] {
     otelName: "heapstate.memory.rss",
     unit: "By",
     help: "Resident set size that heapstate_rss_breakdown_bytes partitions (smaps_rollup Rss, or status VmRSS in the fast tier), same reading",
-    points: b ? [{ labels: {}, value: b.rssBytes }] : [],
+    points: s.process?.rssBytes !== undefined ? [{ labels: {}, value: s.process.rssBytes }] : [],
   });
   families.push({
     name: "rss_breakdown_bytes",

@@ -84,15 +84,16 @@ function draw(history) {
 function render(d) {
   const s = d.snapshot;
   document.getElementById("pid").textContent = "pid " + s.pid;
-  const heap = s.heap ? s.heap.allocator + (s.heap.version ? " " + s.heap.version : "") : "allocator unknown";
+  const a = (s.allocators || []).find((x) => x.servesMalloc);
+  const heap = a ? a.allocator + (a.version ? " " + a.version : "") : "allocator unknown";
   document.getElementById("summary").textContent = s.time + " · " + heap + " · RSS " + fmt(s.breakdown ? s.breakdown.rssBytes : undefined) + " · " + d.history.length + " samples";
   const ul = document.getElementById("findings"); ul.replaceChildren();
   for (const f of s.findings || []) ul.append(el("li", f.message, f.severity === "warn" ? "warn" : ""));
   if (!(s.findings || []).length) ul.append(el("li", "none"));
   const c = s.breakdown && s.breakdown.chain;
-  document.getElementById("chain").textContent = c
-    ? ["allocated " + fmt(c.allocatedBytes), c.activeBytes !== undefined ? "active " + fmt(c.activeBytes) : null,
-       c.residentBytes !== undefined ? "resident " + fmt(c.residentBytes) : null, "rss " + fmt(c.rssBytes)].filter(Boolean).join(" → ") +
+  document.getElementById("chain").textContent = c && a
+    ? ["allocated " + fmt(a.allocatedBytes), a.activeBytes !== undefined ? "active " + fmt(a.activeBytes) : null,
+       a.residentBytes !== undefined ? "resident " + fmt(a.residentBytes) : null, "rss " + fmt(s.breakdown.rssBytes)].filter(Boolean).join(" → ") +
       (c.fragmentationRatio !== undefined ? "   (rss/allocated " + c.fragmentationRatio + ")" : "")
     : "(no allocator figures)";
 }

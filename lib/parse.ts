@@ -5,7 +5,8 @@
  * known parts have the documented shape: what does not is left out with a warning.
  */
 import { describeType, HeapstateError } from "./errors";
-import type { Snapshot, Warning } from "./types";
+import { SCHEMA, type Snapshot, type Warning } from "./types";
+import { withViews } from "./views";
 
 /** A snapshot is six levels deep; anything past this is not one, and would only make later walks deep. */
 const MAX_DEPTH = 64;
@@ -226,7 +227,6 @@ function breakdownProblem(c: Checker, b: Obj): string | undefined {
         c.drop(`snapshot.breakdown.chain.${k}`, `was ${short(v)}`);
       }
     }
-    if (chain.rssBytes === undefined) delete b.chain;
   }
   return undefined;
 }
@@ -264,7 +264,7 @@ export function parseSnapshot(input: unknown): Snapshot {
   const obj = value;
   const schema = obj.schema;
   if (typeof schema !== "string" || !/^heapstate\/\d+$/.test(schema)) {
-    throw invalid(`not a heapstate snapshot: "schema" is ${short(schema)}, expected "heapstate/1"`);
+    throw invalid(`not a heapstate snapshot: "schema" is ${short(schema)}, expected "${SCHEMA}"`);
   }
   if (typeof obj.pid !== "number" || !Number.isSafeInteger(obj.pid) || obj.pid <= 0) {
     throw invalid(`"pid" must be a positive integer, received ${describeType(obj.pid)}`);
@@ -277,15 +277,55 @@ export function parseSnapshot(input: unknown): Snapshot {
   }
   if (!Array.isArray(obj.warnings)) obj.warnings = [];
   const c = new Checker();
+  const version = Number(schema.slice("heapstate/".length));
   checkShape(obj, c);
+  if (version === 1) upgradeFromV1(obj);
+  // The serving allocator is a view of `allocators` (views.ts), never a second copy.
+  delete obj.heap;
   const warnings = obj.warnings as Warning[];
-  if (schema !== "heapstate/1") {
+  if (version === 1) {
+    warnings.push({
+      source: "parseSnapshot",
+      code: "UPGRADED_SCHEMA",
+      message: `written as heapstate/1; read as ${SCHEMA} (the exact RSS moved to process.rssBytes, the chain's byte figures dropped)`,
+    });
+  } else if (version > 2) {
     warnings.push({
       source: "parseSnapshot",
       code: "NEWER_SCHEMA",
-      message: `written as ${schema}; read as heapstate/1 (unknown keys kept)`,
+      message: `written as ${schema}; read as ${SCHEMA} (unknown keys kept)`,
     });
   }
+  obj.schema = SCHEMA;
   for (const w of c.warnings) warnings.push(w);
-  return obj as unknown as Snapshot;
+  return withViews(obj as unknown as Snapshot);
+}
+
+/**
+ * heapstate/1 → heapstate/2: the allocator serving malloc was written twice (`heap` and
+ * `allocators[0]`); the breakdown's exact RSS was not `process.rssBytes` (status VmRSS was); the
+ * chain repeated byte figures the allocator and the breakdown carry.
+ */
+function upgradeFromV1(obj: Obj): void {
+  const heap = obj.heap;
+  const allocators = obj.allocators as Obj[];
+  if (isObject(heap) && !allocators.some((a) => a.servesMalloc === true)) {
+    allocators.unshift({ ...heap, servesMalloc: true });
+  }
+  const b = obj.breakdown as Obj | undefined;
+  const p = obj.process as Obj | undefined;
+  if (b && p) {
+    if (b.rssSource === "smaps_rollup" && typeof b.rssBytes === "number") {
+      if (typeof p.rssBytes === "number") p.statusRssBytes = p.rssBytes;
+      p.rssBytes = b.rssBytes;
+      p.rssSource = "smaps_rollup";
+    } else if (typeof p.rssBytes === "number") {
+      p.rssSource = "status";
+    }
+  }
+  const chain = b?.chain as Obj | undefined;
+  if (chain) {
+    for (const k of ["allocatedBytes", "activeBytes", "residentBytes", "rssBytes"]) delete chain[k];
+    if (Object.keys(chain).length === 0) delete b?.chain;
+  }
 }

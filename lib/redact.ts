@@ -5,6 +5,7 @@
  */
 import { basename } from "node:path";
 import type { Snapshot } from "./types";
+import { withViews } from "./views";
 
 export interface RedactOptions {
   addresses?: boolean;
@@ -26,7 +27,7 @@ export function redactText(text: string): string {
 }
 
 export function redact(s: Snapshot, options: RedactOptions = {}): Snapshot {
-  const out = structuredClone(s);
+  const out = withViews(structuredClone(s));
   if (!options.addresses && out.regions) {
     for (const r of out.regions) delete r.mappings;
   }
@@ -35,7 +36,6 @@ export function redact(s: Snapshot, options: RedactOptions = {}): Snapshot {
       a.library = basename(a.library);
     };
     out.allocators.forEach(lib);
-    if (out.heap) lib(out.heap);
     for (const p of out.breakdown?.parts ?? []) if (p.library !== undefined) lib(p as { library: string });
     if (out.cgroup) out.cgroup.path = "(hidden)";
     if (out.identity?.hostname !== undefined) out.identity.hostname = "(hidden)";

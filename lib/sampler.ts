@@ -7,6 +7,7 @@
  */
 import { partKey } from "./breakdown";
 import { collectRepeated } from "./collect";
+import { nativeHeap } from "./figures";
 import { type Snapshot, TIERS, type Tier } from "./types";
 import * as is from "./validate";
 
@@ -18,7 +19,10 @@ export interface Sample {
   /** Breakdown part name → bytes (only the parts measured in that reading). */
   parts: Record<string, number>;
   unattributedBytes?: number;
+  /** The serving allocator's allocated bytes (absent under mimalloc 2.0, which has none). */
   allocatedBytes?: number;
+  /** mimalloc's committed bytes, where there is no allocated figure: never labelled allocated. */
+  committedBytes?: number;
   costMicros: number;
 }
 
@@ -48,14 +52,11 @@ export function compact(s: Snapshot): Sample {
   const parts: Record<string, number> = {};
   for (const p of s.breakdown?.parts ?? []) parts[partKey(p)] = p.bytes;
   const sample: Sample = { time: s.time, tier: s.tier, parts, costMicros: s.costMicros };
-  if (s.breakdown) {
-    sample.rssBytes = s.breakdown.rssBytes;
-    sample.unattributedBytes = s.breakdown.unattributedBytes;
-  } else if (s.process?.rssBytes !== undefined) {
-    sample.rssBytes = s.process.rssBytes;
-  }
-  const allocated = s.heap?.allocatedBytes ?? s.heap?.committedBytes;
-  if (allocated !== undefined) sample.allocatedBytes = allocated;
+  if (s.process?.rssBytes !== undefined) sample.rssBytes = s.process.rssBytes;
+  if (s.breakdown) sample.unattributedBytes = s.breakdown.unattributedBytes;
+  const heap = nativeHeap(s);
+  if (heap?.counter === "allocated") sample.allocatedBytes = heap.bytes;
+  if (heap?.counter === "committed") sample.committedBytes = heap.bytes;
   return sample;
 }
 

@@ -12,12 +12,14 @@ import { threadId } from "node:worker_threads";
 import { collect } from "./collect";
 import { diff, type FieldChange } from "./diff";
 import { HeapstateError } from "./errors";
+import { nativeHeap } from "./figures";
 import { append, rows } from "./format";
 import { type AllocatorEnvironment, allocatorEnvironment, type HostState, hostInfo } from "./host";
 import { readBounded } from "./read-file";
 import { type Snapshot, TIERS, type Tier } from "./types";
 import { formatBytes } from "./units";
 import * as is from "./validate";
+import { servingAllocator } from "./views";
 
 /** The figures a sidecar keeps of each reading. */
 export interface KeyFigures {
@@ -109,16 +111,13 @@ export function keyFigures(s: Snapshot): KeyFigures {
   const set = <K extends keyof KeyFigures>(key: K, v: KeyFigures[K] | undefined) => {
     if (v !== undefined) k[key] = v;
   };
-  set("allocator", s.heap?.allocator);
-  set("rssBytes", s.breakdown?.rssBytes ?? s.process?.rssBytes);
-  // A reused reading (`asOf`) is an earlier moment's figure: no native-heap figure then.
-  const heap = s.heap?.asOf === undefined ? s.heap : undefined;
-  if (heap?.allocatedBytes !== undefined) {
-    k.nativeHeapBytes = heap.allocatedBytes;
-    k.nativeHeapSource = `${heap.allocator} allocated`;
-  } else if (heap?.committedBytes !== undefined) {
-    k.nativeHeapBytes = heap.committedBytes;
-    k.nativeHeapSource = `${heap.allocator} committed`;
+  set("allocator", servingAllocator(s)?.allocator);
+  set("rssBytes", s.process?.rssBytes);
+  // A reused reading (`asOf`) is an earlier moment's figure: nativeHeap() gives none then.
+  const heap = nativeHeap(s);
+  if (heap) {
+    k.nativeHeapBytes = heap.bytes;
+    k.nativeHeapSource = `${heap.allocator} ${heap.counter}`;
   }
   set("v8HeapUsedBytes", s.v8?.heapUsedBytes);
   set("v8ExternalBytes", s.v8?.externalBytes);
@@ -407,7 +406,10 @@ function table(records: FileRecord[], key: keyof Growth, title: string, top: num
 }
 
 /** The printed summary: top files by native-heap growth and by RSS growth, budgets, baseline. */
-export function formatSummary(run: SidecarRun, options: { top?: number; path?: string } = {}): string {
+export function formatSummary(
+  run: SidecarRun,
+  options: { top?: number | undefined; path?: string | undefined } = {},
+): string {
   const top = options.top ?? 5;
   const lines: string[] = [];
   const shared = run.files.some((f) => f.attribution === "shared-process");

@@ -3,6 +3,7 @@ import { read } from "./collect";
 import { native } from "./native";
 import { readPlan } from "./options";
 import type { Snapshot, TrimAction, TrimResult } from "./types";
+import { servingAllocator } from "./views";
 
 /**
  * Gives free memory back to the OS: glibc `malloc_trim(0)`; jemalloc `thread.tcache.flush` and
@@ -23,7 +24,7 @@ export function trim(): TrimResult {
   const binding = native();
   if (binding !== undefined) {
     try {
-      const glibc = before.heap?.allocator === "glibc";
+      const glibc = servingAllocator(before)?.allocator === "glibc";
       for (const inst of binding.trim({ glibc }).instances ?? []) {
         for (const [action, result] of Object.entries(inst.actions)) {
           actions.push({ allocator: inst.allocator, library: inst.library, action, result });

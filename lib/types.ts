@@ -1,16 +1,94 @@
 /**
- * The snapshot's shape: schema "heapstate/1" (see SCHEMA.md in the design notes). A key that was
- * not measured is absent, never 0 or null. Byte counts are in bytes and their keys end in `Bytes`.
+ * The snapshot's shape: schema "heapstate/2" (docs/schema.md). A key that was not measured is
+ * absent, never 0, null or undefined (the compiler holds this: exactOptionalPropertyTypes). Byte
+ * counts are in bytes and their keys end in `Bytes`. The closed sets are the `const` arrays below,
+ * and the types are built from them, so a new name is added in one place.
  */
 
+/** The schema written now. */
+export const SCHEMA = "heapstate/2";
+
 /** Allocators heapstate can read. */
-export type AllocatorName = "glibc" | "jemalloc" | "tcmalloc" | "mimalloc";
+export const ALLOCATOR_NAMES = ["glibc", "jemalloc", "tcmalloc", "mimalloc"] as const;
+export type AllocatorName = (typeof ALLOCATOR_NAMES)[number];
 
 /** The tiers, cheapest first. */
 export const TIERS = ["fast", "standard", "deep"] as const;
 
 /** What was read: `fast` for hot paths, `standard` (default), `deep` for a full picture. */
 export type Tier = (typeof TIERS)[number];
+
+/**
+ * The breakdown's part names. `native-*` belong to the allocator that serves malloc, `other-*` to
+ * another instance that holds memory (the part's `allocator` and `library` say which).
+ */
+export const PART_NAMES = [
+  "v8-heap",
+  "native-in-use",
+  "native-free",
+  "native-free-releasable",
+  "native-free-fragmented",
+  "native-metadata",
+  "native-committed",
+  "other-in-use",
+  "other-free",
+  "other-free-releasable",
+  "other-free-fragmented",
+  "other-metadata",
+  "other-committed",
+  "lazy-free",
+  "malloc-arenas",
+  "stacks",
+  "code",
+  "file",
+  "shmem",
+] as const;
+export type PartName = (typeof PART_NAMES)[number];
+
+/** Every finding's id (docs/findings.md). */
+export const FINDING_IDS = [
+  "glibc-retains-freed-memory",
+  "glibc-free-fragmented",
+  "glibc-may-retain-freed-memory",
+  "preload-not-serving-malloc",
+  "v8-limit-above-cgroup-limit",
+  "near-cgroup-limit",
+  "cgroup-oom-kills",
+  "external-above-rss",
+  "lazy-free-in-rss",
+  "swap-in-use",
+  "high-unattributed",
+] as const;
+export type FindingId = (typeof FINDING_IDS)[number];
+
+/** Every warning's code (docs/schema.md, Warnings). */
+export const WARNING_CODES = [
+  "NATIVE_DISABLED",
+  "NATIVE_NOT_LOADED",
+  "NATIVE_WRONG_SHAPE",
+  "NATIVE_UNSUPPORTED_PLATFORM",
+  "NATIVE_UNSUPPORTED_LIBC",
+  "NATIVE_READ_FAILED",
+  "NATIVE_TRIM_FAILED",
+  "MALLOC_OWNER_UNKNOWN",
+  "ALLOCATOR_UNSUPPORTED",
+  "ALLOCATOR_NOT_READABLE_FROM_OUTSIDE",
+  "JEMALLOC_STATS_DISABLED",
+  "JEMALLOC_UNUSED_UNKNOWN",
+  "MIMALLOC_COUNTER_INVALID",
+  "GLIBC_MALLINFO_32BIT",
+  "GLIBC_NO_MALLINFO",
+  "MALLOC_INFO_UNPARSED",
+  "PROCFS_UNREADABLE",
+  "RESOURCE_EXHAUSTED",
+  "SOURCE_FAILED",
+  "CGROUP_UNREADABLE",
+  "CGROUP_NOT_FOUND",
+  "INVALID_FIELD",
+  "NEWER_SCHEMA",
+  "UPGRADED_SCHEMA",
+] as const;
+export type WarningCode = (typeof WARNING_CODES)[number];
 
 /** A scalar an allocator reported, under its own name. */
 export type RawValue = string | number | boolean;
@@ -77,7 +155,7 @@ export interface AllocatorState {
 /** A source that could not be read, and why. */
 export interface Warning {
   source: string;
-  code: string;
+  code: WarningCode;
   message: string;
 }
 
@@ -150,7 +228,7 @@ export interface RegionSummary {
 
 /** One part of RSS. */
 export interface BreakdownPart {
-  name: string;
+  name: PartName;
   bytes: number;
   /** Where the figure comes from. */
   source: string;
@@ -166,7 +244,7 @@ export interface BreakdownPart {
 
 /** A figure that is inside the unattributed remainder but could only be bounded, not measured. */
 export interface BreakdownBound {
-  name: string;
+  name: PartName;
   /** At most this much of the remainder is this part. */
   atMostBytes: number;
   source: string;
@@ -184,12 +262,11 @@ export interface Breakdown {
   unattributedBytes: number;
   /** Upper bounds on what the remainder may hold (glibc's free memory when it was not measured). */
   bounds?: BreakdownBound[];
-  /** allocated → active → resident → RSS, with ratios. */
+  /**
+   * The ratios along allocated → active → resident → RSS (the figures themselves are the serving
+   * allocator's and rssBytes).
+   */
   chain?: {
-    allocatedBytes?: number;
-    activeBytes?: number;
-    residentBytes?: number;
-    rssBytes: number;
     /** active / allocated: pages held for the live bytes (jemalloc). */
     activeRatio?: number;
     /** resident / active (or / allocated): the allocator's own overhead and free pages. */
@@ -201,7 +278,7 @@ export interface Breakdown {
 
 /** A verdict: one sentence and the numbers behind it. */
 export interface Finding {
-  id: string;
+  id: FindingId;
   severity: "info" | "warn";
   message: string;
   evidence: Record<string, number | string>;
@@ -209,7 +286,7 @@ export interface Finding {
 
 /** One reading of a process. */
 export interface Snapshot {
-  schema: "heapstate/1";
+  schema: typeof SCHEMA;
   /** ISO-8601 UTC time of the reading. */
   time: string;
   pid: number;
@@ -218,9 +295,13 @@ export interface Snapshot {
   identity?: { hostname?: string; node?: string };
   /** How long collecting this snapshot took, in microseconds. */
   costMicros: number;
-  /** The allocator that serves this process's malloc; absent when unknown, with a warning. */
-  heap?: AllocatorState;
-  /** Every allocator instance that serves allocations, heap first. */
+  /**
+   * The allocator that serves this process's malloc: a view of the `allocators` entry with
+   * `servesMalloc` (not serialised; JSON holds it once, in `allocators`). Absent when unknown, with
+   * a warning.
+   */
+  readonly heap?: AllocatorState;
+  /** Every allocator instance that holds memory, the one serving malloc (`servesMalloc`) first. */
   allocators: AllocatorState[];
   v8?: V8State;
   process?: ProcessState;

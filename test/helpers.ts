@@ -2,6 +2,8 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
+import type { Snapshot } from "../lib/types";
+import { withViews } from "../lib/views";
 
 export const root = resolve(__dirname, "..");
 export const dist = join(root, "dist", "index.js");
@@ -61,7 +63,27 @@ export function runChild<T = unknown>(
     },
   );
   const lines = stdout.trim().split("\n");
-  return JSON.parse(lines[lines.length - 1] as string) as T;
+  return parseJson<T>(lines[lines.length - 1] as string);
+}
+
+/**
+ * JSON.parse, with every snapshot in it given its `heap` view (the serving allocator, which the
+ * schema holds once, in `allocators`), as collect() and parseSnapshot() give it.
+ */
+export function parseJson<T = unknown>(text: string): T {
+  return JSON.parse(text, (_key, value: unknown) => {
+    const v = value as { schema?: unknown; allocators?: unknown } | null;
+    if (
+      v &&
+      typeof v === "object" &&
+      typeof v.schema === "string" &&
+      v.schema.startsWith("heapstate/") &&
+      Array.isArray(v.allocators)
+    ) {
+      return withViews(v as Snapshot);
+    }
+    return value;
+  }) as T;
 }
 
 export const MiB = 1024 * 1024;

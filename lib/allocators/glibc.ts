@@ -8,12 +8,13 @@
 import type { NativeReadInstance } from "../native";
 import type { AllocatorState, Warning } from "../types";
 import { type MallocInfo, parseMallocInfo, trimmableBytes } from "./malloc-info";
-import { bytes, defined, str, sum } from "./values";
+import { bytes, defined, str, sum, unmapped } from "./values";
 
 export function glibcState(inst: NativeReadInstance, warnings: Warning[]): AllocatorState {
   const v = inst.values;
   const fn = str(v, "function");
-  const raw: Record<string, unknown> = { ...v };
+  // fordblks, keepcost and the version are fields; uordblks, hblkhd and arena only sums of them.
+  const raw: Record<string, unknown> = unmapped(v, ["fordblks", "keepcost", "gnu_get_libc_version"]);
   let arenas: number | undefined;
   const xml = str(v, "malloc_info");
   if (xml !== undefined) {

@@ -11,7 +11,7 @@ import { tcmallocState } from "./tcmalloc";
 import { bytes } from "./values";
 
 export interface AllocatorsResult {
-  heap?: AllocatorState;
+  heap?: AllocatorState | undefined;
   allocators: AllocatorState[];
 }
 

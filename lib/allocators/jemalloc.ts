@@ -5,7 +5,34 @@
  */
 import type { NativeReadInstance } from "../native";
 import type { AllocatorState } from "../types";
-import { bytes, defined, flag, num, str } from "./values";
+import { bytes, defined, flag, num, str, unmapped } from "./values";
+
+/** The mallctl names a field carries (raw keeps the others). */
+const JEMALLOC_MAPPED = [
+  "version",
+  "stats.allocated",
+  "stats.active",
+  "stats.resident",
+  "stats.mapped",
+  "stats.metadata",
+  "stats.retained",
+  "arenas.narenas",
+  "stats.arenas.4096.pactive",
+  "stats.arenas.4096.pdirty",
+  "stats.arenas.4096.pmuzzy",
+  "config.stats",
+  "opt.dirty_decay_ms",
+  "opt.muzzy_decay_ms",
+  "background_thread",
+  "opt.narenas",
+  "opt.retain",
+  "opt.thp",
+  "opt.metadata_thp",
+  "opt.percpu_arena",
+  "opt.oversize_threshold",
+  "opt.tcache",
+  "opt.dss",
+] as const;
 
 export function jemallocState(inst: NativeReadInstance): AllocatorState {
   const v = inst.values;
@@ -48,7 +75,7 @@ export function jemallocState(inst: NativeReadInstance): AllocatorState {
         dss: str(v, "opt.dss"),
       }),
     }),
-    raw: { ...v },
+    raw: unmapped(v, JEMALLOC_MAPPED),
   };
 }
 

@@ -58,24 +58,29 @@ function count(s: string | undefined): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
+/** Sets `key` only when the value was read: absent, never undefined. */
+function put<T extends object, K extends keyof T>(target: T, key: K, value: T[K] | undefined): void {
+  if (value !== undefined) target[key] = value;
+}
+
 function applyTotal(target: MallocInfoArena | MallocInfo, a: Record<string, string>, top: boolean): void {
   const size = count(a.size);
   const n = count(a.count);
   if (top) {
     const t = target as MallocInfo;
     if (a.type === "mmap") {
-      t.mmapChunks = n;
-      t.mmapBytes = size;
+      put(t, "mmapChunks", n);
+      put(t, "mmapBytes", size);
     }
     return;
   }
   const arena = target as MallocInfoArena;
   if (a.type === "fast") {
-    arena.fastFreeChunks = n;
-    arena.fastFreeBytes = size;
+    put(arena, "fastFreeChunks", n);
+    put(arena, "fastFreeBytes", size);
   } else if (a.type === "rest") {
-    arena.restFreeChunks = n;
-    arena.restFreeBytes = size;
+    put(arena, "restFreeChunks", n);
+    put(arena, "restFreeBytes", size);
   }
 }
 
@@ -118,22 +123,14 @@ export function parseMallocInfo(xml: string): MallocInfo {
       applyTotal(arena ?? result, a, arena === undefined);
     } else if (tag === "system") {
       if (arena) {
-        if (a.type === "current") arena.systemBytes = size;
-        if (a.type === "max") arena.maxSystemBytes = size;
+        if (a.type === "current") put(arena, "systemBytes", size);
+        if (a.type === "max") put(arena, "maxSystemBytes", size);
       } else if (a.type === "current") {
-        result.systemBytes = size;
+        put(result, "systemBytes", size);
       }
     } else if (tag === "aspace" && arena) {
-      if (a.type === "total") arena.addressSpaceBytes = size;
-      if (a.type === "subheaps") arena.subheaps = size;
-    }
-  }
-  for (const key of Object.keys(result) as Array<keyof MallocInfo>) {
-    if (result[key] === undefined) delete result[key];
-  }
-  for (const a of result.arenas) {
-    for (const key of Object.keys(a) as Array<keyof MallocInfoArena>) {
-      if (a[key] === undefined) delete a[key];
+      if (a.type === "total") put(arena, "addressSpaceBytes", size);
+      if (a.type === "subheaps") put(arena, "subheaps", size);
     }
   }
   return result;

@@ -6,7 +6,7 @@
  */
 import type { NativeReadInstance } from "../native";
 import type { AllocatorState, Warning } from "../types";
-import { bytes, defined, implausible } from "./values";
+import { bytes, defined, implausible, unmapped } from "./values";
 
 /** mi_version() 209 → "2.0.9". */
 export function mimallocVersion(v: number | undefined): string | undefined {
@@ -40,6 +40,6 @@ export function mimallocState(inst: NativeReadInstance, warnings: Warning[]): Al
       version: mimallocVersion(bytes(v, "mi_version")),
       committedBytes: invalid ? undefined : bytes(v, "current_commit"),
     }),
-    raw: { ...v },
+    raw: unmapped(v, ["mi_version", invalid ? "" : "current_commit"]),
   };
 }

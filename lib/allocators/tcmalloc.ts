@@ -11,7 +11,7 @@
  */
 import type { NativeReadInstance } from "../native";
 import type { AllocatorState } from "../types";
-import { bytes, defined, str, sum } from "./values";
+import { bytes, defined, str, sum, unmapped } from "./values";
 
 function difference(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined || b === undefined || a < b ? undefined : a - b;
@@ -47,6 +47,15 @@ export function tcmallocState(inst: NativeReadInstance): AllocatorState {
         heapLimitMb: bytes(v, "tcmalloc.heap_limit_mb"),
       }),
     }),
-    raw: { ...v },
+    raw: unmapped(v, [
+      "tc_version",
+      "generic.current_allocated_bytes",
+      "generic.heap_size",
+      "tcmalloc.pageheap_free_bytes",
+      "tcmalloc.pageheap_unmapped_bytes",
+      "tcmalloc.max_total_thread_cache_bytes",
+      "tcmalloc.aggressive_memory_decommit",
+      "tcmalloc.heap_limit_mb",
+    ]),
   };
 }

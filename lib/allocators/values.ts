@@ -55,3 +55,13 @@ export function defined<T extends object>(obj: T): Defined<T> | undefined {
   }
   return any ? (out as Defined<T>) : undefined;
 }
+
+/**
+ * The allocator's counters that no field of the state carries: `raw` holds each value once, so a
+ * counter mapped to a field (stats.allocated → allocatedBytes) is left out of it.
+ */
+export function unmapped(values: Record<string, RawValue>, mapped: readonly string[]): Record<string, RawValue> {
+  const out: Record<string, RawValue> = {};
+  for (const [k, v] of Object.entries(values)) if (!mapped.includes(k)) out[k] = v;
+  return out;
+}

@@ -43,7 +43,13 @@ const optionKeys = ["outputFile", "budgets", "baseline", "top", "print", "write"
 const budgetKeys = ["nativeHeapBytes", "rssBytes", "v8HeapBytes"] as const;
 
 export class HeapstateReporter {
-  private readonly options: HeapstateReporterOptions;
+  private readonly options: {
+    outputFile?: string | undefined;
+    baseline?: string | undefined;
+    top: number;
+    print: boolean;
+    write?: ((text: string) => void) | undefined;
+  };
   private readonly budgets?: Budgets;
   private root = process.cwd();
   private runner: SidecarRun["runner"] = { name: "vitest" };
@@ -56,11 +62,11 @@ export class HeapstateReporter {
     const where = "heapstate/vitest reporter options";
     const o = is.optionsObject(where, options, optionKeys);
     this.options = {
-      ...(o.outputFile !== undefined ? { outputFile: is.text(where, "outputFile", o.outputFile) } : {}),
-      ...(o.baseline !== undefined ? { baseline: is.text(where, "baseline", o.baseline) } : {}),
+      outputFile: is.text(where, "outputFile", o.outputFile),
+      baseline: is.text(where, "baseline", o.baseline),
       top: is.integer(where, "top", o.top, 5, 1, 1000),
       print: is.bool(where, "print", o.print, true),
-      ...(o.write !== undefined ? { write: is.fn<(text: string) => void>(where, "write", o.write) } : {}),
+      write: is.fn<(text: string) => void>(where, "write", o.write),
     };
     if (o.budgets !== undefined) {
       const budgets = is.optionsObject(`${where}: budgets`, o.budgets, budgetKeys);

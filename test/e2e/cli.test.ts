@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../lib/cli";
 import { parseSnapshot } from "../../lib/parse";
 import type { Snapshot } from "../../lib/types";
-import { childEnv, fixtures, requireLib, root } from "../helpers";
+import { childEnv, fixtures, parseJson, requireLib, root } from "../helpers";
 
 const bin = join(root, "bin", "heapstate.js");
 
@@ -66,7 +66,7 @@ describe("show-host on itself", () => {
   it("--json is a snapshot with a host object", () => {
     const j = cli(["--json"]);
     expect(j.code).toBe(0);
-    const parsed = JSON.parse(j.out) as {
+    const parsed = parseJson(j.out) as {
       host: { kernel: string; allocatorEnvironment: object; libc: { family: string } };
     };
     const s = parseSnapshot(parsed);
@@ -84,7 +84,7 @@ describe("show-host on itself", () => {
     expect(plain.out).not.toMatch(/0x[0-9a-f]{6,}/);
     const detailed = cli(["--deep", "--top", "5", "--addresses"]);
     expect(detailed.out).toMatch(/0x[0-9a-f]{6,}-0x[0-9a-f]{6,}/);
-    const json = JSON.parse(cli(["--json", "--top", "3"]).out) as {
+    const json = parseJson(cli(["--json", "--top", "3"]).out) as {
       topRegions: object[];
       regions: Array<{ mappings?: unknown }>;
     };
@@ -115,7 +115,7 @@ describe("show-host --pid", () => {
   });
 
   it("--json of it has no heap and a host object", () => {
-    const s = JSON.parse(cli(["--pid", String(child.pid), "--json"]).out) as {
+    const s = parseJson(cli(["--pid", String(child.pid), "--json"]).out) as {
       heap?: unknown;
       pid: number;
       host: object;
@@ -128,7 +128,7 @@ describe("show-host --pid", () => {
   it("--deep of a glibc process: its malloc arenas are a part, and the text says what loading heapstate there adds", async () => {
     const glibcChild = await idleChild();
     try {
-      const s = JSON.parse(cli(["--pid", String(glibcChild.pid), "--deep", "--json"]).out) as Snapshot;
+      const s = parseJson(cli(["--pid", String(glibcChild.pid), "--deep", "--json"]).out) as Snapshot;
       const arenas = (s.regions ?? [])
         .filter((r) => r.category === "malloc-main-arena" || r.category === "malloc-arena")
         .reduce((n, r) => n + (r.rssBytes ?? 0), 0);
@@ -198,7 +198,7 @@ describe("diff", () => {
   const dir = mkdtempSync(join(tmpdir(), "heapstate-diff-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const snapshotFile = (name: string) =>
-    JSON.parse(readFileSync(join(dir, name), "utf8")) as { process: { rssBytes: number } };
+    parseJson(readFileSync(join(dir, name), "utf8")) as { process: { rssBytes: number } };
 
   it("compares two files written by --json", () => {
     writeFileSync(join(dir, "a.json"), cli(["--json"]).out);
@@ -214,7 +214,7 @@ describe("diff", () => {
     expect(r.out).not.toMatch(/regions\./);
     expect(r.out).not.toMatch(/breakdown\.file/);
     expect(r.out).not.toContain("(unknown) →");
-    const j = JSON.parse(cli(["diff", "--json", join(dir, "a.json"), join(dir, "b.json")]).out) as {
+    const j = parseJson(cli(["diff", "--json", join(dir, "a.json"), join(dir, "b.json")]).out) as {
       changes: { path: string; before?: number; after?: number }[];
     };
     const a = snapshotFile("a.json");

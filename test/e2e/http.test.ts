@@ -83,7 +83,7 @@ describe("formats", () => {
       history: unknown[];
     };
     expect(body.history).toEqual([]);
-    expect(parseSnapshot(body.snapshot).schema).toBe("heapstate/1");
+    expect(parseSnapshot(body.snapshot).schema).toBe("heapstate/2");
   });
 
   it("HEAD answers headers only", async () => {
@@ -165,8 +165,8 @@ describe("POST trim, when enabled", () => {
       releasedBytes: number;
       actions: Array<{ action: string }>;
     };
-    expect(parseSnapshot(body.before).schema).toBe("heapstate/1");
-    expect(parseSnapshot(body.after).schema).toBe("heapstate/1");
+    expect(parseSnapshot(body.before).schema).toBe("heapstate/2");
+    expect(parseSnapshot(body.after).schema).toBe("heapstate/2");
     expect(body.releasedBytes).toEqual(expect.any(Number));
     expect(body.actions.map((a) => a.action)).toEqual(["malloc_trim"]);
     const get = await fetch(`${base}/debug/memory/trim`);

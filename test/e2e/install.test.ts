@@ -18,7 +18,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fixtures, requireLib, root } from "../helpers";
+import { fixtures, parseJson, requireLib, root } from "../helpers";
 
 const work = mkdtempSync(join(tmpdir(), "heapstate-install-"));
 const app = join(work, "app");
@@ -65,7 +65,7 @@ function node<T>(script: string, extra: Record<string, string> = {}, esm = false
   const r = run(join(bin, "node"), [...(esm ? ["--input-type=module"] : []), "-e", script], extra);
   expect(r.stderr).toBe("");
   expect(r.status).toBe(0);
-  return JSON.parse(r.stdout.trim().split("\n").pop() as string) as T;
+  return parseJson(r.stdout.trim().split("\n").pop() as string) as T;
 }
 
 interface PackInfo {
@@ -155,7 +155,7 @@ describe("the tarball", () => {
       maxBuffer: 64 << 20,
     });
     expect(r.status, r.stderr).toBe(0);
-    const report = JSON.parse(r.stdout) as { problems?: unknown[] | Record<string, unknown> };
+    const report = parseJson(r.stdout) as { problems?: unknown[] | Record<string, unknown> };
     const problems = Array.isArray(report.problems) ? report.problems : Object.values(report.problems ?? {});
     expect(problems).toEqual([]);
   });
@@ -323,7 +323,7 @@ collect({ tier: "everything" });
     ]);
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
-    const out = JSON.parse(r.stdout.trim().split("\n").pop() as string) as Record<string, unknown>;
+    const out = parseJson(r.stdout.trim().split("\n").pop() as string) as Record<string, unknown>;
     expect(out).toEqual({
       allocator: "glibc",
       native: [],

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { FileRecord, KeyFigures, SidecarRun } from "../../lib/sidecar";
 import { HeapstateReporter } from "../../lib/vitest/reporter";
-import { childEnv, fixtures, glibcTotals, MiB, root, runChild } from "../helpers";
+import { childEnv, fixtures, glibcTotals, MiB, parseJson, root, runChild } from "../helpers";
 
 const projects: string[] = [];
 afterAll(() => {
@@ -42,7 +42,7 @@ function runVitest(dir: string, pool: string, options: object = {}) {
     timeout: 120_000,
   });
   const file = join(dir, (options as { outputFile?: string }).outputFile ?? ".vitest/heapstate/sidecar.json");
-  const sidecar = existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as SidecarRun) : undefined;
+  const sidecar = existsSync(file) ? (parseJson(readFileSync(file, "utf8")) as SidecarRun) : undefined;
   return { code: r.status, out: `${r.stdout}${r.stderr}`, sidecar };
 }
 
@@ -218,7 +218,7 @@ describe("the runner-neutral API (heapstate/sidecar)", () => {
     const dir = mkdtempSync(join(tmpdir(), "heapstate-sidecar-"));
     projects.push(dir);
     const out = runChild<{ path: string; summary: string }>("sidecar-neutral.cjs", [dir]);
-    const run = JSON.parse(readFileSync(out.path, "utf8")) as SidecarRun;
+    const run = parseJson(readFileSync(out.path, "utf8")) as SidecarRun;
     expect(run.runner.name).toBe("custom");
     expect(run.files.map((f) => f.file)).toEqual(["suite/grows.js", "suite/idle.js"]);
     expect(run.files[0]?.growth.nativeHeapBytes).toBeGreaterThanOrEqual(38 * MiB);

@@ -12,7 +12,7 @@ import { chooseAddon } from "../../lib/native";
 import { elfInterpreter, libcOfInterpreter, platformInfo } from "../../lib/platform";
 import type { Snapshot } from "../../lib/types";
 import { compareVersions, highestByNamespace, versionNeeds } from "../../scripts/elf-needs.cjs";
-import { childEnv, dist, fixtures, root } from "../helpers";
+import { childEnv, dist, fixtures, parseJson, root } from "../helpers";
 
 const built = join(fixtures, "native", "build");
 const muslProgram = join(built, "tiny-musl");
@@ -156,7 +156,7 @@ describe("the prebuilt addon", () => {
       const r = underOldGlibc(script, { HEAPSTATE_BINDING: prebuild });
       expect(r.stderr).toBe("");
       expect(r.status).toBe(0);
-      const out = JSON.parse(r.stdout.trim().split("\n").pop() as string) as Pick<Snapshot, "heap" | "warnings">;
+      const out = parseJson(r.stdout.trim().split("\n").pop() as string) as Pick<Snapshot, "heap" | "warnings">;
       const libc6 = (JSON.parse(readFileSync(versions, "utf8")) as { packages: { libc6: { version: string } } })
         .packages.libc6.version;
       expect(out.warnings.filter((w) => w.source === "native")).toEqual([]);
@@ -215,7 +215,7 @@ describe("the arm64 prebuild, in Node for arm64 under qemu-user", () => {
     );
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
-    const out = JSON.parse(r.stdout.trim().split("\n").pop() as string) as Pick<Snapshot, "heap" | "warnings"> & {
+    const out = parseJson(r.stdout.trim().split("\n").pop() as string) as Pick<Snapshot, "heap" | "warnings"> & {
       arch: string;
       addon: { platform: string; loaded: boolean };
     };

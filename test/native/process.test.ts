@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Snapshot } from "../../lib/types";
-import { childEnv, jemallocStaticAddon, MiB, printerAddon, requireLib, root, runChild } from "../helpers";
+import { childEnv, jemallocStaticAddon, MiB, parseJson, printerAddon, requireLib, root, runChild } from "../helpers";
 
 const binding = join(root, "build", "Release", "heapstate.node");
 
@@ -210,7 +210,7 @@ describe("the addon's surface", () => {
         try { call(); errors.push("no error"); } catch (e) { errors.push(e.constructor.name + ": " + e.message); }
       }
       console.log(JSON.stringify({ errors, after: b.read().instances.length }));`;
-    const out = JSON.parse(execFileSync(process.execPath, ["-e", script], { env: childEnv(), encoding: "utf8" })) as {
+    const out = parseJson(execFileSync(process.execPath, ["-e", script], { env: childEnv(), encoding: "utf8" })) as {
       errors: string[];
       after: number;
     };
@@ -223,7 +223,7 @@ describe("the addon's surface", () => {
 
 describe("module systems", () => {
   const check = (args: string[]) =>
-    JSON.parse(execFileSync(process.execPath, args, { cwd: root, env: childEnv(), encoding: "utf8" })) as {
+    parseJson(execFileSync(process.execPath, args, { cwd: root, env: childEnv(), encoding: "utf8" })) as {
       allocator: string;
       same?: boolean;
     };

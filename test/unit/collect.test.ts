@@ -20,7 +20,7 @@ function codeOf(fn: () => unknown): string | undefined {
 describe("collect()", () => {
   it("returns the contract's keys and measures its own cost", () => {
     const s = collect();
-    expect(s.schema).toBe("heapstate/1");
+    expect(s.schema).toBe("heapstate/2");
     expect(s.pid).toBe(process.pid);
     expect(s.tier).toBe("standard");
     expect(new Date(s.time).toISOString()).toBe(s.time);

@@ -209,7 +209,11 @@ describe("input-sized arrays", () => {
     const s = parseSnapshot(saved[0]);
     const many = {
       ...s,
-      warnings: Array.from({ length: 1e6 }, (_, i) => ({ source: "x", code: "X", message: `${i}` })),
+      warnings: Array.from({ length: 1e6 }, (_, i) => ({
+        source: "x",
+        code: "SOURCE_FAILED" as const,
+        message: `${i}`,
+      })),
     };
     expect(formatHuman(many).split("\n").length).toBeGreaterThan(1e6);
     const changes = Array.from({ length: 1e6 }, (_, i) => ({
