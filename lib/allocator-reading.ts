@@ -19,8 +19,12 @@ import { servingAllocator } from "./views";
 export interface ReadPolicy {
   /** A repeated reader (sampler, cache, metrics, handler): glibc's walk may be reused within its back-off. */
   reuse: boolean;
-  /** Measure glibc's free memory from the kernel whatever its bound says (trim() does, to promise). */
-  confirmGlibc?: boolean;
+  /**
+   * When the standard tier measures glibc's free memory from the kernel: `auto` (default) when its
+   * upper bound is large enough for a warning; `always` (trim(), to promise); `never` (the sidecar,
+   * whose readings bound a change and must cost the same at start and stop).
+   */
+  confirmGlibc?: "auto" | "always" | "never";
 }
 
 function nowMicros(): number {

@@ -135,7 +135,8 @@ export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
       (o.tier === "deep" ||
         (o.tier === "standard" &&
           bound !== undefined &&
-          (policy.confirmGlibc === true || glibcFreeWorthConfirming(bound.atMostBytes, breakdown?.rssBytes))));
+          (policy.confirmGlibc === "always" ||
+            (policy.confirmGlibc !== "never" && glibcFreeWorthConfirming(bound.atMostBytes, breakdown?.rssBytes)))));
     if (confirm) {
       const t = nowMicros();
       const confirmed = allocatorReader.confirmGlibcFree(snap, o, policy, warnings);

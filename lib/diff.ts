@@ -1,14 +1,12 @@
 /**
  * The difference between two snapshots: what changed in who was read (allocator, tier, process,
  * Node, host) first, then per-field deltas of what both could measure, then the top growers among
- * the process's own resident figures.
+ * the process's own resident figures. Its text is formatDiff, beside formatHuman (format.ts).
  */
 
 import { partKey } from "./breakdown";
-import { assertSnapshot, HeapstateError } from "./errors";
-import { append, rows } from "./format";
+import { assertSnapshot } from "./errors";
 import type { Snapshot } from "./types";
-import { formatBytes } from "./units";
 import { servingAllocator } from "./views";
 
 export interface FieldChange {
@@ -182,78 +180,4 @@ export function diff(a: Snapshot, b: Snapshot): SnapshotDiff {
     changes,
     topGrowers,
   };
-}
-
-function signed(n: number): string {
-  return n > 0 ? `+${formatBytes(n)}` : formatBytes(n);
-}
-
-/**
- * A diff as aligned text: what differs in who was read, then what changed, the figures measured on
- * one side only (listed, never as a change against an unknown value), then the top growers.
- */
-export function formatDiff(d: SnapshotDiff): string {
-  if (d === null || typeof d !== "object" || !Array.isArray(d.changes) || !Array.isArray(d.topGrowers)) {
-    throw new HeapstateError("INVALID_SNAPSHOT", "formatDiff(diff): expected the result of diff(before, after)");
-  }
-  const lines = [
-    `heapstate diff  pid ${d.from?.pid}${d.samePid ? "" : ` → pid ${d.to?.pid} (different processes)`}  ${d.from?.time} → ${d.to?.time}  (${(d.elapsedMs / 1000).toFixed(1)} s)`,
-  ];
-  const identity = Array.isArray(d.identity) ? d.identity : [];
-  if (identity.length > 0) {
-    lines.push("what differs in what was read:");
-    append(
-      lines,
-      rows(
-        identity.map((c) => [c.what, `${c.before ?? "(unknown)"} → ${c.after ?? "(unknown)"}`]),
-        "  ",
-      ),
-    );
-  }
-  for (const n of Array.isArray(d.notes) ? d.notes : []) lines.push(`note: ${n}`);
-  const changed = d.changes.filter((c) => c.delta !== undefined && c.delta !== 0);
-  append(
-    lines,
-    rows(
-      changed.map((c) => [
-        c.path,
-        `${formatBytes(c.before).padStart(10)} → ${formatBytes(c.after).padStart(10)}  ${signed(c.delta as number)}`,
-      ]),
-      "  ",
-    ),
-  );
-  if (changed.length === 0) lines.push("  no byte figure changed");
-  const before = d.changes.filter((c) => c.delta === undefined && c.before !== undefined);
-  const after = d.changes.filter((c) => c.delta === undefined && c.after !== undefined);
-  if (before.length > 0) {
-    lines.push("measured before only:");
-    append(
-      lines,
-      rows(
-        before.map((c) => [c.path, formatBytes(c.before)]),
-        "  ",
-      ),
-    );
-  }
-  if (after.length > 0) {
-    lines.push("measured after only:");
-    append(
-      lines,
-      rows(
-        after.map((c) => [c.path, formatBytes(c.after)]),
-        "  ",
-      ),
-    );
-  }
-  if (d.topGrowers.length) {
-    lines.push("top growers (this process's resident memory):");
-    append(
-      lines,
-      rows(
-        d.topGrowers.map((c) => [c.path, signed(c.delta as number)]),
-        "  ",
-      ),
-    );
-  }
-  return lines.join("\n");
 }

@@ -1,9 +1,10 @@
 /** Human text of a snapshot: one terminal screen, aligned, units in KiB/MiB/GiB. */
 
 import { partKey } from "./breakdown";
-import { assertSnapshot } from "./errors";
+import type { SnapshotDiff } from "./diff";
+import { assertSnapshot, HeapstateError } from "./errors";
 import type { AllocatorState, PageStates, Snapshot } from "./types";
-import { formatBytes } from "./units";
+import { append, formatBytes, rows } from "./units";
 import { servingAllocator } from "./views";
 
 const pageLabels: Array<[keyof PageStates, string]> = [
@@ -17,18 +18,6 @@ const pageLabels: Array<[keyof PageStates, string]> = [
   ["topReleasableBytes", "top chunk (trimmable)"],
   ["cachedBytes", "free in caches"],
 ];
-
-/** Aligned "label  value" rows. A loop, not Math.max(...): a million rows must not overflow the stack. */
-export function rows(pairs: Array<[string, string]>, indent: string): string[] {
-  let width = 0;
-  for (const [k] of pairs) if (k.length > width) width = k.length;
-  return pairs.map(([k, v]) => `${indent}${k.padEnd(width)}  ${v}`.trimEnd());
-}
-
-/** lines.push(...more) without spreading: a call's arguments live on the stack. */
-export function append(lines: string[], more: readonly string[]): void {
-  for (const l of more) lines.push(l);
-}
 
 function ago(snapshotTime: string, asOf: string): string {
   const s = Math.max(0, (Date.parse(snapshotTime) - Date.parse(asOf)) / 1000);
@@ -167,5 +156,79 @@ export function formatHuman(s: Snapshot): string {
 
   for (const f of s.findings ?? []) lines.push(`${f.severity === "warn" ? "WARN" : "info"} [${f.id}] ${f.message}`);
   for (const w of s.warnings) lines.push(`warning [${w.code}] ${w.source}: ${w.message}`);
+  return lines.join("\n");
+}
+
+function signed(n: number): string {
+  return n > 0 ? `+${formatBytes(n)}` : formatBytes(n);
+}
+
+/**
+ * A diff as aligned text: what differs in who was read, then what changed, the figures measured on
+ * one side only (listed, never as a change against an unknown value), then the top growers.
+ */
+export function formatDiff(d: SnapshotDiff): string {
+  if (d === null || typeof d !== "object" || !Array.isArray(d.changes) || !Array.isArray(d.topGrowers)) {
+    throw new HeapstateError("INVALID_SNAPSHOT", "formatDiff(diff): expected the result of diff(before, after)");
+  }
+  const lines = [
+    `heapstate diff  pid ${d.from?.pid}${d.samePid ? "" : ` → pid ${d.to?.pid} (different processes)`}  ${d.from?.time} → ${d.to?.time}  (${(d.elapsedMs / 1000).toFixed(1)} s)`,
+  ];
+  const identity = Array.isArray(d.identity) ? d.identity : [];
+  if (identity.length > 0) {
+    lines.push("what differs in what was read:");
+    append(
+      lines,
+      rows(
+        identity.map((c) => [c.what, `${c.before ?? "(unknown)"} → ${c.after ?? "(unknown)"}`]),
+        "  ",
+      ),
+    );
+  }
+  for (const n of Array.isArray(d.notes) ? d.notes : []) lines.push(`note: ${n}`);
+  const changed = d.changes.filter((c) => c.delta !== undefined && c.delta !== 0);
+  append(
+    lines,
+    rows(
+      changed.map((c) => [
+        c.path,
+        `${formatBytes(c.before).padStart(10)} → ${formatBytes(c.after).padStart(10)}  ${signed(c.delta as number)}`,
+      ]),
+      "  ",
+    ),
+  );
+  if (changed.length === 0) lines.push("  no byte figure changed");
+  const before = d.changes.filter((c) => c.delta === undefined && c.before !== undefined);
+  const after = d.changes.filter((c) => c.delta === undefined && c.after !== undefined);
+  if (before.length > 0) {
+    lines.push("measured before only:");
+    append(
+      lines,
+      rows(
+        before.map((c) => [c.path, formatBytes(c.before)]),
+        "  ",
+      ),
+    );
+  }
+  if (after.length > 0) {
+    lines.push("measured after only:");
+    append(
+      lines,
+      rows(
+        after.map((c) => [c.path, formatBytes(c.after)]),
+        "  ",
+      ),
+    );
+  }
+  if (d.topGrowers.length) {
+    lines.push("top growers (this process's resident memory):");
+    append(
+      lines,
+      rows(
+        d.topGrowers.map((c) => [c.path, signed(c.delta as number)]),
+        "  ",
+      ),
+    );
+  }
   return lines.join("\n");
 }

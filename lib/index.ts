@@ -4,9 +4,9 @@
  */
 
 export { collect } from "./collect";
-export { diff, type FieldChange, formatDiff, type SnapshotDiff } from "./diff";
+export { diff, type FieldChange, type IdentityChange, type SnapshotDiff } from "./diff";
 export { HeapstateError, type HeapstateErrorCode } from "./errors";
-export { formatHuman } from "./format";
+export { formatDiff, formatHuman } from "./format";
 export { type AddonState, type AllocatorEnvironment, allocatorEnvironment, type HostState, hostInfo } from "./host";
 export { createHandler, type HandlerOptions } from "./http";
 export { type MemoryField, memoryField } from "./log";

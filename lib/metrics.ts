@@ -5,20 +5,27 @@
  * what heapstate adds is the partition of RSS, the allocator's own figures and the findings.
  */
 import { FINDING_IDS } from "./findings";
-import type { PageStates, Snapshot } from "./types";
+import type { AllocatorState, PageStates, Snapshot } from "./types";
 
 export interface MetricPoint {
   labels: Record<string, string>;
   value: number;
 }
 
-export interface MetricFamily {
+/** One metric family: how both faces name, type and describe it, and how its points are read off a snapshot. */
+export interface MetricSpec {
   /** Prometheus name without the prefix (heapstate_ is added). */
   name: string;
   /** OpenTelemetry instrument name. */
   otelName: string;
   unit: "By" | "1" | "s";
   help: string;
+  /** The points of one reading; none for what it did not measure. */
+  points(s: Snapshot): MetricPoint[];
+}
+
+/** A family with the points of one reading. */
+export interface MetricFamily extends Omit<MetricSpec, "points"> {
   points: MetricPoint[];
 }
 
@@ -43,112 +50,114 @@ const allocatorFigures = [
   ["committedBytes", "committed", "memory the allocator has committed"],
 ] as const;
 
-export function metricFamilies(s: Snapshot): MetricFamily[] {
-  const families: MetricFamily[] = [];
-  const b = s.breakdown;
-  families.push({
+const allocatorLabels = (a: AllocatorState) => ({ allocator: a.allocator, serves_malloc: String(a.servesMalloc) });
+
+/** Every family heapstate exports, in the order they are written: the one table both faces read. */
+export const METRICS: readonly MetricSpec[] = [
+  {
     name: "rss_bytes",
     otelName: "heapstate.memory.rss",
     unit: "By",
     help: "Resident set size that heapstate_rss_breakdown_bytes partitions (smaps_rollup Rss, or status VmRSS in the fast tier), same reading",
-    points: s.process?.rssBytes !== undefined ? [{ labels: {}, value: s.process.rssBytes }] : [],
-  });
-  families.push({
+    points: (s) => (s.process?.rssBytes !== undefined ? [{ labels: {}, value: s.process.rssBytes }] : []),
+  },
+  {
     name: "rss_breakdown_bytes",
     otelName: "heapstate.memory.breakdown",
     unit: "By",
     help: 'RSS by part; the parts, "unattributed" (signed) included, add up to heapstate_rss_bytes',
-    points: b
-      ? [
-          ...b.parts.map((p) => ({
-            labels: {
-              part: p.name,
-              ...(p.allocator !== undefined ? { allocator: p.allocator } : {}),
-              ...(p.name.startsWith("other-") && p.library !== undefined
-                ? { library: p.library.slice(p.library.lastIndexOf("/") + 1) }
-                : {}),
-            },
-            value: p.bytes,
-          })),
-          { labels: { part: "unattributed" }, value: b.unattributedBytes },
-        ]
-      : [],
-  });
-  for (const [key, suffix, help] of allocatorFigures) {
-    families.push({
+    points: (s) => {
+      const b = s.breakdown;
+      if (!b) return [];
+      const out: MetricPoint[] = b.parts.map((p) => ({
+        labels: {
+          part: p.name,
+          ...(p.allocator !== undefined ? { allocator: p.allocator } : {}),
+          ...(p.name.startsWith("other-") && p.library !== undefined
+            ? { library: p.library.slice(p.library.lastIndexOf("/") + 1) }
+            : {}),
+        },
+        value: p.bytes,
+      }));
+      out.push({ labels: { part: "unattributed" }, value: b.unattributedBytes });
+      return out;
+    },
+  },
+  ...allocatorFigures.map(
+    ([key, suffix, help]): MetricSpec => ({
       name: `allocator_${suffix}_bytes`,
       otelName: `heapstate.allocator.${suffix}`,
       unit: "By",
       help: `Allocator: ${help}`,
-      points: s.allocators.flatMap((a) => {
-        const v = a[key];
-        return v === undefined
-          ? []
-          : [{ labels: { allocator: a.allocator, serves_malloc: String(a.servesMalloc) }, value: v }];
-      }),
-    });
-  }
-  families.push({
+      points: (s) =>
+        s.allocators.flatMap((a) => {
+          const v = a[key];
+          return v === undefined ? [] : [{ labels: allocatorLabels(a), value: v }];
+        }),
+    }),
+  ),
+  {
     name: "allocator_pages_bytes",
     otelName: "heapstate.allocator.pages",
     unit: "By",
     help: "Allocator page states: active, dirty (free, resident), muzzy (MADV_FREE), retained/released (not resident), free, top_releasable, cached",
-    points: s.allocators.flatMap((a) =>
-      pageStateNames.flatMap(([key, state]) => {
-        const v = a.pages?.[key];
-        return v === undefined
-          ? []
-          : [{ labels: { allocator: a.allocator, serves_malloc: String(a.servesMalloc), state }, value: v }];
-      }),
-    ),
-  });
-  families.push({
+    points: (s) =>
+      s.allocators.flatMap((a) =>
+        pageStateNames.flatMap(([key, state]) => {
+          const v = a.pages?.[key];
+          return v === undefined ? [] : [{ labels: { ...allocatorLabels(a), state }, value: v }];
+        }),
+      ),
+  },
+  {
     name: "allocator_arenas",
     otelName: "heapstate.allocator.arenas",
     unit: "1",
     help: "Allocator arenas (jemalloc arenas.narenas; glibc malloc_info heaps, deep tier)",
-    points: s.allocators.flatMap((a) =>
-      a.arenas === undefined
-        ? []
-        : [{ labels: { allocator: a.allocator, serves_malloc: String(a.servesMalloc) }, value: a.arenas }],
-    ),
-  });
-  const cg = s.cgroup;
-  families.push({
+    points: (s) =>
+      s.allocators.flatMap((a) => (a.arenas === undefined ? [] : [{ labels: allocatorLabels(a), value: a.arenas }])),
+  },
+  {
     name: "cgroup_usage_bytes",
     otelName: "heapstate.cgroup.usage",
     unit: "By",
     help: "Memory cgroup usage (memory.current, v1 memory.usage_in_bytes)",
-    points: cg ? [{ labels: {}, value: cg.usageBytes }] : [],
-  });
-  families.push({
+    points: (s) => (s.cgroup ? [{ labels: {}, value: s.cgroup.usageBytes }] : []),
+  },
+  {
     name: "cgroup_limit_bytes",
     otelName: "heapstate.cgroup.limit",
     unit: "By",
     help: "Memory cgroup limit (memory.max, v1 memory.limit_in_bytes); absent when unlimited",
-    points: cg?.limitBytes !== undefined ? [{ labels: {}, value: cg.limitBytes }] : [],
-  });
-  families.push({
+    points: (s) => (s.cgroup?.limitBytes !== undefined ? [{ labels: {}, value: s.cgroup.limitBytes }] : []),
+  },
+  {
     name: "cgroup_oom_kill_events",
     otelName: "heapstate.cgroup.oom_kills",
     unit: "1",
     help: "OOM kills in the memory cgroup (memory.events oom_kill, v1 memory.oom_control oom_kill)",
-    points: cg?.oomKillEvents !== undefined ? [{ labels: {}, value: cg.oomKillEvents }] : [],
-  });
-  const active = new Map((s.findings ?? []).map((f) => [f.id, f.severity]));
-  families.push({
+    points: (s) => (s.cgroup?.oomKillEvents !== undefined ? [{ labels: {}, value: s.cgroup.oomKillEvents }] : []),
+  },
+  {
     name: "finding",
     otelName: "heapstate.finding",
     unit: "1",
-    help: "1 when heapstate's finding is present in the last reading, else 0 (ids and meanings: README, Findings)",
-    points: FINDING_IDS.map((id) => ({ labels: { id }, value: active.has(id) ? 1 : 0 })),
-  });
-  families.push({
+    help: "1 when heapstate's finding is present in the last reading, else 0 (ids and meanings: docs/findings.md)",
+    points: (s) => {
+      const active = new Set((s.findings ?? []).map((f) => f.id));
+      return FINDING_IDS.map((id) => ({ labels: { id }, value: active.has(id) ? 1 : 0 }));
+    },
+  },
+  {
     name: "snapshot_cost_seconds",
     otelName: "heapstate.snapshot.cost",
     unit: "s",
     help: "What reading the snapshot cost (costMicros)",
-    points: [{ labels: {}, value: s.costMicros / 1e6 }],
-  });
-  return families;
+    points: (s) => [{ labels: {}, value: s.costMicros / 1e6 }],
+  },
+];
+
+/** Every family with the points of one reading. */
+export function metricFamilies(s: Snapshot): MetricFamily[] {
+  return METRICS.map(({ points, ...spec }) => ({ ...spec, points: points(s) }));
 }

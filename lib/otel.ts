@@ -3,7 +3,7 @@
  * from @opentelemetry/api (an optional peer dependency). One batch callback reads one snapshot per
  * collection, so every instrument describes the same moment.
  */
-import { metricFamilies } from "./metrics";
+import { METRICS, metricFamilies } from "./metrics";
 import { snapshot } from "./snapshot";
 import * as is from "./validate";
 
@@ -53,7 +53,7 @@ export function registerOtel(meter: unknown, options?: { maxAgeMs?: number }): (
     );
   }
   const instruments = new Map<string, unknown>();
-  for (const f of metricFamilies(snapshot({ maxAgeMs }))) {
+  for (const f of METRICS) {
     instruments.set(f.name, m.createObservableGauge(f.otelName, { description: f.help, unit: f.unit }));
   }
   const callback = (observer: {

@@ -5,7 +5,7 @@
  * the same moment and the breakdown parts add up to heapstate_rss_bytes.
  */
 import { assertSnapshot } from "./errors";
-import { metricFamilies } from "./metrics";
+import { METRICS, metricFamilies } from "./metrics";
 import { snapshot } from "./snapshot";
 import type { Snapshot } from "./types";
 import * as is from "./validate";
@@ -122,17 +122,16 @@ export function registerPrometheus(
     );
   }
   // Every metric of a scrape asks for the same snapshot, cached for maxAgeMs: one reading a scrape.
-  const metrics = metricFamilies(snapshot({ maxAgeMs })).map((shape): CollectorMetric => {
-    const name = prefix + shape.name;
+  const metrics = METRICS.map((spec): CollectorMetric => {
+    const name = prefix + spec.name;
     return {
       name,
-      help: shape.help,
+      help: spec.help,
       type: "gauge",
       aggregator: "sum",
       async get() {
-        const f = metricFamilies(snapshot({ maxAgeMs })).find((x) => x.name === shape.name);
-        const values = (f?.points ?? []).map((p) => ({ value: p.value, labels: p.labels }));
-        return { name, help: shape.help, type: "gauge", aggregator: "sum", values };
+        const values = spec.points(snapshot({ maxAgeMs })).map((p) => ({ value: p.value, labels: p.labels }));
+        return { name, help: spec.help, type: "gauge", aggregator: "sum", values };
       },
       reset() {},
     };

@@ -18,7 +18,7 @@ export function trim(): TrimResult {
   const o = readPlan(undefined, "trim()");
   // The reading before measures glibc's free memory from the kernel whatever its size: the promise
   // is made from it, right before the trim it is checked against.
-  const before = read(o, { reuse: false, confirmGlibc: true });
+  const before = read(o, { reuse: false, confirmGlibc: "always" });
   const promisedBytes = promiseOf(before);
   const actions: TrimAction[] = [];
   const binding = native();

@@ -6,7 +6,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { diff, formatDiff } from "../../lib/diff";
+import { diff } from "../../lib/diff";
+import { formatDiff } from "../../lib/format";
 import { parseSnapshot } from "../../lib/parse";
 import type { Snapshot } from "../../lib/types";
 import { fixtures, MiB } from "../helpers";

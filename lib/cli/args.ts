@@ -1,0 +1,108 @@
+/** The commands' help texts and how their arguments are read. */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { MAX_TIMER_MS } from "../validate";
+
+export const usage = {
+  main: `Usage: heapstate [command] [options]
+
+Where is a Node.js process's memory? Commands:
+  show-host   the host, the allocator environment and the heap state of a process (default)
+  diff        compare two snapshots saved with --json
+  trim        how to give free memory back from a running service
+  help        help for a command
+
+Run "heapstate <command> --help" for its options.
+Exit codes: 0 ok, 1 the reading failed (process gone or unreadable, bad file), 2 bad usage,
+3 internal error.`,
+  "show-host": `Usage: heapstate [show-host] [options]
+
+Prints the host (kernel, CPUs, memory, swap, THP, overcommit, cgroup, libc, Node, V8), the
+allocator environment (LD_PRELOAD, MALLOC_ARENA_MAX, MALLOC_CONF, GLIBC_TUNABLES and the
+allocator that really serves malloc) and the heap state: the breakdown of RSS and findings.
+
+Options:
+  --pid N            another process: what the kernel shows (status, smaps, cgroup, environ).
+                     Its allocator lives in its own memory and cannot be read from outside.
+  --tier T           fast | standard | deep (default standard)
+  --deep             the deep tier: smaps regions by category, glibc malloc_info
+  --top N            with --deep: the N mappings with the most RSS
+  --addresses        with --top / --json: include addresses and file paths (they defeat ASLR)
+  --json             the snapshot (schema heapstate/2, docs/schema.md) plus a "host" object
+  --watch [SECONDS]  read again every SECONDS (default 2) and show changes since the start;
+                     redraws in place on a terminal, appends lines otherwise; Ctrl-C stops
+  --count N          with --watch: stop after N readings
+  --no-color         no colour (also NO_COLOR=1; colour is only ever used on a terminal)
+  -h, --help         this text
+  -v, --version      heapstate's version
+
+Exit codes: 0 ok, 1 the reading failed, 2 bad usage, 3 internal error.`,
+  diff: `Usage: heapstate diff A.json B.json [--json]
+
+Compares two snapshots written by "heapstate --json" (or collect() saved as JSON): every byte
+figure before → after with its change, then the top growers.
+
+Options:
+  --json      the structured diff as JSON
+  -h, --help  this text
+
+Exit codes: 0 ok, 1 a file could not be read or is not a snapshot, 2 bad usage.`,
+  trim: `Usage: heapstate trim
+
+Explains how to give a service's free memory back to the OS. The CLI cannot do it for another
+process: free memory belongs to the allocator inside that process.`,
+} as const;
+
+export type Command = keyof typeof usage;
+
+export interface Spec {
+  [flag: string]: "flag" | "value" | "optional-number";
+}
+
+/** Parses flags by spec; returns the values or a one-line usage error. */
+export function parseFlags(args: string[], spec: Spec): { flags: Map<string, string | true>; rest: string[] } | string {
+  const flags = new Map<string, string | true>();
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (!arg.startsWith("-") || arg === "-") {
+      rest.push(arg);
+      continue;
+    }
+    const [name, inline] = arg.includes("=")
+      ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)]
+      : [arg, undefined];
+    const kind = spec[name];
+    if (kind === undefined) return `unknown option ${JSON.stringify(name)}`;
+    if (kind === "flag") {
+      if (inline !== undefined) return `option ${name} takes no value`;
+      flags.set(name, true);
+    } else if (kind === "value") {
+      const v = inline ?? args[++i];
+      if (v === undefined || (inline === undefined && v.startsWith("-"))) return `option ${name} needs a value`;
+      flags.set(name, v);
+    } else {
+      const next = args[i + 1];
+      if (inline !== undefined) flags.set(name, inline);
+      else if (next !== undefined && /^\d+(\.\d+)?$/.test(next)) flags.set(name, args[++i] as string);
+      else flags.set(name, true);
+    }
+  }
+  return { flags, rest };
+}
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(join(__dirname, "..", "..", "package.json"), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+/** A whole number from 1 to `max` written in decimal ("12"; not "0x10", "1e3" or "+5"). */
+export function positiveInt(v: string | true | undefined, max: number): number | undefined {
+  if (typeof v !== "string" || !/^\d{1,15}$/.test(v)) return undefined;
+  const n = Number(v);
+  return n >= 1 && n <= max ? n : undefined;
+}
+
+/** --watch accepts 0.1 s to just under 2³¹ ms (Node's timers turn anything longer into 1 ms). */
+export const WATCH_MIN_S = 0.1;
+export const WATCH_MAX_S = Math.floor(MAX_TIMER_MS / 1000);

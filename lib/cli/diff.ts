@@ -1,0 +1,36 @@
+/** heapstate diff: two saved snapshots compared. */
+import { diff } from "../diff";
+import { HeapstateError } from "../errors";
+import { formatDiff } from "../format";
+import { parseSnapshot } from "../parse";
+import { readBounded } from "../read-file";
+import type { Snapshot } from "../types";
+import { parseFlags } from "./args";
+import { type CliIo, EXIT, usageError } from "./io";
+
+export function diffCommand(args: string[], io: CliIo): number {
+  const parsed = parseFlags(args, { "--json": "flag" });
+  if (typeof parsed === "string") return usageError(io, "diff", parsed);
+  const { flags, rest } = parsed;
+  if (rest.length !== 2) return usageError(io, "diff", `needs two files, received ${rest.length}`);
+  const [a, b] = rest.map((file) => {
+    let text: string;
+    try {
+      text = readBounded(file);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new HeapstateError(
+        "INVALID_SNAPSHOT",
+        `${file}: ${code && code !== "EFBIG" ? code : (error as Error).message}`,
+      );
+    }
+    try {
+      return parseSnapshot(text);
+    } catch (error) {
+      throw new HeapstateError("INVALID_SNAPSHOT", `${file}: ${(error as Error).message}`);
+    }
+  }) as [Snapshot, Snapshot];
+  const d = diff(a, b);
+  io.out(flags.has("--json") ? JSON.stringify(d, null, 2) : formatDiff(d));
+  return EXIT.ok;
+}

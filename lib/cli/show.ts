@@ -1,0 +1,215 @@
+/** show-host: the host, the allocator environment and a process's heap state, once or watched. */
+import { formatHuman } from "../format";
+import {
+  type AddonState,
+  ALLOCATOR_ENV,
+  type AllocatorEnvironment,
+  allocatorEnvironment,
+  type HostState,
+  hostInfo,
+} from "../host";
+import { type TopMapping, topMappings } from "../regions";
+import type { Snapshot, Tier } from "../types";
+import { append, formatBytes, rows } from "../units";
+import { decimal, MAX_PID } from "../validate";
+import { servingAllocator } from "../views";
+import { parseFlags, positiveInt, type Spec, version, WATCH_MAX_S, WATCH_MIN_S } from "./args";
+import { type CliIo, EXIT, painter, usageError } from "./io";
+import { read, type ShowOptions } from "./reading";
+import { watch } from "./watch";
+
+function describeAddon(a: AddonState): string {
+  if (!a.loaded) return `none for ${a.platform}: allocator state is not available (see the warning below)`;
+  if (a.source === "prebuilt") return `prebuilt for ${a.platform}`;
+  if (a.source === "override") return `${a.file} (HEAPSTATE_BINDING) on ${a.platform}`;
+  return `built from source on ${a.platform} (${a.file})`;
+}
+
+const showHostSpec: Spec = {
+  "--pid": "value",
+  "--tier": "value",
+  "--deep": "flag",
+  "--top": "value",
+  "--addresses": "flag",
+  "--json": "flag",
+  "--watch": "optional-number",
+  "--count": "value",
+  "--no-color": "flag",
+  "-v": "flag",
+  "--version": "flag",
+};
+
+export function showHost(args: string[], io: CliIo): number | Promise<number> {
+  const parsed = parseFlags(args, showHostSpec);
+  if (typeof parsed === "string") return usageError(io, "", parsed);
+  const { flags, rest } = parsed;
+  if (rest.length > 0) return usageError(io, "", `unexpected argument ${JSON.stringify(rest[0])}`);
+  if (flags.has("-v") || flags.has("--version")) {
+    io.out(version());
+    return EXIT.ok;
+  }
+  let pid: number | undefined;
+  if (flags.has("--pid")) {
+    pid = positiveInt(flags.get("--pid"), MAX_PID);
+    if (pid === undefined)
+      return usageError(
+        io,
+        "",
+        `--pid takes a process id from 1 to ${MAX_PID}, received ${JSON.stringify(flags.get("--pid"))}`,
+      );
+  }
+  let tier: Tier = "standard";
+  if (flags.has("--tier")) {
+    const t = flags.get("--tier");
+    if (t !== "fast" && t !== "standard" && t !== "deep") {
+      return usageError(io, "", `--tier takes fast, standard or deep, received ${JSON.stringify(t)}`);
+    }
+    tier = t;
+  }
+  let top: number | undefined;
+  if (flags.has("--top")) {
+    top = positiveInt(flags.get("--top"), 1000);
+    if (top === undefined)
+      return usageError(
+        io,
+        "",
+        `--top takes a whole number from 1 to 1000, received ${JSON.stringify(flags.get("--top"))}`,
+      );
+  }
+  const addresses = flags.has("--addresses");
+  if (flags.has("--deep") || top !== undefined || addresses) {
+    if (flags.has("--tier") && tier !== "deep")
+      return usageError(io, "", "--deep, --top and --addresses need the deep tier");
+    tier = "deep";
+  }
+  const options: ShowOptions = {
+    pid,
+    tier,
+    top,
+    addresses,
+    json: flags.has("--json"),
+    paint: painter(io, flags.has("--no-color")),
+  };
+  if (flags.has("--watch")) {
+    const w = flags.get("--watch");
+    const seconds = w === true ? 2 : decimal(w as string);
+    if (seconds === undefined || seconds < WATCH_MIN_S || seconds > WATCH_MAX_S)
+      return usageError(
+        io,
+        "",
+        `--watch takes a number of seconds from ${WATCH_MIN_S} to ${WATCH_MAX_S}, written in decimal, received ${JSON.stringify(w)}`,
+      );
+    let count: number | undefined;
+    if (flags.has("--count")) {
+      count = positiveInt(flags.get("--count"), Number.MAX_SAFE_INTEGER);
+      if (count === undefined)
+        return usageError(io, "", `--count takes a whole number ≥ 1, received ${JSON.stringify(flags.get("--count"))}`);
+    }
+    return watch(options, seconds, count, io);
+  }
+  if (flags.has("--count")) return usageError(io, "", "--count goes with --watch");
+  const s = read(options);
+  if (options.json) {
+    io.out(JSON.stringify(jsonOf(s, options), null, 2));
+  } else {
+    io.out(showText(s, options));
+  }
+  return EXIT.ok;
+}
+
+/** The snapshot for --json: addresses stay out unless asked for, plus host and environment. */
+function jsonOf(
+  s: Snapshot,
+  o: ShowOptions,
+): Snapshot & { host: HostState & { allocatorEnvironment?: AllocatorEnvironment }; topRegions?: TopMapping[] } {
+  const top = o.top !== undefined ? topMappings(s.regions, o.top, o.addresses) : undefined;
+  const regions = o.addresses ? s.regions : s.regions?.map(({ mappings: _, ...r }) => r);
+  const env = allocatorEnvironment(s.pid);
+  return {
+    ...s,
+    ...(regions ? { regions } : {}),
+    ...(top ? { topRegions: top } : {}),
+    host: { ...hostInfo(), ...(env ? { allocatorEnvironment: env } : {}) },
+  };
+}
+
+export function showText(s: Snapshot, o: ShowOptions): string {
+  const h = hostInfo();
+  const { bold } = o.paint;
+  const lines: string[] = [bold("host")];
+  const mem =
+    h.memTotalBytes === undefined
+      ? "(unknown)"
+      : `${formatBytes(h.memTotalBytes)} total, ${formatBytes(h.memAvailableBytes)} available`;
+  const swap =
+    h.swapTotalBytes === undefined
+      ? "(unknown)"
+      : h.swapTotalBytes === 0
+        ? "none"
+        : `${formatBytes(h.swapTotalBytes)}, ${formatBytes(h.swapFreeBytes)} free`;
+  const cg = s.cgroup;
+  append(
+    lines,
+    rows(
+      [
+        ["kernel", h.kernel],
+        ["cpus", String(h.cpus)],
+        ["memory", mem],
+        ["swap", swap],
+        ["transparent huge pages", h.transparentHugePages ?? "(unknown)"],
+        ["overcommit", h.overcommit ?? "(unknown)"],
+        [
+          "cgroup",
+          cg
+            ? `v${cg.version} ${cg.path}  limit ${cg.limitBytes === undefined ? "none" : formatBytes(cg.limitBytes)}  usage ${formatBytes(cg.usageBytes)}`
+            : "(unknown)",
+        ],
+        ["libc", h.libc ? `${h.libc.family}${h.libc.version ? ` ${h.libc.version}` : ""}` : "(unknown)"],
+        ["node / v8", `${h.node} / ${h.v8}`],
+        ["heapstate addon", describeAddon(h.addon)],
+      ],
+      "  ",
+    ),
+  );
+
+  lines.push(bold(`allocator environment (process ${s.pid})`));
+  const env = allocatorEnvironment(s.pid);
+  const envRows: Array<[string, string]> = ALLOCATOR_ENV.map((k) => [
+    k,
+    env === undefined ? `(unknown: /proc/${s.pid}/environ may not be read)` : (env[k] ?? "(not set)"),
+  ]);
+  const heap = servingAllocator(s);
+  const outside = s.warnings.find((w) => w.code === "ALLOCATOR_NOT_READABLE_FROM_OUTSIDE");
+  envRows.push([
+    "serves malloc",
+    heap
+      ? `${heap.allocator}${heap.version ? ` ${heap.version}` : ""} (${heap.library})`
+      : outside
+        ? "(unknown: the allocator lives inside that process and cannot be read from outside; heapstate does not guess from the mapped libraries)"
+        : `(unknown: ${s.warnings.find((w) => w.source === "native" || w.source === "heap")?.message ?? "not measured"})`,
+  ]);
+  append(lines, rows(envRows, "  "));
+
+  lines.push(bold("heap state"));
+  append(
+    lines,
+    formatHuman(s)
+      .split("\n")
+      .map((l) => (/^(WARN|warning) /.test(l) ? o.paint.warn(l) : l)),
+  );
+
+  if (o.top !== undefined) {
+    lines.push(bold(`top ${o.top} mappings by RSS`));
+    append(
+      lines,
+      rows(
+        topMappings(s.regions, o.top, o.addresses).map((r) => [
+          `${r.category} ${r.perms}`,
+          `size ${formatBytes(r.sizeBytes).padStart(10)}  rss ${formatBytes(r.rssBytes).padStart(10)}${r.start ? `  ${r.start}-${r.end}` : ""}${r.path ? `  ${r.path}` : ""}`,
+        ]),
+        "  ",
+      ),
+    );
+  }
+  return lines.join("\n");
+}
