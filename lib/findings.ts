@@ -146,7 +146,7 @@ export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingCont
       severity: "info",
       message: negative
         ? `The parts add up to ${formatBytes(-b.unattributedBytes)} more than RSS: an allocator counts memory that is reserved or allocated but not resident (untouched pages).`
-        : `${formatBytes(b.unattributedBytes)} of RSS (${pct(b.unattributedBytes, b.rssBytes)}) is not explained by V8, ${readText} or the kernel's file and shared mappings: other threads' V8 heaps (workers), an allocator heapstate cannot see (one inside a Rust addon), or mmap by native code. The deep tier lists the regions.${boundText}`,
+        : `${formatBytes(b.unattributedBytes)} of RSS (${pct(b.unattributedBytes, b.rssBytes)}) is not explained by V8, ${readText} or the kernel's file and shared mappings: other threads' V8 heaps (workers), heap pages V8's collector freed but has not returned to the kernel yet (V8 does not count them), an allocator heapstate cannot see (one inside a Rust addon), or mmap by native code. The deep tier lists the regions.${boundText}`,
       evidence: {
         unattributedBytes: b.unattributedBytes,
         rssBytes: b.rssBytes,

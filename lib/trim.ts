@@ -1,16 +1,19 @@
 /** trim(): give free memory back to the OS, and measure what left RSS. */
 import { read } from "./collect";
 import { native } from "./native";
-import { readPlan } from "./options";
+import { type ReadPlan, readPlan } from "./options";
+import { readProcFile } from "./procfs/read";
+import { parseSmapsTotals } from "./procfs/smaps";
 import type { Snapshot, TrimAction, TrimResult } from "./types";
 import { servingAllocator } from "./views";
 
 /**
  * Gives free memory back to the OS: glibc `malloc_trim(0)`; jemalloc `thread.tcache.flush` and
  * `arena.4096.purge`; tcmalloc `MallocExtension_ReleaseFreeMemory`; mimalloc `mi_collect(true)`.
- * Returns snapshots before and after (both read afresh, standard tier), and the RSS released as
- * the kernel counts it exactly (smaps_rollup, the readings' one RSS). Never throws for want of
- * descriptors or memory: the readings carry warnings instead.
+ * Returns snapshots before and after (both read afresh, standard tier), what the reading before
+ * expected the trim to release, and the RSS it released as the kernel counts it exactly
+ * (smaps_rollup, read right before and right after the trim). Never throws for want of descriptors
+ * or memory: the readings carry warnings instead.
  * @example
  * const { releasedBytes } = trim();
  */
@@ -22,10 +25,17 @@ export function trim(): TrimResult {
   const promisedBytes = promiseOf(before);
   const actions: TrimAction[] = [];
   const binding = native();
+  // RSS read right around the trim itself: the readings before and after allocate as they read
+  // (and can touch again pages the trim just returned), which is not the trim's doing.
+  let rssBefore: number | undefined;
+  let rssAfter: number | undefined;
   if (binding !== undefined) {
     try {
       const glibc = servingAllocator(before)?.allocator === "glibc";
-      for (const inst of binding.trim({ glibc }).instances ?? []) {
+      rssBefore = exactRss(o);
+      const done = binding.trim({ glibc });
+      rssAfter = exactRss(o);
+      for (const inst of done.instances ?? []) {
         for (const [action, result] of Object.entries(inst.actions)) {
           actions.push({ allocator: inst.allocator, library: inst.library, action, result });
         }
@@ -39,12 +49,21 @@ export function trim(): TrimResult {
     }
   }
   const after = read(o, { reuse: false });
-  const b = before.process?.rssBytes;
-  const a = after.process?.rssBytes;
+  const b = rssBefore ?? before.process?.rssBytes;
+  const a = rssAfter ?? after.process?.rssBytes;
   const result: TrimResult = { before, after, actions };
   if (a !== undefined && b !== undefined) result.releasedBytes = b - a;
   if (promisedBytes !== undefined) result.promisedBytes = promisedBytes;
   return result;
+}
+
+/** smaps_rollup's Rss of this process, or undefined when it cannot be read. */
+function exactRss(o: ReadPlan): number | undefined {
+  try {
+    return parseSmapsTotals(readProcFile(o.procRoot, o.pid, "smaps_rollup")).rssBytes;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -341,7 +341,10 @@ export interface TrimAction {
 export interface TrimResult {
   before: Snapshot;
   after: Snapshot;
-  /** `before.process.rssBytes − after.process.rssBytes` (negative if RSS grew meanwhile); absent if RSS was not measured. */
+  /**
+   * smaps_rollup's Rss right before the trim − right after it (negative if RSS grew meanwhile); from
+   * the two readings when the addon is not loaded. Absent if RSS was not measured.
+   */
   releasedBytes?: number;
   /**
    * What the trim was expected to release, from the reading just before it: glibc's releasable

@@ -8,7 +8,10 @@
  *
  * The deep reading's promise is not held against the second trim: trim()'s own reading before it
  * allocates and frees a few MiB, reusing pages the first trim had returned, and the second trim
- * returns those (5 MiB here). trim()'s own promise sees them.
+ * returns those (5 MiB here). For the second trim the promise must not promise more than the trim
+ * then returns (by 2 MiB at most); it may promise less by up to 8 MiB: a collection that happens to
+ * run between the promise and the trim mallocs its worklists and frees them (6.5 MiB seen under
+ * Node 24), and the trim returns those pages too.
  */
 import { describe, expect, it } from "vitest";
 import type { BreakdownPart, Finding } from "../../lib/types";
@@ -71,6 +74,10 @@ describe.each(["fragmented", "everything"])("the trim promise: %s", (workload) =
     const releasable = first.afterParts?.find((p) => p.name === "native-free-releasable");
     if (releasable) expect(releasable.bytes).toBeLessThan(8 * MiB);
     expect(second.promisedBytes as number).toBeLessThan(8 * MiB);
-    expectPromiseKept(second, "second trim, trim()'s own promise", second.trimPromisedBytes);
+    const promised = second.trimPromisedBytes as number;
+    expect(promised, "second trim, trim()'s own promise").toEqual(expect.any(Number));
+    expect(promised, "it promises no release the first trim failed to make").toBeLessThan(8 * MiB);
+    expect(promised - second.releasedBytes, "over-promise").toBeLessThanOrEqual(2 * MiB);
+    expect(second.releasedBytes - promised, "under-promise").toBeLessThanOrEqual(8 * MiB);
   });
 });
