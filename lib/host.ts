@@ -84,15 +84,8 @@ function libc(): HostState["libc"] {
   // A binding of the wrong shape or one that throws is the loader's warning to give, not a
   // reason for hostInfo() to fail: fall through to the report header.
   try {
-    const binding = native();
-    if (binding) {
-      const glibc = binding.discover().instances.find((i) => i.allocator === "glibc");
-      if (glibc) {
-        const version = binding.read({ glibc: false }).instances.find((i) => i.allocator === "glibc")
-          ?.values.gnu_get_libc_version;
-        return typeof version === "string" ? { family: "glibc", version } : { family: "glibc" };
-      }
-    }
+    const version = native()?.libc().version;
+    if (typeof version === "string") return { family: "glibc", version };
   } catch {
     // see above
   }

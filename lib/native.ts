@@ -9,7 +9,6 @@ import type { AllocatorName, RawValue, Warning } from "./types";
 
 /** discover(): which object serves malloc and which allocator instances exist. */
 export interface NativeDiscovery {
-  generation: number;
   mallocOwner?: string;
   mainProgramDefinesMalloc: boolean;
   instances: NativeInstance[];
@@ -41,6 +40,8 @@ export interface NativeBinding {
   discover(): NativeDiscovery;
   read(options?: { glibc?: boolean; mallocInfo?: boolean; onlyGlibc?: boolean }): NativeReading;
   trim(options?: { glibc?: boolean }): NativeTrim;
+  /** The running glibc's version, read without touching any allocator. */
+  libc(): { version?: string };
 }
 
 /** The environment switch that forces the addon off (tests, or to rule heapstate's addon out). */
@@ -189,7 +190,7 @@ function loadAddonFile(file: string): NativeBinding {
   }
   const module = { exports: {} as Record<string, unknown> };
   process.dlopen(module, file);
-  const missing = ["discover", "read", "trim"].filter((f) => typeof module.exports[f] !== "function");
+  const missing = ["discover", "read", "trim", "libc"].filter((f) => typeof module.exports[f] !== "function");
   if (missing.length > 0) {
     throw Object.assign(new Error(`it is not heapstate's addon: it has no ${missing.join(", ")} function`), {
       code: "NATIVE_WRONG_SHAPE",

@@ -52,7 +52,6 @@ Napi::Object OptionsArg(const Napi::CallbackInfo& info) {
 
 Napi::Object Describe(Napi::Env env, const Discovery& d) {
   Napi::Object out = Napi::Object::New(env);
-  out.Set("generation", Napi::Number::New(env, static_cast<double>(d.generation)));
   if (!d.mallocOwner.empty()) out.Set("mallocOwner", Napi::String::New(env, d.mallocOwner));
   out.Set("mainProgramDefinesMalloc", Napi::Boolean::New(env, d.mainProgramDefinesMalloc));
   return out;
@@ -69,6 +68,31 @@ Napi::Object DescribeInstance(Napi::Env env, const Instance& inst) {
 
 }  // namespace
 
+// Values under their names, as one JS object.
+Napi::Object ValuesObject(Napi::Env env, const std::vector<std::pair<std::string, Value>>& values) {
+  Napi::Object o = Napi::Object::New(env);
+  for (const auto& kv : values) o.Set(kv.first, ToJs(env, kv.second));
+  return o;
+}
+
+// discover()'s shape with one object per instance that `keep` accepts, each described and then
+// filled in by `fill` (which reads or trims it). The one loop of discover, read and trim.
+template <typename Keep, typename Fill>
+Napi::Object EachInstance(Napi::Env env, Keep keep, Fill fill) {
+  DiscoveryRef d = CurrentDiscovery();
+  Napi::Object out = Describe(env, *d);
+  Napi::Array list = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (const Instance& inst : d->instances) {
+    if (!keep(inst)) continue;
+    Napi::Object o = DescribeInstance(env, inst);
+    fill(inst, o);
+    list.Set(n++, o);
+  }
+  out.Set("instances", list);
+  return out;
+}
+
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env /*env*/, Napi::Object exports) {
@@ -76,21 +100,15 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("discover", &Addon::Discover),
                              InstanceMethod("read", &Addon::Read),
                              InstanceMethod("trim", &Addon::Trim),
+                             InstanceMethod("libc", &Addon::Libc),
                          });
   }
 
  private:
-  // discover() -> { generation, mallocOwner?, mainProgramDefinesMalloc, instances: [...] }
+  // discover() -> { mallocOwner?, mainProgramDefinesMalloc, instances: [...] }
   Napi::Value Discover(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    DiscoveryRef d = CurrentDiscovery();
-    Napi::Object out = Describe(env, *d);
-    Napi::Array list = Napi::Array::New(env, d->instances.size());
-    for (size_t i = 0; i < d->instances.size(); i++) {
-      list.Set(static_cast<uint32_t>(i), DescribeInstance(env, d->instances[i]));
-    }
-    out.Set("instances", list);
-    return out;
+    return EachInstance(
+        info.Env(), [](const Instance&) { return true; }, [](const Instance&, Napi::Object&) {});
   }
 
   // read({ glibc?, mallocInfo?, onlyGlibc? }) -> discover()'s shape, each instance with `values`
@@ -104,46 +122,36 @@ class Addon : public Napi::Addon<Addon> {
     ro.glibc = BoolOption(options, "glibc", true);
     ro.mallocInfo = BoolOption(options, "mallocInfo", false);
     const bool onlyGlibc = BoolOption(options, "onlyGlibc", false);
-
-    DiscoveryRef d = CurrentDiscovery();
-    Napi::Object out = Describe(env, *d);
-    Napi::Array list = Napi::Array::New(env);
-    uint32_t listed = 0;
-    for (size_t i = 0; i < d->instances.size(); i++) {
-      const Instance& inst = d->instances[i];
-      if (onlyGlibc && inst.kind != AllocatorKind::Glibc) continue;
-      Reading r = ReadInstance(inst, ro);
-      Napi::Object o = DescribeInstance(env, inst);
-      Napi::Object values = Napi::Object::New(env);
-      for (const auto& kv : r.values) values.Set(kv.first, ToJs(env, kv.second));
-      Napi::Object errors = Napi::Object::New(env);
-      for (const auto& kv : r.errors) errors.Set(kv.first, Napi::Number::New(env, kv.second));
-      o.Set("values", values);
-      o.Set("errors", errors);
-      list.Set(listed++, o);
-    }
-    out.Set("instances", list);
-    return out;
+    return EachInstance(
+        env,
+        [onlyGlibc](const Instance& inst) {
+          return !onlyGlibc || inst.kind == AllocatorKind::Glibc;
+        },
+        [&](const Instance& inst, Napi::Object& o) {
+          Reading r = ReadInstance(inst, ro);
+          o.Set("values", ValuesObject(env, r.values));
+          Napi::Object errors = Napi::Object::New(env);
+          for (const auto& kv : r.errors) errors.Set(kv.first, Napi::Number::New(env, kv.second));
+          o.Set("errors", errors);
+        });
   }
 
   // trim({ glibc? }) -> { instances: [{ allocator, library, symbol, servesMalloc, actions }] }
   Napi::Value Trim(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    Napi::Object options = OptionsArg(info);
-    const bool glibc = BoolOption(options, "glibc", true);
-    DiscoveryRef d = CurrentDiscovery();
-    Napi::Object out = Describe(env, *d);
-    Napi::Array list = Napi::Array::New(env, d->instances.size());
-    for (size_t i = 0; i < d->instances.size(); i++) {
-      const Instance& inst = d->instances[i];
-      TrimResult t = TrimInstance(inst, glibc);
-      Napi::Object o = DescribeInstance(env, inst);
-      Napi::Object actions = Napi::Object::New(env);
-      for (const auto& kv : t.actions) actions.Set(kv.first, ToJs(env, kv.second));
-      o.Set("actions", actions);
-      list.Set(static_cast<uint32_t>(i), o);
-    }
-    out.Set("instances", list);
+    const bool glibc = BoolOption(OptionsArg(info), "glibc", true);
+    return EachInstance(
+        env, [](const Instance&) { return true; },
+        [&](const Instance& inst, Napi::Object& o) {
+          o.Set("actions", ValuesObject(env, TrimInstance(inst, glibc).actions));
+        });
+  }
+
+  // libc() -> { version? }: the running glibc's version, without a discovery or a reading (no
+  // allocator is touched; jemalloc's epoch is not advanced).
+  Napi::Value Libc(const Napi::CallbackInfo& info) {
+    Napi::Object out = Napi::Object::New(info.Env());
+    if (const char* v = LibcVersion()) out.Set("version", Napi::String::New(info.Env(), v));
     return out;
   }
 };

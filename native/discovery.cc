@@ -160,7 +160,6 @@ bool ResolveJemalloc(void* h, const struct link_map* lm, const char* prefix, Ins
   inst->kind = AllocatorKind::Jemalloc;
   inst->symbol = p + "mallctl";
   inst->jemalloc.mallctl = mallctl;
-  inst->jemalloc.nametomib = n2m;
   inst->jemalloc.bymib = bymib;
   size_t epochLen = 2;
   if (n2m("epoch", inst->jemalloc.epochMib, &epochLen) == 0) inst->jemalloc.epochMiblen = epochLen;
@@ -229,9 +228,8 @@ void ScanObject(void* h, const struct link_map* lm, const std::string& path,
   }
 }
 
-Discovery* Build(const Counters& counters, uint64_t generation) {
+Discovery* Build(const Counters& counters) {
   auto* d = new Discovery();
-  d->generation = generation;
   d->adds = counters.adds;
   d->subs = counters.subs;
 
@@ -281,7 +279,6 @@ void Release(const Discovery* d) {
 
 std::mutex gMutex;
 const Discovery* gCurrent = nullptr;  // holds one count
-uint64_t gGeneration = 0;
 
 }  // namespace
 
@@ -292,13 +289,19 @@ DiscoveryRef CurrentDiscovery() {
   dl_iterate_phdr(ReadCounters, &now);
   std::lock_guard<std::mutex> lock(gMutex);
   if (gCurrent == nullptr || gCurrent->adds != now.adds || gCurrent->subs != now.subs) {
-    Discovery* next = Build(now, ++gGeneration);
+    Discovery* next = Build(now);
     next->refs.store(1, std::memory_order_relaxed);
     Release(gCurrent);  // freed here unless a reader still holds it
     gCurrent = next;
   }
   gCurrent->refs.fetch_add(1, std::memory_order_relaxed);
   return DiscoveryRef(gCurrent);
+}
+
+const char* LibcVersion() {
+  auto* version =
+      reinterpret_cast<const char* (*)(void)>(dlsym(RTLD_DEFAULT, "gnu_get_libc_version"));
+  return version == nullptr ? nullptr : version();
 }
 
 }  // namespace heapstate

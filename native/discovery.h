@@ -35,7 +35,6 @@ struct JemallocCtl {
 
 struct JemallocApi {
   MallctlFn mallctl = nullptr;
-  MallctlNameToMibFn nametomib = nullptr;
   MallctlByMibFn bymib = nullptr;
   size_t epochMib[2] = {0, 0};
   size_t epochMiblen = 0;         // 0 when "epoch" did not resolve
@@ -79,7 +78,6 @@ struct Discovery {
   // than std::shared_ptr: libstdc++'s shared_ptr imports __libc_single_threaded (GLIBC_2.32) and
   // make_shared a GLIBCXX_3.4.26 symbol, both newer than what Node's official binaries require.
   mutable std::atomic<long> refs{0};
-  uint64_t generation = 0;
   unsigned long long adds = 0, subs = 0;
   std::string mallocOwner;  // empty when no object could be shown to define malloc
   bool mainProgramDefinesMalloc = false;
@@ -103,5 +101,9 @@ class DiscoveryRef {
 // The current discovery; rebuilt when objects were loaded or unloaded since the last call.
 // Thread-safe. The returned object is immutable and stays valid for as long as it is held.
 DiscoveryRef CurrentDiscovery();
+
+// The running glibc's version (gnu_get_libc_version), or nullptr when libc is not glibc. Looked
+// up directly, without a discovery or a reading: it touches no allocator.
+const char* LibcVersion();
 
 }  // namespace heapstate

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 
 namespace heapstate {
 
@@ -72,7 +73,7 @@ void ReadJemalloc(const JemallocApi& je, Reading* r) {
       r->errors.emplace_back(ctl.name, ctl.resolveError);
       continue;
     }
-    int rc;
+    int rc = EINVAL;  // every CtlType is handled below; this is what an unknown one would get
     switch (ctl.type) {
       case CtlType::SizeT:
         rc = ReadNumber<size_t>(je, ctl, r);
@@ -101,8 +102,6 @@ void ReadJemalloc(const JemallocApi& je, Reading* r) {
         if (rc == 0 && v == nullptr) rc = ENOENT;
         break;
       }
-      default:
-        rc = EINVAL;
     }
     if (rc != 0) r->errors.emplace_back(ctl.name, rc);
   }
@@ -143,22 +142,25 @@ void ReadGlibc(const GlibcApi& g, const ReadOptions& options, Reading* r) {
       r->errors.emplace_back("malloc_info", ENOSYS);
       return;
     }
+    // open_memstream's buffer belongs to us once the stream is closed; both are released however
+    // this block is left.
     char* buf = nullptr;
     size_t size = 0;
-    FILE* f = open_memstream(&buf, &size);
-    if (f == nullptr) {
+    std::unique_ptr<FILE, int (*)(FILE*)> f(open_memstream(&buf, &size), &fclose);
+    std::unique_ptr<char, void (*)(void*)> owned(nullptr, &free);
+    if (!f) {
       r->errors.emplace_back("malloc_info", errno);
       return;
     }
-    int rc = g.mallocInfo(0, f);
+    int rc = g.mallocInfo(0, f.get());
     int err = errno;
-    fclose(f);  // sets buf/size
+    f.reset();  // fclose sets buf and size
+    owned.reset(buf);
     if (rc == 0 && buf != nullptr) {
       Text(r, "malloc_info", buf);
     } else {
       r->errors.emplace_back("malloc_info", rc == 0 ? ENOMEM : err);
     }
-    free(buf);
   }
 }
 

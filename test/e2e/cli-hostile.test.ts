@@ -137,7 +137,7 @@ describe("HEAPSTATE_BINDING naming what is not the addon", () => {
 
   it("show-host (text and --json) and hostInfo(): a warning naming the file, exit 0, never 3", () => {
     const cases: Array<[string, RegExp]> = [
-      [printerAddon, /NATIVE_WRONG_SHAPE.*it is not heapstate's addon: it has no discover, read, trim function/],
+      [printerAddon, /NATIVE_WRONG_SHAPE.*it is not heapstate's addon: it has no discover, read, trim, libc function/],
       ["/dev/zero", /NATIVE_NOT_LOADED.*\/dev\/zero could not be loaded .*not a regular file/],
       [fifo, /NATIVE_NOT_LOADED.*fifo\.node could not be loaded .*not a regular file/],
       [dir, /NATIVE_NOT_LOADED.*not a regular file/],

@@ -219,6 +219,25 @@ describe("the addon's surface", () => {
     expect(out.errors[1]).toContain("'glibc' must be a boolean");
     expect(out.after).toBeGreaterThan(0);
   });
+
+  it("hostInfo() reads the libc version without reading an allocator (jemalloc's epoch does not move)", () => {
+    const script = `
+      const h = require(${JSON.stringify(join(root, "dist", "index.js"))});
+      const epoch = () => h.collect({ tier: "fast" }).heap.raw.epoch;
+      const first = epoch();
+      const libc = h.hostInfo().libc;
+      const second = epoch();
+      console.log(JSON.stringify({ first, second, libc }));`;
+    const out = parseJson(
+      execFileSync(process.execPath, ["-e", script], {
+        env: childEnv({ LD_PRELOAD: requireLib("jemalloc") }),
+        encoding: "utf8",
+      }),
+    ) as { first: number; second: number; libc: { family: string; version?: string } };
+    expect(out.libc).toEqual({ family: "glibc", version: expect.stringMatching(/^2\.\d+$/) });
+    // One epoch write per reading, none in between.
+    expect(out.second).toBe(out.first + 1);
+  });
 });
 
 describe("module systems", () => {
