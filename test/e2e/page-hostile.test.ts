@@ -13,6 +13,7 @@ import type { AddressInfo } from "node:net";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHandler } from "../../lib/index";
+import { SCHEMA } from "../../lib/types";
 
 const executablePath = "/usr/bin/chromium";
 const REBOUND = "rebind.test";
@@ -155,7 +156,7 @@ describe("DNS rebinding", () => {
       });
       const own = (await page.locator("#out").textContent()) ?? "";
       expect(own.split("\n")[0]).toBe("200");
-      expect(own).toContain('"schema": "heapstate/1"');
+      expect(own).toContain(`"schema": "${SCHEMA}"`);
     } finally {
       await page.close();
     }
