@@ -2,7 +2,7 @@
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { parseMallocInfo } from "../../lib/allocators/malloc-info";
 import { collect, HeapstateError, snapshot } from "../../lib/index";
 import { native } from "../../lib/native";
@@ -100,10 +100,10 @@ describe("collect()", () => {
       const bad = checks.filter(
         ([, ours, a, b]) => ours === undefined || ours < Math.min(a, b) - slack || ours > Math.max(a, b) + slack,
       );
-      if (bad.length === 0) return;
+      if (bad.length === 0) break;
       misses.push(bad.map(([name, ours, a, b]) => `${name} ${ours} not within [${a}, ${b}]`).join(", "));
     }
-    expect.fail(`every attempt missed: ${misses.join("; ")}`);
+    expect(misses.length, `every attempt missed: ${misses.join("; ")}`).toBeLessThan(5);
   });
 
   it("glibc's mallinfo2 figures match malloc_info's totals of the same moment", () => {
@@ -158,14 +158,23 @@ describe("collect()", () => {
 });
 
 describe("snapshot()", () => {
-  it("serves the cached snapshot inside the window and a new one after", async () => {
-    const a = snapshot({ maxAgeMs: 60_000 });
-    expect(a.tier).toBe("fast");
-    expect(snapshot({ maxAgeMs: 60_000 })).toBe(a);
-    await new Promise((r) => setTimeout(r, 5));
-    const b = snapshot({ maxAgeMs: 1 });
-    expect(b).not.toBe(a);
-    expect(b.time >= a.time).toBe(true);
+  it("serves the cached snapshot inside the window and a new one after", () => {
+    const realNow = performance.now();
+    vi.useFakeTimers({ toFake: ["performance", "Date"] });
+    try {
+      // The fake clock starts at 0: move it past any reading cached on the real one.
+      vi.advanceTimersByTime(Math.ceil(realNow) + 60_001);
+      const a = snapshot({ maxAgeMs: 60_000 });
+      expect(a.tier).toBe("fast");
+      vi.advanceTimersByTime(1000);
+      expect(snapshot({ maxAgeMs: 1000 })).toBe(a);
+      vi.advanceTimersByTime(1);
+      const b = snapshot({ maxAgeMs: 1000 });
+      expect(b).not.toBe(a);
+      expect(Date.parse(b.time) - Date.parse(a.time)).toBe(1001);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("rejects a bad maxAgeMs", () => {

@@ -7,17 +7,20 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_pr
 import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { childEnv, fixtures, root, runChild } from "../helpers";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { childEnv, fixtures, requireRoot, root, runChild } from "../helpers";
 
 describe("files that may not be read (EACCES)", () => {
   const dir = mkdtempSync(join(tmpdir(), "heapstate-eacces-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  cpSync(join(fixtures, "procfs", "v1-hybrid"), dir, { recursive: true });
-  for (const part of ["dist", "package.json"]) cpSync(join(root, part), join(dir, "pkg", part), { recursive: true });
-  const cgPath = (
-    /^\d+:memory:(.*)$/m.exec(readFileSync(join(dir, "proc", "4242", "cgroup"), "utf8")) as RegExpExecArray
-  )[1] as string;
+  let cgPath = "";
+  beforeAll(() => {
+    cpSync(join(fixtures, "procfs", "v1-hybrid"), dir, { recursive: true });
+    for (const part of ["dist", "package.json"]) cpSync(join(root, part), join(dir, "pkg", part), { recursive: true });
+    cgPath = (
+      /^\d+:memory:(.*)$/m.exec(readFileSync(join(dir, "proc", "4242", "cgroup"), "utf8")) as RegExpExecArray
+    )[1] as string;
+  });
 
   function asNobody(options: object): { code?: string; warnings?: string[]; rss?: number } {
     const script = `
@@ -36,7 +39,8 @@ describe("files that may not be read (EACCES)", () => {
     return JSON.parse(out);
   }
 
-  it("a process file: PROCESS_NOT_READABLE for another process", () => {
+  it("a process file: PROCESS_NOT_READABLE for another process", (ctx) => {
+    requireRoot(ctx, "reading as another user");
     chmodSync(dir, 0o755);
     for (const d of ["proc", "proc/4242", "sys", "pkg"]) chmodSync(join(dir, d), 0o755);
     chmodSync(join(dir, "proc", "4242", "smaps_rollup"), 0o000);
@@ -45,7 +49,10 @@ describe("files that may not be read (EACCES)", () => {
     chmodSync(join(dir, "proc", "4242", "smaps_rollup"), 0o644);
   });
 
-  it("a cgroup file: a CGROUP_UNREADABLE warning, and the rest stands", () => {
+  it("a cgroup file: a CGROUP_UNREADABLE warning, and the rest stands", (ctx) => {
+    requireRoot(ctx, "reading as another user");
+    chmodSync(dir, 0o755);
+    for (const d of ["proc", "proc/4242", "sys", "pkg"]) chmodSync(join(dir, d), 0o755);
     const file = join(dir, "sys/fs/cgroup/memory", cgPath, "memory.usage_in_bytes");
     chmodSync(file, 0o000);
     const r = asNobody({ pid: 4242, procRoot: join(dir, "proc"), fsRoot: dir, tier: "standard" });

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { AggregationTemporality, MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import client from "prom-client";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { FINDING_IDS } from "../../lib/findings";
 import { collect, memoryField, startSampler } from "../../lib/index";
 import { registerOtel } from "../../lib/otel";
@@ -140,21 +140,31 @@ describe("memoryField", () => {
 });
 
 describe("startSampler", () => {
-  it("keeps a ring of the last `size` samples and stops cleanly", async () => {
-    const sampler = startSampler({ intervalMs: 100, size: 3, tier: "fast" });
-    await new Promise((r) => setTimeout(r, 550));
-    const samples = sampler.samples();
-    expect(samples).toHaveLength(3);
-    expect(samples.map((s) => s.time)).toEqual([...samples.map((s) => s.time)].sort());
-    for (const s of samples) {
-      const sum = Object.values(s.parts).reduce((x, y) => x + y, 0) + (s.unattributedBytes ?? 0);
-      expect(sum).toBe(s.rssBytes);
+  it("keeps a ring of the last `size` samples and stops cleanly", () => {
+    // A fake clock drives the timer: each tick is one reading, and nothing sleeps.
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "Date"] });
+    try {
+      const sampler = startSampler({ intervalMs: 100, size: 3, tier: "fast" });
+      expect(sampler.samples()).toHaveLength(1);
+      vi.advanceTimersByTime(100);
+      expect(sampler.samples()).toHaveLength(2);
+      vi.advanceTimersByTime(400);
+      const samples = sampler.samples();
+      expect(samples).toHaveLength(3);
+      expect(samples.map((s) => Date.parse(s.time))).toEqual([Date.now() - 200, Date.now() - 100, Date.now()]);
+      for (const s of samples) {
+        const sum = Object.values(s.parts).reduce((x, y) => x + y, 0) + (s.unattributedBytes ?? 0);
+        expect(sum).toBe(s.rssBytes);
+      }
+      sampler.stop();
+      expect(sampler.running).toBe(false);
+      const last = sampler.samples().at(-1)?.time;
+      vi.advanceTimersByTime(1000);
+      expect(sampler.samples()).toHaveLength(3);
+      expect(sampler.samples().at(-1)?.time).toBe(last);
+    } finally {
+      vi.useRealTimers();
     }
-    sampler.stop();
-    expect(sampler.running).toBe(false);
-    const last = sampler.samples().at(-1)?.time;
-    await new Promise((r) => setTimeout(r, 250));
-    expect(sampler.samples().at(-1)?.time).toBe(last);
   });
 
   it("does not keep a process alive", () => {

@@ -44,7 +44,7 @@ function jemalloc(
 }
 
 function reading(instances: NativeReadInstance[], mallocOwner: string | null = libc): NativeReading {
-  return { generation: 1, mainProgramDefinesMalloc: false, instances, ...(mallocOwner ? { mallocOwner } : {}) };
+  return { mainProgramDefinesMalloc: false, instances, ...(mallocOwner ? { mallocOwner } : {}) };
 }
 
 function run(r: NativeReading) {

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../lib/cli";
 import { diff } from "../../lib/diff";
 import { HeapstateError } from "../../lib/errors";
@@ -240,7 +240,7 @@ describe("heapstate diff on broken files", () => {
   const dir = mkdtempSync(join(tmpdir(), "heapstate-hostile-diff-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const good = join(dir, "good.json");
-  writeFileSync(good, JSON.stringify(saved[0]));
+  beforeAll(() => writeFileSync(good, JSON.stringify(saved[0])));
 
   async function run(args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
     const out: string[] = [];
