@@ -2,6 +2,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { beforeAll } from "vitest";
 import type { Snapshot } from "../lib/types";
 import { withViews } from "../lib/views";
 
@@ -67,6 +68,22 @@ export function runChild<T = unknown>(
 }
 
 /**
+ * Runs `make` (a child process, say) in beforeAll, so that nothing runs while Vitest collects the
+ * file (a failure is then the tests', with their names, and `-t` filters skip it), and returns a
+ * getter for its result.
+ */
+export function inBeforeAll<T>(make: () => T, timeoutMs = 120_000): () => T {
+  let result: { value: T } | undefined;
+  beforeAll(() => {
+    result = { value: make() };
+  }, timeoutMs);
+  return () => {
+    if (!result) throw new Error("read before its beforeAll ran (or beforeAll failed)");
+    return result.value;
+  };
+}
+
+/**
  * JSON.parse, with every snapshot in it given its `heap` view (the serving allocator, which the
  * schema holds once, in `allocators`), as collect() and parseSnapshot() give it.
  */
@@ -95,4 +112,15 @@ export function glibcTotals(text: string): { system: number; inUse: number } {
   const inUse = /in use bytes\s*=\s*(\d+)/.exec(total);
   if (!system || !inUse) throw new Error(`no totals in malloc_stats output:\n${text}`);
   return { system: Number(system[1]), inUse: Number(inUse[1]) };
+}
+
+/**
+ * For a test that needs root (switching to the user "nobody" with setpriv): as root it runs; as
+ * another user it is skipped with the reason — except in CI, where it must run and fails instead.
+ */
+export function requireRoot(ctx: { skip: (note?: string) => never }, what: string): void {
+  if (process.getuid?.() === 0) return;
+  const reason = `${what} needs root (it switches to the user nobody); run the suite as root to include it`;
+  if (process.env.CI) throw new Error(`${reason}: CI runs as root and must not skip it`);
+  ctx.skip(reason);
 }

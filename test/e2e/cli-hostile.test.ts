@@ -4,11 +4,11 @@
  * Node would turn into a 1 ms loop, and HEAPSTATE_BINDING naming things that are not the addon.
  * Always the built bin in real processes: exit codes and stderr as a shell sees them.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { childEnv, printerAddon, root } from "../helpers";
 
 const bin = join(root, "bin", "heapstate.js");
@@ -131,9 +131,11 @@ describe("HEAPSTATE_BINDING naming what is not the addon", () => {
   const dir = mkdtempSync(join(tmpdir(), "heapstate-binding-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const script = join(dir, "evil.js");
-  writeFileSync(script, "process.exit(42); // a module that must never be run as the addon\n");
   const fifo = join(dir, "fifo.node");
-  spawnSync("mkfifo", [fifo]);
+  beforeAll(() => {
+    writeFileSync(script, "process.exit(42); // a module that must never be run as the addon\n");
+    execFileSync("mkfifo", [fifo]);
+  });
 
   it("show-host (text and --json) and hostInfo(): a warning naming the file, exit 0, never 3", () => {
     const cases: Array<[string, RegExp]> = [

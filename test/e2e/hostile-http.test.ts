@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import fc from "fast-check";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { childEnv, dist, fixtures, requireLib } from "../helpers";
 
 interface Server {
@@ -337,7 +337,15 @@ describe("redaction on every face", () => {
       { trim: true, sampler: { intervalMs: 100, size: 10 } },
       { LD_PRELOAD: requireLib("jemalloc") },
     );
-    await new Promise((r) => setTimeout(r, 300));
+    // The sampler has read a few times (it starts on the first request that needs it).
+    await vi.waitFor(
+      async () => {
+        const answer = await raw(server.port, get("/debug/memory?format=json&history=1"));
+        const history = (JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)) as { history: unknown[] }).history;
+        expect(history.length).toBeGreaterThanOrEqual(3);
+      },
+      { timeout: 20_000, interval: 100 },
+    );
     const answers = await everyAnswer(server.port);
     expect(answers.find(([p]) => p === "/debug/memory/trim")?.[1]).toContain('"library": "libjemalloc.so.2"');
     expectNothingLeaks(answers, memoryCgroup(server.child.pid as number));

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { AllocatorName, AllocatorState, Snapshot } from "../../lib/types";
-import { glibcTotals, MiB, type PreloadName, requireLib, runChild } from "../helpers";
+import { glibcTotals, inBeforeAll, MiB, type PreloadName, requireLib, runChild } from "../helpers";
 
 interface AllocateOutput {
   baseline: Snapshot;
@@ -73,49 +73,49 @@ function expectAllocationTracked(out: AllocateOutput): void {
 }
 
 describe("glibc (no preload)", () => {
-  const out = run(undefined, "glibc");
+  const out = inBeforeAll(() => run(undefined, "glibc"));
 
   it("names glibc in libc.so.6 as the heap", () => {
-    const heap = heapOf(out.held);
+    const heap = heapOf(out().held);
     expect(heap.allocator).toBe("glibc");
     expect(heap.library).toMatch(/\/libc\.so\.6$/);
     expect(heap.servesMalloc).toBe(true);
     expect(heap.version).toMatch(/^2\.\d+/);
-    expect(out.held.allocators[0]).toEqual(heap);
+    expect(out().held.allocators[0]).toEqual(heap);
   });
 
-  it("moves allocatedBytes by the allocation and back", () => expectAllocationTracked(out));
+  it("moves allocatedBytes by the allocation and back", () => expectAllocationTracked(out()));
 
   it("agrees with glibc's own malloc_stats()", () => {
-    const [before, after] = [glibcTotals(out.heldStatsBefore), glibcTotals(out.heldStats)];
-    const heap = heapOf(out.held);
+    const [before, after] = [glibcTotals(out().heldStatsBefore), glibcTotals(out().heldStats)];
+    const heap = heapOf(out().held);
     expectBetween(heap.allocatedBytes, "in use bytes", before.inUse, after.inUse);
     expectBetween(heap.mappedBytes, "system bytes", before.system, after.system);
   });
 
   it("trims with malloc_trim", () => {
-    expect(out.trim.actions.map((a) => `${a.allocator}:${a.action}`)).toEqual(["glibc:malloc_trim"]);
-    expect(out.trim.releasedBytes).toEqual(expect.any(Number));
+    expect(out().trim.actions.map((a) => `${a.allocator}:${a.action}`)).toEqual(["glibc:malloc_trim"]);
+    expect(out().trim.releasedBytes).toEqual(expect.any(Number));
   });
 });
 
 describe("jemalloc (LD_PRELOAD libjemalloc.so.2)", () => {
-  const out = run("jemalloc", "jemalloc");
+  const out = inBeforeAll(() => run("jemalloc", "jemalloc"));
 
   it("names the preloaded jemalloc as the heap and leaves glibc out", () => {
-    const heap = heapOf(out.held);
+    const heap = heapOf(out().held);
     expect(heap.allocator).toBe("jemalloc");
     expect(heap.library).toBe(requireLib("jemalloc"));
     expect(heap.version).toMatch(/^5\./);
-    expect(out.held.allocators.map((a) => a.allocator)).toEqual(["jemalloc"]);
+    expect(out().held.allocators.map((a) => a.allocator)).toEqual(["jemalloc"]);
   });
 
-  it("moves allocatedBytes by the allocation and back", () => expectAllocationTracked(out));
+  it("moves allocatedBytes by the allocation and back", () => expectAllocationTracked(out()));
 
   it("agrees with jemalloc's own malloc_stats_print", () => {
     const parse = (t: string) => (JSON.parse(t) as { jemalloc: { stats: Record<string, number> } }).jemalloc.stats;
-    const [before, after] = [parse(out.heldStatsBefore), parse(out.heldStats)];
-    const heap = heapOf(out.held);
+    const [before, after] = [parse(out().heldStatsBefore), parse(out().heldStats)];
+    const heap = heapOf(out().held);
     const pairs: Array<[keyof AllocatorState, string]> = [
       ["allocatedBytes", "allocated"],
       ["activeBytes", "active"],
@@ -135,7 +135,7 @@ describe("jemalloc (LD_PRELOAD libjemalloc.so.2)", () => {
   });
 
   it("reports the tunables in force", () => {
-    const config = heapOf(out.held).config ?? {};
+    const config = heapOf(out().held).config ?? {};
     expect(config.dirtyDecayMs).toEqual(expect.any(Number));
     expect(config.muzzyDecayMs).toEqual(expect.any(Number));
     expect(config.retain).toEqual(expect.any(Boolean));
@@ -143,27 +143,27 @@ describe("jemalloc (LD_PRELOAD libjemalloc.so.2)", () => {
   });
 
   it("trims with a tcache flush and a purge of every arena", () => {
-    expect(out.trim.actions.map((a) => a.action)).toEqual(["thread.tcache.flush", "arena.4096.purge"]);
+    expect(out().trim.actions.map((a) => a.action)).toEqual(["thread.tcache.flush", "arena.4096.purge"]);
   });
 });
 
 describe("tcmalloc (LD_PRELOAD libtcmalloc_minimal.so.4)", () => {
-  const out = run("tcmalloc", "tcmalloc");
+  const out = inBeforeAll(() => run("tcmalloc", "tcmalloc"));
 
   it("names the preloaded tcmalloc as the heap", () => {
-    const heap = heapOf(out.held);
+    const heap = heapOf(out().held);
     expect(heap.allocator).toBe("tcmalloc");
     expect(heap.library).toBe(requireLib("tcmalloc"));
     expect(heap.version).toMatch(/^2\./);
-    expect(out.held.allocators.map((a) => a.allocator)).toEqual(["tcmalloc"]);
+    expect(out().held.allocators.map((a) => a.allocator)).toEqual(["tcmalloc"]);
   });
 
-  it("moves allocatedBytes by the allocation and back", () => expectAllocationTracked(out));
+  it("moves allocatedBytes by the allocation and back", () => expectAllocationTracked(out()));
 
   it("agrees with tcmalloc's own MallocExtension::GetStats", () => {
-    const heap = heapOf(out.held);
+    const heap = heapOf(out().held);
     const check = (ours: number | undefined, label: string) =>
-      expectBetween(ours, label, tcmallocStat(out.heldStatsBefore, label), tcmallocStat(out.heldStats, label));
+      expectBetween(ours, label, tcmallocStat(out().heldStatsBefore, label), tcmallocStat(out().heldStats, label));
     check(heap.allocatedBytes, "Bytes in use by application");
     check(heap.pages?.dirtyBytes, "Bytes in page heap freelist");
     check(heap.pages?.releasedBytes, "Bytes released to OS");
@@ -179,43 +179,43 @@ describe("tcmalloc (LD_PRELOAD libtcmalloc_minimal.so.4)", () => {
   });
 
   it("releases free memory and RSS falls", () => {
-    expect(out.trim.actions.map((a) => a.action)).toEqual(["MallocExtension_ReleaseFreeMemory"]);
+    expect(out().trim.actions.map((a) => a.action)).toEqual(["MallocExtension_ReleaseFreeMemory"]);
     // The freed 64 MiB sat in tcmalloc's page heap until the release.
-    expect(out.trim.releasedBytes).toBeGreaterThan(48 * MiB);
-    expect(heapOf(out.trim.after).pages?.releasedBytes).toBeGreaterThan(48 * MiB);
+    expect(out().trim.releasedBytes).toBeGreaterThan(48 * MiB);
+    expect(heapOf(out().trim.after).pages?.releasedBytes).toBeGreaterThan(48 * MiB);
   });
 });
 
 describe("mimalloc (LD_PRELOAD libmimalloc.so.2)", () => {
-  const out = run("mimalloc", "mimalloc");
+  const out = inBeforeAll(() => run("mimalloc", "mimalloc"));
 
   it("names the preloaded mimalloc as the heap", () => {
-    const heap = heapOf(out.held);
+    const heap = heapOf(out().held);
     expect(heap.allocator).toBe("mimalloc");
     expect(heap.library).toBe(requireLib("mimalloc"));
     expect(heap.version).toMatch(/^2\.\d\.\d$/);
   });
 
   it("leaves allocatedBytes absent: mimalloc 2.0 has no such counter", () => {
-    expect("allocatedBytes" in heapOf(out.held)).toBe(false);
+    expect("allocatedBytes" in heapOf(out().held)).toBe(false);
   });
 
   it("moves committedBytes with the allocation, as mimalloc's own printer says", () => {
-    const base = heapOf(out.baseline).committedBytes as number;
-    const held = heapOf(out.held).committedBytes as number;
+    const base = heapOf(out().baseline).committedBytes as number;
+    const held = heapOf(out().held).committedBytes as number;
     // mimalloc reuses free committed pages first, so commit grows by a little less than asked.
     expect(held - base).toBeGreaterThanOrEqual(BIG - 16 * MiB);
     // The printer rounds to 0.1 of a unit, well inside NOISE.
-    expectBetween(held, "committed", mimallocCommitted(out.heldStatsBefore), mimallocCommitted(out.heldStats));
+    expectBetween(held, "committed", mimallocCommitted(out().heldStatsBefore), mimallocCommitted(out().heldStats));
   });
 
   it("after free and mi_collect: lower, or absent with a warning when mimalloc's counter underflowed", () => {
-    expect(out.trim.actions.map((a) => a.action)).toEqual(["mi_collect"]);
-    const after = heapOf(out.trim.after);
+    expect(out().trim.actions.map((a) => a.action)).toEqual(["mi_collect"]);
+    const after = heapOf(out().trim.after);
     if (after.committedBytes === undefined) {
-      expect(out.trim.after.warnings.map((w) => w.code)).toContain("MIMALLOC_COUNTER_INVALID");
+      expect(out().trim.after.warnings.map((w) => w.code)).toContain("MIMALLOC_COUNTER_INVALID");
     } else {
-      expect(after.committedBytes).toBeLessThanOrEqual((heapOf(out.held).committedBytes as number) - 48 * MiB);
+      expect(after.committedBytes).toBeLessThanOrEqual((heapOf(out().held).committedBytes as number) - 48 * MiB);
     }
   });
 });

@@ -8,7 +8,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Snapshot } from "../../lib/types";
-import { childEnv, jemallocStaticAddon, MiB, parseJson, printerAddon, requireLib, root, runChild } from "../helpers";
+import {
+  childEnv,
+  inBeforeAll,
+  jemallocStaticAddon,
+  MiB,
+  parseJson,
+  printerAddon,
+  requireLib,
+  root,
+  runChild,
+} from "../helpers";
 
 const binding = join(root, "build", "Release", "heapstate.node");
 
@@ -42,19 +52,21 @@ describe("collect() and trim() from several worker threads and the main thread, 
 });
 
 describe("a jemalloc linked into an addon but not serving malloc", () => {
-  const out = runChild<{
-    discovered: Array<{ allocator: string; library: string; servesMalloc: boolean }>;
-    dormant: Snapshot;
-    holding: Snapshot;
-    released: Snapshot;
-  }>("jemalloc-static.cjs", [], {
-    GLIBC_TUNABLES: "glibc.rtld.optional_static_tls=16384",
-    HEAPSTATE_TEST_JEMALLOC_STATIC: jemallocStaticAddon,
-    HEAPSTATE_TEST_BINDING: binding,
-  });
+  const out = inBeforeAll(() =>
+    runChild<{
+      discovered: Array<{ allocator: string; library: string; servesMalloc: boolean }>;
+      dormant: Snapshot;
+      holding: Snapshot;
+      released: Snapshot;
+    }>("jemalloc-static.cjs", [], {
+      GLIBC_TUNABLES: "glibc.rtld.optional_static_tls=16384",
+      HEAPSTATE_TEST_JEMALLOC_STATIC: jemallocStaticAddon,
+      HEAPSTATE_TEST_BINDING: binding,
+    }),
+  );
 
   it("is found inside the RTLD_LOCAL addon", () => {
-    expect(out.discovered).toContainEqual({
+    expect(out().discovered).toContainEqual({
       allocator: "jemalloc",
       library: jemallocStaticAddon,
       symbol: "mallctl",
@@ -63,15 +75,15 @@ describe("a jemalloc linked into an addon but not serving malloc", () => {
   });
 
   it("is collapsed while it holds nothing: heap stays glibc, allocators lists glibc only", () => {
-    for (const s of [out.dormant, out.released]) {
+    for (const s of [out().dormant, out().released]) {
       expect(s.heap?.allocator).toBe("glibc");
       expect(s.allocators.map((a) => a.allocator)).toEqual(["glibc"]);
     }
   });
 
   it("is reported beside the heap once it holds application bytes", () => {
-    expect(out.holding.heap?.allocator).toBe("glibc");
-    const je = out.holding.allocators.find((a) => a.allocator === "jemalloc");
+    expect(out().holding.heap?.allocator).toBe("glibc");
+    const je = out().holding.allocators.find((a) => a.allocator === "jemalloc");
     expect(je?.library).toBe(jemallocStaticAddon);
     expect(je?.servesMalloc).toBe(false);
     expect(je?.allocatedBytes).toBeGreaterThanOrEqual(16 * MiB);
