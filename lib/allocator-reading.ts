@@ -8,11 +8,11 @@
 import { type GlibcKernelEvidence, withKernelEvidence } from "./allocators/glibc";
 import { allocatorsFromReading } from "./allocators/index";
 import { Backoff, type Clock } from "./backoff";
-import { arenaRss } from "./breakdown";
+import { regionRss } from "./breakdown";
 import { native, nativeProblem } from "./native";
 import type { ReadPlan } from "./options";
 import { readRegions } from "./sources";
-import type { AllocatorState, Snapshot, Tier, Warning } from "./types";
+import type { AllocatorState, RegionSummary, Snapshot, Tier, Warning } from "./types";
 import { servingAllocator } from "./views";
 
 /** How a reading may treat glibc's walk: one-shot readings never reuse; repeated readers may. */
@@ -25,6 +25,14 @@ export interface ReadPolicy {
    * whose readings bound a change and must cost the same at start and stop).
    */
   confirmGlibc?: "auto" | "always" | "never";
+}
+
+/** The kernel's word on glibc's arenas: the Rss of `[heap]` (the main arena) and of the 64 MiB arena heaps. */
+function arenaEvidence(regions: RegionSummary[] | undefined): GlibcKernelEvidence | undefined {
+  const main = regionRss(regions, "malloc-main-arena");
+  const threads = regionRss(regions, "malloc-arena");
+  if (main === undefined || threads === undefined) return undefined;
+  return { arenaRssBytes: main + threads, mainArenaRssBytes: main, threadArenasRssBytes: threads };
 }
 
 function nowMicros(): number {
@@ -105,9 +113,9 @@ export class AllocatorReader {
     if (heap?.allocator !== "glibc" || !heap.servesMalloc) return false;
     if (snap.regions) {
       // The deep tier: the walk carried malloc_info, smaps was read for the regions.
-      const rss = arenaRss(snap.regions);
-      if (rss === undefined) return false;
-      this.replaceHeap(snap, heap, withKernelEvidence(heap, { arenaRssBytes: rss }));
+      const evidence = arenaEvidence(snap.regions);
+      if (evidence === undefined) return false;
+      this.replaceHeap(snap, heap, withKernelEvidence(heap, evidence));
       return true;
     }
     if (policy.reuse && !this.confirmation.due()) return false;
@@ -121,9 +129,8 @@ export class AllocatorReader {
       const regions = readRegions({ ...o, includeAddresses: false }, warnings);
       const reading = binding.read({ glibc: true, mallocInfo: true, onlyGlibc: true });
       const fresh = allocatorsFromReading(reading, [], undefined).heap;
-      const rss = arenaRss(regions);
-      if (fresh?.allocator !== "glibc" || rss === undefined) return false;
-      const evidence: GlibcKernelEvidence = { arenaRssBytes: rss };
+      const evidence = arenaEvidence(regions);
+      if (fresh?.allocator !== "glibc" || evidence === undefined) return false;
       this.replaceHeap(snap, heap, withKernelEvidence(fresh, evidence));
       this.memo = { state: fresh, time: snap.time };
       return true;

@@ -8,16 +8,20 @@
  * (glibc's free memory without the kernel's word on its arenas) stays in the remainder, and the
  * bound is given beside it (`bounds`).
  */
+import type { Claim } from "./reporters";
 import type {
   AllocatorState,
   Breakdown,
   BreakdownBound,
+  BreakdownChild,
   BreakdownPart,
   PartName,
   ProcessState,
   RegionSummary,
   V8State,
+  Warning,
 } from "./types";
+import { formatBytes } from "./units";
 
 export interface BreakdownInput {
   /** The process read is this one: V8 and the allocators were read in it. */
@@ -28,9 +32,13 @@ export interface BreakdownInput {
   /** The reading's one RSS is process.rssBytes (its source in process.rssSource). */
   process?: ProcessState | undefined;
   regions?: RegionSummary[] | undefined;
+  /** What memory reporters claimed in this reading (this process only). */
+  claims?: Claim[] | undefined;
+  /** Where a problem found while splitting a part goes (children that exceed their part). */
+  warnings?: Warning[] | undefined;
 }
 
-function regionRss(regions: RegionSummary[] | undefined, ...categories: string[]): number | undefined {
+export function regionRss(regions: RegionSummary[] | undefined, ...categories: string[]): number | undefined {
   if (!regions) return undefined;
   let sum = 0;
   for (const r of regions) if (categories.includes(r.category)) sum += r.rssBytes ?? 0;
@@ -137,6 +145,11 @@ export function buildBreakdown(input: BreakdownInput, time?: string): Breakdown 
     if (bytes !== undefined) parts.push({ name, bytes, source });
   };
   if (input.self) add("v8-heap", input.v8?.physicalBytes, "v8.getHeapStatistics() total_physical_size (this isolate)");
+  const v8Part = parts.find((p) => p.name === "v8-heap");
+  if (v8Part) {
+    const spaces = v8Children(input.v8, v8Part.bytes);
+    if (spaces) v8Part.children = spaces;
+  }
 
   // No estimated allocator part may exceed what the kernel says is anonymous and resident, less
   // what the measured anonymous parts hold (mimalloc's committed bytes once read 168% of RSS).
@@ -164,6 +177,22 @@ export function buildBreakdown(input: BreakdownInput, time?: string): Breakdown 
   for (const p of allocatorPartsList) {
     if (p.asOf !== undefined) p.source = `${p.source} [figures from ${ago(p.asOf, time)}]`;
     parts.push(p);
+  }
+  const heapPart = allocatorPartsList.find((p) => p.name === "native-in-use" || p.name === "native-committed");
+  const serving = input.allocators.find((a) => a.servesMalloc);
+  if (input.self && heapPart && serving && heapPart.asOf === undefined) {
+    const children = nativeChildren(input, serving, heapPart);
+    if (children) heapPart.children = children;
+  }
+  for (const c of input.claims ?? []) {
+    if (c.kind !== "mapped" || c.residentBytes === undefined) continue;
+    parts.push({
+      name: "reported",
+      bytes: c.residentBytes,
+      source: `memory reporter ${JSON.stringify(c.name)}: resident bytes of its own mappings${c.asOf !== undefined ? ` [figures from ${ago(c.asOf, time)}]` : ""}`,
+      label: c.name,
+      ...(c.asOf !== undefined ? { asOf: c.asOf } : {}),
+    });
   }
 
   add("lazy-free", proc?.lazyFreeBytes, "smaps_rollup LazyFree (MADV_FREE'd, reclaimable)");
@@ -212,6 +241,91 @@ export function buildBreakdown(input: BreakdownInput, time?: string): Breakdown 
   return breakdown;
 }
 
+/** V8's heap by space: the spaces' physical sizes add up to total_physical_size (checked). */
+function v8Children(v8: V8State | undefined, total: number): BreakdownChild[] | undefined {
+  const spaces = v8?.spaces;
+  if (!spaces || spaces.length === 0) return undefined;
+  let sum = 0;
+  for (const s of spaces) sum += s.physicalBytes;
+  if (sum !== total) return undefined;
+  return spaces
+    .filter((s) => s.physicalBytes > 0)
+    .map((s) => ({
+      name: "v8-space" as const,
+      bytes: s.physicalBytes,
+      source: "v8.getHeapSpaceStatistics() physical_space_size",
+      label: s.name,
+    }));
+}
+
+/**
+ * Who owns the native heap's in-use part: V8's own malloc'd memory (zones, the string table),
+ * ArrayBuffer backing stores, what reporters claim, jemalloc's slack inside its active pages, and
+ * the unclassified rest (Firefox's heap-unclassified). All are counts of allocated bytes, as the
+ * part is: an untouched calloc'd ArrayBuffer counts here and is not resident (the remainder then
+ * goes negative by that much). Only for this process, from figures of the same moment.
+ */
+function nativeChildren(
+  input: BreakdownInput,
+  heap: AllocatorState,
+  part: BreakdownPart,
+): BreakdownChild[] | undefined {
+  const v8 = input.v8;
+  if (v8?.mallocedBytes === undefined || v8.arrayBuffersBytes === undefined) return undefined;
+  const children: BreakdownChild[] = [
+    {
+      name: "native-v8",
+      bytes: v8.mallocedBytes,
+      source: "v8.getHeapStatistics() malloced_memory (this isolate's zones and string table)",
+    },
+    {
+      name: "native-array-buffers",
+      bytes: v8.arrayBuffersBytes,
+      source:
+        "process.memoryUsage().arrayBuffers (this isolate's backing stores: allocated bytes, resident only once written)",
+    },
+  ];
+  for (const c of input.claims ?? []) {
+    if (c.kind !== "malloc") continue;
+    children.push({
+      name: "native-reported",
+      bytes: c.allocatedBytes,
+      source: `memory reporter ${JSON.stringify(c.name)}: allocated bytes it holds${c.asOf !== undefined ? ` (as of ${c.asOf})` : ""}`,
+      label: c.name,
+    });
+  }
+  let allocated = part.bytes;
+  if (heap.allocator === "jemalloc" && heap.allocatedBytes !== undefined && heap.allocatedBytes <= part.bytes) {
+    children.push({
+      name: "native-allocator-slack",
+      bytes: part.bytes - heap.allocatedBytes,
+      source: "jemalloc stats.active − stats.allocated (unused room inside active pages)",
+    });
+    allocated = heap.allocatedBytes;
+  }
+  let claimed = 0;
+  for (const c of children) if (c.name !== "native-allocator-slack") claimed += c.bytes;
+  const rest = allocated - claimed;
+  if (rest < 0) {
+    input.warnings?.push({
+      source: "breakdown",
+      code: "CHILDREN_EXCEED_PART",
+      message: `V8, the ArrayBuffers and the reporters claim ${formatBytes(claimed)}, more than the ${formatBytes(allocated)} the allocator has given out: a reporter counts memory that does not come from malloc (register it with { kind: "mapped" }), or other isolates' figures were mixed in; the native heap is not split in this reading`,
+    });
+    return undefined;
+  }
+  children.push({
+    name: "native-unclassified",
+    bytes: rest,
+    source:
+      heap.allocator === "mimalloc"
+        ? "the committed bytes no one above claims (mimalloc 2.0 has no in-use figure: its free committed pages are in here)"
+        : "the allocated bytes no one above claims: other isolates (workers), addons and libraries without a reporter, Node's own structures",
+    estimated: true,
+  });
+  return children;
+}
+
 /**
  * glibc's free memory when the kernel was not asked about its arenas: at most `fordblks`, and at
  * most the anonymous resident memory that no other part holds (status RssAnon − V8's heap − the
@@ -244,8 +358,9 @@ function glibcFreeBound(input: BreakdownInput, parts: BreakdownPart[]): Breakdow
  * allocators aside may both have an "other-in-use". Faces that key parts (diff, samples, the log
  * field) use this.
  */
-export function partKey(p: BreakdownPart): string {
-  if (!p.name.startsWith("other-") || p.allocator === undefined) return p.name;
+export function partKey(p: BreakdownPart | BreakdownChild): string {
+  if (p.label !== undefined) return `${p.name} ${p.label}`;
+  if (!("allocator" in p) || !p.name.startsWith("other-") || p.allocator === undefined) return p.name;
   const lib = p.library === undefined ? "" : ` ${p.library.slice(p.library.lastIndexOf("/") + 1)}`;
   return `${p.name} ${p.allocator}${lib}`;
 }

@@ -4,12 +4,15 @@
  */
 import { hostname as osHostname } from "node:os";
 import { AllocatorReader, type ReadPolicy } from "./allocator-reading";
+import { glibcArenaLimit } from "./allocators/glibc";
 import { buildBreakdown } from "./breakdown";
 import { HeapstateError } from "./errors";
 import { findings, glibcFreeWorthConfirming } from "./findings";
 import { type ReadPlan, readPlan } from "./options";
-import { locate, readCgroup } from "./procfs/cgroup-read";
-import { mergeTotals, readRegions, readStatus, readTotals, sourceWarning } from "./sources";
+import { locate, readCgroup, readCpu } from "./procfs/cgroup-read";
+import { remedies } from "./remedies";
+import { type Claim, callReporters } from "./reporters";
+import { mergeTotals, readRegions, readStatus, readThreadNames, readTotals, sourceWarning } from "./sources";
 import { type CollectOptions, SCHEMA, type Snapshot, type Warning } from "./types";
 import { readV8 } from "./v8";
 import { withViews } from "./views";
@@ -81,10 +84,14 @@ export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
     }
   };
 
+  let claims: Claim[] = [];
   if (o.self) {
     guard("allocators", () => allocatorReader.read(snap, o.tier, policy, warnings));
     guard("v8", () => {
       snap.v8 = readV8(o.tier, warnings);
+    });
+    guard("reporters", () => {
+      claims = callReporters(warnings);
     });
   } else {
     warnings.push({
@@ -103,6 +110,10 @@ export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
     if (cg) snap.cgroup = cg;
   });
   if (o.tier !== "fast") {
+    guard("cpu", () => {
+      const cpu = readCpu(o.procRoot, o.fsRoot, o.pid);
+      if (Object.keys(cpu).length > 0) snap.cpu = cpu;
+    });
     guard("smaps_rollup", () => {
       const totals = readTotals(o, warnings);
       if (!totals) return;
@@ -124,6 +135,8 @@ export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
       v8: snap.v8,
       process: snap.process,
       regions: snap.regions,
+      claims,
+      warnings,
     };
     let breakdown = buildBreakdown(input, time);
     // glibc's free memory is measured from its arenas' resident pages when the deep tier read them,
@@ -141,10 +154,24 @@ export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
       const t = nowMicros();
       const confirmed = allocatorReader.confirmGlibcFree(snap, o, policy, warnings);
       if (o.tier !== "deep") costs.glibcConfirm = nowMicros() - t;
-      if (confirmed) breakdown = buildBreakdown({ ...input, allocators: snap.allocators }, time);
+      // Built again on the confirmed figures; its warnings were said the first time.
+      if (confirmed) breakdown = buildBreakdown({ ...input, allocators: snap.allocators, warnings: [] }, time);
     }
     if (breakdown) snap.breakdown = breakdown;
-    snap.findings = findings(snap, breakdown, { env: o.self ? process.env : undefined });
+    // What the glibc verdicts name: the threads (where the arenas were looked into) and the limit.
+    const heap = snap.heap;
+    if (heap?.allocator === "glibc" && o.self) {
+      const limit = glibcArenaLimit(process.env, snap.cpu?.onlineCpus);
+      if (limit) heap.arenaLimit = limit;
+    }
+    if ((o.tier === "deep" || heap?.arenaGroups !== undefined) && snap.process) {
+      const names = readThreadNames(o);
+      if (names) snap.process.threadNames = names;
+    }
+    snap.findings = findings(snap, breakdown, {
+      env: o.self ? process.env : undefined,
+      remedies: o.self ? remedies() : undefined,
+    });
   });
   snap.sourceCostMicros = costs;
   snap.costMicros = nowMicros() - start;

@@ -70,7 +70,12 @@ function byteFields(s: Snapshot): Map<string, number> {
   if (b && typeof b === "object") {
     put("breakdown.rssBytes", b.rssBytes);
     for (const p of Array.isArray(b.parts) ? b.parts : []) {
-      if (p && typeof p === "object" && typeof p.name === "string") put(`breakdown.${partKey(p)}`, p.bytes);
+      if (!(p && typeof p === "object" && typeof p.name === "string")) continue;
+      put(`breakdown.${partKey(p)}`, p.bytes);
+      for (const c of Array.isArray(p.children) ? p.children : []) {
+        if (c && typeof c === "object" && typeof c.name === "string")
+          put(`breakdown.${partKey(p)}/${partKey(c)}`, c.bytes);
+      }
     }
     put("breakdown.unattributedBytes", b.unattributedBytes);
   }

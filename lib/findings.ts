@@ -6,6 +6,7 @@ import type { AllocatorState, Breakdown, BreakdownPart, Finding, PartName, Snaps
 
 export { FINDING_IDS } from "./types";
 
+import type { Remedies } from "./remedies";
 import { formatBytes } from "./units";
 import { servingAllocator } from "./views";
 
@@ -38,6 +39,8 @@ function pct(a: number, b: number): string {
 export interface FindingContext {
   /** The environment of the process read (only known for the process itself). */
   env?: NodeJS.ProcessEnv | undefined;
+  /** This machine's exact remedies (the process itself). */
+  remedies?: Remedies | undefined;
 }
 
 export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingContext): Finding[] {
@@ -45,7 +48,7 @@ export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingCont
   const rss = b?.rssBytes ?? s.process?.rssBytes;
   const heap = servingAllocator(s);
 
-  glibcFindings(out, b, heap, s.time);
+  glibcFindings(out, s, b, heap, ctx);
 
   const preload = ctx.env?.LD_PRELOAD;
   if (preload) {
@@ -145,7 +148,7 @@ export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingCont
       id: "high-unattributed",
       severity: "info",
       message: negative
-        ? `The parts add up to ${formatBytes(-b.unattributedBytes)} more than RSS: an allocator counts memory that is reserved or allocated but not resident (untouched pages).`
+        ? `The parts add up to ${formatBytes(-b.unattributedBytes)} more than RSS: an allocator counts memory that is reserved or allocated but not resident (untouched pages).${untouchedText(b)}`
         : `${formatBytes(b.unattributedBytes)} of RSS (${pct(b.unattributedBytes, b.rssBytes)}) is not explained by V8, ${readText} or the kernel's file and shared mappings: other threads' V8 heaps (workers), heap pages V8's collector freed but has not returned to the kernel yet (V8 does not count them), an allocator heapstate cannot see (one inside a Rust addon), or mmap by native code. The deep tier lists the regions.${boundText}`,
       evidence: {
         unattributedBytes: b.unattributedBytes,
@@ -157,60 +160,217 @@ export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingCont
   return out;
 }
 
+/** When ArrayBuffers could explain parts above RSS: their zero-filled pages are allocated, not resident, until written. */
+function untouchedText(b: Breakdown): string {
+  let arrayBuffers = 0;
+  for (const p of b.parts)
+    for (const c of p.children ?? []) if (c.name === "native-array-buffers") arrayBuffers += c.bytes;
+  if (arrayBuffers < -b.unattributedBytes / 2) return "";
+  return ` ArrayBuffers hold ${formatBytes(arrayBuffers)} of it (native-array-buffers): their zero-filled (calloc'd) pages count as allocated and take no memory until written.`;
+}
+
 function partOf(b: Breakdown | undefined, name: PartName): BreakdownPart | undefined {
   return b?.parts.find((p) => p.name === name);
 }
 
-function age(part: BreakdownPart, time: string | undefined): string {
-  if (part.asOf === undefined || time === undefined) return "";
-  const seconds = Math.max(0, (Date.parse(time) - Date.parse(part.asOf)) / 1000);
+function age(asOf: string | undefined, time: string | undefined): string {
+  if (asOf === undefined || time === undefined) return "";
+  const seconds = Math.max(0, (Date.parse(time) - Date.parse(asOf)) / 1000);
   return ` (glibc's figures are from ${seconds.toFixed(1)} s earlier: not raised as a warning)`;
 }
 
+/** The arena count at which glibc is "near" its limit: three quarters of it (at least 4). */
+const NEAR_ARENA_LIMIT = 0.75;
+
 /**
- * glibc's free memory: what trim() returns (measured and estimated from evidence), what it cannot
- * (pieces smaller than a page), and, when only an upper bound is known, a hint that says how to
- * measure it. A warning needs measured, fresh figures: a reused glibc reading raises at most info.
+ * MALLOC_ARENA_MAX for a process that piles up arenas: two per CPU it may use (the cgroup's quota
+ * when there is one, else the online CPUs), at least 2. Threads that run at once contend for an
+ * arena's lock; more runnable threads than CPUs do not run at once, so two arenas a CPU keep
+ * contention low while capping how many arenas hold free memory.
  */
-function glibcFindings(out: Finding[], b: Breakdown | undefined, heap: AllocatorState | undefined, time: string): void {
+export function recommendedArenaMax(quotaCpus: number | undefined, onlineCpus: number | undefined): number | undefined {
+  const cpus = quotaCpus ?? onlineCpus;
+  return cpus === undefined ? undefined : Math.max(2, 2 * Math.ceil(cpus));
+}
+
+/**
+ * glibc's free memory, by cause. Where its arenas were looked into (malloc_info with their
+ * resident pages), each cause has its verdict and the remedy that works for it:
+ * - the other threads' arenas hold free memory and their number is near glibc's limit: arena
+ *   pile-up, MALLOC_ARENA_MAX from the CPU quota;
+ * - they hold it and are not near the limit: each thread's arena kept at its peak, naming the
+ *   threads and UV_THREADPOOL_SIZE;
+ * - the main arena holds free memory in pieces smaller than a page: fragmentation that neither
+ *   trim() nor MALLOC_ARENA_MAX can undo, jemalloc through LD_PRELOAD;
+ * - the main arena holds whole free pages: trim() returns them now.
+ * Without per-arena figures, the totals say what trim() would return and what it cannot, without
+ * a cause; where only an upper bound is known, a hint says how to measure it. A warning needs
+ * measured, fresh figures: a reused glibc reading raises at most info.
+ */
+function glibcFindings(
+  out: Finding[],
+  s: Snapshot,
+  b: Breakdown | undefined,
+  heap: AllocatorState | undefined,
+  ctx: FindingContext,
+): void {
   if (heap?.allocator !== "glibc" || !b) return;
   const rss = b.rssBytes;
-  const releasable = partOf(b, "native-free-releasable");
-  const fragmented = partOf(b, "native-free-fragmented");
-  const whole = partOf(b, "native-free");
-  const evidence = (p: BreakdownPart): Record<string, number | string> => ({
+  const time = s.time;
+  const worth = (bytes: number) => glibcFreeWorthConfirming(bytes, rss);
+  const severity: Finding["severity"] = heap.asOf === undefined ? "warn" : "info";
+  const stale = age(heap.asOf, time);
+  const base = (): Record<string, number | string> => ({
     rssBytes: rss,
-    fordblks: heap.pages?.freeBytes ?? "unknown",
-    ...(heap.pages?.dirtyBytes !== undefined ? { freeResidentBytes: heap.pages.dirtyBytes } : {}),
-    ...(releasable ? { releasableBytes: releasable.bytes } : {}),
-    ...(fragmented ? { fragmentedBytes: fragmented.bytes } : {}),
     ...(heap.arenas !== undefined ? { arenas: heap.arenas } : {}),
-    source: p.source,
-    ...(p.asOf !== undefined ? { asOf: p.asOf } : {}),
+    ...(heap.asOf !== undefined ? { asOf: heap.asOf } : {}),
   });
-  const severity = (p: BreakdownPart) => (p.asOf === undefined ? "warn" : "info");
-  if (releasable && glibcFreeWorthConfirming(releasable.bytes, rss)) {
-    out.push({
-      id: "glibc-retains-freed-memory",
-      severity: severity(releasable),
-      message: `glibc keeps about ${formatBytes(releasable.bytes)} of freed memory resident in whole pages (${pct(releasable.bytes, rss)} of RSS); trim() would give about that much back (estimated from malloc_info's free-chunk sizes and the arenas' resident pages, within 25%).${age(releasable, time)}`,
-      evidence: evidence(releasable),
+  const groups = heap.arenaGroups;
+  if (groups) {
+    const { main, threads } = groups;
+    const arenas = main.arenas + threads.arenas;
+    const limit = heap.arenaLimit;
+    const near = limit !== undefined && arenas >= Math.max(4, Math.ceil(limit.arenas * NEAR_ARENA_LIMIT));
+    let said = false;
+    if (worth(threads.freeResidentBytes)) {
+      said = true;
+      const held = `${formatBytes(threads.freeResidentBytes)} free and resident (${formatBytes(threads.fragmentedBytes)} in pieces smaller than a page, ${formatBytes(threads.releasableBytes)} in whole pages)`;
+      if (near && limit) {
+        const quota = s.cpu?.quotaCpus;
+        const online = s.cpu?.onlineCpus;
+        const n = recommendedArenaMax(quota, online) ?? 2;
+        const cpus =
+          quota !== undefined
+            ? `while the cgroup's CPU quota allows ${quota} CPU${quota === 1 ? "" : "s"}`
+            : `on ${online ?? "the host's"} online CPU${online === 1 ? "" : "s"}`;
+        out.push({
+          id: "glibc-arena-pile-up",
+          severity,
+          message: `glibc has ${arenas} arenas, near its limit of ${limit.arenas} (${limit.source}) ${cpus}, and the ${threads.arenas} thread arenas keep ${held}, ${pct(threads.freeResidentBytes, rss)} of RSS: glibc gives threads arenas of their own up to that limit, and each keeps its free memory. Start node with MALLOC_ARENA_MAX=${n} (two per CPU ${quota !== undefined ? "the quota allows" : "online"}); trim() returns the whole pages meanwhile.${stale}`,
+          evidence: {
+            ...base(),
+            arenaLimit: limit.arenas,
+            arenaLimitSource: limit.source,
+            ...(online !== undefined ? { onlineCpus: online } : {}),
+            ...(quota !== undefined ? { cpuQuota: quota } : {}),
+            threadArenas: threads.arenas,
+            threadArenasFreeResidentBytes: threads.freeResidentBytes,
+            threadArenasFragmentedBytes: threads.fragmentedBytes,
+            threadArenasReleasableBytes: threads.releasableBytes,
+            recommendedArenaMax: n,
+          },
+        });
+      } else {
+        const names = s.process?.threadNames;
+        const libuv = names?.["libuv-worker"];
+        const workers = names?.WorkerThread;
+        const poolEnv = ctx.env?.UV_THREADPOOL_SIZE;
+        const pool =
+          poolEnv !== undefined && /^\d{1,4}$/.test(poolEnv.trim())
+            ? `UV_THREADPOOL_SIZE=${poolEnv.trim()}`
+            : "UV_THREADPOOL_SIZE=4, the default";
+        const total = s.process?.threads;
+        const who =
+          libuv !== undefined
+            ? `${libuv} libuv threadpool thread${libuv === 1 ? "" : "s"} (${pool})${workers !== undefined ? ` and ${workers} worker thread${workers === 1 ? "" : "s"}` : ""}${total !== undefined ? `, of ${total} threads in all` : ""}`
+            : `${total ?? "several"} threads in all (this Node does not name them; the libuv threadpool has ${pool.replace("UV_THREADPOOL_SIZE=", "").replace(", the default", " threads, the default")})`;
+        out.push({
+          id: "glibc-thread-arena-high-water",
+          severity,
+          message: `glibc's ${threads.arenas} thread arena${threads.arenas === 1 ? "" : "s"} keep ${held}, ${pct(threads.freeResidentBytes, rss)} of RSS: each thread's arena grows to that thread's peak and stays there, since a heap cannot shrink below a live block at its top (they hold ${formatBytes(threads.systemBytes)} from the OS, ${formatBytes(threads.peakSystemBytes)} at their peaks, ${formatBytes(threads.inUseBytes)} in use). The threads: ${who}. trim() returns ${formatBytes(threads.releasableBytes)} now, until the next peak; fewer threadpool threads (UV_THREADPOOL_SIZE) or worker threads lower the sum of the peaks.${stale}`,
+          evidence: {
+            ...base(),
+            threadArenas: threads.arenas,
+            threadArenasSystemBytes: threads.systemBytes,
+            threadArenasPeakSystemBytes: threads.peakSystemBytes,
+            threadArenasInUseBytes: threads.inUseBytes,
+            threadArenasFreeResidentBytes: threads.freeResidentBytes,
+            threadArenasReleasableBytes: threads.releasableBytes,
+            ...(total !== undefined ? { threads: total } : {}),
+            ...(libuv !== undefined ? { libuvThreads: libuv } : {}),
+            ...(workers !== undefined ? { workerThreads: workers } : {}),
+            uvThreadpoolSize: poolEnv?.trim() || "4 (default)",
+          },
+        });
+      }
+    }
+    if (worth(main.fragmentedBytes)) {
+      said = true;
+      out.push({
+        id: "glibc-main-arena-fragmentation",
+        severity,
+        message: `glibc's main arena ([heap]) keeps ${formatBytes(main.fragmentedBytes)} of free memory resident in pieces smaller than a page (${pct(main.fragmentedBytes, rss)} of RSS; ${formatBytes(main.inUseBytes)} in use among them): trim() cannot return it and MALLOC_ARENA_MAX does not change the main arena. jemalloc keeps such memory in size classes and returns it: ${ctx.remedies?.jemalloc ?? "start node with LD_PRELOAD set to jemalloc's libjemalloc.so.2"}.${stale}`,
+        evidence: {
+          ...base(),
+          mainArenaFragmentedBytes: main.fragmentedBytes,
+          mainArenaFreeResidentBytes: main.freeResidentBytes,
+          mainArenaInUseBytes: main.inUseBytes,
+          mainArenaResidentBytes: main.residentBytes,
+        },
+      });
+    }
+    if (worth(main.releasableBytes)) {
+      said = true;
+      out.push({
+        id: "glibc-releasable-now",
+        severity,
+        message: `glibc's main arena keeps about ${formatBytes(main.releasableBytes)} of freed memory resident in whole pages (${pct(main.releasableBytes, rss)} of RSS); trim() would give about that much back now (estimated from malloc_info's free-chunk sizes and the arena's resident pages, within 25%), and startAutoTrim() does so when it is worth it.${stale}`,
+        evidence: {
+          ...base(),
+          releasableBytes: main.releasableBytes,
+          mainArenaFreeResidentBytes: main.freeResidentBytes,
+          mainArenaResidentBytes: main.residentBytes,
+        },
+      });
+    }
+    const total = main.freeResidentBytes + threads.freeResidentBytes;
+    if (!said && worth(total)) {
+      out.push({
+        id: "glibc-retains-freed-memory",
+        severity: "info",
+        message: `glibc keeps ${formatBytes(total)} of free memory resident (${pct(total, rss)} of RSS): ${formatBytes(main.freeResidentBytes)} in the main arena, ${formatBytes(threads.freeResidentBytes)} in ${threads.arenas} thread arenas; no one cause holds enough of it for a warning. trim() returns ${formatBytes(main.releasableBytes + threads.releasableBytes)} of it.${stale}`,
+        evidence: {
+          ...base(),
+          freeResidentBytes: total,
+          releasableBytes: main.releasableBytes + threads.releasableBytes,
+        },
+      });
+    }
+  } else {
+    const releasable = partOf(b, "native-free-releasable");
+    const fragmented = partOf(b, "native-free-fragmented");
+    const whole = partOf(b, "native-free");
+    const evidence = (p: BreakdownPart): Record<string, number | string> => ({
+      ...base(),
+      fordblks: heap.pages?.freeBytes ?? "unknown",
+      ...(heap.pages?.dirtyBytes !== undefined ? { freeResidentBytes: heap.pages.dirtyBytes } : {}),
+      ...(releasable ? { releasableBytes: releasable.bytes } : {}),
+      ...(fragmented ? { fragmentedBytes: fragmented.bytes } : {}),
+      source: p.source,
     });
-  } else if (whole && glibcFreeWorthConfirming(whole.bytes, rss)) {
-    out.push({
-      id: "glibc-retains-freed-memory",
-      severity: severity(whole),
-      message: `glibc keeps about ${formatBytes(whole.bytes)} of freed memory resident (${pct(whole.bytes, rss)} of RSS); how much of it trim() can return needs malloc_info (the deep tier).${age(whole, time)}`,
-      evidence: evidence(whole),
-    });
-  }
-  if (fragmented && glibcFreeWorthConfirming(fragmented.bytes, rss)) {
-    out.push({
-      id: "glibc-free-fragmented",
-      severity: severity(fragmented),
-      message: `glibc keeps ${formatBytes(fragmented.bytes)} of free memory resident in pieces smaller than a page (${pct(fragmented.bytes, rss)} of RSS): trim() cannot return it. Fewer arenas (MALLOC_ARENA_MAX) or another allocator (jemalloc through LD_PRELOAD) can.${age(fragmented, time)}`,
-      evidence: evidence(fragmented),
-    });
+    if (releasable && worth(releasable.bytes)) {
+      out.push({
+        id: "glibc-retains-freed-memory",
+        severity,
+        message: `glibc keeps about ${formatBytes(releasable.bytes)} of freed memory resident in whole pages (${pct(releasable.bytes, rss)} of RSS); trim() would give about that much back (estimated from malloc_info's free-chunk sizes and the arenas' resident pages, within 25%).${stale}`,
+        evidence: evidence(releasable),
+      });
+    } else if (whole && worth(whole.bytes)) {
+      out.push({
+        id: "glibc-retains-freed-memory",
+        severity,
+        message: `glibc keeps about ${formatBytes(whole.bytes)} of freed memory resident (${pct(whole.bytes, rss)} of RSS); how much of it trim() can return, and why it is kept, needs malloc_info (the deep tier).${stale}`,
+        evidence: evidence(whole),
+      });
+    }
+    if (fragmented && worth(fragmented.bytes)) {
+      out.push({
+        id: "glibc-free-fragmented",
+        severity,
+        message: `glibc keeps ${formatBytes(fragmented.bytes)} of free memory resident in pieces smaller than a page (${pct(fragmented.bytes, rss)} of RSS): trim() cannot return it. Which arenas hold it (and so the remedy) needs the deep tier.${stale}`,
+        evidence: evidence(fragmented),
+      });
+    }
   }
   const bound = b.bounds?.find((x) => x.name === "native-free");
   if (bound && glibcFreeWorthConfirming(bound.atMostBytes, rss)) {

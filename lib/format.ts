@@ -104,10 +104,20 @@ export function formatHuman(s: Snapshot): string {
   const b = s.breakdown;
   if (b) {
     lines.push(`where the RSS is (${formatBytes(b.rssBytes)}, from ${b.rssSource}):`);
-    const pairs: Array<[string, string]> = b.parts.map((part) => [
-      partKey(part),
-      `${formatBytes(part.bytes).padStart(10)} ${percent(part.bytes, b.rssBytes)}  ${part.estimated ? "~ " : ""}${part.source}`,
-    ]);
+    const pairs: Array<[string, string]> = [];
+    for (const part of b.parts) {
+      pairs.push([
+        partKey(part),
+        `${formatBytes(part.bytes).padStart(10)} ${percent(part.bytes, b.rssBytes)}  ${part.estimated ? "~ " : ""}${part.source}`,
+      ]);
+      // The parts within a part (who owns the native heap, V8's spaces), indented under it.
+      for (const child of part.children ?? []) {
+        pairs.push([
+          `  ${partKey(child)}`,
+          `${formatBytes(child.bytes).padStart(10)} ${percent(child.bytes, b.rssBytes)}  ${child.estimated ? "~ " : ""}${child.source}`,
+        ]);
+      }
+    }
     pairs.push([
       "unattributed",
       `${formatBytes(b.unattributedBytes).padStart(10)} ${percent(b.unattributedBytes, b.rssBytes)}  what nobody accounts for`,

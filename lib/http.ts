@@ -19,7 +19,7 @@ import { PAGE_CSP, pageHtml } from "./page";
 import { prometheusText } from "./prometheus";
 import { redact, redactText } from "./redact";
 import { topMappings } from "./regions";
-import { type Sampler, type SamplerOptions, samplerOptions, startSampler } from "./sampler";
+import { SAMPLER_KEYS, type Sampler, type SamplerOptions, samplerOptions, startSampler } from "./sampler";
 import { snapshot } from "./snapshot";
 import { trim } from "./trim";
 import { type Snapshot, TIERS, type Tier } from "./types";
@@ -338,7 +338,7 @@ export function createHandler(options?: HandlerOptions): Handler {
       {
         intervalMs: 2000,
         size: 900,
-        ...is.optionsObject(`${where}: sampler`, o.sampler, ["intervalMs", "size", "tier"]),
+        ...is.optionsObject(`${where}: sampler`, o.sampler, SAMPLER_KEYS),
       },
       `${where}: sampler`,
     );

@@ -11,6 +11,13 @@ export { type AddonState, type AllocatorEnvironment, allocatorEnvironment, type 
 export { createHandler, type HandlerOptions } from "./http";
 export { type MemoryField, memoryField } from "./log";
 export { parseSnapshot } from "./parse";
+export {
+  type MemoryReport,
+  type MemoryReporter,
+  type MemoryReporterOptions,
+  registerMemoryReporter,
+  reportWorkerHeap,
+} from "./reporters";
 export { type Sample, type Sampler, type SamplerOptions, startSampler } from "./sampler";
 export { snapshot } from "./snapshot";
 export { trim } from "./trim";
@@ -18,6 +25,7 @@ export type {
   AllocatorName,
   AllocatorState,
   Breakdown,
+  BreakdownChild,
   BreakdownPart,
   CgroupState,
   CollectOptions,

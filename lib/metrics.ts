@@ -76,12 +76,37 @@ export const METRICS: readonly MetricSpec[] = [
           ...(p.name.startsWith("other-") && p.library !== undefined
             ? { library: p.library.slice(p.library.lastIndexOf("/") + 1) }
             : {}),
+          ...(p.label !== undefined ? { reporter: p.label } : {}),
         },
         value: p.bytes,
       }));
       out.push({ labels: { part: "unattributed" }, value: b.unattributedBytes });
       return out;
     },
+  },
+  {
+    name: "rss_breakdown_children_bytes",
+    otelName: "heapstate.memory.breakdown.children",
+    unit: "By",
+    help: "The parts within a part, by owner: native-in-use's (native-v8, native-array-buffers, native-reported, native-allocator-slack, native-unclassified) and v8-heap's spaces; a parent's children add up to its heapstate_rss_breakdown_bytes point",
+    points: (s) =>
+      (s.breakdown?.parts ?? []).flatMap((p) =>
+        (p.children ?? []).map((c) => ({
+          labels: {
+            parent: p.name,
+            part: c.name,
+            ...(c.label !== undefined ? { [c.name === "v8-space" ? "space" : "reporter"]: c.label } : {}),
+          },
+          value: c.bytes,
+        })),
+      ),
+  },
+  {
+    name: "rss_peak_bytes",
+    otelName: "heapstate.memory.rss.peak",
+    unit: "By",
+    help: "The peak RSS since the previous scrape (registerPrometheus({ resetPeak: true }) resets VmHWM at each), else since the last reset or the process start",
+    points: (s) => (s.peak ? [{ labels: {}, value: s.peak.rssBytes }] : []),
   },
   ...allocatorFigures.map(
     ([key, suffix, help]): MetricSpec => ({

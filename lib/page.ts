@@ -19,7 +19,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafa
 h1{font-size:1.3em;margin:0 0 .3em}h2{font-size:1.05em;margin:1.2em 0 .4em}
 #summary{color:#555;margin-bottom:.6em}canvas{background:#fff;border:1px solid #ddd;max-width:100%}
 #legend span{display:inline-block;margin:.2em .8em .2em 0}#legend i{display:inline-block;width:.9em;height:.9em;margin-right:.3em;vertical-align:-.1em}
-.warn{color:#a40}pre{background:#fff;border:1px solid #ddd;padding:.6em;overflow:auto}#error{color:#b00}
+.warn{color:#a40}#parts td{padding:0 .8em 0 0}#parts td.n{text-align:right}#parts tr.child td:first-child{padding-left:1.5em;color:#555}pre{background:#fff;border:1px solid #ddd;padding:.6em;overflow:auto}#error{color:#b00}
 </style></head>
 <body>
 <h1>heapstate <span id="pid"></span></h1>
@@ -28,6 +28,7 @@ h1{font-size:1.3em;margin:0 0 .3em}h2{font-size:1.05em;margin:1.2em 0 .4em}
 <div id="legend"></div>
 <div id="error"></div>
 <h2>Findings</h2><ul id="findings"></ul>
+<h2>Where the RSS is</h2><table id="parts"></table>
 <h2>Allocator chain</h2><pre id="chain"></pre>
 <script>
 "use strict";
@@ -37,6 +38,7 @@ const PARTS = [
   ["native-free-releasable", "#e15759", "native free, releasable by trim"],
   ["native-free-fragmented", "#ff9d9a", "native free, fragmented"],
   ["native-metadata", "#b07aa1", "allocator metadata"], ["other", "#d4a6c8", "other allocators"],
+  ["reported", "#86bcb6", "reporters' own mappings"],
   ["lazy-free", "#76b7b2", "lazy-free (MADV_FREE)"],
   ["stacks", "#59a14f", "stacks"], ["code", "#9c755f", "code"], ["file", "#bab0ac", "files"],
   ["shmem", "#edc948", "shmem"], ["unattributed", "#d3d3d3", "unattributed"]];
@@ -46,7 +48,8 @@ function fmt(n) { if (n === undefined || n === null) return "(unknown)"; let v =
 function el(tag, text, cls) { const e = document.createElement(tag); e.textContent = text; if (cls) e.className = cls; return e; }
 function valueOf(sample, name) {
   if (name === "unattributed") return Math.max(0, sample.unattributedBytes || 0);
-  if (name === "other") { let t = 0; for (const k in sample.parts) if (k.startsWith("other-")) t += sample.parts[k]; return t; }
+  if (name === "other" || name === "reported") { let t = 0;
+    for (const k in sample.parts) if (k.startsWith(name === "other" ? "other-" : "reported ")) t += sample.parts[k]; return t; }
   return sample.parts[name] || 0; }
 function draw(history) {
   const c = document.getElementById("chart"), g = c.getContext("2d"), W = c.width, H = c.height, pad = 48;
@@ -74,7 +77,7 @@ function draw(history) {
   const legend = document.getElementById("legend"); legend.replaceChildren();
   const last = history[history.length - 1] || { parts: {} };
   for (const [name, color, label] of PARTS) {
-    const has = name === "unattributed" || (name === "other" ? Object.keys(last.parts).some((k) => k.startsWith("other-")) : last.parts[name] !== undefined);
+    const has = name === "unattributed" || (name === "other" || name === "reported" ? valueOf(last, name) > 0 : last.parts[name] !== undefined);
     if (!has) continue;
     const v = name === "unattributed" ? last.unattributedBytes : valueOf(last, name);
     const span = el("span", label + " " + fmt(v)); const box = el("i", ""); box.style.background = color; span.prepend(box); legend.append(span);
@@ -90,6 +93,16 @@ function render(d) {
   const ul = document.getElementById("findings"); ul.replaceChildren();
   for (const f of s.findings || []) ul.append(el("li", f.message, f.severity === "warn" ? "warn" : ""));
   if (!(s.findings || []).length) ul.append(el("li", "none"));
+  const table = document.getElementById("parts"); table.replaceChildren();
+  const row = (name, bytes, source, cls) => { const tr = el("tr", "", cls);
+    tr.append(el("td", name), el("td", fmt(bytes), "n"), el("td", source)); table.append(tr); };
+  if (s.breakdown) {
+    for (const p of s.breakdown.parts) {
+      row(p.name + (p.label ? " " + p.label : ""), p.bytes, p.source);
+      for (const k of p.children || []) row(k.name + (k.label ? " " + k.label : ""), k.bytes, k.source, "child");
+    }
+    row("unattributed", s.breakdown.unattributedBytes, "what nobody accounts for");
+  }
   const c = s.breakdown && s.breakdown.chain;
   document.getElementById("chain").textContent = c && a
     ? ["allocated " + fmt(a.allocatedBytes), a.activeBytes !== undefined ? "active " + fmt(a.activeBytes) : null,

@@ -219,6 +219,23 @@ function breakdownProblem(c: Checker, b: Obj): string | undefined {
       return "has a part that is not a part (name, bytes ≥ 0, source)";
     }
   }
+  (b.parts as Obj[]).forEach((p, i) => {
+    if (p.children === undefined) return;
+    const children = p.children;
+    let sum = 0;
+    const ok =
+      Array.isArray(children) &&
+      children.every((k: unknown) => {
+        if (!isObject(k) || !str(k.name) || !str(k.source) || !c.bytesOk(k.bytes, false)) return false;
+        sum += k.bytes as number;
+        return true;
+      }) &&
+      sum === p.bytes;
+    if (!ok) {
+      delete p.children;
+      c.drop(`snapshot.breakdown.parts[${i}].children`, "were not parts adding up to their part");
+    }
+  });
   const chain = c.object(b, "chain", "snapshot.breakdown");
   if (chain) {
     for (const [k, v] of Object.entries(chain)) {

@@ -6,6 +6,7 @@
  */
 import { assertSnapshot } from "./errors";
 import { METRICS, metricFamilies } from "./metrics";
+import { PeakConsumer } from "./peaks";
 import { snapshot } from "./snapshot";
 import type { Snapshot } from "./types";
 import * as is from "./validate";
@@ -15,6 +16,17 @@ export interface PrometheusOptions {
   prefix?: string;
   /** Reuse a snapshot younger than this (default 1000 ms), so one scrape reads once. */
   maxAgeMs?: number;
+}
+
+export interface RegisterPrometheusOptions extends PrometheusOptions {
+  client?: unknown;
+  registry?: unknown;
+  /**
+   * Reset the process's peak RSS (VmHWM) at each scrape, so heapstate_rss_peak_bytes is the peak
+   * between scrapes (default false: the reset is process-wide). Without it the peak is since the
+   * last reset, or since the process started.
+   */
+  resetPeak?: boolean;
 }
 
 function escapeLabel(v: string): string {
@@ -100,11 +112,10 @@ interface CollectorMetric {
  * registerPrometheus({ client });
  * app.get("/metrics", async (_, res) => res.type(client.register.contentType).send(await client.register.metrics()));
  */
-export function registerPrometheus(
-  options?: PrometheusOptions & { client?: unknown; registry?: unknown },
-): CollectorMetric[] {
+export function registerPrometheus(options?: RegisterPrometheusOptions): CollectorMetric[] {
   const where = "registerPrometheus(options)";
-  const o = is.optionsObject(where, options, ["prefix", "maxAgeMs", "client", "registry"]);
+  const o = is.optionsObject(where, options, ["prefix", "maxAgeMs", "client", "registry", "resetPeak"]);
+  const peaks = new PeakConsumer(is.bool(where, "resetPeak", o.resetPeak, false));
   const prefix = prefixOf(where, o.prefix);
   const maxAgeMs = is.maxAgeMs(where, o.maxAgeMs, 1000);
   const client = o.registry === undefined ? (o.client ?? promClient(where)) : undefined;
@@ -130,7 +141,13 @@ export function registerPrometheus(
       type: "gauge",
       aggregator: "sum",
       async get() {
-        const values = spec.points(snapshot({ maxAgeMs })).map((p) => ({ value: p.value, labels: p.labels }));
+        let s = snapshot({ maxAgeMs });
+        if (spec.name === "rss_peak_bytes") {
+          // The peak since this registry's previous scrape: on a copy, the cached snapshot is shared.
+          s = { ...s, warnings: [...s.warnings] };
+          peaks.take(s);
+        }
+        const values = spec.points(s).map((p) => ({ value: p.value, labels: p.labels }));
         return { name, help: spec.help, type: "gauge", aggregator: "sum", values };
       },
       reset() {},

@@ -8,6 +8,7 @@
 import { partKey } from "./breakdown";
 import { collectRepeated } from "./collect";
 import { nativeHeap } from "./figures";
+import { PeakConsumer } from "./peaks";
 import { type Snapshot, TIERS, type Tier } from "./types";
 import * as is from "./validate";
 
@@ -23,6 +24,10 @@ export interface Sample {
   allocatedBytes?: number;
   /** mimalloc's committed bytes, where there is no allocated figure: never labelled allocated. */
   committedBytes?: number;
+  /** The native heap no one claims (native-unclassified): what the leak finding follows. */
+  nativeUnclassifiedBytes?: number;
+  /** The peak RSS since the previous sample (with resetPeak), else since the last reset or the process start. */
+  peakRssBytes?: number;
   costMicros: number;
 }
 
@@ -33,6 +38,12 @@ export interface SamplerOptions {
   size?: number;
   /** Tier of each reading (default "standard"; see the class comment for the 1% bound). */
   tier?: Tier;
+  /**
+   * Reset the process's peak RSS (VmHWM) at each sample, so each sample's `peakRssBytes` is the
+   * peak since the previous one (default false: the reset is process-wide; other readers of
+   * VmHWM then see the peak since the last sample).
+   */
+  resetPeak?: boolean;
 }
 
 export interface Sampler {
@@ -57,21 +68,27 @@ export function compact(s: Snapshot): Sample {
   const heap = nativeHeap(s);
   if (heap?.counter === "allocated") sample.allocatedBytes = heap.bytes;
   if (heap?.counter === "committed") sample.committedBytes = heap.bytes;
+  const unclassified = s.breakdown?.parts
+    .flatMap((p) => p.children ?? [])
+    .find((c) => c.name === "native-unclassified");
+  if (unclassified) sample.nativeUnclassifiedBytes = unclassified.bytes;
+  if (s.peak) sample.peakRssBytes = s.peak.rssBytes;
   return sample;
 }
 
-const samplerKeys = ["intervalMs", "size", "tier"] as const;
+export const SAMPLER_KEYS = ["intervalMs", "size", "tier", "resetPeak"] as const;
 
 /** Checks sampler options without starting one (createHandler checks its `sampler` option at construction). */
 export function samplerOptions(
   options: unknown,
   where = "startSampler(options)",
-): { intervalMs: number; size: number; tier: Tier } {
-  const o = is.optionsObject(where, options, samplerKeys);
+): { intervalMs: number; size: number; tier: Tier; resetPeak: boolean } {
+  const o = is.optionsObject(where, options, SAMPLER_KEYS);
   return {
     intervalMs: is.intervalMs(where, "intervalMs", o.intervalMs, 5000, 100),
     size: is.integer(where, "size", o.size, 360, 1, 100_000),
     tier: is.oneOf(where, "tier", o.tier, "standard", TIERS),
+    resetPeak: is.bool(where, "resetPeak", o.resetPeak, false),
   };
 }
 
@@ -83,7 +100,8 @@ export function samplerOptions(
  * sampler.stop();
  */
 export function startSampler(options?: SamplerOptions): Sampler {
-  const { intervalMs, size, tier } = samplerOptions(options);
+  const { intervalMs, size, tier, resetPeak } = samplerOptions(options);
+  const peaks = new PeakConsumer(resetPeak);
   const ring: Sample[] = [];
   let latest: Snapshot | undefined;
   let running = true;
@@ -92,6 +110,7 @@ export function startSampler(options?: SamplerOptions): Sampler {
   const read = () => {
     try {
       const s = collectRepeated({ tier: current });
+      peaks.take(s);
       latest = s;
       ring.push(compact(s));
       if (ring.length > size) ring.splice(0, ring.length - size);
@@ -116,6 +135,7 @@ export function startSampler(options?: SamplerOptions): Sampler {
     },
     stop() {
       clearInterval(timer);
+      peaks.close();
       running = false;
     },
   };

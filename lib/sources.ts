@@ -3,9 +3,11 @@
  * their failures mean: for this process a warning, for another process the answer (gone, not
  * readable, a kernel thread, a zombie) unless the failure says we ran short of descriptors or memory.
  */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { HeapstateError } from "./errors";
 import type { ReadPlan } from "./options";
-import { processError, readProcFile, streamProcFile } from "./procfs/read";
+import { DEFAULT_PROC_ROOT, processError, readProcFile, streamProcFile } from "./procfs/read";
 import { parseSmapsTotals, SmapsParser, type SmapsTotals } from "./procfs/smaps";
 import { parseStatus } from "./procfs/status";
 import { RegionAccumulator } from "./regions";
@@ -142,4 +144,35 @@ export function mergeTotals(p: ProcessState, totals: SmapsTotals): void {
   if (totals.privateDirtyBytes !== undefined) p.privateDirtyBytes = totals.privateDirtyBytes;
   if (totals.lazyFreeBytes !== undefined) p.lazyFreeBytes = totals.lazyFreeBytes;
   if (totals.anonHugePagesBytes !== undefined) p.anonHugePagesBytes = totals.anonHugePagesBytes;
+}
+
+/** At most this many threads are named (a reading must not cost a file per thread without bound). */
+const MAX_NAMED_THREADS = 4096;
+
+/**
+ * Threads by name (`/proc/<pid>/task/<tid>/comm`): Node 22 and later name the libuv threadpool's
+ * threads "libuv-worker" and (24) worker threads "WorkerThread"; Node 20 names them all "node".
+ * Threads that exit while being read are skipped.
+ */
+export function readThreadNames(o: ReadPlan): Record<string, number> | undefined {
+  const dir = o.procRoot === DEFAULT_PROC_ROOT ? `/proc/${o.pid}/task` : join(o.procRoot, String(o.pid), "task");
+  let tids: string[];
+  try {
+    tids = readdirSync(dir);
+  } catch {
+    return undefined;
+  }
+  const names: Record<string, number> = Object.create(null);
+  for (const tid of tids.slice(0, MAX_NAMED_THREADS)) {
+    if (!/^\d+$/.test(tid)) continue;
+    let name: string;
+    try {
+      name = readFileSync(join(dir, tid, "comm"), "utf8").trim();
+    } catch {
+      continue;
+    }
+    if (name === "" || name.length > 16) continue;
+    names[name] = (names[name] ?? 0) + 1;
+  }
+  return names;
 }

@@ -36,6 +36,7 @@ export const PART_NAMES = [
   "other-free-fragmented",
   "other-metadata",
   "other-committed",
+  "reported",
   "lazy-free",
   "malloc-arenas",
   "stacks",
@@ -45,8 +46,27 @@ export const PART_NAMES = [
 ] as const;
 export type PartName = (typeof PART_NAMES)[number];
 
+/**
+ * The names of parts within a part (`children`): who owns the native heap (V8's own malloc'd
+ * memory, ArrayBuffer backing stores, what reporters claim, the allocator's slack inside its
+ * pages, and the unclassified rest), and V8's heap by space.
+ */
+export const CHILD_NAMES = [
+  "native-v8",
+  "native-array-buffers",
+  "native-reported",
+  "native-allocator-slack",
+  "native-unclassified",
+  "v8-space",
+] as const;
+export type ChildName = (typeof CHILD_NAMES)[number];
+
 /** Every finding's id (docs/findings.md). */
 export const FINDING_IDS = [
+  "glibc-releasable-now",
+  "glibc-main-arena-fragmentation",
+  "glibc-arena-pile-up",
+  "glibc-thread-arena-high-water",
   "glibc-retains-freed-memory",
   "glibc-free-fragmented",
   "glibc-may-retain-freed-memory",
@@ -87,6 +107,11 @@ export const WARNING_CODES = [
   "INVALID_FIELD",
   "NEWER_SCHEMA",
   "UPGRADED_SCHEMA",
+  "REPORTER_FAILED",
+  "REPORTER_SLOW",
+  "REPORTER_INVALID",
+  "REPORTER_SKIPPED",
+  "CHILDREN_EXCEED_PART",
 ] as const;
 export type WarningCode = (typeof WARNING_CODES)[number];
 
@@ -141,6 +166,14 @@ export interface AllocatorState {
   committedBytes?: number;
   arenas?: number;
   pages?: PageStates;
+  /**
+   * glibc: its arenas in two groups, the main arena (`[heap]`, the main thread's) and the arenas
+   * of other threads, from malloc_info with their mappings' resident pages (smaps). Read where
+   * glibc's free memory is measured (the deep tier, and the standard tier when it is confirmed).
+   */
+  arenaGroups?: { main: ArenaGroup; threads: ArenaGroup };
+  /** glibc: how many arenas it may create, and why (MALLOC_ARENA_MAX, the tunable, or 8 × online CPUs). */
+  arenaLimit?: { arenas: number; source: string };
   /** Tunables in force, as the allocator reports them. */
   config?: Record<string, RawValue>;
   /** The allocator's own counters under their own names. */
@@ -150,6 +183,35 @@ export interface AllocatorState {
    * at most as often as its own cost allows (see collect()), in between its last reading is kept.
    */
   asOf?: string;
+}
+
+/** A group of glibc arenas: what they hold from the OS, in use, and free (resident or not). */
+export interface ArenaGroup {
+  arenas: number;
+  /** malloc_info `<system type="current">`: bytes the arenas hold from the OS. */
+  systemBytes: number;
+  /** malloc_info `<system type="max">`: the most they ever held (their high-water). */
+  peakSystemBytes: number;
+  /** systemBytes − free chunks: what the program holds in them. */
+  inUseBytes: number;
+  /** Free chunks (fastbins, bins and the top), resident or not. */
+  freeBytes: number;
+  /** smaps Rss of the group's mappings (`[heap]`; the 64 MiB arena heaps). */
+  residentBytes: number;
+  /** Free and resident: residentBytes − inUseBytes, within freeBytes. */
+  freeResidentBytes: number;
+  /** Of those, whole pages inside free chunks: what malloc_trim returns (estimated from the chunks' sizes). */
+  releasableBytes: number;
+  /** The rest: free pieces smaller than a page, which no trim returns. */
+  fragmentedBytes: number;
+}
+
+/** The CPUs the process may use: what glibc sizes its arenas by, and what the cgroup allows. */
+export interface CpuState {
+  /** /sys/devices/system/cpu/online: the CPUs glibc counts for its arena limit. */
+  onlineCpus?: number;
+  /** The cgroup's CPU quota in CPUs (cpu.max, v1 cpu.cfs_quota_us ÷ cpu.cfs_period_us); absent when unlimited. */
+  quotaCpus?: number;
 }
 
 /** A source that could not be read, and why. */
@@ -177,6 +239,10 @@ export interface ProcessState {
   privateDirtyBytes?: number;
   lazyFreeBytes?: number;
   anonHugePagesBytes?: number;
+  /** status Threads. */
+  threads?: number;
+  /** Threads by name (/proc/<pid>/task/<tid>/comm), where a reading looked (deep, and glibc's measured free memory). */
+  threadNames?: Record<string, number>;
 }
 
 /** The process's memory cgroup (v1 or v2 files). */
@@ -240,6 +306,23 @@ export interface BreakdownPart {
   library?: string;
   /** Set when the figure is an earlier moment's (a reused glibc reading): when it was read. */
   asOf?: string;
+  /** The reporter's name, for a `reported` part (memory a reporter holds outside malloc). */
+  label?: string;
+  /**
+   * What the part holds, by owner, adding up to `bytes` exactly: the native heap's in-use part (V8's
+   * own malloc'd memory, ArrayBuffers, reporters' claims, the unclassified rest) and V8's heap by space.
+   */
+  children?: BreakdownChild[];
+}
+
+/** A part within a part: the children of a part add up to it exactly. */
+export interface BreakdownChild {
+  name: ChildName;
+  bytes: number;
+  source: string;
+  /** The reporter's name (`native-reported`) or V8's space (`v8-space`). */
+  label?: string;
+  estimated?: boolean;
 }
 
 /** A figure that is inside the unattributed remainder but could only be bounded, not measured. */
@@ -306,6 +389,13 @@ export interface Snapshot {
   v8?: V8State;
   process?: ProcessState;
   cgroup?: CgroupState;
+  /** The CPUs (standard and deep tiers). */
+  cpu?: CpuState;
+  /**
+   * The peak RSS since this consumer's previous reading (a sampler, a metrics registry, a
+   * sidecar), or since the last reset of VmHWM before it, or since the process started: `since` says.
+   */
+  peak?: { rssBytes: number; since: string; source: string };
   regions?: RegionSummary[];
   breakdown?: Breakdown;
   findings?: Finding[];

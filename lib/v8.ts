@@ -1,8 +1,8 @@
 /**
  * V8's numbers. Per isolate: heap figures and `arrayBuffers` describe the thread that collects,
- * while allocator and kernel figures are process-wide. fast reads only v8.getHeapStatistics()
- * (about 2 µs); standard and deep add process.memoryUsage() (which also reads /proc/self/stat)
- * and the heap spaces.
+ * while allocator and kernel figures are process-wide. Every tier reads v8.getHeapStatistics()
+ * (about 2 µs) and process.memoryUsage() (about 4 µs: it also reads /proc/self/stat) for
+ * `arrayBuffers`, which the split of the native heap needs; standard and deep add the heap spaces.
  */
 import { getHeapSpaceStatistics, getHeapStatistics } from "node:v8";
 import type { Tier, V8State, Warning } from "./types";
@@ -25,18 +25,18 @@ export function readV8(tier: Tier, warnings: Warning[]): V8State {
   put("physicalBytes", h.total_physical_size);
   put("heapLimitBytes", h.heap_size_limit);
   put("mallocedBytes", h.malloced_memory);
+  try {
+    const m = process.memoryUsage();
+    put("externalBytes", m.external);
+    put("arrayBuffersBytes", m.arrayBuffers);
+  } catch (error) {
+    warnings.push({
+      source: "v8",
+      code: "SOURCE_FAILED",
+      message: `process.memoryUsage() failed (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): arrayBuffers is not measured in this reading`,
+    });
+  }
   if (tier !== "fast") {
-    try {
-      const m = process.memoryUsage();
-      put("externalBytes", m.external);
-      put("arrayBuffersBytes", m.arrayBuffers);
-    } catch (error) {
-      warnings.push({
-        source: "v8",
-        code: "SOURCE_FAILED",
-        message: `process.memoryUsage() failed (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): arrayBuffers is not measured in this reading`,
-      });
-    }
     out.spaces = getHeapSpaceStatistics().map((s) => ({
       name: s.space_name,
       sizeBytes: s.space_size,

@@ -39,7 +39,7 @@ function build(name, extra) {
   }
 }
 
-build("printer", ["-ldl"]);
+build("printer", ["-ldl", "-lpthread"]);
 // The benchmarks' floor program doubles as a helper that maps many regions (tests of smaps at scale).
 {
   const args = ["-O2", "-o", join(out, "floor"), join(root, "bench", "floor.c"), "-ldl", "-lpthread"];

@@ -118,9 +118,13 @@ export function glibcTotals(text: string): { system: number; inUse: number } {
  * For a test that needs root (switching to the user "nobody" with setpriv): as root it runs; as
  * another user it is skipped with the reason — except in CI, where it must run and fails instead.
  */
-export function requireRoot(ctx: { skip: (note?: string) => never }, what: string): void {
+export function requireRoot(
+  ctx: { skip: (note?: string) => never },
+  what: string,
+  because = "it switches to the user nobody",
+): void {
   if (process.getuid?.() === 0) return;
-  const reason = `${what} needs root (it switches to the user nobody); run the suite as root to include it`;
+  const reason = `${what} needs root (${because}); run the suite as root to include it`;
   if (process.env.CI) throw new Error(`${reason}: CI runs as root and must not skip it`);
   ctx.skip(reason);
 }

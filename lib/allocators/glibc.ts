@@ -6,8 +6,14 @@
  * tell); pages.topReleasableBytes ← `keepcost`; arenas ← the number of `<heap>` in malloc_info.
  */
 import type { NativeReadInstance } from "../native";
-import type { AllocatorState, Warning } from "../types";
-import { type MallocInfo, parseMallocInfo, trimmableBytes } from "./malloc-info";
+import type { AllocatorState, ArenaGroup, Warning } from "../types";
+import {
+  arenaTrimmableBytes,
+  type MallocInfo,
+  type MallocInfoArena,
+  parseMallocInfo,
+  trimmableBytes,
+} from "./malloc-info";
 import { bytes, defined, str, sum, unmapped } from "./values";
 
 export function glibcState(inst: NativeReadInstance, warnings: Warning[]): AllocatorState {
@@ -63,6 +69,10 @@ export function glibcState(inst: NativeReadInstance, warnings: Warning[]): Alloc
 export interface GlibcKernelEvidence {
   /** Σ smaps Rss of `[heap]` and the 64 MiB arena heaps. */
   arenaRssBytes: number;
+  /** smaps Rss of `[heap]`: the main arena. */
+  mainArenaRssBytes?: number;
+  /** smaps Rss of the 64 MiB arena heaps: the other threads' arenas. */
+  threadArenasRssBytes?: number;
   /** The page size malloc_trim works in. */
   pageBytes?: number;
 }
@@ -91,5 +101,82 @@ export function withKernelEvidence(state: AllocatorState, evidence: GlibcKernelE
     const pieces = fordblks - whole;
     pages.releasableBytes = Math.max(0, Math.min(whole, dirty, dirty - pieces));
   }
-  return { ...state, pages };
+  const groups =
+    info && Array.isArray(info.arenas) && page !== undefined && page > 0
+      ? arenaGroups(info, page, evidence)
+      : undefined;
+  return { ...state, pages, ...(groups ? { arenaGroups: groups } : {}) };
+}
+
+/**
+ * The main arena and the other threads' arenas, each from malloc_info's per-arena totals and the
+ * resident pages of its own mappings: free and resident = Rss − in use (within the free chunks),
+ * and of that, the whole pages inside free chunks (what malloc_trim returns) and the pieces.
+ */
+function arenaGroups(
+  info: MallocInfo,
+  page: number,
+  evidence: GlibcKernelEvidence,
+): { main: ArenaGroup; threads: ArenaGroup } | undefined {
+  const { mainArenaRssBytes: mainRss, threadArenasRssBytes: threadRss } = evidence;
+  if (mainRss === undefined || threadRss === undefined) return undefined;
+  const group = (arenas: MallocInfoArena[], rss: number): ArenaGroup | undefined => {
+    let system = 0;
+    let peak = 0;
+    let free = 0;
+    let whole = 0;
+    for (const a of arenas) {
+      if (a.systemBytes === undefined || a.fastFreeBytes === undefined || a.restFreeBytes === undefined)
+        return undefined;
+      system += a.systemBytes;
+      peak += a.maxSystemBytes ?? a.systemBytes;
+      free += a.fastFreeBytes + a.restFreeBytes;
+      whole += arenaTrimmableBytes(a, page);
+    }
+    free = Math.min(free, system);
+    const inUse = system - free;
+    const freeResident = Math.max(0, Math.min(free, rss - inUse));
+    const releasable = Math.max(0, Math.min(whole, freeResident, freeResident - (free - Math.min(whole, free))));
+    return {
+      arenas: arenas.length,
+      systemBytes: system,
+      peakSystemBytes: peak,
+      inUseBytes: inUse,
+      freeBytes: free,
+      residentBytes: rss,
+      freeResidentBytes: freeResident,
+      releasableBytes: releasable,
+      fragmentedBytes: freeResident - releasable,
+    };
+  };
+  const main = group(
+    info.arenas.filter((a) => a.nr === 0),
+    mainRss,
+  );
+  const threads = group(
+    info.arenas.filter((a) => a.nr !== 0),
+    threadRss,
+  );
+  return main && threads ? { main, threads } : undefined;
+}
+
+/**
+ * How many arenas glibc may create: the tunable glibc.malloc.arena_max, else MALLOC_ARENA_MAX
+ * (both read by glibc when the process started), else 8 per online CPU on 64-bit (2 on 32-bit):
+ * glibc counts online CPUs, not the cgroup's quota or the affinity mask.
+ */
+export function glibcArenaLimit(
+  env: NodeJS.ProcessEnv,
+  onlineCpus: number | undefined,
+): { arenas: number; source: string } | undefined {
+  const tunable = /(?:^|:)glibc\.malloc\.arena_max=(\d{1,6})(?::|$)/.exec(env.GLIBC_TUNABLES ?? "")?.[1];
+  if (tunable !== undefined && Number(tunable) > 0)
+    return { arenas: Number(tunable), source: "GLIBC_TUNABLES glibc.malloc.arena_max" };
+  const max = env.MALLOC_ARENA_MAX;
+  if (max !== undefined && /^\d{1,6}$/.test(max.trim()) && Number(max) > 0)
+    return { arenas: Number(max), source: "MALLOC_ARENA_MAX" };
+  if (onlineCpus === undefined) return undefined;
+  const per =
+    process.arch === "x64" || process.arch === "arm64" || process.arch === "ppc64" || process.arch === "s390x" ? 8 : 2;
+  return { arenas: per * onlineCpus, source: `${per} × ${onlineCpus} online CPUs (glibc's default)` };
 }

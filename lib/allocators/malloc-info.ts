@@ -153,22 +153,27 @@ const MIN_CHUNK = 32;
  */
 export function trimmableBytes(info: MallocInfo, page: number): number {
   let total = 0;
-  for (const arena of info.arenas) {
-    let inBins = 0;
-    for (const bin of arena.bins ?? []) {
-      inBins += bin.total;
-      // Fastbin chunks (all smaller than a page) are consolidated first and stay below a page.
-      if (bin.count === 0 || (!bin.unsorted && bin.to < page)) continue;
-      const average = bin.total / bin.count;
-      const perChunk = average - FREE_CHUNK_HEADER - page;
-      if (perChunk > 0) total += perChunk * bin.count;
-    }
-    if (arena.nr === 0 && arena.restFreeBytes !== undefined) {
-      // `rest` counts the top chunk with the bins; what is left over is the top (± PREV_INUSE bits).
-      const fast = arena.fastFreeBytes ?? 0;
-      const top = arena.restFreeBytes - (inBins - fast);
-      if (top > MIN_CHUNK + page) total += Math.floor((top - MIN_CHUNK - 1) / page) * page;
-    }
+  for (const arena of info.arenas) total += arenaTrimmableBytes(arena, page);
+  return total;
+}
+
+/** trimmableBytes for one arena. */
+export function arenaTrimmableBytes(arena: MallocInfoArena, page: number): number {
+  let total = 0;
+  let inBins = 0;
+  for (const bin of arena.bins ?? []) {
+    inBins += bin.total;
+    // Fastbin chunks (all smaller than a page) are consolidated first and stay below a page.
+    if (bin.count === 0 || (!bin.unsorted && bin.to < page)) continue;
+    const average = bin.total / bin.count;
+    const perChunk = average - FREE_CHUNK_HEADER - page;
+    if (perChunk > 0) total += perChunk * bin.count;
+  }
+  if (arena.nr === 0 && arena.restFreeBytes !== undefined) {
+    // `rest` counts the top chunk with the bins; what is left over is the top (± PREV_INUSE bits).
+    const fast = arena.fastFreeBytes ?? 0;
+    const top = arena.restFreeBytes - (inBins - fast);
+    if (top > MIN_CHUNK + page) total += Math.floor((top - MIN_CHUNK - 1) / page) * page;
   }
   return Math.max(0, Math.round(total));
 }

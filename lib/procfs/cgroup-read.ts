@@ -2,11 +2,14 @@
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { CgroupState, Tier, Warning } from "../types";
+import type { CgroupState, CpuState, Tier, Warning } from "../types";
 import {
   type CgroupLocation,
+  locateController,
   locateMemoryCgroup,
   parseCounter,
+  parseCpuList,
+  parseCpuQuota,
   parseFlatKeyed,
   parseLimit,
   parseMountinfo,
@@ -130,6 +133,49 @@ export function readCgroup(
       if (v2) set(out, "kernelBytes", stat.get("kernel"));
     }
     if (!v2) set(out, "kernelBytes", counter("memory.kmem.usage_in_bytes"));
+  }
+  return out;
+}
+
+let cpuLocated: { key: string; at: number; location: CgroupLocation | undefined } | undefined;
+
+/**
+ * The CPUs: how many are online (what glibc sizes its arena limit by) and the cgroup's CPU quota.
+ * Each fails alone, silently: a missing figure is absent (the memory cgroup's reader warns about
+ * an unreadable hierarchy already).
+ */
+export function readCpu(procRoot: string, fsRoot: string, pid: number): CpuState {
+  const self = pid === process.pid;
+  const out: CpuState = {};
+  const online = tryRead(join(fsRoot, "sys/devices/system/cpu/online"), false);
+  const n = online === undefined ? undefined : parseCpuList(online);
+  if (n !== undefined) out.onlineCpus = n;
+  const key = `${procRoot}\0${fsRoot}\0${pid}`;
+  const now = performance.now();
+  let location: CgroupLocation | undefined;
+  if (self && cpuLocated?.key === key && now - cpuLocated.at < LOCATION_TTL_MS) location = cpuLocated.location;
+  else {
+    try {
+      const found = locateController(
+        parseProcCgroup(readProcFile(procRoot, pid, "cgroup")),
+        parseMountinfo(readProcFile(procRoot, pid, "mountinfo")),
+        "cpu",
+      );
+      location = "location" in found ? { ...found.location, dir: join(fsRoot, found.location.dir) } : undefined;
+    } catch {
+      location = undefined;
+    }
+    if (self) cpuLocated = { key, at: now, location };
+  }
+  if (location) {
+    const quota =
+      location.version === 2
+        ? ((t) => (t === undefined ? undefined : parseCpuQuota(t)))(tryRead(`${location.dir}/cpu.max`, self))
+        : ((q, p) => (q === undefined || p === undefined ? undefined : parseCpuQuota(q, p)))(
+            tryRead(`${location.dir}/cpu.cfs_quota_us`, self),
+            tryRead(`${location.dir}/cpu.cfs_period_us`, self),
+          );
+    if (quota !== undefined) out.quotaCpus = quota;
   }
   return out;
 }

@@ -81,17 +81,22 @@ export type LocateResult = { location: CgroupLocation } | { problem: string };
  * no memory controller); v2 when the unified line "0::path" is all there is for memory.
  */
 export function locateMemoryCgroup(lines: CgroupLine[], mounts: Mount[]): LocateResult {
-  const v1 = lines.find((l) => l.controllers.includes("memory"));
+  return locateController(lines, mounts, "memory");
+}
+
+/** locateMemoryCgroup for any controller (memory, cpu): v1 where a hierarchy lists it, else v2. */
+export function locateController(lines: CgroupLine[], mounts: Mount[], controller: "memory" | "cpu"): LocateResult {
+  const v1 = lines.find((l) => l.controllers.includes(controller));
   if (v1) {
-    const candidates = mounts.filter((m) => m.fsType === "cgroup" && m.superOptions.includes("memory"));
+    const candidates = mounts.filter((m) => m.fsType === "cgroup" && m.superOptions.includes(controller));
     for (const mount of candidates) {
       const dir = dirFor(mount, v1.path);
       if (dir) return { location: { version: 1, path: v1.path, dir } };
     }
     return {
       problem: candidates.length
-        ? `the memory cgroup ${v1.path} lies outside every mounted memory hierarchy`
-        : "the memory cgroup v1 hierarchy is not mounted",
+        ? `the ${controller} cgroup ${v1.path} lies outside every mounted ${controller} hierarchy`
+        : `the ${controller} cgroup v1 hierarchy is not mounted`,
     };
   }
   const unified = lines.find((l) => l.id === 0 && l.controllers.length === 0);
@@ -107,7 +112,40 @@ export function locateMemoryCgroup(lines: CgroupLine[], mounts: Mount[]): Locate
         : "no cgroup2 filesystem is mounted",
     };
   }
-  return { problem: "the process is in no memory cgroup" };
+  return { problem: `the process is in no ${controller} cgroup` };
+}
+
+/**
+ * A CPU quota in CPUs: v2 cpu.max ("max 100000" or "50000 100000"), or v1's cpu.cfs_quota_us
+ * (-1 for none) over cpu.cfs_period_us. Undefined when unlimited or unreadable.
+ */
+export function parseCpuQuota(quotaText: string, periodText?: string): number | undefined {
+  const words = quotaText.trim().split(/\s+/);
+  let quota: number;
+  let period: number;
+  if (periodText === undefined) {
+    if (words.length !== 2 || words[0] === "max") return undefined;
+    quota = Number(words[0]);
+    period = Number(words[1]);
+  } else {
+    quota = Number(words[0]);
+    period = Number(periodText.trim());
+  }
+  if (!Number.isSafeInteger(quota) || !Number.isSafeInteger(period) || quota <= 0 || period <= 0) return undefined;
+  return Math.round((quota / period) * 1000) / 1000;
+}
+
+/** /sys/devices/system/cpu/online ("0-3,8,10-11") → the number of CPUs, undefined if malformed. */
+export function parseCpuList(text: string): number | undefined {
+  const t = text.trim();
+  if (!/^\d{1,5}(-\d{1,5})?(,\d{1,5}(-\d{1,5})?)*$/.test(t)) return undefined;
+  let n = 0;
+  for (const range of t.split(",")) {
+    const [a, b] = range.split("-").map(Number) as [number, number | undefined];
+    if (b !== undefined && b < a) return undefined;
+    n += b === undefined ? 1 : b - a + 1;
+  }
+  return n;
 }
 
 /** "key value" lines (memory.stat, memory.events, memory.oom_control) → numbers by key. */

@@ -5,7 +5,7 @@
  */
 import type { ProcessState } from "../types";
 
-type ByteKey = Exclude<keyof ProcessState, "rssSource">;
+type ByteKey = Exclude<keyof ProcessState, "rssSource" | "threadNames">;
 
 /** status key → ProcessState key. */
 const keys: Record<string, ByteKey> = {
@@ -16,12 +16,13 @@ const keys: Record<string, ByteKey> = {
   VmHWM: "peakRssBytes",
   VmSize: "vmSizeBytes",
   VmSwap: "swapBytes",
+  Threads: "threads",
 };
 const entries = Object.entries(keys) as Array<[string, ByteKey]>;
 
 /**
  * Parses status text. Keys missing or malformed in the text are absent in the result. A scan for
- * the seven keys, not a regular expression per line: it runs on every fast reading.
+ * the eight keys, not a regular expression per line: it runs on every fast reading.
  */
 export function parseStatus(text: string): ProcessState {
   const out: ProcessState = {};
@@ -34,6 +35,11 @@ export function parseStatus(text: string): ProcessState {
     }
     const end = text.indexOf("\n", at);
     const line = text.slice(at + name.length + 1, end < 0 ? text.length : end);
+    if (key === "threads") {
+      const t = /^\s+(\d{1,9})\s*$/.exec(line);
+      if (t) out.threads = Number(t[1]);
+      continue;
+    }
     const m = /^\s+(\d{1,15}) kB\s*$/.exec(line);
     if (m) out[key] = Number(m[1]) * 1024;
   }

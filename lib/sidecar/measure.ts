@@ -6,6 +6,7 @@ import { read } from "../collect";
 import { diff } from "../diff";
 import { nativeHeap } from "../figures";
 import { readPlan } from "../options";
+import { PeakConsumer } from "../peaks";
 import { type Snapshot, TIERS, type Tier } from "../types";
 import * as is from "../validate";
 import { servingAllocator } from "../views";
@@ -67,6 +68,8 @@ export interface Measurement {
   snapshot: Snapshot;
   tier: Tier;
   gc: boolean;
+  /** Follows the peak RSS from start to stop. */
+  peaks: PeakConsumer;
 }
 
 export interface MeasureOptions {
@@ -74,6 +77,12 @@ export interface MeasureOptions {
   tier?: Tier;
   /** A full GC before each reading (default true). */
   gc?: boolean;
+  /**
+   * Reset the process's peak RSS (VmHWM) at start, so the record's peak is the unit's own (default
+   * true: in Vitest's forks pool the process is the file's; in a shared process the peak is the
+   * process's since the start, and the record says the file shared it).
+   */
+  resetPeak?: boolean;
 }
 
 /**
@@ -84,19 +93,25 @@ export interface MeasureOptions {
 export function start(name: string, options?: MeasureOptions): Measurement {
   const where = "sidecar start(name, options)";
   is.text(where, "name", name === undefined ? null : name);
-  const o = is.optionsObject(where, options, ["tier", "gc"]);
+  const o = is.optionsObject(where, options, ["tier", "gc", "resetPeak"]);
   const gc = is.bool(where, "gc", o.gc, true);
+  const resetPeak = is.bool(where, "resetPeak", o.resetPeak, true);
   const tier = is.oneOf(where, "tier", o.tier, "standard", TIERS);
   if (gc) fullGc();
   // Fresh: a glibc walk in its back-off would give the figure of an earlier moment, and a file's
   // native-heap growth would read as 0 (it did, under vitest's threads pool on a loaded machine).
-  return { name, startMs: performance.now(), snapshot: reading(tier), tier, gc };
+  const snapshot = reading(tier);
+  const peaks = new PeakConsumer(resetPeak);
+  peaks.take(snapshot);
+  return { name, startMs: performance.now(), snapshot, tier, gc, peaks };
 }
 
 /** Ends a measurement: the record to send to wherever results are gathered. */
 export function stop(m: Measurement): FileRecord {
   if (m.gc) fullGc();
   const end = reading(m.tier);
+  m.peaks.take(end);
+  m.peaks.close();
   const a = keyFigures(m.snapshot);
   const b = keyFigures(end);
   const growth: Growth = {};
@@ -119,7 +134,10 @@ export function stop(m: Measurement): FileRecord {
     growth,
     topGrowers: diff(m.snapshot, end).topGrowers,
   };
-  if (b.peakRssBytes !== undefined) record.peakRssBytes = b.peakRssBytes;
+  if (end.peak) {
+    record.peakRssBytes = end.peak.rssBytes;
+    record.peakSince = end.peak.since;
+  } else if (b.peakRssBytes !== undefined) record.peakRssBytes = b.peakRssBytes;
   const warnings = [...m.snapshot.warnings, ...end.warnings].map((w) => `${w.code}: ${w.message}`);
   if (warnings.length) record.warnings = [...new Set(warnings)];
   return record;

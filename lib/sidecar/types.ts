@@ -34,8 +34,10 @@ export interface FileRecord {
   start: KeyFigures;
   end: KeyFigures;
   growth: Growth;
-  /** VmHWM at the end: the peak of the whole process so far (one file's own peak only if it had the process to itself from its start). */
+  /** The peak RSS from the file's start to its stop (VmHWM reset at its start), or, where the reset failed, since `peakSince`. */
   peakRssBytes?: number;
+  /** When the peak's window began: the file's start, or the process's start when VmHWM could not be reset. */
+  peakSince?: string;
   /** The largest increases between start and end (byte figures of the two snapshots). */
   topGrowers: FieldChange[];
   /** own-process: nothing else ran in this process meanwhile, the growth is the file's. shared-process: other files ran in the same process at the same time. */

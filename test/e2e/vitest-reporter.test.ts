@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { FileRecord, KeyFigures, SidecarRun } from "../../lib/sidecar";
 import { HeapstateReporter } from "../../lib/vitest/reporter";
-import { childEnv, fixtures, glibcTotals, MiB, parseJson, root, runChild } from "../helpers";
+import { childEnv, fixtures, glibcTotals, inBeforeAll, MiB, parseJson, root, runChild } from "../helpers";
 
 const projects: string[] = [];
 afterAll(() => {
@@ -71,12 +71,12 @@ const versions: Array<[string, string]> = [
 ];
 
 describe.each(versions)("%s", (_label, vitestDir) => {
-  const dir = project(vitestDir);
-  const forks = runVitest(dir, "forks");
+  const dir = inBeforeAll(() => project(vitestDir));
+  const forks = inBeforeAll(() => runVitest(dir(), "forks"), 180_000);
 
   it("forks: the sidecar exists, parses, and the leaking file leads native-heap growth with about 100 MiB", () => {
-    expect(forks.code, forks.out).toBe(0);
-    const run = forks.sidecar;
+    expect(forks().code, forks().out).toBe(0);
+    const run = forks().sidecar;
     expect(run?.schema).toBe("heapstate-sidecar/1");
     expect(run?.runner.name).toBe("vitest");
     expect(run?.runner.pool).toBe("forks");
@@ -89,12 +89,12 @@ describe.each(versions)("%s", (_label, vitestDir) => {
     expect(leak.growth.rssBytes).toBeGreaterThanOrEqual(85 * MiB);
     expect(byFile(run, "release.test.mjs").growth.nativeHeapBytes).toBeLessThan(8 * MiB);
     expect(byFile(run, "idle.test.mjs").growth.nativeHeapBytes).toBeLessThan(8 * MiB);
-    expect(tableOrder(forks.out, "top by native heap growth:")[0]).toBe("leak.test.mjs");
-    expect(tableOrder(forks.out, "top by RSS growth:")[0]).toBe("leak.test.mjs");
+    expect(tableOrder(forks().out, "top by native heap growth:")[0]).toBe("leak.test.mjs");
+    expect(tableOrder(forks().out, "top by RSS growth:")[0]).toBe("leak.test.mjs");
   });
 
   it("forks: each file has its own process, and the record says so", () => {
-    const files = forks.sidecar?.files ?? [];
+    const files = forks().sidecar?.files ?? [];
     expect(new Set(files.map((f) => f.pid)).size).toBe(3);
     for (const f of files) {
       expect(f.attribution).toBe("own-process");
@@ -102,12 +102,18 @@ describe.each(versions)("%s", (_label, vitestDir) => {
       expect(f.start.allocator).toBe("glibc");
       expect(f.durationMs).toBeGreaterThanOrEqual(0);
       expect(f.peakRssBytes).toBeGreaterThan(0);
+      // The peak is the file's own: VmHWM was reset when it started.
+      expect(f.peakSince).toBe(f.start.time);
     }
-    expect(forks.out).not.toContain("(shared)");
+    // release.test.mjs touches 100 MiB and frees it before its stop reading: only the peak shows it.
+    const release = byFile(forks().sidecar, "release.test.mjs");
+    const top = Math.max(release.start.rssBytes ?? 0, release.end.rssBytes ?? 0);
+    expect((release.peakRssBytes ?? 0) - top).toBeGreaterThanOrEqual(90 * MiB);
+    expect(forks().out).not.toContain("(shared)");
   });
 
   it("the run records the main process's heap state and the host", () => {
-    const run = forks.sidecar as SidecarRun;
+    const run = forks().sidecar as SidecarRun;
     expect(run.main.schema).toBe("heapstate/2");
     expect(run.main.heap?.allocator).toBe("glibc");
     expect(run.host.kernel).toBeTruthy();
@@ -115,7 +121,7 @@ describe.each(versions)("%s", (_label, vitestDir) => {
   });
 
   it("a 50 MiB native-heap budget fails the run, naming the file and the figure", () => {
-    const r = runVitest(dir, "forks", { budgets: { nativeHeapBytes: "50MiB" }, outputFile: "budget.json" });
+    const r = runVitest(dir(), "forks", { budgets: { nativeHeapBytes: "50MiB" }, outputFile: "budget.json" });
     expect(r.code).toBe(1);
     expect(r.out).toMatch(
       /BUDGET EXCEEDED: leak\.test\.mjs grew the native heap by \d+\.\d MiB, over its budget of 50\.0 MiB/,
@@ -126,7 +132,7 @@ describe.each(versions)("%s", (_label, vitestDir) => {
   });
 
   it("threads: files share a process; the sidecar and the summary say so, and budgets do not blame", () => {
-    const r = runVitest(dir, "threads", { budgets: { nativeHeapBytes: "50MiB" }, outputFile: "threads.json" });
+    const r = runVitest(dir(), "threads", { budgets: { nativeHeapBytes: "50MiB" }, outputFile: "threads.json" });
     expect(r.code, r.out).toBe(0);
     const files = r.sidecar?.files ?? [];
     expect(files).toHaveLength(3);
@@ -140,7 +146,7 @@ describe.each(versions)("%s", (_label, vitestDir) => {
   });
 
   it("a baseline: the files whose growth changed most are reported", () => {
-    const r = runVitest(dir, "forks", { baseline: ".vitest/heapstate/sidecar.json", outputFile: "second.json" });
+    const r = runVitest(dir(), "forks", { baseline: ".vitest/heapstate/sidecar.json", outputFile: "second.json" });
     expect(r.code).toBe(0);
     expect(r.sidecar?.baseline?.changes.map((c) => c.file).sort()).toEqual([
       "idle.test.mjs",
@@ -148,7 +154,7 @@ describe.each(versions)("%s", (_label, vitestDir) => {
       "release.test.mjs",
     ]);
     const leak = r.sidecar?.baseline?.changes.find((c) => c.file === "leak.test.mjs");
-    expect(leak?.nativeHeapGrowthBefore).toBe(byFile(forks.sidecar, "leak.test.mjs").growth.nativeHeapBytes);
+    expect(leak?.nativeHeapGrowthBefore).toBe(byFile(forks().sidecar, "leak.test.mjs").growth.nativeHeapBytes);
     expect(r.out).toMatch(/compared with .*sidecar\.json:/);
   });
 });

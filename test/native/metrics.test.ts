@@ -9,7 +9,7 @@ import { FINDING_IDS } from "../../lib/findings";
 import { collect, memoryField, startSampler } from "../../lib/index";
 import { registerOtel } from "../../lib/otel";
 import { prometheusText, registerPrometheus } from "../../lib/prometheus";
-import { childEnv, dist, root } from "../helpers";
+import { childEnv, dist, inBeforeAll, root } from "../helpers";
 import { type ParsedFamily, parseExposition } from "../prometheus-parser";
 
 function family(fs: ParsedFamily[], name: string): ParsedFamily {
@@ -27,27 +27,27 @@ function expectPartsAddUp(fs: ParsedFamily[]) {
 }
 
 describe("prometheusText", () => {
-  const text = prometheusText(collect());
-  const fs = parseExposition(text);
+  const text = inBeforeAll(() => prometheusText(collect()));
+  const fs = () => parseExposition(text());
 
   it("passes a strict exposition parser; every family has HELP and TYPE gauge", () => {
-    expect(fs.length).toBeGreaterThanOrEqual(10);
-    for (const f of fs) {
+    expect(fs().length).toBeGreaterThanOrEqual(10);
+    for (const f of fs()) {
       expect(f.help, f.name).toBeTruthy();
       expect(f.type, f.name).toBe("gauge");
       expect(f.name.startsWith("heapstate_")).toBe(true);
     }
   });
 
-  it("the breakdown parts add up to the RSS gauge of the same reading", () => expectPartsAddUp(fs));
+  it("the breakdown parts add up to the RSS gauge of the same reading", () => expectPartsAddUp(fs()));
 
   it("labels the allocator gauges and keeps one finding series per id", () => {
-    expect(family(fs, "heapstate_allocator_allocated_bytes").samples[0]?.labels).toEqual({
+    expect(family(fs(), "heapstate_allocator_allocated_bytes").samples[0]?.labels).toEqual({
       allocator: "glibc",
       serves_malloc: "true",
     });
     expect(
-      family(fs, "heapstate_finding")
+      family(fs(), "heapstate_finding")
         .samples.map((s) => s.labels.id)
         .sort(),
     ).toEqual([...FINDING_IDS].sort());
@@ -60,7 +60,7 @@ describe("prometheusText", () => {
     for (const id of emitted) expect(FINDING_IDS).toContain(id);
   });
 
-  it("the strict parser rejects broken text (it can fail)", () => {
+  it("the strict parser rejects broken text() (it can fail)", () => {
     expect(() => parseExposition("heapstate_x 1\n")).toThrow(/without HELP\/TYPE/);
     expect(() => parseExposition('# HELP a b\n# TYPE a gauge\na{x="1} 2\n')).toThrow();
     expect(() => parseExposition("# HELP a b\n# TYPE a gauge\na 1\na 2\n")).toThrow(/repeated/);

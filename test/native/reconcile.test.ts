@@ -72,17 +72,17 @@ describe("glibc retention finding", () => {
   );
 
   it("appears when freed memory is kept resident, with the bytes a trim would release", () => {
-    const f = out().freed.findings.find((x) => x.id === "glibc-retains-freed-memory");
+    const f = out().freed.findings.find((x) => x.id === "glibc-releasable-now");
     const seen = JSON.stringify({ findings: out().freed.findings, warnings: out().freed.warnings });
     expect(f?.severity, seen).toBe("warn");
     expect(f?.message, seen).toMatch(/trim\(\) would give about/);
     // Whole free pages: trim() is the remedy, not fewer arenas or another allocator.
     expect(f?.message).not.toMatch(/MALLOC_ARENA_MAX/);
-    expect(f?.evidence.freeResidentBytes).toBeGreaterThanOrEqual(140 * MiB);
+    expect(f?.evidence.mainArenaFreeResidentBytes).toBeGreaterThanOrEqual(140 * MiB);
   });
 
   it("is gone after trim()", () => {
-    expect(out().trimmed.findings.map((x) => x.id)).not.toContain("glibc-retains-freed-memory");
+    expect(out().trimmed.findings.map((x) => x.id)).not.toContain("glibc-releasable-now");
   });
 });
 
@@ -136,14 +136,14 @@ describe("glibc walk back-off", () => {
   it("parts built on a reused walk say how old they are, and what was a warning is only info", () => {
     const fresh = out().deepFirst;
     expect(fresh.asOf).toBeUndefined();
-    expect(fresh.findings.find((f) => f.id === "glibc-free-fragmented")?.severity).toBe("warn");
+    expect(fresh.findings.find((f) => f.id === "glibc-main-arena-fragmentation")?.severity).toBe("warn");
     const reused = out().deepSecond;
     expect(reused.asOf).toEqual(expect.any(String));
     for (const p of reused.parts) {
       expect(p.asOf, p.name).toBe(reused.asOf);
       expect(p.source, p.name).toMatch(/\[figures from \d+\.\d s earlier\]$/);
     }
-    const f = reused.findings.find((x) => x.id === "glibc-free-fragmented");
+    const f = reused.findings.find((x) => x.id === "glibc-main-arena-fragmentation");
     expect(f?.severity).toBe("info");
     expect(f?.message).toMatch(/glibc's figures are from \d+\.\d s earlier: not raised as a warning/);
     expect(reused.findings.filter((x) => x.severity === "warn")).toEqual([]);

@@ -56,7 +56,7 @@ describe.each(["fragmented", "everything"])("the trim promise: %s", (workload) =
     expectPromiseKept(first, "first trim, trim()'s own promise", first.trimPromisedBytes);
     if (workload === "everything") {
       expect(first.releasedBytes).toBeGreaterThan(128 * MiB);
-      const f = first.beforeFindings.find((x) => x.id === "glibc-retains-freed-memory");
+      const f = first.beforeFindings.find((x) => x.id === "glibc-releasable-now");
       expect(f?.severity).toBe("warn");
       expect(Math.abs((f?.evidence.releasableBytes as number) - first.releasedBytes)).toBeLessThanOrEqual(
         0.25 * first.releasedBytes,
@@ -64,14 +64,14 @@ describe.each(["fragmented", "everything"])("the trim promise: %s", (workload) =
     } else {
       // Most free memory is fragmented: the promise is small, and what trim cannot return is said apart.
       expect(first.promisedBytes as number).toBeLessThan(64 * MiB);
-      expect(first.deepFindings.find((x) => x.id === "glibc-free-fragmented")?.severity).toBe("warn");
-      expect(first.deepFindings.map((x) => x.id)).not.toContain("glibc-retains-freed-memory");
+      expect(first.deepFindings.find((x) => x.id === "glibc-main-arena-fragmentation")?.severity).toBe("warn");
+      expect(first.deepFindings.map((x) => x.id)).not.toContain("glibc-releasable-now");
     }
   });
 
   it("after the trim, no finding promises a release; a second trim releases what the second promise said", () => {
     const [first, second] = rounds();
-    expect(first.afterFindings.map((x) => x.id)).not.toContain("glibc-retains-freed-memory");
+    expect(first.afterFindings.map((x) => x.id)).not.toContain("glibc-releasable-now");
     const releasable = first.afterParts?.find((p) => p.name === "native-free-releasable");
     if (releasable) expect(releasable.bytes).toBeLessThan(8 * MiB);
     expect(second.promisedBytes as number).toBeLessThan(8 * MiB);

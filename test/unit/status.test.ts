@@ -16,6 +16,7 @@ describe("parseStatus", () => {
       peakRssBytes: kB("VmHWM"),
       vmSizeBytes: kB("VmSize"),
       swapBytes: kB("VmSwap"),
+      threads: Number(/^Threads:\s+(\d+)$/m.exec(text)?.[1]),
     });
   });
 

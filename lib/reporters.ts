@@ -1,0 +1,255 @@
+/**
+ * Memory reporters: code that knows what it holds (a cache, an addon's pool, a database binding)
+ * claims it, so the reading can say who owns the native heap, the way Chromium's dump providers
+ * and Firefox's memory reporters do. What no reporter claims stays "native-unclassified".
+ *
+ * The contract: a reporter is synchronous, cheap (it is called inside every reading of this
+ * process) and allocates next to nothing; it returns what it holds now. One that throws, returns
+ * something that is not a figure, or takes more than 1 ms, becomes a warning naming it; the
+ * reading stands. A reading calls them in registration order and stops calling them once they
+ * have cost 5 ms in that reading (the rest are named in a warning): heapstate's cost stays
+ * bounded whatever a reporter does.
+ */
+import type { Warning } from "./types";
+import * as is from "./validate";
+
+/** What a reporter says it holds now. */
+export interface MemoryReport {
+  /** Bytes it holds. For `kind: "malloc"` (the default), bytes it got from malloc (new, calloc, realloc). */
+  allocatedBytes: number;
+  /** Of those, the bytes resident in RAM, when it knows (required for `kind: "mapped"`). */
+  residentBytes?: number;
+  /** When the figures were measured, if earlier than now (ISO time): the reading says how old they are. */
+  asOf?: string;
+}
+
+export interface MemoryReporterOptions {
+  /**
+   * `malloc` (default): the memory came from the process's malloc, so it is inside the native
+   * heap and the reading shows it as a child of the native heap's in-use part. `mapped`: the
+   * reporter maps its own memory (mmap, a V8 heap of another isolate); its resident bytes are a
+   * part of RSS of their own (`reported`).
+   */
+  kind?: "malloc" | "mapped";
+}
+
+/** Returns what it holds now, or undefined when it has nothing to say this time. */
+export type MemoryReporter = () => MemoryReport | undefined;
+
+interface Entry {
+  name: string;
+  report: MemoryReporter;
+  kind: "malloc" | "mapped";
+}
+
+const reporters = new Map<string, Entry>();
+
+/** Per reporter call: more than this is named in a warning. */
+const SLOW_MICROS = 1000;
+/** Per reading: once the reporters have cost this much, the rest are skipped. */
+const BUDGET_MICROS = 5000;
+
+const where = "registerMemoryReporter(name, report, options)";
+
+/**
+ * Registers a reporter under a unique name (1 to 64 printable characters) and returns the function
+ * that unregisters it.
+ * @example
+ * const cache = new Map();
+ * const unregister = registerMemoryReporter("image-cache", () => {
+ *   let bytes = 0;
+ *   for (const b of cache.values()) bytes += b.byteLength;
+ *   return { allocatedBytes: bytes };
+ * });
+ */
+export function registerMemoryReporter(
+  name: string,
+  report: MemoryReporter,
+  options?: MemoryReporterOptions,
+): () => void {
+  if (typeof name !== "string" || !/^[\x20-\x7e]{1,64}$/.test(name)) {
+    throw is.invalidOption(where, `name must be 1 to 64 printable ASCII characters, ${is.received(name)}`);
+  }
+  if (typeof report !== "function") throw is.invalidOption(where, `report must be a function, ${is.received(report)}`);
+  const o = is.optionsObject(where, options, ["kind"]);
+  const kind = is.oneOf(where, "kind", o.kind, "malloc", ["malloc", "mapped"] as const);
+  if (reporters.has(name)) {
+    throw is.invalidOption(
+      where,
+      `a reporter named ${JSON.stringify(name)} is already registered (unregister it first)`,
+    );
+  }
+  const entry: Entry = { name, report, kind };
+  reporters.set(name, entry);
+  return () => {
+    if (reporters.get(name) === entry) reporters.delete(name);
+  };
+}
+
+/** One reporter's claim in one reading. */
+export interface Claim {
+  name: string;
+  kind: "malloc" | "mapped";
+  allocatedBytes: number;
+  residentBytes?: number;
+  asOf?: string;
+}
+
+function nowMicros(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+function byteFigure(v: unknown): number | undefined {
+  return typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER
+    ? Math.round(v)
+    : undefined;
+}
+
+/** Calls every reporter once, within the reading's budget; what goes wrong becomes a warning. */
+export function callReporters(warnings: Warning[]): Claim[] {
+  const claims: Claim[] = [];
+  if (reporters.size === 0) return claims;
+  const start = nowMicros();
+  const skipped: string[] = [];
+  for (const r of [...reporters.values()]) {
+    if (nowMicros() - start > BUDGET_MICROS) {
+      skipped.push(r.name);
+      continue;
+    }
+    const t = nowMicros();
+    let value: unknown;
+    try {
+      value = r.report();
+    } catch (error) {
+      warnings.push({
+        source: `reporter ${r.name}`,
+        code: "REPORTER_FAILED",
+        message: `the memory reporter ${JSON.stringify(r.name)} threw: ${oneLine(error)}`,
+      });
+      continue;
+    }
+    const cost = nowMicros() - t;
+    if (cost > SLOW_MICROS) {
+      warnings.push({
+        source: `reporter ${r.name}`,
+        code: "REPORTER_SLOW",
+        message: `the memory reporter ${JSON.stringify(r.name)} took ${(cost / 1000).toFixed(1)} ms (a reporter runs inside every reading: keep it under 1 ms)`,
+      });
+    }
+    if (value === undefined) continue;
+    const v = value as Partial<MemoryReport> | null;
+    const allocated = v !== null && typeof v === "object" ? byteFigure(v.allocatedBytes) : undefined;
+    const resident = v !== null && typeof v === "object" ? byteFigure(v.residentBytes) : undefined;
+    const residentGiven = v !== null && typeof v === "object" && v.residentBytes !== undefined;
+    if (
+      allocated === undefined ||
+      (residentGiven && resident === undefined) ||
+      (r.kind === "mapped" && resident === undefined)
+    ) {
+      warnings.push({
+        source: `reporter ${r.name}`,
+        code: "REPORTER_INVALID",
+        message: `the memory reporter ${JSON.stringify(r.name)} returned ${describe(value)}, not { allocatedBytes${r.kind === "mapped" ? ", residentBytes" : "?"} } of byte counts: it is left out`,
+      });
+      continue;
+    }
+    const asOf = typeof v?.asOf === "string" && Number.isFinite(Date.parse(v.asOf)) ? v.asOf : undefined;
+    claims.push({
+      name: r.name,
+      kind: r.kind,
+      allocatedBytes: allocated,
+      ...(resident !== undefined ? { residentBytes: resident } : {}),
+      ...(asOf !== undefined ? { asOf } : {}),
+    });
+  }
+  if (skipped.length > 0) {
+    warnings.push({
+      source: "reporters",
+      code: "REPORTER_SKIPPED",
+      message: `the memory reporters had cost ${BUDGET_MICROS / 1000} ms in this reading; not called: ${skipped.map((n) => JSON.stringify(n)).join(", ")}`,
+    });
+  }
+  return claims;
+}
+
+function oneLine(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.split("\n")[0]?.slice(0, 200) ?? "";
+}
+
+function describe(v: unknown): string {
+  try {
+    const text = JSON.stringify(v);
+    return text === undefined ? String(v) : text.slice(0, 80);
+  } catch {
+    return typeof v;
+  }
+}
+
+/** The part of a worker_threads Worker this needs (Node ≥ 22.16 and 24 have getHeapStatistics()). */
+interface WorkerLike {
+  threadId: number;
+  getHeapStatistics?: () => Promise<{ total_physical_size: number; total_heap_size: number }>;
+  once(event: "exit", listener: () => void): unknown;
+}
+
+/**
+ * Reports a worker thread's V8 heap, which the main thread's figures do not include: its resident
+ * pages (total_physical_size) become a part of RSS of their own (`reported`, kind "mapped": V8 maps
+ * its heap itself). worker.getHeapStatistics() answers asynchronously, so each reading shows the
+ * figure of the previous one's request and says how old it is; the first reading after this call
+ * has none yet. Unregisters itself when the worker exits. Needs a Node whose workers have
+ * getHeapStatistics() (22.16 and later, 24): on others it throws INVALID_OPTION saying so.
+ * @example
+ * const worker = new Worker("./work.js");
+ * reportWorkerHeap(worker); // "worker 1" in the breakdown
+ */
+export function reportWorkerHeap(worker: unknown, options?: { name?: string }): () => void {
+  const at = "reportWorkerHeap(worker, options)";
+  const w = worker as WorkerLike | null;
+  if (w === null || typeof w !== "object" || typeof w.threadId !== "number" || typeof w.once !== "function") {
+    throw is.invalidOption(at, `worker must be a worker_threads Worker, ${is.received(worker)}`);
+  }
+  if (typeof w.getHeapStatistics !== "function") {
+    throw is.invalidOption(
+      at,
+      `this Node (${process.version}) has no worker.getHeapStatistics() (Node 22.16 and 24 have it): a worker's heap cannot be read from outside it here; call registerMemoryReporter inside the worker instead`,
+    );
+  }
+  const o = is.optionsObject(at, options, ["name"]);
+  const name = is.text(at, "name", o.name, `worker ${w.threadId}`);
+  let last: MemoryReport | undefined;
+  let pending = false;
+  let stopped = false;
+  const refresh = () => {
+    if (pending || stopped) return;
+    pending = true;
+    const time = new Date().toISOString();
+    (w.getHeapStatistics as NonNullable<WorkerLike["getHeapStatistics"]>)()
+      .then((h) => {
+        last = { allocatedBytes: h.total_heap_size, residentBytes: h.total_physical_size, asOf: time };
+      })
+      .catch(() => {
+        last = undefined; // the worker is gone or stopping: nothing to claim
+      })
+      .finally(() => {
+        pending = false;
+      });
+  };
+  const unregister = registerMemoryReporter(
+    name,
+    () => {
+      const report = last;
+      refresh();
+      return report;
+    },
+    { kind: "mapped" },
+  );
+  refresh();
+  const stop = () => {
+    stopped = true;
+    unregister();
+  };
+  w.once("exit", stop);
+  return stop;
+}
