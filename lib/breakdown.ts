@@ -189,7 +189,7 @@ export function buildBreakdown(input: BreakdownInput, time?: string): Breakdown 
     parts.push({
       name: "reported",
       bytes: c.residentBytes,
-      source: `memory reporter ${JSON.stringify(c.name)}: resident bytes of its own mappings${c.asOf !== undefined ? ` [figures from ${ago(c.asOf, time)}]` : ""}`,
+      source: `reporter ${JSON.stringify(c.name)}: resident bytes of its own mappings${c.asOf !== undefined ? ` [figures from ${ago(c.asOf, time)}]` : ""}`,
       label: c.name,
       ...(c.asOf !== undefined ? { asOf: c.asOf } : {}),
     });
@@ -253,7 +253,7 @@ function v8Children(v8: V8State | undefined, total: number): BreakdownChild[] | 
     .map((s) => ({
       name: "v8-space" as const,
       bytes: s.physicalBytes,
-      source: "v8.getHeapSpaceStatistics() physical_space_size",
+      source: "v8 physical_space_size",
       label: s.name,
     }));
 }
@@ -276,13 +276,12 @@ function nativeChildren(
     {
       name: "native-v8",
       bytes: v8.mallocedBytes,
-      source: "v8.getHeapStatistics() malloced_memory (this isolate's zones and string table)",
+      source: "v8 malloced_memory (this isolate's zones and string table)",
     },
     {
       name: "native-array-buffers",
       bytes: v8.arrayBuffersBytes,
-      source:
-        "process.memoryUsage().arrayBuffers (this isolate's backing stores: allocated bytes, resident only once written)",
+      source: "memoryUsage().arrayBuffers (allocated; resident once written)",
     },
   ];
   for (const c of input.claims ?? []) {
@@ -290,7 +289,7 @@ function nativeChildren(
     children.push({
       name: "native-reported",
       bytes: c.allocatedBytes,
-      source: `memory reporter ${JSON.stringify(c.name)}: allocated bytes it holds${c.asOf !== undefined ? ` (as of ${c.asOf})` : ""}`,
+      source: `reporter ${JSON.stringify(c.name)}: what it holds${c.asOf !== undefined ? ` (as of ${c.asOf})` : ""}`,
       label: c.name,
     });
   }
@@ -299,7 +298,7 @@ function nativeChildren(
     children.push({
       name: "native-allocator-slack",
       bytes: part.bytes - heap.allocatedBytes,
-      source: "jemalloc stats.active − stats.allocated (unused room inside active pages)",
+      source: "jemalloc active − allocated (room inside active pages)",
     });
     allocated = heap.allocatedBytes;
   }
@@ -319,8 +318,8 @@ function nativeChildren(
     bytes: rest,
     source:
       heap.allocator === "mimalloc"
-        ? "the committed bytes no one above claims (mimalloc 2.0 has no in-use figure: its free committed pages are in here)"
-        : "the allocated bytes no one above claims: other isolates (workers), addons and libraries without a reporter, Node's own structures",
+        ? "the rest, mimalloc's free committed pages included (2.0 has no in-use figure)"
+        : "the rest: workers' isolates, addons without a reporter, Node's own",
     estimated: true,
   });
   return children;

@@ -5,16 +5,20 @@
 import { hostname as osHostname } from "node:os";
 import { AllocatorReader, type ReadPolicy } from "./allocator-reading";
 import { glibcArenaLimit } from "./allocators/glibc";
+import { autoTrimState } from "./autotrim-state";
+import { type BaselineBudgets, currentBaseline, storeBaseline } from "./baseline";
 import { buildBreakdown } from "./breakdown";
-import { HeapstateError } from "./errors";
+import { assertSnapshot, HeapstateError } from "./errors";
 import { findings, glibcFreeWorthConfirming } from "./findings";
 import { type ReadPlan, readPlan } from "./options";
 import { locate, readCgroup, readCpu } from "./procfs/cgroup-read";
 import { remedies } from "./remedies";
 import { type Claim, callReporters } from "./reporters";
 import { mergeTotals, readRegions, readStatus, readThreadNames, readTotals, sourceWarning } from "./sources";
+import { recordUnclassified, unclassifiedTrend } from "./trend";
 import { type CollectOptions, SCHEMA, type Snapshot, type Warning } from "./types";
 import { readV8 } from "./v8";
+import * as is from "./validate";
 import { withViews } from "./views";
 
 /** The process-wide allocator reader: glibc's back-off and confirmation state live here. */
@@ -46,6 +50,31 @@ function nowMicros(): number {
  */
 export function collect(options?: CollectOptions): Snapshot {
   return read(readPlan(options), { reuse: false });
+}
+
+/**
+ * Sets this process's baseline: `snapshot`, or a standard reading now, with optional budgets for
+ * growth over it (bytes or "100MiB") that every later reading checks. Returns the baseline.
+ * @example
+ * setBaseline({ budgets: { nativeUnclassifiedBytes: "100MiB" } }); // after warm-up
+ * // later: formatDiff(diff(baseline(), collect()))
+ */
+export function setBaseline(options?: { snapshot?: Snapshot; budgets?: BaselineBudgets }): Snapshot {
+  const where = "setBaseline(options)";
+  const o = is.optionsObject(where, options, ["snapshot", "budgets"]);
+  if (o.snapshot !== undefined) {
+    try {
+      assertSnapshot(o.snapshot, where);
+    } catch {
+      throw is.invalidOption(
+        where,
+        `snapshot must be a reading from collect() or parseSnapshot(), ${is.received(o.snapshot)}`,
+      );
+    }
+  }
+  const s = (o.snapshot as Snapshot | undefined) ?? collect();
+  storeBaseline(s, o.budgets, where);
+  return s;
 }
 
 /** collect() for a reader that repeats (sampler, handler, metrics): glibc's walk may be reused within its back-off. */
@@ -168,11 +197,22 @@ export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
       const names = readThreadNames(o);
       if (names) snap.process.threadNames = names;
     }
+    // The native heap no one claims, followed across this process's readings (a leak's trend).
+    const unclassified = breakdown?.parts
+      .flatMap((p) => p.children ?? [])
+      .find((c) => c.name === "native-unclassified");
+    if (o.self && unclassified) recordUnclassified(time, unclassified.bytes);
     snap.findings = findings(snap, breakdown, {
       env: o.self ? process.env : undefined,
       remedies: o.self ? remedies() : undefined,
+      trend: o.self && unclassified ? unclassifiedTrend() : undefined,
+      baseline: o.self ? currentBaseline() : undefined,
     });
   });
+  if (o.self) {
+    const auto = autoTrimState();
+    if (auto) snap.autoTrim = auto;
+  }
   snap.sourceCostMicros = costs;
   snap.costMicros = nowMicros() - start;
   return snap;

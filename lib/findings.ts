@@ -6,7 +6,10 @@ import type { AllocatorState, Breakdown, BreakdownPart, Finding, PartName, Snaps
 
 export { FINDING_IDS } from "./types";
 
+import type { Baseline } from "./baseline";
+import { nativeHeap } from "./figures";
 import type { Remedies } from "./remedies";
+import type { Trend } from "./trend";
 import { formatBytes } from "./units";
 import { servingAllocator } from "./views";
 
@@ -41,6 +44,10 @@ export interface FindingContext {
   env?: NodeJS.ProcessEnv | undefined;
   /** This machine's exact remedies (the process itself). */
   remedies?: Remedies | undefined;
+  /** native-unclassified across this process's readings. */
+  trend?: Trend | undefined;
+  /** The baseline set by setBaseline(), with its budgets. */
+  baseline?: Baseline | undefined;
 }
 
 export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingContext): Finding[] {
@@ -100,6 +107,9 @@ export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingCont
     });
   }
 
+  leakFinding(out, ctx.trend, rss);
+  baselineFindings(out, s, ctx.baseline);
+
   const external = s.v8?.arrayBuffersBytes ?? s.v8?.externalBytes;
   if (external !== undefined && rss !== undefined && external > rss) {
     out.push({
@@ -158,6 +168,63 @@ export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingCont
     });
   }
   return out;
+}
+
+/** Steady growth of native-unclassified: at least this many readings, this long, this straight a line. */
+const LEAK_POINTS = 10;
+const LEAK_SECONDS = 20;
+const LEAK_R2 = 0.8;
+const LEAK_MIN = 16 * MiB;
+const LEAK_SHARE = 0.05;
+
+/** A leak V8 cannot see: the native heap no one claims, growing along a straight line. */
+function leakFinding(out: Finding[], trend: Trend | undefined, rss: number | undefined): void {
+  if (!trend || trend.points < LEAK_POINTS || trend.windowSeconds < LEAK_SECONDS || trend.r2 < LEAK_R2) return;
+  if (trend.growthBytes < Math.max(LEAK_MIN, (rss ?? 0) * LEAK_SHARE)) return;
+  out.push({
+    id: "native-unclassified-growing",
+    severity: "warn",
+    message: `The native heap no one claims (native-unclassified) grew steadily by ${formatBytes(trend.growthBytes)} over the last ${trend.windowSeconds} s (${trend.points} readings, R² ${trend.r2}): about ${formatBytes(trend.ratePerHourBytes)} an hour. A leak V8's heap snapshots cannot see: in an addon, a library or Node's own native structures. registerMemoryReporter for the addons in use names whose it is; setBaseline() and diff(baseline(), collect()) show what else grew.`,
+    evidence: {
+      ratePerHourBytes: trend.ratePerHourBytes,
+      growthBytes: trend.growthBytes,
+      windowSeconds: trend.windowSeconds,
+      points: trend.points,
+      r2: trend.r2,
+      from: trend.from,
+    },
+  });
+}
+
+/** Growth over the baseline past its budgets. */
+function baselineFindings(out: Finding[], s: Snapshot, base: Baseline | undefined): void {
+  if (!base) return;
+  const unclassified = (x: Snapshot) =>
+    x.breakdown?.parts.flatMap((p) => p.children ?? []).find((c) => c.name === "native-unclassified")?.bytes;
+  const figures: Array<[keyof Baseline["budgets"], string, (x: Snapshot) => number | undefined]> = [
+    ["rssBytes", "RSS", (x) => x.process?.rssBytes],
+    ["nativeHeapBytes", "the native heap", (x) => nativeHeap(x)?.bytes],
+    ["nativeUnclassifiedBytes", "the native heap no one claims (native-unclassified)", unclassified],
+    ["v8HeapBytes", "V8's heap", (x) => x.v8?.heapUsedBytes],
+  ];
+  for (const [key, label, figure] of figures) {
+    const budget = base.budgets[key];
+    const then = figure(base.snapshot);
+    const now = figure(s);
+    if (budget === undefined || then === undefined || now === undefined || now - then <= budget) continue;
+    out.push({
+      id: "baseline-budget-exceeded",
+      severity: "warn",
+      message: `${label[0]?.toUpperCase()}${label.slice(1)} grew by ${formatBytes(now - then)} since the baseline of ${base.snapshot.time}, over its budget of ${formatBytes(budget)}.`,
+      evidence: {
+        figure: key,
+        baselineBytes: then,
+        nowBytes: now,
+        budgetBytes: budget,
+        baselineTime: base.snapshot.time,
+      },
+    });
+  }
 }
 
 /** When ArrayBuffers could explain parts above RSS: their zero-filled pages are allocated, not resident, until written. */

@@ -110,8 +110,9 @@ export function formatHuman(s: Snapshot): string {
         partKey(part),
         `${formatBytes(part.bytes).padStart(10)} ${percent(part.bytes, b.rssBytes)}  ${part.estimated ? "~ " : ""}${part.source}`,
       ]);
-      // The parts within a part (who owns the native heap, V8's spaces), indented under it.
+      // The parts within a part, indented under it: who owns the native heap, and (deep) V8's spaces.
       for (const child of part.children ?? []) {
+        if (child.name === "v8-space" && s.tier !== "deep") continue;
         pairs.push([
           `  ${partKey(child)}`,
           `${formatBytes(child.bytes).padStart(10)} ${percent(child.bytes, b.rssBytes)}  ${child.estimated ? "~ " : ""}${child.source}`,

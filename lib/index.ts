@@ -3,7 +3,9 @@
  * @packageDocumentation
  */
 
-export { collect } from "./collect";
+export { type AutoTrimmer, type AutoTrimOptions, startAutoTrim } from "./autotrim";
+export { type BaselineBudgets, baseline, clearBaseline } from "./baseline";
+export { collect, setBaseline } from "./collect";
 export { diff, type FieldChange, type IdentityChange, type SnapshotDiff } from "./diff";
 export { HeapstateError, type HeapstateErrorCode } from "./errors";
 export { formatDiff, formatHuman } from "./format";
@@ -24,11 +26,14 @@ export { trim } from "./trim";
 export type {
   AllocatorName,
   AllocatorState,
+  ArenaGroup,
+  AutoTrimState,
   Breakdown,
   BreakdownChild,
   BreakdownPart,
   CgroupState,
   CollectOptions,
+  CpuState,
   Finding,
   PageStates,
   ProcessState,

@@ -20,6 +20,8 @@ export interface MetricSpec {
   otelName: string;
   unit: "By" | "1" | "s";
   help: string;
+  /** A count that only grows (Prometheus TYPE counter, an OpenTelemetry observable counter); a gauge otherwise. */
+  counter?: true;
   /** The points of one reading; none for what it did not measure. */
   points(s: Snapshot): MetricPoint[];
 }
@@ -162,6 +164,50 @@ export const METRICS: readonly MetricSpec[] = [
     unit: "1",
     help: "OOM kills in the memory cgroup (memory.events oom_kill, v1 memory.oom_control oom_kill)",
     points: (s) => (s.cgroup?.oomKillEvents !== undefined ? [{ labels: {}, value: s.cgroup.oomKillEvents }] : []),
+  },
+  {
+    name: "autotrim_trims_total",
+    otelName: "heapstate.autotrim.trims",
+    unit: "1",
+    counter: true,
+    help: "Trims the running auto-trim (startAutoTrim) has made",
+    points: (s) => (s.autoTrim ? [{ labels: {}, value: s.autoTrim.trims }] : []),
+  },
+  {
+    name: "autotrim_skipped_total",
+    otelName: "heapstate.autotrim.skipped",
+    unit: "1",
+    counter: true,
+    help: 'Auto-trim checks that did not trim: reason "below_floor" (less than minReleasableBytes to release) or "pause" (predicted pause above maxPauseMs)',
+    points: (s) =>
+      s.autoTrim
+        ? [
+            { labels: { reason: "below_floor" }, value: s.autoTrim.skippedBelowFloor },
+            { labels: { reason: "pause" }, value: s.autoTrim.skippedPause },
+          ]
+        : [],
+  },
+  {
+    name: "autotrim_released_bytes_total",
+    otelName: "heapstate.autotrim.released",
+    unit: "By",
+    counter: true,
+    help: "RSS the auto-trim's trims released, in all (smaps_rollup right before and after each)",
+    points: (s) => (s.autoTrim ? [{ labels: {}, value: s.autoTrim.releasedBytes }] : []),
+  },
+  {
+    name: "autotrim_last_pause_seconds",
+    otelName: "heapstate.autotrim.last_pause",
+    unit: "s",
+    help: "How long the auto-trim's last trim held the allocator (the trim call's time)",
+    points: (s) => (s.autoTrim?.lastTrim ? [{ labels: {}, value: s.autoTrim.lastTrim.pauseMs / 1000 }] : []),
+  },
+  {
+    name: "autotrim_interval_seconds",
+    otelName: "heapstate.autotrim.interval",
+    unit: "s",
+    help: "The auto-trim's interval in force (it doubles while trims release little)",
+    points: (s) => (s.autoTrim ? [{ labels: {}, value: s.autoTrim.intervalMs / 1000 }] : []),
   },
   {
     name: "finding",

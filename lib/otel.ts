@@ -1,5 +1,5 @@
 /**
- * heapstate/otel: the metrics of lib/metrics.ts as OpenTelemetry observable gauges on a Meter
+ * heapstate/otel: the metrics of lib/metrics.ts as OpenTelemetry observable gauges (and counters, for the totals) on a Meter
  * from @opentelemetry/api (an optional peer dependency). One batch callback reads one snapshot per
  * collection, so every instrument describes the same moment.
  */
@@ -10,6 +10,7 @@ import * as is from "./validate";
 /** The part of @opentelemetry/api's Meter used here. */
 interface MeterLike {
   createObservableGauge(name: string, options?: { description?: string; unit?: string }): unknown;
+  createObservableCounter?(name: string, options?: { description?: string; unit?: string }): unknown;
   addBatchObservableCallback(
     callback: (observer: {
       observe(instrument: unknown, value: number, attributes?: Record<string, string>): void;
@@ -54,7 +55,13 @@ export function registerOtel(meter: unknown, options?: { maxAgeMs?: number }): (
   }
   const instruments = new Map<string, unknown>();
   for (const f of METRICS) {
-    instruments.set(f.name, m.createObservableGauge(f.otelName, { description: f.help, unit: f.unit }));
+    const spec = { description: f.help, unit: f.unit };
+    instruments.set(
+      f.name,
+      f.counter && typeof m.createObservableCounter === "function"
+        ? m.createObservableCounter(f.otelName, spec)
+        : m.createObservableGauge(f.otelName, spec),
+    );
   }
   const callback = (observer: {
     observe(instrument: unknown, value: number, attributes?: Record<string, string>): void;

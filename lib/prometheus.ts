@@ -57,7 +57,7 @@ export function prometheusText(s: Snapshot, options?: PrometheusOptions): string
   const lines: string[] = [];
   for (const f of metricFamilies(s)) {
     const name = prefix + f.name;
-    lines.push(`# HELP ${name} ${escapeHelp(f.help)}`, `# TYPE ${name} gauge`);
+    lines.push(`# HELP ${name} ${escapeHelp(f.help)}`, `# TYPE ${name} ${f.counter ? "counter" : "gauge"}`);
     for (const p of f.points) {
       const labels = Object.entries(p.labels)
         .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
@@ -89,12 +89,12 @@ interface RegistryLike {
 interface CollectorMetric {
   name: string;
   help: string;
-  type: "gauge";
+  type: "gauge" | "counter";
   aggregator: "sum";
   get(): Promise<{
     name: string;
     help: string;
-    type: "gauge";
+    type: "gauge" | "counter";
     aggregator: "sum";
     values: Array<{ value: number; labels: Record<string, string> }>;
   }>;
@@ -138,7 +138,7 @@ export function registerPrometheus(options?: RegisterPrometheusOptions): Collect
     return {
       name,
       help: spec.help,
-      type: "gauge",
+      type: spec.counter ? "counter" : "gauge",
       aggregator: "sum",
       async get() {
         let s = snapshot({ maxAgeMs });
@@ -148,7 +148,7 @@ export function registerPrometheus(options?: RegisterPrometheusOptions): Collect
           peaks.take(s);
         }
         const values = spec.points(s).map((p) => ({ value: p.value, labels: p.labels }));
-        return { name, help: spec.help, type: "gauge", aggregator: "sum", values };
+        return { name, help: spec.help, type: spec.counter ? "counter" : "gauge", aggregator: "sum", values };
       },
       reset() {},
     };

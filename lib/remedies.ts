@@ -18,7 +18,7 @@ const MULTIARCH: Record<string, string> = {
   s390x: "s390x-linux-gnu",
 };
 
-/** os-release's ID and ID_LIKE, lower case. */
+/** os-release's ID and ID_LIKE, lower case (ID first when the file lists it first, as it does). */
 export function osFamily(osRelease: string): string[] {
   const ids: string[] = [];
   for (const line of osRelease.split("\n")) {
@@ -42,7 +42,9 @@ export function jemallocRemedy(osRelease: string, arch: string, exists: (path: s
     install = "apt-get install -y --no-install-recommends libjemalloc2";
     path = triplet ? `/usr/lib/${triplet}/libjemalloc.so.2` : undefined;
   } else if (has("rhel", "fedora", "centos", "amzn", "rocky", "almalinux")) {
-    install = `dnf install -y jemalloc${has("rhel", "centos", "rocky", "almalinux") && !has("fedora") ? " (from EPEL)" : ""}`;
+    // Fedora and Amazon Linux ship jemalloc; RHEL and its rebuilds have it in EPEL.
+    const epel = ["rhel", "centos", "rocky", "almalinux"].includes(family[0] ?? "");
+    install = `dnf install -y jemalloc${epel ? " (from EPEL)" : ""}`;
     path = "/usr/lib64/libjemalloc.so.2";
   } else if (has("suse", "opensuse", "sles")) {
     install = "zypper install -y libjemalloc2";

@@ -21,40 +21,61 @@ export function trim(): TrimResult {
   const o = readPlan(undefined, "trim()");
   // The reading before measures glibc's free memory from the kernel whatever its size: the promise
   // is made from it, right before the trim it is checked against.
-  const before = read(o, { reuse: false, confirmGlibc: "always" });
+  const before = promiseReading(o);
   const promisedBytes = promiseOf(before);
-  const actions: TrimAction[] = [];
-  const binding = native();
-  // RSS read right around the trim itself: the readings before and after allocate as they read
-  // (and can touch again pages the trim just returned), which is not the trim's doing.
-  let rssBefore: number | undefined;
-  let rssAfter: number | undefined;
-  if (binding !== undefined) {
-    try {
-      const glibc = servingAllocator(before)?.allocator === "glibc";
-      rssBefore = exactRss(o);
-      const done = binding.trim({ glibc });
-      rssAfter = exactRss(o);
-      for (const inst of done.instances ?? []) {
-        for (const [action, result] of Object.entries(inst.actions)) {
-          actions.push({ allocator: inst.allocator, library: inst.library, action, result });
-        }
-      }
-    } catch (error) {
-      before.warnings.push({
-        source: "native",
-        code: "NATIVE_TRIM_FAILED",
-        message: `trimming failed: ${(error as Error).message}`,
-      });
-    }
-  }
+  const done = release(o, before);
   const after = read(o, { reuse: false });
-  const b = rssBefore ?? before.process?.rssBytes;
-  const a = rssAfter ?? after.process?.rssBytes;
-  const result: TrimResult = { before, after, actions };
+  const b = done.rssBefore ?? before.process?.rssBytes;
+  const a = done.rssAfter ?? after.process?.rssBytes;
+  const result: TrimResult = { before, after, actions: done.actions };
   if (a !== undefined && b !== undefined) result.releasedBytes = b - a;
   if (promisedBytes !== undefined) result.promisedBytes = promisedBytes;
   return result;
+}
+
+/** A reading that measures what a trim would release (glibc's free memory confirmed whatever its size). */
+export function promiseReading(o: ReadPlan): Snapshot {
+  return read(o, { reuse: false, confirmGlibc: "always" });
+}
+
+/** What one release did: the actions, RSS right around them, and how long the allocators took. */
+export interface Release {
+  actions: TrimAction[];
+  rssBefore?: number;
+  rssAfter?: number;
+  /** The trim call itself (malloc_trim holds each arena's lock meanwhile), in ms. */
+  pauseMs?: number;
+}
+
+/** Runs the allocators' release actions, measuring RSS right around them (a failure is a warning in `before`). */
+export function release(o: ReadPlan, before: Snapshot): Release {
+  const out: Release = { actions: [] };
+  const binding = native();
+  if (binding === undefined) return out;
+  // RSS read right around the trim itself: the readings before and after allocate as they read
+  // (and can touch again pages the trim just returned), which is not the trim's doing.
+  try {
+    const glibc = servingAllocator(before)?.allocator === "glibc";
+    const rssBefore = exactRss(o);
+    const t = process.hrtime.bigint();
+    const done = binding.trim({ glibc });
+    out.pauseMs = Number(process.hrtime.bigint() - t) / 1e6;
+    const rssAfter = exactRss(o);
+    if (rssBefore !== undefined) out.rssBefore = rssBefore;
+    if (rssAfter !== undefined) out.rssAfter = rssAfter;
+    for (const inst of done.instances ?? []) {
+      for (const [action, result] of Object.entries(inst.actions)) {
+        out.actions.push({ allocator: inst.allocator, library: inst.library, action, result });
+      }
+    }
+  } catch (error) {
+    before.warnings.push({
+      source: "native",
+      code: "NATIVE_TRIM_FAILED",
+      message: `trimming failed: ${(error as Error).message}`,
+    });
+  }
+  return out;
 }
 
 /** smaps_rollup's Rss of this process, or undefined when it cannot be read. */
@@ -71,7 +92,7 @@ function exactRss(o: ReadPlan): number | undefined {
  * jemalloc's dirty and muzzy pages (a purge of every arena), tcmalloc's free page-heap pages
  * (ReleaseFreeMemory; its caches stay). Undefined when none of them can say.
  */
-function promiseOf(s: Snapshot): number | undefined {
+export function promiseOf(s: Snapshot): number | undefined {
   let total: number | undefined;
   const add = (n: number | undefined) => {
     if (n !== undefined) total = (total ?? 0) + n;

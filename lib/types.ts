@@ -78,6 +78,8 @@ export const FINDING_IDS = [
   "lazy-free-in-rss",
   "swap-in-use",
   "high-unattributed",
+  "native-unclassified-growing",
+  "baseline-budget-exceeded",
 ] as const;
 export type FindingId = (typeof FINDING_IDS)[number];
 
@@ -391,6 +393,8 @@ export interface Snapshot {
   cgroup?: CgroupState;
   /** The CPUs (standard and deep tiers). */
   cpu?: CpuState;
+  /** What a running auto-trim (startAutoTrim) has done so far. */
+  autoTrim?: AutoTrimState;
   /**
    * The peak RSS since this consumer's previous reading (a sampler, a metrics registry, a
    * sidecar), or since the last reset of VmHWM before it, or since the process started: `since` says.
@@ -417,6 +421,33 @@ export interface CollectOptions {
   procRoot?: string;
   /** Prefix for the cgroup mount points read from mountinfo (default "/"); for tests. */
   fsRoot?: string;
+}
+
+/** A running auto-trim's settings and record (startAutoTrim). */
+export interface AutoTrimState {
+  /** The interval it started with, and the one in force (longer while trims release little). */
+  baseIntervalMs: number;
+  intervalMs: number;
+  minReleasableBytes: number;
+  maxPauseMs: number;
+  /** Estimates made (a reading that measures what a trim would release). */
+  checks: number;
+  trims: number;
+  /** Checks that did not trim: too little to release, or a pause predicted above maxPauseMs. */
+  skippedBelowFloor: number;
+  skippedPause: number;
+  /** RSS the trims released, in all (smaps_rollup right before and after each). */
+  releasedBytes: number;
+  /** The longest pause a trim took so far, in ms. */
+  maxObservedPauseMs?: number;
+  lastTrim?: {
+    time: string;
+    promisedBytes?: number;
+    releasedBytes?: number;
+    pauseMs: number;
+    predictedPauseMs: number;
+  };
+  lastSkip?: { time: string; reason: "below-floor" | "pause"; releasableBytes?: number; predictedPauseMs?: number };
 }
 
 /** One release action an allocator ran during {@link trim}. */

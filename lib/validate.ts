@@ -189,3 +189,25 @@ export function pid(where: string, value: unknown, fallback: number): number {
 export function decimal(value: string): number | undefined {
   return /^\d{1,12}(\.\d{1,9})?$/.test(value) ? Number(value) : undefined;
 }
+
+const unitFactors: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+};
+
+/** Bytes as people write them: 52428800, "50MiB", "50 MB" (throws naming `what` otherwise). */
+export function byteSize(what: string, value: unknown): number {
+  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value;
+  if (typeof value === "string") {
+    const m = /^\s*(\d{1,15}(?:\.\d{1,9})?)\s*([a-zA-Z]{0,3})\s*$/.exec(value);
+    const factor = m ? unitFactors[(m[2] || "b").toLowerCase()] : undefined;
+    const n = m && factor !== undefined ? Math.round(Number(m[1]) * factor) : undefined;
+    if (n !== undefined && Number.isSafeInteger(n)) return n;
+  }
+  throw invalidOption(what, `expected bytes as a whole number or a string such as "50MiB", ${received(value)}`);
+}

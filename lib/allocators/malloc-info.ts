@@ -177,3 +177,20 @@ export function arenaTrimmableBytes(arena: MallocInfoArena, page: number): numbe
   }
   return Math.max(0, Math.round(total));
 }
+
+/**
+ * How many free chunks malloc_trim(0) gives pages back from: the chunks of the unsorted bin and of
+ * the bins of a page or more whose average size holds a whole page after the chunk's header. Each
+ * costs malloc_trim one madvise call while it holds the arena's lock, which is most of its pause on
+ * a fragmented heap (32 000 such chunks of a fragmented 1 GiB heap took 2.4 to 2.9 s here, the walk alone 35 ms).
+ */
+export function trimmableChunks(info: MallocInfo, page: number): number {
+  let n = 0;
+  for (const arena of info.arenas) {
+    for (const bin of arena.bins ?? []) {
+      if (bin.count === 0 || (!bin.unsorted && bin.to < page)) continue;
+      if (bin.total / bin.count >= FREE_CHUNK_HEADER + page) n += bin.count;
+    }
+  }
+  return n;
+}

@@ -3,19 +3,9 @@ import { formatBytes } from "../units";
 import * as is from "../validate";
 import type { Budgets, BudgetViolation, FileRecord, Growth } from "./types";
 
-const MiB = 1024 * 1024;
-const unitFactors: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: MiB, gib: 1024 * MiB };
-
 /** 52428800, "50MiB", "50 MB" → bytes. */
 export function parseBytes(value: unknown, what: string): number {
-  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value;
-  if (typeof value === "string") {
-    const m = /^\s*(\d{1,15}(?:\.\d{1,9})?)\s*([a-zA-Z]{0,3})\s*$/.exec(value);
-    const factor = m ? unitFactors[(m[2] || "b").toLowerCase()] : undefined;
-    const n = m && factor !== undefined ? Math.round(Number(m[1]) * factor) : undefined;
-    if (n !== undefined && Number.isSafeInteger(n)) return n;
-  }
-  throw is.invalidOption(what, `expected bytes as a whole number or a string such as "50MiB", ${is.received(value)}`);
+  return is.byteSize(what, value);
 }
 
 const budgetFigures: Array<[keyof Budgets, keyof Growth, string]> = [

@@ -9,7 +9,19 @@ import fc from "fast-check";
 import client from "prom-client";
 import { describe, expect, it } from "vitest";
 import { HeapstateError } from "../../lib/errors";
-import { collect, createHandler, hostInfo, memoryField, type Sampler, snapshot, startSampler } from "../../lib/index";
+import {
+  clearBaseline,
+  collect,
+  createHandler,
+  hostInfo,
+  memoryField,
+  registerMemoryReporter,
+  type Sampler,
+  setBaseline,
+  snapshot,
+  startAutoTrim,
+  startSampler,
+} from "../../lib/index";
 import { registerOtel } from "../../lib/otel";
 import { registerPrometheus } from "../../lib/prometheus";
 import { start } from "../../lib/sidecar";
@@ -42,9 +54,27 @@ const entryPoints: Record<string, { keys: string[]; call: (o: unknown) => void }
     ],
     call: (o) => createHandler(o as never),
   },
-  startSampler: { keys: ["intervalMs", "size", "tier"], call: (o) => (startSampler(o as never) as Sampler).stop() },
+  startSampler: {
+    keys: ["intervalMs", "size", "tier", "resetPeak"],
+    call: (o) => (startSampler(o as never) as Sampler).stop(),
+  },
+  startAutoTrim: {
+    keys: ["intervalMs", "minReleasableBytes", "maxPauseMs"],
+    call: (o) => startAutoTrim(o as never).stop(),
+  },
+  setBaseline: {
+    keys: ["budgets", "snapshot"],
+    call: (o) => {
+      setBaseline(o as never);
+      clearBaseline();
+    },
+  },
+  registerMemoryReporter: {
+    keys: ["kind"],
+    call: (o) => registerMemoryReporter("options-test", () => ({ allocatedBytes: 1 }), o as never)(),
+  },
   registerPrometheus: {
-    keys: ["prefix", "maxAgeMs", "client", "registry"],
+    keys: ["prefix", "maxAgeMs", "client", "registry", "resetPeak"],
     call: (o) => {
       // Without a registry option it registers on prom-client's default one: emptied each time.
       client.register.clear();
@@ -54,7 +84,7 @@ const entryPoints: Record<string, { keys: string[]; call: (o: unknown) => void }
   registerOtel: { keys: ["maxAgeMs"], call: (o) => registerOtel(meter, o as never)() },
   memoryField: { keys: ["maxAgeMs"], call: (o) => memoryField(o as never) },
   hostInfo: { keys: ["procRoot", "sysRoot"], call: (o) => hostInfo(o as never) },
-  "sidecar start": { keys: ["tier", "gc"], call: (o) => start("options-test", o as never) },
+  "sidecar start": { keys: ["tier", "gc", "resetPeak"], call: (o) => start("options-test", o as never) },
   "vitest reporter": {
     keys: ["outputFile", "budgets", "baseline", "top", "print", "write"],
     call: (o) => new HeapstateReporter(o as never),

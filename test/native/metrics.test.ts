@@ -30,11 +30,11 @@ describe("prometheusText", () => {
   const text = inBeforeAll(() => prometheusText(collect()));
   const fs = () => parseExposition(text());
 
-  it("passes a strict exposition parser; every family has HELP and TYPE gauge", () => {
+  it("passes a strict exposition parser; every family has HELP, and TYPE gauge (counter for the totals)", () => {
     expect(fs().length).toBeGreaterThanOrEqual(10);
     for (const f of fs()) {
       expect(f.help, f.name).toBeTruthy();
-      expect(f.type, f.name).toBe("gauge");
+      expect(f.type, f.name).toBe(f.name.endsWith("_total") ? "counter" : "gauge");
       expect(f.name.startsWith("heapstate_")).toBe(true);
     }
   });

@@ -1,0 +1,92 @@
+/** The pure parts of the diagnosis: the trend's line, the CPU files, the jemalloc line per distribution, MALLOC_ARENA_MAX. */
+import { describe, expect, it } from "vitest";
+import { glibcArenaLimit } from "../../lib/allocators/glibc";
+import { recommendedArenaMax } from "../../lib/findings";
+import { parseCpuList, parseCpuQuota } from "../../lib/procfs/cgroup";
+import { jemallocRemedy, osFamily } from "../../lib/remedies";
+import { fitLine } from "../../lib/trend";
+
+const MiB = 1024 * 1024;
+
+describe("the trend of native-unclassified", () => {
+  it("a straight line: its rate per hour and R² 1; a flat line: no growth", () => {
+    const ts = Array.from({ length: 31 }, (_, i) => 1_700_000_000_000 + i * 1000);
+    const up = fitLine(
+      ts,
+      ts.map((_, i) => 50 * MiB + i * MiB),
+    );
+    expect(up?.ratePerHourBytes).toBe(3600 * MiB);
+    expect(up?.growthBytes).toBe(30 * MiB);
+    expect(up?.r2).toBe(1);
+    expect(up?.windowSeconds).toBe(30);
+    const flat = fitLine(
+      ts,
+      ts.map((_, i) => 50 * MiB + (i % 2) * 4096),
+    );
+    expect(Math.abs(flat?.growthBytes as number)).toBeLessThan(64 * 1024);
+    expect(fitLine([1, 2], [1, 2])).toBeUndefined();
+    expect(fitLine([5, 5, 5], [1, 2, 3])).toBeUndefined();
+  });
+});
+
+describe("the CPU files", () => {
+  it("cpu.max, cfs_quota_us/cfs_period_us, and the online list", () => {
+    expect(parseCpuQuota("max 100000\n")).toBeUndefined();
+    expect(parseCpuQuota("50000 100000\n")).toBe(0.5);
+    expect(parseCpuQuota("-1\n", "100000\n")).toBeUndefined();
+    expect(parseCpuQuota("150000\n", "100000\n")).toBe(1.5);
+    expect(parseCpuQuota("garbage")).toBeUndefined();
+    expect(parseCpuList("0-3,8,10-11\n")).toBe(7);
+    expect(parseCpuList("0\n")).toBe(1);
+    expect(parseCpuList("3-1")).toBeUndefined();
+    expect(parseCpuList("")).toBeUndefined();
+  });
+});
+
+describe("glibc's arena limit and MALLOC_ARENA_MAX", () => {
+  it("the tunable, then the variable, then 8 per online CPU", () => {
+    expect(glibcArenaLimit({}, 4)).toEqual({ arenas: 32, source: "8 × 4 online CPUs (glibc's default)" });
+    expect(glibcArenaLimit({ MALLOC_ARENA_MAX: "2" }, 4)).toEqual({ arenas: 2, source: "MALLOC_ARENA_MAX" });
+    expect(
+      glibcArenaLimit(
+        { MALLOC_ARENA_MAX: "2", GLIBC_TUNABLES: "glibc.malloc.trim_threshold=1:glibc.malloc.arena_max=3" },
+        4,
+      ),
+    ).toEqual({ arenas: 3, source: "GLIBC_TUNABLES glibc.malloc.arena_max" });
+    expect(glibcArenaLimit({}, undefined)).toBeUndefined();
+  });
+
+  it("two per CPU the quota allows, else per online CPU, at least 2", () => {
+    expect(recommendedArenaMax(0.5, 64)).toBe(2);
+    expect(recommendedArenaMax(1.5, 64)).toBe(4);
+    expect(recommendedArenaMax(undefined, 8)).toBe(16);
+    expect(recommendedArenaMax(undefined, undefined)).toBeUndefined();
+  });
+});
+
+describe("the jemalloc line for a distribution", () => {
+  const none = () => false;
+  it("Debian and Ubuntu (by ID_LIKE too), Fedora and RHEL, Alpine, SUSE, Arch, and the unknown", () => {
+    expect(jemallocRemedy('ID=debian\nVERSION_ID="12"\n', "x64", none)).toBe(
+      "apt-get install -y --no-install-recommends libjemalloc2, then start node with LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 (in a Dockerfile: RUN apt-get install -y --no-install-recommends libjemalloc2 and ENV LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2)",
+    );
+    expect(jemallocRemedy('ID=pop\nID_LIKE="ubuntu debian"\n', "arm64", none)).toContain(
+      "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
+    );
+    expect(jemallocRemedy("ID=fedora\n", "x64", none)).toMatch(/^dnf install -y jemalloc, then .*\/usr\/lib64\//);
+    expect(jemallocRemedy('ID="rhel"\nID_LIKE="fedora"\n', "x64", none)).toMatch(
+      /^dnf install -y jemalloc \(from EPEL\), then .*\/usr\/lib64\//,
+    );
+    expect(jemallocRemedy('ID=rocky\nID_LIKE="rhel centos fedora"\n', "x64", none)).toMatch(
+      /^dnf install -y jemalloc \(from EPEL\)/,
+    );
+    expect(jemallocRemedy("ID=alpine\n", "x64", none)).toMatch(/^apk add jemalloc/);
+    expect(jemallocRemedy('ID="opensuse-leap"\nID_LIKE="suse opensuse"\n', "x64", none)).toMatch(/^zypper install/);
+    expect(jemallocRemedy("ID=arch\n", "x64", none)).toMatch(/^pacman -S/);
+    expect(jemallocRemedy("", "x64", none)).toMatch(/^install jemalloc 5 from the distribution/);
+    expect(jemallocRemedy("ID=debian\n", "x64", () => true)).toMatch(
+      /^start node with LD_PRELOAD=\/usr\/lib\/x86_64-linux-gnu\/libjemalloc\.so\.2 \(jemalloc is installed here/,
+    );
+    expect(osFamily("ID=ubuntu\nID_LIKE=debian\n")).toEqual(["ubuntu", "debian"]);
+  });
+});
