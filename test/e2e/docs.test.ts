@@ -7,6 +7,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { childEnv, fixtures, root } from "../helpers";
@@ -50,10 +51,19 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const scripts = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> })
   .scripts;
 
+function resolvable(name: string): boolean {
+  try {
+    createRequire(join(dir, "x.cjs")).resolve(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 describe("the documents' snippets", () => {
   it("there are snippets in every document that shows code, and each has a language", () => {
     expect(all.length).toBeGreaterThan(10);
-    for (const s of all) expect(["js", "ts", "sh", "text"], `${s.file}:${s.line}`).toContain(s.lang);
+    for (const s of all) expect(["js", "ts", "sh", "text", "c", "cpp"], `${s.file}:${s.line}`).toContain(s.lang);
   });
 
   it("every relative link points at a file that exists", () => {
@@ -72,6 +82,14 @@ describe("the documents' snippets", () => {
       const esm = /^\s*(import|export)\s/m.test(s.code);
       const file = join(dir, `${s.file.replace(/[/.]/g, "_")}_${s.line}.${esm ? "mjs" : "cjs"}`);
       writeFileSync(file, `${s.code}\n`);
+      // A snippet for a package heapstate does not depend on says so on its first line
+      // ("// needs: sharp"): without that package here, it must at least parse.
+      const needs = /^\/\/ needs: (\S+)/.exec(s.code)?.[1];
+      if (needs !== undefined && !resolvable(needs)) {
+        const check = spawnSync(process.execPath, ["--check", file], { encoding: "utf8" });
+        expect(check.status, `${s.file}:${s.line}\n${check.stderr}`).toBe(0);
+        return;
+      }
       // A server the snippet starts is asked for /debug/memory, then lets the process end.
       const r = spawnSync(process.execPath, ["--require", join(fixtures, "children", "doc-servers.cjs"), file], {
         cwd: dir,
