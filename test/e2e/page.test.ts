@@ -57,6 +57,15 @@ describe("the HTML page in headless Chromium", () => {
       expect(await page.locator("#chain").textContent()).toMatch(/^allocated [\d.]+ \w+ → rss/);
       expect(await page.locator("#summary").textContent()).toMatch(/glibc 2\.\d+ · RSS [\d.]+ \w+ · \d+ samples/);
       expect(await page.locator("#error").textContent()).toBe("");
+      // The tree of the breakdown: native-in-use, then its children indented under it.
+      const rows = await page
+        .locator("#parts tr")
+        .evaluateAll((trs) => trs.map((tr) => [tr.className, tr.querySelector("td")?.textContent ?? ""]));
+      const parent = rows.findIndex(([, name]) => name === "native-in-use");
+      expect(parent, JSON.stringify(rows)).toBeGreaterThanOrEqual(0);
+      expect(rows.slice(parent + 1).findIndex(([cls]) => cls !== "child")).toBeGreaterThanOrEqual(3);
+      expect(rows.map(([, name]) => name)).toContain("native-unclassified");
+      expect(rows.find(([, name]) => name === "native-unclassified")?.[0]).toBe("child");
       // Pixels were drawn: the chart's centre column is not blank.
       const painted = await page.evaluate(() => {
         const c = document.getElementById("chart") as HTMLCanvasElement;
