@@ -3,6 +3,7 @@
 import { partKey } from "./breakdown";
 import type { SnapshotDiff } from "./diff";
 import { assertSnapshot, HeapstateError } from "./errors";
+import type { TopMapping } from "./regions";
 import type { AllocatorState, PageStates, Snapshot } from "./types";
 import { append, formatBytes, rows } from "./units";
 import { servingAllocator } from "./views";
@@ -242,4 +243,20 @@ export function formatDiff(d: SnapshotDiff): string {
     );
   }
   return lines.join("\n");
+}
+
+/** The largest mappings by RSS, one a line (the CLI's --top and /debug/memory?top=N in text). */
+export function formatTopMappings(list: TopMapping[], n: number): string[] {
+  const lines = [`top ${n} mappings by RSS`];
+  append(
+    lines,
+    rows(
+      list.map((r) => [
+        `${r.category} ${r.perms}`,
+        `size ${formatBytes(r.sizeBytes).padStart(10)}  rss ${formatBytes(r.rssBytes).padStart(10)}${r.start ? `  ${r.start}-${r.end}` : ""}${r.path ? `  ${r.path}` : ""}`,
+      ]),
+      "  ",
+    ),
+  );
+  return lines;
 }

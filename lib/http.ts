@@ -14,9 +14,10 @@ import { isIP } from "node:net";
 import { basename } from "node:path";
 import { collectRepeated } from "./collect";
 import { HeapstateError } from "./errors";
-import { formatHuman } from "./format";
+import { formatHuman, formatTopMappings } from "./format";
 import { PAGE_CSP, pageHtml } from "./page";
-import { prometheusText } from "./prometheus";
+import { PeakConsumer } from "./peaks";
+import { OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, prometheusText } from "./prometheus";
 import { redact, redactText } from "./redact";
 import { topMappings } from "./regions";
 import { SAMPLER_KEYS, type Sampler, type SamplerOptions, samplerOptions, startSampler } from "./sampler";
@@ -24,6 +25,7 @@ import { snapshot } from "./snapshot";
 import { trim } from "./trim";
 import { type Snapshot, TIERS, type Tier } from "./types";
 import * as is from "./validate";
+import { withViews } from "./views";
 
 export interface HandlerOptions {
   /** The route (default "/debug/memory"); POST <path>/trim is the trim action. */
@@ -51,7 +53,7 @@ export interface HandlerOptions {
 type Next = (error?: unknown) => void;
 type Handler = (req: IncomingMessage, res: ServerResponse, next?: Next) => void;
 
-const formats = ["text", "json", "prometheus", "html"] as const;
+const formats = ["text", "json", "prometheus", "openmetrics", "html"] as const;
 type Format = (typeof formats)[number];
 const queryKeys = ["format", "tier", "top", "history"];
 const optionKeys = [
@@ -254,6 +256,8 @@ function send(res: ServerResponse, a: Answer, head: boolean): void {
     "content-type": a.type,
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
+    // The answer depends on Accept (and on ?format=), so caches must keep them apart.
+    vary: "Accept",
     "content-length": String(Buffer.byteLength(a.body)),
     ...a.headers,
   });
@@ -267,13 +271,47 @@ interface Query {
   history: boolean;
 }
 
+/**
+ * The format an Accept header asks for, as a Prometheus client library negotiates: OpenMetrics
+ * when asked for, the text exposition format for `text/plain; version=0.0.4` (what a Prometheus
+ * server sends, with OpenMetrics first when it may), the page for a browser's `text/html`, JSON for
+ * `application/json`; the highest `q` wins, the order breaks ties, and anything else is the text.
+ */
+export function negotiate(accept: string | undefined): Format {
+  if (!accept) return "text";
+  let best: { format: Format; q: number } | undefined;
+  for (const range of accept.slice(0, 2048).split(",")) {
+    const [type = "", ...params] = range.split(";").map((x) => x.trim().toLowerCase());
+    let q = 1;
+    let version: string | undefined;
+    for (const p of params) {
+      const [k, v] = p.split("=").map((x) => x.trim());
+      if (k === "q") q = Number(v);
+      if (k === "version") version = v;
+    }
+    if (!Number.isFinite(q) || q <= 0) continue;
+    const format: Format | undefined =
+      type === "application/openmetrics-text"
+        ? "openmetrics"
+        : type === "text/plain" && version === "0.0.4"
+          ? "prometheus"
+          : type === "text/html"
+            ? "html"
+            : type === "application/json"
+              ? "json"
+              : undefined;
+    if (format !== undefined && (best === undefined || q > best.q)) best = { format, q };
+  }
+  return best?.format ?? "text";
+}
+
 function parseQuery(query: URLSearchParams, accept: string | undefined): Query | string {
-  for (const key of query.keys()) {
-    if (!queryKeys.includes(key))
-      return `unknown query parameter ${JSON.stringify(key.slice(0, 40))} (known: ${queryKeys.join(", ")})`;
+  // Unknown parameters are left alone (a cache-buster must not fail a request); a known one given
+  // twice is ambiguous.
+  for (const key of queryKeys) {
     if (query.getAll(key).length > 1) return `${key} is given more than once`;
   }
-  const format = query.get("format") ?? (accept?.includes("application/json") ? "json" : "text");
+  const format = query.get("format") ?? negotiate(accept);
   if (!(formats as readonly string[]).includes(format))
     return `format must be one of ${formats.join(", ")}, received ${JSON.stringify(format.slice(0, 40))}`;
   const tierParam = query.get("tier");
@@ -351,6 +389,15 @@ export function createHandler(options?: HandlerOptions): Handler {
     return started;
   };
   const show = (s: Snapshot) => redact(s, shown);
+  // Scrapes follow the peak RSS between them (never resetting it: that is registerPrometheus's
+  // option); on a copy, since snapshot()'s cached reading is shared.
+  const peaks = new PeakConsumer(false);
+  const scraped = (): Snapshot => {
+    const s = snapshot({ maxAgeMs: 1000 });
+    const copy = withViews({ ...s, warnings: [...s.warnings] });
+    peaks.take(copy);
+    return copy;
+  };
 
   const answer = (req: IncomingMessage, remote: boolean, target: Target): Answer | "next" => {
     const isTrim = target.pathname === trimPath;
@@ -380,14 +427,15 @@ export function createHandler(options?: HandlerOptions): Handler {
       return { status: 200, type: "application/json; charset=utf-8", body: `${JSON.stringify(body, null, 2)}\n` };
     }
     if (req.method !== "GET" && req.method !== "HEAD") return plain(405, "GET or HEAD", { allow: "GET, HEAD" });
-    const q = parseQuery(target.query, headerValues(req, "accept")[0]);
+    const q = parseQuery(target.query, headerValues(req, "accept").join(","));
     if (typeof q === "string") return plain(400, q);
     switch (q.format) {
       case "prometheus":
+      case "openmetrics":
         return {
           status: 200,
-          type: "text/plain; version=0.0.4; charset=utf-8",
-          body: prometheusText(snapshot({ maxAgeMs: 1000 })),
+          type: q.format === "openmetrics" ? OPENMETRICS_CONTENT_TYPE : PROMETHEUS_CONTENT_TYPE,
+          body: prometheusText(scraped(), { format: q.format === "openmetrics" ? "openmetrics" : "text" }),
         };
       case "html":
         return {
@@ -403,12 +451,13 @@ export function createHandler(options?: HandlerOptions): Handler {
         const body = q.history ? { snapshot: s, history: history()?.samples() ?? [] } : s;
         return { status: 200, type: "application/json; charset=utf-8", body: `${JSON.stringify(body, null, 2)}\n` };
       }
-      default:
-        return {
-          status: 200,
-          type: "text/plain; charset=utf-8",
-          body: `${formatHuman(show(collectRepeated({ tier: q.tier })))}\n`,
-        };
+      default: {
+        const read = collectRepeated({ tier: q.tier, includeAddresses: q.top !== undefined });
+        const lines = [formatHuman(show(read))];
+        if (q.top !== undefined)
+          lines.push(...formatTopMappings(topMappings(read.regions, q.top, shown.addresses), q.top));
+        return { status: 200, type: "text/plain; charset=utf-8", body: `${lines.join("\n")}\n` };
+      }
     }
   };
 
@@ -419,7 +468,8 @@ export function createHandler(options?: HandlerOptions): Handler {
       head = req.method === "HEAD";
       // Who asks, first: from the socket and the proxy headers, before the target is looked at.
       const remote = isRemoteClient(req);
-      const raw = (req as IncomingMessage & { originalUrl?: unknown }).originalUrl ?? req.url ?? "/";
+      // req.url: under a mount point (Express's app.use("/admin", handler)) it is the part below it.
+      const raw = req.url ?? "/";
       const target = typeof raw === "string" ? parseTarget(raw) : undefined;
       const a = target ? answer(req, remote, target) : plain(400, "the request target is not a path");
       if (a === "next") {
@@ -441,5 +491,91 @@ export function createHandler(options?: HandlerOptions): Handler {
     }
     // Outside the guard: what the rest of the application does with the request is its own.
     if (pass) next?.();
+  };
+}
+
+/** What a fetch-style runtime can say of the connection a Request came on. */
+export interface FetchInfo {
+  /**
+   * The client's address (Bun: `server.requestIP(req)?.address`; Deno: `info.remoteAddr.hostname`;
+   * Hono on node: `c.env.incoming.socket.remoteAddress`). Unknown means remote: refused unless
+   * `allowRemote`.
+   */
+  remoteAddress?: string;
+}
+
+/**
+ * The same handler for fetch-style runtimes (Hono, Bun, Deno, Next.js route handlers, workers):
+ * `Request → Response`, under the same rules (loopback clients only, the Host check against DNS
+ * rebinding, trim only from the same origin). A request for another path gets 404.
+ * @example
+ * const handle = createFetchHandler();
+ * app.all("/debug/memory/*", (c) => handle(c.req.raw, { remoteAddress: c.env.incoming.socket.remoteAddress }));
+ */
+export function createFetchHandler(
+  options?: HandlerOptions,
+): (request: Request, info?: FetchInfo) => Promise<Response> {
+  const node = createHandler(options);
+  return async (request, info) => {
+    let url: URL;
+    try {
+      url = new URL(request.url);
+    } catch {
+      return new Response("heapstate: the request URL is not a URL\n", { status: 400 });
+    }
+    const headers: Record<string, string> = {};
+    const distinct: Record<string, string[]> = {};
+    request.headers.forEach((value, name) => {
+      headers[name] = value;
+      // fetch joins repeated headers with ", ": one value each (the proxy headers are split on commas anyway).
+      distinct[name] = [value];
+    });
+    // Host is the URL's own where the runtime does not pass the header through.
+    headers.host ??= url.host;
+    distinct.host ??= [url.host];
+    const req = {
+      method: request.method,
+      url: `${url.pathname}${url.search}`,
+      headers,
+      headersDistinct: distinct,
+      socket: { remoteAddress: info?.remoteAddress ?? "" },
+    } as unknown as IncomingMessage;
+    const answer = {
+      status: 404,
+      headers: { "content-type": "text/plain; charset=utf-8" } as Record<string, string>,
+      body: "heapstate: not found\n" as string | undefined,
+      sent: false,
+    };
+    const res = {
+      get headersSent() {
+        return answer.sent;
+      },
+      get writableEnded() {
+        return answer.sent;
+      },
+      destroyed: false,
+      writeHead(code: number, h: Record<string, string>) {
+        answer.status = code;
+        answer.headers = h;
+      },
+      end(text?: string) {
+        answer.body = text;
+        answer.sent = true;
+      },
+      destroy() {
+        answer.status = 500;
+        answer.body = "heapstate: internal error\n";
+        answer.sent = true;
+      },
+    } as unknown as ServerResponse;
+    node(req, res, () => {
+      // Not this handler's path: the fetch-style caller has no next(); 404.
+    });
+    const headersOut = new Headers();
+    for (const [k, v] of Object.entries(answer.headers)) if (k !== "content-length") headersOut.set(k, v);
+    return new Response(request.method === "HEAD" ? null : (answer.body ?? null), {
+      status: answer.status,
+      headers: headersOut,
+    });
   };
 }

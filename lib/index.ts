@@ -10,7 +10,7 @@ export { diff, type FieldChange, type IdentityChange, type SnapshotDiff } from "
 export { HeapstateError, type HeapstateErrorCode } from "./errors";
 export { formatDiff, formatHuman } from "./format";
 export { type AddonState, type AllocatorEnvironment, allocatorEnvironment, type HostState, hostInfo } from "./host";
-export { createHandler, type HandlerOptions } from "./http";
+export { createFetchHandler, createHandler, type FetchInfo, type HandlerOptions } from "./http";
 export { type MemoryField, memoryField } from "./log";
 export { parseSnapshot } from "./parse";
 export {

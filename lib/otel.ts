@@ -1,75 +1,110 @@
 /**
- * heapstate/otel: the metrics of lib/metrics.ts as OpenTelemetry observable gauges (and counters, for the totals) on a Meter
- * from @opentelemetry/api (an optional peer dependency). One batch callback reads one snapshot per
- * collection, so every instrument describes the same moment.
+ * heapstate/otel: the metrics of lib/metrics.ts as OpenTelemetry instruments, the way the semantic
+ * conventions shape process.memory.usage and v8js.memory.heap.used: amounts that add up are
+ * observable up-down counters in `By`, counts that only grow observable counters, the rest
+ * observable gauges; attributes are namespaced (`heapstate.memory.type`,
+ * `heapstate.allocator.name`, `heapstate.allocator.page.state`) and booleans are booleans. The
+ * meter is the library's own (scope "heapstate", the package's version), from the MeterProvider
+ * given or the global one. One batch callback reads one snapshot per collection, so every
+ * instrument describes the same moment. @opentelemetry/api is an optional peer dependency.
  */
 import { METRICS, metricFamilies } from "./metrics";
 import { snapshot } from "./snapshot";
 import * as is from "./validate";
+import { packageVersion } from "./version";
+
+type Observer = {
+  observe(instrument: unknown, value: number, attributes?: Record<string, string | boolean>): void;
+};
 
 /** The part of @opentelemetry/api's Meter used here. */
 interface MeterLike {
   createObservableGauge(name: string, options?: { description?: string; unit?: string }): unknown;
   createObservableCounter?(name: string, options?: { description?: string; unit?: string }): unknown;
-  addBatchObservableCallback(
-    callback: (observer: {
-      observe(instrument: unknown, value: number, attributes?: Record<string, string>): void;
-    }) => void,
-    instruments: unknown[],
-  ): void;
+  createObservableUpDownCounter?(name: string, options?: { description?: string; unit?: string }): unknown;
+  addBatchObservableCallback(callback: (observer: Observer) => void, instruments: unknown[]): void;
   removeBatchObservableCallback(callback: unknown, instruments: unknown[]): void;
 }
 
-/** Attribute names in the OTel style: heapstate.part, heapstate.allocator, … */
-function attributes(labels: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(labels)) out[`heapstate.${k}`] = v;
-  return out;
+interface ProviderLike {
+  getMeter(name: string, version?: string): unknown;
+}
+
+function isMeter(m: unknown): m is MeterLike {
+  try {
+    const x = m as MeterLike;
+    return (
+      x !== null &&
+      typeof x === "object" &&
+      typeof x.createObservableGauge === "function" &&
+      typeof x.addBatchObservableCallback === "function"
+    );
+  } catch {
+    return false;
+  }
+}
+
+function isProvider(p: unknown): p is ProviderLike {
+  try {
+    return p !== null && typeof p === "object" && typeof (p as ProviderLike).getMeter === "function";
+  } catch {
+    return false;
+  }
+}
+
+/** The global MeterProvider of @opentelemetry/api, if it is installed. */
+function globalProvider(where: string): ProviderLike {
+  try {
+    const api = require("@opentelemetry/api") as { metrics?: { getMeterProvider(): ProviderLike } };
+    const provider = api.metrics?.getMeterProvider();
+    if (isProvider(provider)) return provider;
+  } catch {
+    // not installed: said below
+  }
+  throw is.invalidOption(
+    where,
+    "@opentelemetry/api is not installed (npm install @opentelemetry/api); or pass a MeterProvider or a Meter",
+  );
 }
 
 /**
- * Registers heapstate's observable gauges on `meter`. Returns a function that unregisters them.
+ * Registers heapstate's instruments on a meter named "heapstate" from `provider` (a MeterProvider;
+ * the global one when omitted), or on the Meter given. Returns a function that unregisters them.
  * @example
  * const { metrics } = require("@opentelemetry/api");
- * const stop = registerOtel(metrics.getMeter("my-service"));
+ * const stop = registerOtel(metrics.getMeterProvider());
  */
-export function registerOtel(meter: unknown, options?: { maxAgeMs?: number }): () => void {
-  const o = is.optionsObject("registerOtel(meter, options)", options, ["maxAgeMs"]);
-  const maxAgeMs = is.maxAgeMs("registerOtel(meter, options)", o.maxAgeMs, 1000);
-  const m = meter as MeterLike;
-  let isMeter: boolean;
-  try {
-    isMeter =
-      m !== null &&
-      typeof m === "object" &&
-      typeof m.createObservableGauge === "function" &&
-      typeof m.addBatchObservableCallback === "function";
-  } catch {
-    isMeter = false;
+export function registerOtel(provider?: unknown, options?: { maxAgeMs?: number }): () => void {
+  const where = "registerOtel(provider, options)";
+  const o = is.optionsObject(where, options, ["maxAgeMs"]);
+  const maxAgeMs = is.maxAgeMs(where, o.maxAgeMs, 1000);
+  let meter: unknown;
+  if (provider === undefined) meter = globalProvider(where).getMeter("heapstate", packageVersion());
+  else if (isMeter(provider)) meter = provider;
+  else if (isProvider(provider)) meter = provider.getMeter("heapstate", packageVersion());
+  if (!isMeter(meter)) {
+    throw is.invalidOption(where, `provider must be an OpenTelemetry MeterProvider or Meter, ${is.received(provider)}`);
   }
-  if (!isMeter) {
-    throw is.invalidOption(
-      "registerOtel(meter, options)",
-      `meter must be an OpenTelemetry Meter, ${is.received(meter)}`,
-    );
-  }
+  const m = meter;
   const instruments = new Map<string, unknown>();
   for (const f of METRICS) {
     const spec = { description: f.help, unit: f.unit };
+    const counter = f.instrument === "counter" && typeof m.createObservableCounter === "function";
+    const upDown = f.instrument === "updowncounter" && typeof m.createObservableUpDownCounter === "function";
     instruments.set(
-      f.name,
-      f.counter && typeof m.createObservableCounter === "function"
-        ? m.createObservableCounter(f.otelName, spec)
-        : m.createObservableGauge(f.otelName, spec),
+      f.otelName,
+      counter
+        ? m.createObservableCounter?.(f.otelName, spec)
+        : upDown
+          ? m.createObservableUpDownCounter?.(f.otelName, spec)
+          : m.createObservableGauge(f.otelName, spec),
     );
   }
-  const callback = (observer: {
-    observe(instrument: unknown, value: number, attributes?: Record<string, string>): void;
-  }) => {
+  const callback = (observer: Observer) => {
     for (const f of metricFamilies(snapshot({ maxAgeMs }))) {
-      const instrument = instruments.get(f.name);
+      const instrument = instruments.get(f.otelName);
       if (!instrument) continue;
-      for (const p of f.points) observer.observe(instrument, p.value, attributes(p.labels));
+      for (const p of f.points) observer.observe(instrument, p.value, p.attributes);
     }
   };
   const list = [...instruments.values()];

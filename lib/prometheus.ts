@@ -5,36 +5,45 @@
  * the same moment and the breakdown parts add up to heapstate_rss_bytes.
  */
 import { assertSnapshot } from "./errors";
-import { METRICS, metricFamilies } from "./metrics";
+import { type Aggregator, METRICS, type MetricSpec, metricFamilies, prometheusLabels, prometheusName } from "./metrics";
 import { PeakConsumer } from "./peaks";
 import { snapshot } from "./snapshot";
 import type { Snapshot } from "./types";
 import * as is from "./validate";
 
 export interface PrometheusOptions {
-  /** Metric name prefix (default "heapstate_"). */
+  /** Replaces the names' leading "heapstate_" (default "heapstate_"). */
   prefix?: string;
   /** Reuse a snapshot younger than this (default 1000 ms), so one scrape reads once. */
   maxAgeMs?: number;
+  /** Labels added to every sample, as prom-client's collectDefaultMetrics({ labels }) does. */
+  labels?: Record<string, string>;
+  /** "text" (0.0.4, default) or "openmetrics" (OpenMetrics 1.0: counters' families without _total, units, # EOF). */
+  format?: "text" | "openmetrics";
 }
 
-export interface RegisterPrometheusOptions extends PrometheusOptions {
+export interface RegisterPrometheusOptions extends Omit<PrometheusOptions, "format"> {
   client?: unknown;
   registry?: unknown;
   /**
-   * Reset the process's peak RSS (VmHWM) at each scrape, so heapstate_rss_peak_bytes is the peak
-   * between scrapes (default false: the reset is process-wide). Without it the peak is since the
-   * last reset, or since the process started.
+   * Reset the process's peak RSS (VmHWM) at each scrape, so heapstate_memory_rss_peak_bytes is the
+   * peak between scrapes (default false: the reset is process-wide). Without it the peak is since
+   * the last reset, or since the process started.
    */
   resetPeak?: boolean;
 }
+
+/** The content types of the two exposition formats. */
+export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+export const OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 function escapeLabel(v: string): string {
   return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
 }
 
-function escapeHelp(v: string): string {
-  return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+function escapeHelp(v: string, openMetrics: boolean): string {
+  const t = v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+  return openMetrics ? t.replace(/"/g, '\\"') : t;
 }
 
 function prefixOf(where: string, value: unknown): string {
@@ -45,26 +54,83 @@ function prefixOf(where: string, value: unknown): string {
   return prefix;
 }
 
+/** Static labels: names that Prometheus accepts and heapstate does not use, string values. */
+function labelsOf(where: string, value: unknown): Record<string, string> {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw is.invalidOption(where, `labels must be an object of label names to strings, ${is.received(value)}`);
+  }
+  let entries: Array<[string, unknown]>;
+  try {
+    entries = Object.entries(value);
+  } catch (error) {
+    throw is.invalidOption(where, `labels could not be read: ${(error as Error)?.message ?? String(error)}`);
+  }
+  const out: Record<string, string> = {};
+  for (const [k, v] of entries) {
+    if (
+      !/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(k) ||
+      k.startsWith("__") ||
+      k.startsWith("heapstate_") ||
+      k === "le" ||
+      k === "quantile"
+    ) {
+      throw is.invalidOption(
+        where,
+        `labels: ${JSON.stringify(k.slice(0, 60))} is not a label name heapstate can add (a Prometheus label name, not heapstate_*)`,
+      );
+    }
+    if (typeof v !== "string") throw is.invalidOption(where, `labels.${k} must be a string, ${is.received(v)}`);
+    out[k] = v;
+  }
+  return out;
+}
+
+/** A family's Prometheus name under a prefix. */
+function nameOf(spec: Pick<MetricSpec, "otelName" | "unit" | "instrument">, prefix: string): string {
+  return prefix + prometheusName(spec).replace(/^heapstate_/, "");
+}
+
+function labelText(labels: Record<string, string>): string {
+  const text = Object.entries(labels)
+    .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
+    .join(",");
+  return text ? `{${text}}` : "";
+}
+
+function valueText(v: number): string {
+  if (Number.isNaN(v)) return "NaN";
+  if (v === Number.POSITIVE_INFINITY) return "+Inf";
+  if (v === Number.NEGATIVE_INFINITY) return "-Inf";
+  return String(v);
+}
+
 /**
- * The exposition text of a snapshot (text format 0.0.4), without prom-client.
+ * The exposition text of a snapshot, without prom-client: text format 0.0.4 (default), or
+ * OpenMetrics 1.0 (`format: "openmetrics"`).
  * @example
- * res.setHeader("content-type", "text/plain; version=0.0.4"); res.end(prometheusText(collect()));
+ * res.setHeader("content-type", PROMETHEUS_CONTENT_TYPE); res.end(prometheusText(collect()));
  */
 export function prometheusText(s: Snapshot, options?: PrometheusOptions): string {
   assertSnapshot(s, "prometheusText(snapshot)");
-  const o = is.optionsObject("prometheusText(snapshot, options)", options, ["prefix", "maxAgeMs"]);
-  const prefix = prefixOf("prometheusText(snapshot, options)", o.prefix);
+  const where = "prometheusText(snapshot, options)";
+  const o = is.optionsObject(where, options, ["prefix", "maxAgeMs", "labels", "format"]);
+  const prefix = prefixOf(where, o.prefix);
+  const extra = o.labels === undefined ? {} : labelsOf(where, o.labels);
+  const om = is.oneOf(where, "format", o.format, "text", ["text", "openmetrics"] as const) === "openmetrics";
   const lines: string[] = [];
   for (const f of metricFamilies(s)) {
-    const name = prefix + f.name;
-    lines.push(`# HELP ${name} ${escapeHelp(f.help)}`, `# TYPE ${name} ${f.counter ? "counter" : "gauge"}`);
+    const name = nameOf(f, prefix);
+    const counter = f.instrument === "counter";
+    // OpenMetrics names a counter's family without _total and its samples with it.
+    const family = om && counter ? name.replace(/_total$/, "") : name;
+    lines.push(`# HELP ${family} ${escapeHelp(f.help, om)}`, `# TYPE ${family} ${counter ? "counter" : "gauge"}`);
+    if (om && (f.unit === "By" || f.unit === "s"))
+      lines.push(`# UNIT ${family} ${f.unit === "By" ? "bytes" : "seconds"}`);
     for (const p of f.points) {
-      const labels = Object.entries(p.labels)
-        .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
-        .join(",");
-      lines.push(`${name}${labels ? `{${labels}}` : ""} ${Number.isFinite(p.value) ? p.value : "NaN"}`);
+      lines.push(`${name}${labelText({ ...prometheusLabels(p), ...extra })} ${valueText(p.value)}`);
     }
   }
+  if (om) lines.push("# EOF");
   return `${lines.join("\n")}\n`;
 }
 
@@ -90,12 +156,12 @@ interface CollectorMetric {
   name: string;
   help: string;
   type: "gauge" | "counter";
-  aggregator: "sum";
+  aggregator: Aggregator;
   get(): Promise<{
     name: string;
     help: string;
     type: "gauge" | "counter";
-    aggregator: "sum";
+    aggregator: Aggregator;
     values: Array<{ value: number; labels: Record<string, string> }>;
   }>;
   reset(): void;
@@ -105,19 +171,22 @@ interface CollectorMetric {
  * Registers heapstate's metrics on a prom-client registry (the default one unless given) and
  * returns them. They are collectors, not prom-client Gauges: a Gauge prints 0 for a value that was
  * never set, and heapstate leaves out what it did not measure (an unlimited cgroup has no
- * heapstate_cgroup_limit_bytes sample). prom-client is an optional peer dependency: pass the
- * module, or it is required.
+ * heapstate_cgroup_limit_bytes sample). Each family names the aggregator prom-client's cluster
+ * AggregatorRegistry uses: `sum` for per-process figures, `max` for cgroup-wide ones and the
+ * findings (summed, a cgroup shared by four workers would read four times its usage). prom-client
+ * is an optional peer dependency: pass the module, or it is required.
  * @example
  * const client = require("prom-client");
- * registerPrometheus({ client });
+ * registerPrometheus({ client, labels: { service: "api" } });
  * app.get("/metrics", async (_, res) => res.type(client.register.contentType).send(await client.register.metrics()));
  */
 export function registerPrometheus(options?: RegisterPrometheusOptions): CollectorMetric[] {
   const where = "registerPrometheus(options)";
-  const o = is.optionsObject(where, options, ["prefix", "maxAgeMs", "client", "registry", "resetPeak"]);
-  const peaks = new PeakConsumer(is.bool(where, "resetPeak", o.resetPeak, false));
+  const o = is.optionsObject(where, options, ["prefix", "maxAgeMs", "client", "registry", "resetPeak", "labels"]);
   const prefix = prefixOf(where, o.prefix);
+  const extra = o.labels === undefined ? {} : labelsOf(where, o.labels);
   const maxAgeMs = is.maxAgeMs(where, o.maxAgeMs, 1000);
+  const resetPeak = is.bool(where, "resetPeak", o.resetPeak, false);
   const client = o.registry === undefined ? (o.client ?? promClient(where)) : undefined;
   let registry: RegistryLike | undefined;
   try {
@@ -132,23 +201,25 @@ export function registerPrometheus(options?: RegisterPrometheusOptions): Collect
       `${o.registry !== undefined ? "registry" : "client"} must be a prom-client ${o.registry !== undefined ? "Registry" : "module"}, ${is.received(o.registry ?? o.client)}`,
     );
   }
+  const peaks = new PeakConsumer(resetPeak);
   // Every metric of a scrape asks for the same snapshot, cached for maxAgeMs: one reading a scrape.
   const metrics = METRICS.map((spec): CollectorMetric => {
-    const name = prefix + spec.name;
+    const name = nameOf(spec, prefix);
+    const type = spec.instrument === "counter" ? "counter" : "gauge";
     return {
       name,
       help: spec.help,
-      type: spec.counter ? "counter" : "gauge",
-      aggregator: "sum",
+      type,
+      aggregator: spec.aggregator,
       async get() {
         let s = snapshot({ maxAgeMs });
-        if (spec.name === "rss_peak_bytes") {
+        if (spec.otelName === "heapstate.memory.rss.peak") {
           // The peak since this registry's previous scrape: on a copy, the cached snapshot is shared.
           s = { ...s, warnings: [...s.warnings] };
           peaks.take(s);
         }
-        const values = spec.points(s).map((p) => ({ value: p.value, labels: p.labels }));
-        return { name, help: spec.help, type: spec.counter ? "counter" : "gauge", aggregator: "sum", values };
+        const values = spec.points(s).map((p) => ({ value: p.value, labels: { ...prometheusLabels(p), ...extra } }));
+        return { name, help: spec.help, type, aggregator: spec.aggregator, values };
       },
       reset() {},
     };
@@ -156,6 +227,7 @@ export function registerPrometheus(options?: RegisterPrometheusOptions): Collect
   try {
     for (const m of metrics) registry.registerMetric(m);
   } catch (error) {
+    peaks.close();
     // prom-client refuses a second metric of the same name (registerPrometheus called twice).
     throw is.invalidOption(
       where,

@@ -7,12 +7,13 @@
 # fixture, the lint and symbol tools, what the CLI tests drive it with (setpriv, script, tmux), the
 # browser the /debug/memory page is tested in; procps has pmap, a peer in the benchmarks;
 # musl-tools builds the musl program that heapstate's C-library detection is tested on; the arm64
-# cross compiler builds the linux-arm64 prebuild, which qemu-user runs in Node for arm64.
+# cross compiler builds the linux-arm64 prebuild, which qemu-user runs in Node for arm64; Prometheus
+# (the server and promtool) and the Python client's parsers are the oracles of the metrics tests.
 set -euo pipefail
 
 packages=(libjemalloc2 libjemalloc-dev libtcmalloc-minimal4 libmimalloc2.0 clang-format binutils g++ make python3
   util-linux bsdutils tmux chromium procps valgrind musl-tools
-  g++-aarch64-linux-gnu qemu-user)
+  g++-aarch64-linux-gnu qemu-user prometheus python3-prometheus-client)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "setup-system: this is not a Debian or Ubuntu system; install the equivalents of: ${packages[*]}" >&2

@@ -1,7 +1,6 @@
 /** The commands' help texts and how their arguments are read. */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { MAX_TIMER_MS } from "../validate";
+import { packageVersion } from "../version";
 
 export const usage = {
   main: `Usage: heapstate [command] [options]
@@ -92,8 +91,7 @@ export function parseFlags(args: string[], spec: Spec): { flags: Map<string, str
 }
 
 export function version(): string {
-  const pkg = JSON.parse(readFileSync(join(__dirname, "..", "..", "package.json"), "utf8")) as { version: string };
-  return pkg.version;
+  return packageVersion();
 }
 
 /** A whole number from 1 to `max` written in decimal ("12"; not "0x10", "1e3" or "+5"). */

@@ -1,5 +1,5 @@
 /** show-host: the host, the allocator environment and a process's heap state, once or watched. */
-import { formatHuman } from "../format";
+import { formatHuman, formatTopMappings } from "../format";
 import {
   type AddonState,
   ALLOCATOR_ENV,
@@ -199,17 +199,9 @@ export function showText(s: Snapshot, o: ShowOptions): string {
   );
 
   if (o.top !== undefined) {
-    lines.push(bold(`top ${o.top} mappings by RSS`));
-    append(
-      lines,
-      rows(
-        topMappings(s.regions, o.top, o.addresses).map((r) => [
-          `${r.category} ${r.perms}`,
-          `size ${formatBytes(r.sizeBytes).padStart(10)}  rss ${formatBytes(r.rssBytes).padStart(10)}${r.start ? `  ${r.start}-${r.end}` : ""}${r.path ? `  ${r.path}` : ""}`,
-        ]),
-        "  ",
-      ),
-    );
+    const [title = "", ...rest] = formatTopMappings(topMappings(s.regions, o.top, o.addresses), o.top);
+    lines.push(bold(title));
+    append(lines, rest);
   }
   return lines.join("\n");
 }

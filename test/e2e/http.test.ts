@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isLoopback } from "../../lib/http";
 import { createHandler, type HandlerOptions, parseSnapshot } from "../../lib/index";
-import { parseExposition } from "../prometheus-parser";
+import { pythonParse } from "../oracles";
 
 const servers: Server[] = [];
 afterAll(() => {
@@ -61,10 +61,63 @@ describe("formats", () => {
   it("Prometheus exposition with ?format=prometheus", async () => {
     const r = await fetch(`${base}/debug/memory?format=prometheus`);
     expect(r.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
-    const fs = parseExposition(await r.text());
-    const rss = fs.find((f) => f.name === "heapstate_rss_bytes")?.samples[0]?.value;
-    const parts = fs.find((f) => f.name === "heapstate_rss_breakdown_bytes")?.samples ?? [];
+    const fs = pythonParse(await r.text());
+    const rss = fs.find((f) => f.name === "heapstate_memory_rss_bytes")?.samples[0]?.value;
+    const parts = fs.find((f) => f.name === "heapstate_memory_breakdown_bytes")?.samples ?? [];
     expect(parts.reduce((n, p) => n + p.value, 0)).toBe(rss);
+  });
+
+  it("negotiates by Accept as a Prometheus client library does; ?format= wins; Vary: Accept always", async () => {
+    const prometheusAccept =
+      "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    const cases: Array<[Record<string, string>, string, string, RegExp]> = [
+      [{ accept: prometheusAccept }, "", "application/openmetrics-text; version=1.0.0; charset=utf-8", /# EOF\n$/],
+      [
+        { accept: "text/plain;version=0.0.4;q=0.5,*/*;q=0.1" },
+        "",
+        "text/plain; version=0.0.4; charset=utf-8",
+        /^# HELP /,
+      ],
+      [
+        { accept: "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8" },
+        "",
+        "text/html; charset=utf-8",
+        /<canvas/,
+      ],
+      [{ accept: "application/json" }, "", "application/json; charset=utf-8", /"schema"/],
+      [{ accept: "*/*" }, "", "text/plain; charset=utf-8", /^heapstate {2}pid/],
+      [{ accept: "text/plain" }, "", "text/plain; charset=utf-8", /^heapstate {2}pid/],
+      [{ accept: prometheusAccept }, "?format=json", "application/json; charset=utf-8", /"schema"/],
+      [
+        { accept: "application/json" },
+        "?format=openmetrics",
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        /# EOF\n$/,
+      ],
+      [{}, "?format=text&_=1733070000000&cachebust", "text/plain; charset=utf-8", /^heapstate {2}pid/],
+    ];
+    for (const [headers, query, type, body] of cases) {
+      const r = await fetch(`${base}/debug/memory${query}`, { headers });
+      const label = `${JSON.stringify(headers)} ${query}`;
+      expect(r.status, label).toBe(200);
+      expect(r.headers.get("content-type"), label).toBe(type);
+      expect(r.headers.get("vary"), label).toBe("Accept");
+      expect(await r.text(), label).toMatch(body);
+    }
+    for (const bad of ["?format=xml", "?tier=full"]) {
+      const r = await fetch(`${base}/debug/memory${bad}`);
+      expect(r.status).toBe(400);
+      expect(r.headers.get("vary")).toBe("Accept");
+    }
+  });
+
+  it("?top=N in the text format too", async () => {
+    const text = await (await fetch(`${base}/debug/memory?tier=deep&top=3`)).text();
+    const lines = text.split("\n");
+    const at = lines.indexOf("top 3 mappings by RSS");
+    expect(at, text).toBeGreaterThan(0);
+    expect(lines.slice(at + 1, at + 4).every((l) => /^ {2}\S+ [r-][w-][x-][ps] +size /.test(l))).toBe(true);
+    expect(text).not.toMatch(/0x[0-9a-f]{6,}|\/usr\//);
   });
 
   it("HTML with ?format=html, self-contained, with a CSP that allows its own origin only", async () => {
@@ -94,13 +147,13 @@ describe("formats", () => {
 
   it("bad options get a 400 with a one-line reason", async () => {
     const cases: Array<[string, RegExp]> = [
-      ["format=xml", /^heapstate: format must be one of text, json, prometheus, html, received "xml"\n$/],
+      ["format=xml", /^heapstate: format must be one of text, json, prometheus, openmetrics, html, received "xml"\n$/],
       ["tier=full", /^heapstate: tier must be fast, standard or deep, received "full"\n$/],
       ["top=0", /^heapstate: top must be a whole number from 1 to 1000, received "0"\n$/],
       ["top=-3", /top must be a whole number/],
       ["top=3&tier=fast", /^heapstate: top needs the deep tier\n$/],
       ["history=yes", /history must be 0 or 1/],
-      ["frob=1", /^heapstate: unknown query parameter "frob" \(known: format, tier, top, history\)\n$/],
+      ["tier=deep&tier=fast", /^heapstate: tier is given more than once\n$/],
     ];
     for (const [q, reason] of cases) {
       const r = await fetch(`${base}/debug/memory?${q}`);

@@ -1,56 +1,117 @@
 /** The exported metrics: Prometheus text (with and without prom-client), OpenTelemetry, memoryField, the sampler. */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { AggregationTemporality, MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
+import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
+import { AggregationTemporality, DataPointType, MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import client from "prom-client";
 import { describe, expect, it, vi } from "vitest";
 import { FINDING_IDS } from "../../lib/findings";
-import { collect, memoryField, startSampler } from "../../lib/index";
+import { collect, memoryField, snapshot, startSampler } from "../../lib/index";
 import { registerOtel } from "../../lib/otel";
 import { prometheusText, registerPrometheus } from "../../lib/prometheus";
 import { childEnv, dist, inBeforeAll, root } from "../helpers";
-import { type ParsedFamily, parseExposition } from "../prometheus-parser";
+import { type Family, promtoolCheck, pythonParse } from "../oracles";
 
-function family(fs: ParsedFamily[], name: string): ParsedFamily {
+function family(fs: Family[], name: string): Family {
   const f = fs.find((x) => x.name === name);
-  expect(f, name).toBeDefined();
-  return f as ParsedFamily;
+  expect(f, `${name} in ${fs.map((x) => x.name).join(", ")}`).toBeDefined();
+  return f as Family;
 }
 
-function expectPartsAddUp(fs: ParsedFamily[]) {
-  const rss = family(fs, "heapstate_rss_bytes").samples[0]?.value as number;
-  const parts = family(fs, "heapstate_rss_breakdown_bytes").samples;
+function expectPartsAddUp(fs: Family[]) {
+  const rss = family(fs, "heapstate_memory_rss_bytes").samples[0]?.value as number;
+  const parts = family(fs, "heapstate_memory_breakdown_bytes").samples;
   expect(rss).toBeGreaterThan(0);
-  expect(parts.map((p) => p.labels.part)).toContain("unattributed");
+  expect(parts.map((p) => p.labels.heapstate_memory_type)).toContain("unattributed");
   expect(parts.reduce((sum, p) => sum + p.value, 0)).toBe(rss);
 }
 
 describe("prometheusText", () => {
   const text = inBeforeAll(() => prometheusText(collect()));
-  const fs = () => parseExposition(text());
+  const fs = () => pythonParse(text());
 
-  it("passes a strict exposition parser; every family has HELP, and TYPE gauge (counter for the totals)", () => {
-    expect(fs().length).toBeGreaterThanOrEqual(10);
+  it("promtool finds nothing to say, and Python's prometheus_client parses it", () => {
+    expect(promtoolCheck(text())).toEqual({ status: 0, problems: "" });
+    expect(fs().length).toBeGreaterThanOrEqual(15);
     for (const f of fs()) {
       expect(f.help, f.name).toBeTruthy();
-      expect(f.type, f.name).toBe(f.name.endsWith("_total") ? "counter" : "gauge");
       expect(f.name.startsWith("heapstate_")).toBe(true);
     }
+    // The oracles can fail: a counter without _total and a repeated series are refused.
+    expect(promtoolCheck("# HELP a_bytes b\n# TYPE a_bytes counter\na_bytes 1\n").status).not.toBe(0);
+    expect(() => pythonParse('# HELP a b\n# TYPE a gauge\na{x="1} 2\n')).toThrow(/refused/);
+  });
+
+  it("counters are counters: the OOM kills, and the auto-trim's totals", () => {
+    expect(family(fs(), "heapstate_cgroup_oom_kills").type).toBe("counter");
+    expect(text()).toMatch(/^# TYPE heapstate_cgroup_oom_kills_total counter$/m);
+    for (const f of fs())
+      if (f.type === "counter") expect(f.samples.every((x) => x.name.endsWith("_total"))).toBe(true);
   });
 
   it("the breakdown parts add up to the RSS gauge of the same reading", () => expectPartsAddUp(fs()));
 
-  it("labels the allocator gauges and keeps one finding series per id", () => {
+  it("the children of a part add up to it", () => {
+    const parts = family(fs(), "heapstate_memory_breakdown_bytes").samples;
+    const children = family(fs(), "heapstate_memory_breakdown_children_bytes").samples;
+    const inUse = parts.find((p) => p.labels.heapstate_memory_type === "native_in_use")?.value;
+    const under = children.filter((c) => c.labels.heapstate_memory_parent === "native_in_use");
+    expect(under.map((c) => c.labels.heapstate_memory_type)).toContain("native_unclassified");
+    expect(under.reduce((sum, c) => sum + c.value, 0)).toBe(inUse);
+  });
+
+  it("labels in one style: the allocator's, and one finding series per id, in snake_case", () => {
     expect(family(fs(), "heapstate_allocator_allocated_bytes").samples[0]?.labels).toEqual({
-      allocator: "glibc",
-      serves_malloc: "true",
+      heapstate_allocator_name: "glibc",
+      heapstate_allocator_serves_malloc: "true",
     });
-    expect(
-      family(fs(), "heapstate_finding")
-        .samples.map((s) => s.labels.id)
-        .sort(),
-    ).toEqual([...FINDING_IDS].sort());
+    const ids = family(fs(), "heapstate_finding").samples.map((s) => s.labels.heapstate_finding_id);
+    expect(ids.sort()).toEqual(FINDING_IDS.map((id) => id.replace(/-/g, "_")).sort());
+    for (const f of fs()) {
+      for (const s of f.samples) {
+        for (const [k, v] of Object.entries(s.labels)) {
+          expect(k).toMatch(/^heapstate_[a-z0-9_]+$/);
+          if (/_(type|parent|state|id|reason)$/.test(k)) expect(v, k).toMatch(/^[a-z0-9_]+$/);
+        }
+      }
+    }
+  });
+
+  it("page states never overlap: no top_releasable, no jemalloc active or retained among them", () => {
+    const states = family(fs(), "heapstate_allocator_pages_bytes").samples.map(
+      (s) => s.labels.heapstate_allocator_page_state,
+    );
+    expect(states.length).toBeGreaterThan(0);
+    for (const s of states) expect(["dirty", "muzzy", "released", "cached", "free"]).toContain(s);
+    // glibc: dirty and released where they were measured, else free; never both.
+    expect(states.includes("free") && states.includes("dirty")).toBe(false);
+  });
+
+  it("V8's external and ArrayBuffer bytes are exported", () => {
+    expect(family(fs(), "heapstate_v8_external_bytes").samples[0]?.value).toBeGreaterThan(0);
+    expect(family(fs(), "heapstate_v8_array_buffers_bytes").samples[0]?.value).toBeGreaterThanOrEqual(0);
+  });
+
+  it("OpenMetrics 1.0: Python's OpenMetrics parser takes it (# EOF, counters' families, units)", () => {
+    const om = prometheusText(collect(), { format: "openmetrics" });
+    expect(om.endsWith("# EOF\n")).toBe(true);
+    const parsed = pythonParse(om, "openmetrics");
+    expect(family(parsed, "heapstate_memory_rss_bytes").unit).toBe("bytes");
+    expect(family(parsed, "heapstate_autotrim_trims").type).toBe("counter");
+    expect(() => pythonParse(om.replace("# EOF\n", ""), "openmetrics")).toThrow(/refused/);
+  });
+
+  it("static labels are added to every sample; bad ones are INVALID_OPTION", () => {
+    const labelled = pythonParse(prometheusText(collect(), { labels: { service: "api" } }));
+    for (const f of labelled) for (const s of f.samples) expect(s.labels.service).toBe("api");
+    for (const bad of [{ heapstate_x: "1" }, { "bad-name": "1" }, { ok: 1 }, []]) {
+      expect(() => prometheusText(collect(), { labels: bad as never })).toThrow(
+        expect.objectContaining({ code: "INVALID_OPTION" }),
+      );
+    }
   });
 
   it("every finding id findings.ts can emit is in FINDING_IDS", () => {
@@ -59,20 +120,15 @@ describe("prometheusText", () => {
     expect(emitted.length).toBeGreaterThanOrEqual(9);
     for (const id of emitted) expect(FINDING_IDS).toContain(id);
   });
-
-  it("the strict parser rejects broken text() (it can fail)", () => {
-    expect(() => parseExposition("heapstate_x 1\n")).toThrow(/without HELP\/TYPE/);
-    expect(() => parseExposition('# HELP a b\n# TYPE a gauge\na{x="1} 2\n')).toThrow();
-    expect(() => parseExposition("# HELP a b\n# TYPE a gauge\na 1\na 2\n")).toThrow(/repeated/);
-    expect(() => parseExposition("# HELP a b\n# TYPE a gauge\na one\n")).toThrow(/bad value/);
-  });
 });
 
 describe("registerPrometheus on a prom-client registry", () => {
-  it("one scrape parses strictly, adds up, and no name repeats prom-client's defaults", async () => {
+  it("one scrape passes promtool, adds up, and no name repeats prom-client's defaults", async () => {
     const registry = new client.Registry();
     registerPrometheus({ registry });
-    const fs = parseExposition(await registry.metrics());
+    const text = await registry.metrics();
+    expect(promtoolCheck(text)).toEqual({ status: 0, problems: "" });
+    const fs = pythonParse(text);
     expectPartsAddUp(fs);
     // Not measured, not printed: without a limit there is no limit sample (not 0).
     const limit = collect().cgroup?.limitBytes;
@@ -80,17 +136,31 @@ describe("registerPrometheus on a prom-client registry", () => {
       limit === undefined ? [] : [limit],
     );
     expect(fs.map((f) => f.name).sort()).toEqual(
-      parseExposition(prometheusText(collect()))
+      pythonParse(prometheusText(collect()))
         .map((f) => f.name)
         .sort(),
     );
     const defaults = new client.Registry();
     client.collectDefaultMetrics({ register: defaults });
-    // prom-client's own default output prints NaN as "Nan", which a strict parser refuses: only
-    // its names are needed here.
     const defaultNames = [...(await defaults.metrics()).matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]);
     for (const f of fs) expect(defaultNames).not.toContain(f.name);
     expect(defaultNames).toContain("process_resident_memory_bytes");
+  });
+
+  it("a cluster's AggregatorRegistry sums per-process figures and keeps one cgroup-wide figure", async () => {
+    const registry = new client.Registry();
+    const metrics = registerPrometheus({ registry });
+    const usage = metrics.find((m) => m.name === "heapstate_cgroup_usage_bytes");
+    const rss = metrics.find((m) => m.name === "heapstate_memory_rss_bytes");
+    expect(usage?.aggregator).toBe("max");
+    expect(rss?.aggregator).toBe("sum");
+    const worker = await registry.getMetricsAsJSON();
+    const merged = client.AggregatorRegistry.aggregate([worker, worker]);
+    const one = (name: string) => worker.find((m) => m.name === name)?.values[0]?.value as number;
+    const both = async (name: string) =>
+      (await merged.getMetricsAsJSON()).find((m) => m.name === name)?.values[0]?.value as number;
+    if (collect().cgroup) expect(await both("heapstate_cgroup_usage_bytes")).toBe(one("heapstate_cgroup_usage_bytes"));
+    expect(await both("heapstate_memory_rss_bytes")).toBe(2 * one("heapstate_memory_rss_bytes"));
   });
 });
 
@@ -103,25 +173,95 @@ class TestReader extends MetricReader {
 }
 
 describe("registerOtel", () => {
-  it("an in-memory reader collects the gauges; the breakdown adds up to the RSS gauge", async () => {
+  it("instruments as the semantic conventions shape them; the breakdown adds up to the RSS", async () => {
     const reader = new TestReader();
     const provider = new MeterProvider({ readers: [reader] });
-    const unregister = registerOtel(provider.getMeter("heapstate-test"));
+    const unregister = registerOtel(provider);
     const { resourceMetrics, errors } = await reader.collect();
     expect(errors).toEqual([]);
-    const all = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics);
+    const scope = resourceMetrics.scopeMetrics.find((s) => s.scope.name === "heapstate");
+    expect(scope?.scope.version).toBe(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version);
+    const all = scope?.metrics ?? [];
     const byName = (n: string) => all.find((m) => m.descriptor.name === n);
-    const rss = byName("heapstate.memory.rss")?.dataPoints[0]?.value as number;
+    const rss = byName("heapstate.memory.rss");
+    expect(rss?.descriptor.unit).toBe("By");
+    // Amounts that add up: up-down counters (a non-monotonic sum), as process.memory.usage; counts
+    // that only grow: counters (a monotonic sum); 0/1 and costs: gauges.
+    const kind = (n: string) => {
+      const m = byName(n) as { dataPointType?: DataPointType; isMonotonic?: boolean } | undefined;
+      return m === undefined
+        ? "absent"
+        : m.dataPointType === DataPointType.GAUGE
+          ? "gauge"
+          : m.isMonotonic
+            ? "counter"
+            : "updowncounter";
+    };
+    expect(kind("heapstate.memory.rss")).toBe("updowncounter");
+    expect(kind("heapstate.memory.breakdown")).toBe("updowncounter");
+    expect(kind("heapstate.finding")).toBe("gauge");
+    expect(kind("heapstate.snapshot.cost")).toBe("gauge");
+    expect(byName("heapstate.finding")?.descriptor.unit).toBe("{finding}");
     const parts = byName("heapstate.memory.breakdown")?.dataPoints ?? [];
-    expect(byName("heapstate.memory.rss")?.descriptor.unit).toBe("By");
-    expect(rss).toBeGreaterThan(0);
-    expect(parts.map((p) => p.attributes["heapstate.part"])).toContain("v8-heap");
-    expect(parts.reduce((sum, p) => sum + (p.value as number), 0)).toBe(rss);
+    expect(parts.map((p) => p.attributes["heapstate.memory.type"])).toContain("v8_heap");
+    expect(parts.reduce((sum, p) => sum + (p.value as number), 0)).toBe(rss?.dataPoints[0]?.value);
     const allocated = byName("heapstate.allocator.allocated")?.dataPoints[0];
-    expect(allocated?.attributes).toEqual({ "heapstate.allocator": "glibc", "heapstate.serves_malloc": "true" });
-    expect(allocated?.value).toBeGreaterThan(0);
+    expect(allocated?.attributes).toEqual({
+      "heapstate.allocator.name": "glibc",
+      "heapstate.allocator.serves_malloc": true,
+    });
     unregister();
     await provider.shutdown();
+  });
+
+  it("through the OpenTelemetry Prometheus exporter, the names and labels are the native Prometheus ones", async () => {
+    const exporter = new PrometheusExporter({
+      preventServerStart: true,
+      withoutScopeInfo: true,
+      withoutTargetInfo: true,
+    });
+    const provider = new MeterProvider({ readers: [exporter] });
+    const unregister = registerOtel(provider);
+    const server = createServer((req, res) => exporter.getMetricsRequestHandler(req, res));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const text = await (await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`)).text();
+      // The exporter writes the unit on a # UNIT line and leaves the suffix to the reader; the
+      // standard translation appends it (By → _bytes, s → _seconds, before a counter's _total).
+      const exported = new Map<string, Set<string>>();
+      const units = new Map([...text.matchAll(/^# UNIT (\S+) (\S+)$/gm)].map((m) => [m[1] as string, m[2] as string]));
+      for (const m of text.matchAll(/^([a-zA-Z_:][\w:]*)(?:\{([^}]*)\})? /gm)) {
+        const raw = m[1] as string;
+        const unit = units.get(raw);
+        const suffix = unit === "By" ? "_bytes" : unit === "s" ? "_seconds" : "";
+        const name = raw.endsWith("_total") ? `${raw.slice(0, -6)}${suffix}_total` : `${raw}${suffix}`;
+        const labels = exported.get(name) ?? new Set<string>();
+        for (const l of (m[2] ?? "").matchAll(/(\w+)="/g)) labels.add(l[1] as string);
+        exported.set(name, labels);
+      }
+      const native = new Map<string, Set<string>>();
+      // The same kind of reading as the exporter's (snapshot(), the fast tier).
+      for (const f of pythonParse(prometheusText(snapshot({ maxAgeMs: 1000 })))) {
+        for (const sample of f.samples) {
+          const labels = native.get(sample.name) ?? new Set<string>();
+          for (const l of Object.keys(sample.labels)) labels.add(l);
+          native.set(sample.name, labels);
+        }
+      }
+      expect([...exported.keys()].sort()).toEqual([...native.keys()].sort());
+      for (const [name, labels] of native)
+        expect([...(exported.get(name) ?? [])].sort(), name).toEqual([...labels].sort());
+    } finally {
+      server.close();
+      unregister();
+      await provider.shutdown();
+    }
+  });
+
+  it("without a provider it uses the global one; a bad one is INVALID_OPTION", () => {
+    const stop = registerOtel();
+    stop();
+    expect(() => registerOtel(42)).toThrow(expect.objectContaining({ code: "INVALID_OPTION" }));
   });
 });
 
