@@ -2,7 +2,7 @@
  * heapstate/prometheus: the metrics of lib/metrics.ts in the Prometheus exposition format, as
  * text (no dependency) or registered on a prom-client registry (prom-client is an optional peer).
  * Each scrape reads one snapshot (snapshot({ maxAgeMs }), fast tier), so every family describes
- * the same moment and the breakdown parts add up to heapstate_rss_bytes.
+ * the same moment and the breakdown parts add up to heapstate_memory_rss_bytes.
  */
 import { assertSnapshot } from "./errors";
 import { type Aggregator, METRICS, type MetricSpec, metricFamilies, prometheusLabels, prometheusName } from "./metrics";

@@ -18,23 +18,28 @@ const r = spawnSync(process.execPath, [tsc, "-p", join(root, "tsconfig.json")], 
 if (r.status !== 0) process.exit(r.status ?? 1);
 
 // [entry without extension, the export that is also the default (or none)]
+// "*": the namespace is the default export (`import heapstate from "heapstate"`).
 const entries = [
-  ["index", undefined],
+  ["index", "*"],
   ["sidecar", undefined],
   ["prometheus", undefined],
   ["otel", undefined],
-  ["vitest/reporter", "HeapstateReporter"],
+  ["vitest/index", "HeapstateReporter"],
 ];
 for (const [entry, defaultName] of entries) {
   const base = entry.split("/").pop();
   const names = Object.keys(require(join(dist, `${entry}.js`))).filter((n) => n !== "__esModule" && n !== "default");
-  let text = `import cjs from "./${base}.js";\nexport const { ${names.join(", ")} } = cjs;\n`;
-  if (defaultName) text += `export default cjs.${defaultName};\n`;
+  // Node's require, not an ESM import of CommonJS: a bundler's or Vitest's module runner that
+  // transforms a linked package's files as source would otherwise meet `exports` it cannot run.
+  let text = `import { createRequire } from "node:module";\nconst cjs = createRequire(import.meta.url)("./${base}.js");\nexport const { ${names.join(", ")} } = cjs;\n`;
+  if (defaultName === "*") text += "export default cjs;\n";
+  else if (defaultName) text += `export default cjs.${defaultName};\n`;
   writeFileSync(join(dist, `${entry}.mjs`), text);
-  writeFileSync(
-    join(dist, `${entry}.d.mts`),
-    `export * from "./${base}.js";\n${defaultName ? `export { ${defaultName} as default } from "./${base}.js";\n` : ""}`,
-  );
+  const types =
+    defaultName === "*"
+      ? `export * from "./${base}.js";\nimport * as ns from "./${base}.js";\nexport default ns;\n`
+      : `export * from "./${base}.js";\n${defaultName ? `export { ${defaultName} as default } from "./${base}.js";\n` : ""}`;
+  writeFileSync(join(dist, `${entry}.d.mts`), types);
 }
 
 // heapstate/vitest-setup is an ES module that Vitest imports; `require` of it gets a CommonJS

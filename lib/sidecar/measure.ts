@@ -34,6 +34,8 @@ export function keyFigures(s: Snapshot): KeyFigures {
 }
 
 let gcFunction: (() => void) | undefined;
+/** How the collections were had: `exposed` (--expose-gc, as the Vitest plugin sets it) or `flag` (set at run time). */
+export let gcVia: "exposed" | "flag" | undefined;
 
 /**
  * A full garbage collection, so Buffers a file dropped are freed before its end reading and do
@@ -44,9 +46,11 @@ export function fullGc(): void {
     const g = (globalThis as { gc?: () => void }).gc;
     if (typeof g === "function") {
       gcFunction = g;
+      gcVia = "exposed";
     } else {
       setFlagsFromString("--expose-gc");
       gcFunction = runInNewContext("gc") as () => void;
+      gcVia = "flag";
     }
   }
   gcFunction();
@@ -134,6 +138,7 @@ export function stop(m: Measurement): FileRecord {
     growth,
     topGrowers: diff(m.snapshot, end).topGrowers,
   };
+  if (m.gc && gcVia) record.gcVia = gcVia;
   if (end.peak) {
     record.peakRssBytes = end.peak.rssBytes;
     record.peakSince = end.peak.since;

@@ -38,6 +38,8 @@ export interface FileRecord {
   peakRssBytes?: number;
   /** When the peak's window began: the file's start, or the process's start when VmHWM could not be reset. */
   peakSince?: string;
+  /** How the full collections were had: `exposed` (--expose-gc in the worker's execArgv) or `flag` (set at run time). */
+  gcVia?: "exposed" | "flag";
   /** The largest increases between start and end (byte figures of the two snapshots). */
   topGrowers: FieldChange[];
   /** own-process: nothing else ran in this process meanwhile, the growth is the file's. shared-process: other files ran in the same process at the same time. */

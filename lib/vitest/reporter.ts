@@ -37,7 +37,11 @@ interface ModuleLike {
 interface VitestLike {
   version?: string;
   config?: { root?: string; pool?: string };
+  logger?: { log(...args: unknown[]): void; warn(...args: unknown[]): void };
 }
+
+/** Pools that run several test files in one process at once: a file's growth may be another's. */
+const SHARED_POOLS = new Set(["threads", "vmThreads"]);
 
 const optionKeys = ["outputFile", "budgets", "baseline", "top", "print", "write"] as const;
 const budgetKeys = ["nativeHeapBytes", "rssBytes", "v8HeapBytes"] as const;
@@ -52,6 +56,7 @@ export class HeapstateReporter {
   };
   private readonly budgets?: Budgets;
   private root = process.cwd();
+  private logger: VitestLike["logger"];
   private runner: SidecarRun["runner"] = { name: "vitest" };
   /** The last run, for programmatic use and tests. */
   lastRun?: SidecarRun;
@@ -81,6 +86,13 @@ export class HeapstateReporter {
 
   onInit(vitest: VitestLike): void {
     this.root = vitest.config?.root ?? process.cwd();
+    this.logger = vitest.logger;
+    const pool = vitest.config?.pool;
+    if (pool && SHARED_POOLS.has(pool) && this.budgets) {
+      this.warn(
+        `heapstate: the ${pool} pool runs several test files in one process at once, so a file's growth may be another's: budgets are reported there but not enforced (pool: "forks" gives each file its own process)`,
+      );
+    }
     this.runner = {
       name: "vitest",
       ...(vitest.version ? { version: vitest.version } : {}),
@@ -126,10 +138,19 @@ export class HeapstateReporter {
     this.lastRun = run;
     this.lastPath = path;
     if (this.options.print !== false) {
-      const out = this.options.write ?? ((t: string) => process.stdout.write(t));
-      out(`\n${formatSummary(run, { top: this.options.top, path: relative(process.cwd(), path) || path })}\n`);
+      const text = formatSummary(run, { top: this.options.top, path: relative(process.cwd(), path) || path });
+      // Through Vitest's logger, as its own reporters print, unless told where.
+      if (this.options.write) this.options.write(`\n${text}\n`);
+      else if (this.logger) this.logger.log(`\n${text}`);
+      else process.stdout.write(`\n${text}\n`);
     }
     if (run.violations.some((v) => v.enforced)) process.exitCode = 1;
+  }
+
+  private warn(text: string): void {
+    if (this.options.write) this.options.write(`${text}\n`);
+    else if (this.logger) this.logger.warn(text);
+    else process.stderr.write(`${text}\n`);
   }
 }
 

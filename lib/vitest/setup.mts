@@ -4,11 +4,19 @@
  * on the file's task meta, where the heapstate/vitest reporter collects it in the main process.
  *
  * Environment: HEAPSTATE_VITEST_TIER (fast | standard | deep, default standard),
- * HEAPSTATE_VITEST_GC=0 to skip the collections.
+ * HEAPSTATE_VITEST_GC=0 to skip the collections. The full collections use `gc()` where the pool
+ * exposes it (the heapstate() plugin adds --expose-gc to the forks pool's execArgv), else they
+ * obtain it at run time.
  */
+import { createRequire } from "node:module";
 import { afterAll, beforeAll } from "vitest";
-import sidecar from "../sidecar.js";
+import type * as Sidecar from "../sidecar.js";
 import type { Tier } from "../types.js";
+
+// Node's own require, not Vitest's module runner: where heapstate is linked (npm link, a
+// workspace), its files lie outside node_modules and the runner would transform this CommonJS
+// module as source, which it is not.
+const sidecar = createRequire(import.meta.url)("../sidecar.js") as typeof Sidecar;
 
 type Meta = Record<string, unknown>;
 interface TaskLike {

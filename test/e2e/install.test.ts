@@ -225,7 +225,7 @@ describe("npm install <tarball> --ignore-scripts, with no compiler on PATH", () 
         sameCollect: h.collect === require("heapstate").collect,
         reporter: Reporter.name,
         sameReporter: Reporter === require("heapstate/vitest").default,
-        prometheusSample: /^heapstate_rss_bytes \\d+$/m.test(text),
+        prometheusSample: /^heapstate_memory_rss_bytes \\d+$/m.test(text),
         otel: typeof registerOtel === "function" && registerOtel === require("heapstate/otel").registerOtel,
         sidecar: typeof sidecar.start === "function" && sidecar.start === require("heapstate/sidecar").start,
         setupResolves: import.meta.resolve("heapstate/vitest-setup").endsWith("/dist/vitest/setup.mjs"),

@@ -4,7 +4,7 @@
  * from test/compat/vitest3's lock file), in forks and threads pools.
  */
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -18,26 +18,37 @@ afterAll(() => {
 });
 
 /** A temporary project: the fixture files, heapstate as a consumer installs it, and one Vitest. */
-function project(vitestDir: string): string {
+function project(vitestDir: string, linked = false): string {
   expect(existsSync(join(vitestDir, "vitest.mjs")), `${vitestDir} (npm test installs it)`).toBe(true);
   const dir = mkdtempSync(join(tmpdir(), "heapstate-vitest-"));
   projects.push(dir);
   cpSync(join(fixtures, "vitest-project"), dir, { recursive: true });
   const pkg = join(dir, "node_modules", "heapstate");
-  // Laid out as npm installs it: the package's files (with the prebuilt addon) and its dependency.
-  for (const part of ["dist", "bin", "prebuilds", "package.json"])
-    cpSync(join(root, part), join(pkg, part), { recursive: true });
-  cpSync(join(root, "node_modules", "node-gyp-build"), join(dir, "node_modules", "node-gyp-build"), {
-    recursive: true,
-  });
+  if (linked) {
+    // As `npm link heapstate` or a workspace lays it out: a symbolic link to the checkout.
+    mkdirSync(join(dir, "node_modules"), { recursive: true });
+    symlinkSync(root, pkg, "dir");
+  } else {
+    // Laid out as npm installs it: the package's files (with the prebuilt addon) and its dependency.
+    for (const part of ["dist", "bin", "prebuilds", "package.json"])
+      cpSync(join(root, part), join(pkg, part), { recursive: true });
+    cpSync(join(root, "node_modules", "node-gyp-build"), join(dir, "node_modules", "node-gyp-build"), {
+      recursive: true,
+    });
+  }
   symlinkSync(vitestDir, join(dir, "node_modules", "vitest"), "dir");
   return dir;
 }
 
-function runVitest(dir: string, pool: string, options: object = {}) {
+function runVitest(dir: string, pool: string, options: object = {}, config: "two-entry" | "plugin" = "two-entry") {
   const r = spawnSync(process.execPath, [join(dir, "node_modules", "vitest", "vitest.mjs"), "run"], {
     cwd: dir,
-    env: childEnv({ HEAPSTATE_FIXTURE_POOL: pool, HEAPSTATE_REPORTER_OPTIONS: JSON.stringify(options), CI: "1" }),
+    env: childEnv({
+      HEAPSTATE_FIXTURE_POOL: pool,
+      HEAPSTATE_REPORTER_OPTIONS: JSON.stringify(options),
+      HEAPSTATE_FIXTURE_CONFIG: config,
+      CI: "1",
+    }),
     encoding: "utf8",
     timeout: 120_000,
   });
@@ -65,9 +76,14 @@ function tableOrder(out: string, title: string): string[] {
   return names;
 }
 
+const [major, minor] = process.versions.node.split(".").map(Number) as [number, number];
 const versions: Array<[string, string]> = [
   ["Vitest 4 (pinned)", join(root, "node_modules", "vitest")],
   ["Vitest 3", join(root, "test", "compat", "vitest3", "node_modules", "vitest")],
+  // Vitest 5 needs Node 22.12 or later: the Node matrix runs it.
+  ...(major > 22 || (major === 22 && minor >= 12)
+    ? [["Vitest 5", join(root, "test", "compat", "vitest5", "node_modules", "vitest")] as [string, string]]
+    : []),
 ];
 
 describe.each(versions)("%s", (_label, vitestDir) => {
@@ -156,6 +172,31 @@ describe.each(versions)("%s", (_label, vitestDir) => {
     const leak = r.sidecar?.baseline?.changes.find((c) => c.file === "leak.test.mjs");
     expect(leak?.nativeHeapGrowthBefore).toBe(byFile(forks().sidecar, "leak.test.mjs").growth.nativeHeapBytes);
     expect(r.out).toMatch(/compared with .*sidecar\.json:/);
+  });
+
+  it("one line of config (the plugin): the same records, with the collections from --expose-gc in execArgv", () => {
+    const r = runVitest(dir(), "forks", { outputFile: "plugin.json" }, "plugin");
+    expect(r.code, r.out).toBe(0);
+    expect(r.sidecar?.files).toHaveLength(3);
+    expect(r.sidecar?.unmeasured).toEqual([]);
+    for (const f of r.sidecar?.files ?? []) expect(f.gcVia, f.file).toBe("exposed");
+    expect(byFile(r.sidecar, "leak.test.mjs").growth.nativeHeapBytes as number).toBeGreaterThanOrEqual(85 * MiB);
+    // The two-entry form has no --expose-gc: it sets the flag at run time.
+    for (const f of forks().sidecar?.files ?? []) expect(f.gcVia, f.file).toBe("flag");
+  });
+
+  it("linked (npm link, a workspace): both forms load the reporter and the setup file", () => {
+    const linked = project(vitestDir, true);
+    for (const config of ["two-entry", "plugin"] as const) {
+      const r = runVitest(linked, "forks", {}, config);
+      expect(r.code, `${config}: ${r.out}`).toBe(0);
+      expect(r.sidecar?.files, config).toHaveLength(3);
+    }
+  });
+
+  it("a threads pool with budgets: warned at the start of the run that they are not enforced", () => {
+    const r = runVitest(dir(), "threads", { budgets: { nativeHeapBytes: "50MiB" }, outputFile: "warn.json" }, "plugin");
+    expect(r.out).toMatch(/heapstate: the threads pool runs several test files in one process at once/);
   });
 });
 

@@ -10,6 +10,7 @@ import client from "prom-client";
 import { describe, expect, it, vi } from "vitest";
 import { FINDING_IDS } from "../../lib/findings";
 import { collect, memoryField, snapshot, startSampler } from "../../lib/index";
+import { METRICS, prometheusName } from "../../lib/metrics";
 import { registerOtel } from "../../lib/otel";
 import { prometheusText, registerPrometheus } from "../../lib/prometheus";
 import { childEnv, dist, inBeforeAll, root } from "../helpers";
@@ -112,6 +113,18 @@ describe("prometheusText", () => {
         expect.objectContaining({ code: "INVALID_OPTION" }),
       );
     }
+  });
+
+  it("docs/production.md lists every family by its Prometheus name", () => {
+    const doc = readFileSync(join(root, "docs", "production.md"), "utf8");
+    // `a_{b,c}_d` in a table cell stands for a_b_d and a_c_d.
+    const expanded = doc.replace(/(\w*)\{([\w,]+)\}(\w*)/g, (_, pre: string, list: string, post: string) =>
+      list
+        .split(",")
+        .map((x) => `${pre}${x}${post}`)
+        .join(" "),
+    );
+    for (const spec of METRICS) expect(expanded, prometheusName(spec)).toContain(prometheusName(spec));
   });
 
   it("every finding id findings.ts can emit is in FINDING_IDS", () => {
