@@ -5,7 +5,19 @@ import type { SnapshotDiff } from "./diff";
 import { assertSnapshot, HeapstateError } from "./errors";
 import type { TopMapping } from "./regions";
 import type { AllocatorState, PageStates, Snapshot } from "./types";
-import { append, formatBytes, rows } from "./units";
+import { append, formatBytes, rows, wrap } from "./units";
+import * as is from "./validate";
+
+export interface FormatOptions {
+  /** Wrap lines at this many columns (default 100; 0 for no wrapping), continuations indented under their first. */
+  width?: number;
+}
+
+function widthOption(where: string, options: unknown): number {
+  const o = is.optionsObject(where, options, ["width"]);
+  return is.integer(where, "width", o.width, 100, 0, 10_000);
+}
+
 import { servingAllocator } from "./views";
 
 const pageLabels: Array<[keyof PageStates, string]> = [
@@ -58,8 +70,9 @@ function percent(part: number, whole: number): string {
  * @example
  * console.log(formatHuman(collect()));
  */
-export function formatHuman(s: Snapshot): string {
+export function formatHuman(s: Snapshot, options?: FormatOptions): string {
   assertSnapshot(s, "formatHuman(snapshot)");
+  const width = widthOption("formatHuman(snapshot, options)", options);
   const lines = [`heapstate  pid ${s.pid}  ${s.time}  tier ${s.tier}  (${s.costMicros} µs)`];
   const p = s.process;
   const top: Array<[string, string]> = [];
@@ -168,7 +181,7 @@ export function formatHuman(s: Snapshot): string {
 
   for (const f of s.findings ?? []) lines.push(`${f.severity === "warn" ? "WARN" : "info"} [${f.id}] ${f.message}`);
   for (const w of s.warnings) lines.push(`warning [${w.code}] ${w.source}: ${w.message}`);
-  return lines.join("\n");
+  return wrap(lines.join("\n"), width);
 }
 
 function signed(n: number): string {
@@ -179,7 +192,8 @@ function signed(n: number): string {
  * A diff as aligned text: what differs in who was read, then what changed, the figures measured on
  * one side only (listed, never as a change against an unknown value), then the top growers.
  */
-export function formatDiff(d: SnapshotDiff): string {
+export function formatDiff(d: SnapshotDiff, options?: FormatOptions): string {
+  const width = widthOption("formatDiff(diff, options)", options);
   if (d === null || typeof d !== "object" || !Array.isArray(d.changes) || !Array.isArray(d.topGrowers)) {
     throw new HeapstateError("INVALID_SNAPSHOT", "formatDiff(diff): expected the result of diff(before, after)");
   }
@@ -242,7 +256,7 @@ export function formatDiff(d: SnapshotDiff): string {
       ),
     );
   }
-  return lines.join("\n");
+  return wrap(lines.join("\n"), width);
 }
 
 /** The largest mappings by RSS, one a line (the CLI's --top and /debug/memory?top=N in text). */

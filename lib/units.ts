@@ -25,3 +25,60 @@ export function rows(pairs: Array<[string, string]>, indent: string): string[] {
 export function append(lines: string[], more: readonly string[]): void {
   for (const l of more) lines.push(l);
 }
+
+const UNIT = /^(B|KiB|MiB|GiB|TiB|PiB|µs|ms|s|%)[,;:)]*$/;
+
+/** A number and its unit stay on one line: "16.3 MiB" is one word to wrap. */
+function keepUnits(words: string[]): string[] {
+  const out: string[] = [];
+  for (const w of words) {
+    const last = out.length - 1;
+    if (last >= 0 && UNIT.test(w) && /\d$/.test(out[last] as string)) out[last] = `${out[last]} ${w}`;
+    else out.push(w);
+  }
+  return out;
+}
+
+/**
+ * Long lines wrapped at spaces to `width` columns (0: not wrapped), each continuation indented
+ * under its first line (its indent and four more). A word longer than a line (a path) is cut.
+ */
+export function wrap(text: string, width: number): string {
+  if (!(width > 0)) return text;
+  const out: string[] = [];
+  for (const line of text.split("\n")) {
+    if (line.length <= width) {
+      out.push(line);
+      continue;
+    }
+    const lead = /^ */.exec(line)?.[0].length ?? 0;
+    const hang = " ".repeat(Math.min(lead + 4, Math.floor(width / 2)));
+    let current = line.slice(0, lead);
+    const blank = () => current.trim() === "";
+    for (let word of keepUnits(line.slice(lead).split(" "))) {
+      const sep = blank() ? "" : " ";
+      if (current.length + sep.length + word.length <= width) {
+        current += sep + word;
+        continue;
+      }
+      if (!blank()) {
+        out.push(current);
+        current = hang;
+      }
+      // A word longer than a whole line (a path, a URL) is cut where the line ends.
+      while (current.length + word.length > width) {
+        const room = width - current.length;
+        if (room <= 0) {
+          current = hang;
+          continue;
+        }
+        out.push(current + word.slice(0, room));
+        current = hang;
+        word = word.slice(room);
+      }
+      current += word;
+    }
+    out.push(current);
+  }
+  return out.join("\n");
+}

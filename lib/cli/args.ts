@@ -31,7 +31,9 @@ Options:
   --watch [SECONDS]  read again every SECONDS (default 2) and show changes since the start;
                      redraws in place on a terminal, appends lines otherwise; Ctrl-C stops
   --count N          with --watch: stop after N readings
-  --no-color         no colour (also NO_COLOR=1; colour is only ever used on a terminal)
+  --width N          wrap lines at N columns (default: the terminal's width, else 100; 0: never)
+  --no-color         no colour (also NO_COLOR, NODE_DISABLE_COLORS, TERM=dumb; FORCE_COLOR
+                     colours a pipe too: as Node decides)
   -h, --help         this text
   -v, --version      heapstate's version
 
@@ -43,6 +45,7 @@ figure before → after with its change, then the top growers.
 
 Options:
   --json      the structured diff as JSON
+  --width N   wrap lines at N columns (default: the terminal's width, else 100; 0: never)
   -h, --help  this text
 
 Exit codes: 0 ok, 1 a file could not be read or is not a snapshot, 2 bad usage.`,

@@ -6,12 +6,19 @@ import { parseSnapshot } from "../parse";
 import { readBounded } from "../read-file";
 import type { Snapshot } from "../types";
 import { parseFlags } from "./args";
-import { type CliIo, EXIT, usageError } from "./io";
+import { type CliIo, EXIT, usageError, widthFlag } from "./io";
 
 export function diffCommand(args: string[], io: CliIo): number {
-  const parsed = parseFlags(args, { "--json": "flag" });
+  const parsed = parseFlags(args, { "--json": "flag", "--width": "value" });
   if (typeof parsed === "string") return usageError(io, "diff", parsed);
   const { flags, rest } = parsed;
+  const width = widthFlag(flags.get("--width"), io);
+  if (width === undefined)
+    return usageError(
+      io,
+      "diff",
+      `--width takes a whole number of columns from 0 to 10000, received ${JSON.stringify(flags.get("--width"))}`,
+    );
   if (rest.length !== 2) return usageError(io, "diff", `needs two files, received ${rest.length}`);
   const [a, b] = rest.map((file) => {
     let text: string;
@@ -31,6 +38,6 @@ export function diffCommand(args: string[], io: CliIo): number {
     }
   }) as [Snapshot, Snapshot];
   const d = diff(a, b);
-  io.out(flags.has("--json") ? JSON.stringify(d, null, 2) : formatDiff(d));
+  io.out(flags.has("--json") ? JSON.stringify(d, null, 2) : formatDiff(d, { width }));
   return EXIT.ok;
 }

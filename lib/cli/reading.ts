@@ -10,6 +10,8 @@ export interface ShowOptions {
   addresses: boolean;
   json: boolean;
   paint: Paint;
+  /** Where text is wrapped. */
+  width: number;
 }
 
 export function read(o: ShowOptions): Snapshot {

@@ -10,11 +10,11 @@ import {
 } from "../host";
 import { type TopMapping, topMappings } from "../regions";
 import type { Snapshot, Tier } from "../types";
-import { append, formatBytes, rows } from "../units";
+import { append, formatBytes, rows, wrap } from "../units";
 import { decimal, MAX_PID } from "../validate";
 import { servingAllocator } from "../views";
 import { parseFlags, positiveInt, type Spec, version, WATCH_MAX_S, WATCH_MIN_S } from "./args";
-import { type CliIo, EXIT, painter, usageError } from "./io";
+import { type CliIo, EXIT, painter, usageError, widthFlag } from "./io";
 import { read, type ShowOptions } from "./reading";
 import { watch } from "./watch";
 
@@ -35,6 +35,7 @@ const showHostSpec: Spec = {
   "--watch": "optional-number",
   "--count": "value",
   "--no-color": "flag",
+  "--width": "value",
   "-v": "flag",
   "--version": "flag",
 };
@@ -82,6 +83,13 @@ export function showHost(args: string[], io: CliIo): number | Promise<number> {
       return usageError(io, "", "--deep, --top and --addresses need the deep tier");
     tier = "deep";
   }
+  const width = widthFlag(flags.get("--width"), io);
+  if (width === undefined)
+    return usageError(
+      io,
+      "",
+      `--width takes a whole number of columns from 0 to 10000, received ${JSON.stringify(flags.get("--width"))}`,
+    );
   const options: ShowOptions = {
     pid,
     tier,
@@ -89,6 +97,7 @@ export function showHost(args: string[], io: CliIo): number | Promise<number> {
     addresses,
     json: flags.has("--json"),
     paint: painter(io, flags.has("--no-color")),
+    width,
   };
   if (flags.has("--watch")) {
     const w = flags.get("--watch");
@@ -148,27 +157,31 @@ export function showText(s: Snapshot, o: ShowOptions): string {
         ? "none"
         : `${formatBytes(h.swapTotalBytes)}, ${formatBytes(h.swapFreeBytes)} free`;
   const cg = s.cgroup;
+  // Wrapped before any colour is added: the escape sequences would count as columns.
+  const wrapped = (text: string[]) => wrap(text.join("\n"), o.width).split("\n");
   append(
     lines,
-    rows(
-      [
-        ["kernel", h.kernel],
-        ["cpus", String(h.cpus)],
-        ["memory", mem],
-        ["swap", swap],
-        ["transparent huge pages", h.transparentHugePages ?? "(unknown)"],
-        ["overcommit", h.overcommit ?? "(unknown)"],
+    wrapped(
+      rows(
         [
-          "cgroup",
-          cg
-            ? `v${cg.version} ${cg.path}  limit ${cg.limitBytes === undefined ? "none" : formatBytes(cg.limitBytes)}  usage ${formatBytes(cg.usageBytes)}`
-            : "(unknown)",
+          ["kernel", h.kernel],
+          ["cpus", String(h.cpus)],
+          ["memory", mem],
+          ["swap", swap],
+          ["transparent huge pages", h.transparentHugePages ?? "(unknown)"],
+          ["overcommit", h.overcommit ?? "(unknown)"],
+          [
+            "cgroup",
+            cg
+              ? `v${cg.version} ${cg.path}  limit ${cg.limitBytes === undefined ? "none" : formatBytes(cg.limitBytes)}  usage ${formatBytes(cg.usageBytes)}`
+              : "(unknown)",
+          ],
+          ["libc", h.libc ? `${h.libc.family}${h.libc.version ? ` ${h.libc.version}` : ""}` : "(unknown)"],
+          ["node / v8", `${h.node} / ${h.v8}`],
+          ["heapstate addon", describeAddon(h.addon)],
         ],
-        ["libc", h.libc ? `${h.libc.family}${h.libc.version ? ` ${h.libc.version}` : ""}` : "(unknown)"],
-        ["node / v8", `${h.node} / ${h.v8}`],
-        ["heapstate addon", describeAddon(h.addon)],
-      ],
-      "  ",
+        "  ",
+      ),
     ),
   );
 
@@ -188,12 +201,12 @@ export function showText(s: Snapshot, o: ShowOptions): string {
         ? "(unknown: the allocator lives inside that process and cannot be read from outside; heapstate does not guess from the mapped libraries)"
         : `(unknown: ${s.warnings.find((w) => w.source === "native" || w.source === "heap")?.message ?? "not measured"})`,
   ]);
-  append(lines, rows(envRows, "  "));
+  append(lines, wrapped(rows(envRows, "  ")));
 
   lines.push(bold("heap state"));
   append(
     lines,
-    formatHuman(s)
+    formatHuman(s, { width: o.width })
       .split("\n")
       .map((l) => (/^(WARN|warning) /.test(l) ? o.paint.warn(l) : l)),
   );
@@ -201,7 +214,7 @@ export function showText(s: Snapshot, o: ShowOptions): string {
   if (o.top !== undefined) {
     const [title = "", ...rest] = formatTopMappings(topMappings(s.regions, o.top, o.addresses), o.top);
     lines.push(bold(title));
-    append(lines, rest);
+    append(lines, wrapped(rest));
   }
   return lines.join("\n");
 }

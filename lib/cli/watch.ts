@@ -54,7 +54,7 @@ export function watch(o: ShowOptions, seconds: number, count: number | undefined
           `${formatBytes(v).padStart(10)}${ticks > 1 && v !== undefined ? signed(v - (base.get(k) ?? v)) : ""}`,
         ]);
         io.out(
-          `\x1b[H\x1b[2J${o.paint.bold(`heapstate --watch ${seconds}s  reading ${ticks}  (changes since ${start.time}; Ctrl-C stops)`)}\n${rows(figures, "  ").join("\n")}\n\n${formatHuman(s)}`,
+          `\x1b[H\x1b[2J${o.paint.bold(`heapstate --watch ${seconds}s  reading ${ticks}  (changes since ${start.time}; Ctrl-C stops)`)}\n${rows(figures, "  ").join("\n")}\n\n${formatHuman(s, { width: o.width })}`,
         );
       } else {
         const parts = watchFigures(s).map(([k, v]) => {

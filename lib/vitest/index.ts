@@ -3,5 +3,4 @@
  * and the heapstate() plugin that sets everything up in one line.
  */
 export { type HeapstatePluginOptions, heapstate } from "./plugin";
-export { HeapstateReporter, type HeapstateReporterOptions } from "./reporter";
-export { HeapstateReporter as default } from "./reporter";
+export { HeapstateReporter, HeapstateReporter as default, type HeapstateReporterOptions } from "./reporter";

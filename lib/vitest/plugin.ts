@@ -43,16 +43,11 @@ const FORKS = new Set(["forks", "vmForks"]);
 
 export function heapstate(options?: HeapstatePluginOptions): { name: string; configureVitest(context: Context): void } {
   const where = "heapstate() Vitest plugin options";
-  const { tier: tierOption, gc: gcOption, ...reporterOptions } = is.optionsObject(where, options, [
-    "tier",
-    "gc",
-    "outputFile",
-    "budgets",
-    "baseline",
-    "top",
-    "print",
-    "write",
-  ]);
+  const {
+    tier: tierOption,
+    gc: gcOption,
+    ...reporterOptions
+  } = is.optionsObject(where, options, ["tier", "gc", "outputFile", "budgets", "baseline", "top", "print", "write"]);
   const tier = is.oneOf(where, "tier", tierOption, "standard", TIERS);
   const gc = is.bool(where, "gc", gcOption, true);
   // Checked now: a misspelt option fails the config, not the run's end.
@@ -75,8 +70,9 @@ export function heapstate(options?: HeapstatePluginOptions): { name: string; con
         } else {
           // Vitest 3: per pool.
           vitest.config.poolOptions ??= {};
-          const p = (vitest.config.poolOptions[pool] ??= {});
+          const p = vitest.config.poolOptions[pool] ?? {};
           p.execArgv = [...(p.execArgv ?? []).filter((a) => a !== "--expose-gc"), "--expose-gc"];
+          vitest.config.poolOptions[pool] = p;
         }
       }
     },

@@ -102,7 +102,7 @@ describe("show-host --pid", () => {
   afterAll(() => child.kill());
 
   it("of a process under an LD_PRELOAD jemalloc: shows the preload, says the allocator cannot be read, does not guess", () => {
-    const r = cli(["--pid", String(child.pid)]);
+    const r = cli(["--pid", String(child.pid), "--width", "0"]);
     expect(r.code).toBe(0);
     expect(r.out).toContain(`allocator environment (process ${child.pid})`);
     expect(r.out).toMatch(new RegExp(`^ {2}LD_PRELOAD +${requireLib("jemalloc")}$`, "m"));
@@ -142,7 +142,7 @@ describe("show-host --pid", () => {
         (n) => s.breakdown?.parts.find((p) => p.name === n)?.bytes ?? 0,
       );
       expect(named.every((b) => b > 0)).toBe(true);
-      const text = cli(["--pid", String(glibcChild.pid), "--deep"]).out;
+      const text = cli(["--pid", String(glibcChild.pid), "--deep", "--width", "0"]).out;
       expect(text).toMatch(/Loading heapstate in that process \(collect\(\), or its \/debug\/memory\) gives the rest/);
     } finally {
       glibcChild.kill();
@@ -347,9 +347,36 @@ describe("colour", () => {
       env: childEnv({ SHELL: "/bin/sh", ...env }),
     });
 
-  it("on a terminal, and never with NO_COLOR", () => {
-    expect(scriptRun({})).toContain("\x1b[1mhost\x1b[0m");
-    expect(scriptRun({ NO_COLOR: "1" })).not.toContain("\x1b[");
+  it("decided as Node decides: on a terminal, never with NO_COLOR, NODE_DISABLE_COLORS or TERM=dumb; FORCE_COLOR on a pipe", () => {
+    expect(scriptRun({ TERM: "xterm-256color" })).toContain("\x1b[1mhost\x1b[0m");
+    expect(scriptRun({ TERM: "xterm-256color", NO_COLOR: "1" })).not.toContain("\x1b[");
+    expect(scriptRun({ TERM: "xterm-256color", NODE_DISABLE_COLORS: "1" })).not.toContain("\x1b[");
+    expect(scriptRun({ TERM: "dumb" })).not.toContain("\x1b[");
+    expect(cli(["--tier", "fast"], { FORCE_COLOR: "1" }).out).toContain("\x1b[1mhost\x1b[0m");
+    expect(cli(["--tier", "fast"]).out).not.toContain("\x1b[");
+  });
+
+  it("wraps long lines at 100 columns when not on a terminal (--width N otherwise, 0 never), losing no word", () => {
+    const whole = cli(["--deep", "--width", "0"]).out;
+    // The deep reading's sources run past 100 columns: there is something to wrap.
+    expect(Math.max(...whole.split("\n").map((l) => l.length))).toBeGreaterThan(100);
+    const words = (t: string) => t.split(/\s+/).filter((w) => !/^\d|^-\d|µs\)$|^\(|Z$/.test(w));
+    for (const [args, width] of [
+      [[], 100],
+      [["--width", "60"], 60],
+    ] as const) {
+      const r = cli(["--deep", ...args]);
+      expect(r.code).toBe(0);
+      const lines = r.out.split("\n");
+      for (const l of lines) expect(l.length, l).toBeLessThanOrEqual(width);
+      expect(lines.length).toBeGreaterThan(whole.split("\n").length);
+      // The same words (figures aside: the two readings are moments apart), in the same order.
+      expect(words(r.out).filter((w) => !/^(KiB|MiB|GiB|B|%)$/.test(w))).toEqual(
+        words(whole).filter((w) => !/^(KiB|MiB|GiB|B|%)$/.test(w)),
+      );
+    }
+    expect(cli(["--width", "wide"]).code).toBe(2);
+    expect(cli(["diff", "a", "b", "--width", "-1"]).code).toBe(2);
   });
 });
 

@@ -161,6 +161,36 @@ describe("the tarball", () => {
   });
 });
 
+describe("npm install <tarball>, scripts allowed", () => {
+  it("prints no install-script warning: the published manifest has no lifecycle script npm would run", () => {
+    const plain = join(work, "plain");
+    mkdirSync(plain, { recursive: true });
+    writeFileSync(
+      join(plain, "package.json"),
+      `${JSON.stringify({ name: "plain", version: "1.0.0", private: true })}\n`,
+    );
+    const r = spawnSync(join(bin, "npm"), ["install", "--no-audit", "--no-fund", tarball], {
+      cwd: plain,
+      env: env(),
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(`${r.stdout}${r.stderr}`).not.toMatch(/install-scripts|install script|prepare|node-gyp/);
+    const manifest = JSON.parse(readFileSync(join(plain, "node_modules", "heapstate", "package.json"), "utf8")) as {
+      scripts?: Record<string, string>;
+      repository?: { url?: string };
+      homepage?: string;
+      bugs?: { url?: string };
+    };
+    for (const hook of ["preinstall", "install", "postinstall", "prepare"])
+      expect(manifest.scripts?.[hook], hook).toBeUndefined();
+    expect(manifest.repository?.url).toMatch(/^git\+https:\/\/github\.com\/[\w-]+\/[\w-]+\.git$/);
+    expect(manifest.homepage).toMatch(/^https:\/\//);
+    expect(manifest.bugs?.url).toMatch(/\/issues$/);
+  });
+});
+
 describe("npm install <tarball> --ignore-scripts, with no compiler on PATH", () => {
   it("the consumer's PATH has no compiler, make or Python", () => {
     for (const tool of ["cc", "gcc", "g++", "c++", "clang", "make", "python3", "node-gyp"]) {

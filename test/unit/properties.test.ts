@@ -23,6 +23,7 @@ import { forEachMapping, parseSmapsTotals } from "../../lib/procfs/smaps";
 import { parseStatm } from "../../lib/procfs/statm";
 import { parseStatus } from "../../lib/procfs/status";
 import { summarize } from "../../lib/regions";
+import { wrap } from "../../lib/units";
 import { fixtures } from "../helpers";
 import { expectHonestNumbers } from "./honest";
 
@@ -149,4 +150,33 @@ describe("parsers never lie and never crash", () => {
       runs,
     );
   });
+});
+
+describe("wrap", () => {
+  it("keeps every line within the width and every word, in order, nothing added but spaces", () =>
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(
+            fc.nat(30),
+            fc.array(
+              fc.oneof(
+                fc.stringMatching(/^[^\s]{0,12}$/),
+                fc.string({ unit: fc.constantFrom("a", "/", "é"), minLength: 30, maxLength: 300 }),
+              ),
+              { maxLength: 30 },
+            ),
+          ),
+          { maxLength: 6 },
+        ),
+        fc.integer({ min: 1, max: 160 }),
+        (rows, width) => {
+          const text = rows.map(([indent, words]) => " ".repeat(indent) + words.join(" ")).join("\n");
+          const out = wrap(text, width);
+          for (const line of out.split("\n")) expect(line.length).toBeLessThanOrEqual(width);
+          expect(out.replace(/\s+/g, "")).toBe(text.replace(/\s+/g, ""));
+          expect(wrap(text, 0)).toBe(text);
+        },
+      ),
+    ));
 });
