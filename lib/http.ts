@@ -15,6 +15,7 @@ import { basename } from "node:path";
 import { collectRepeated } from "./collect";
 import { HeapstateError } from "./errors";
 import { formatHuman, formatTopMappings } from "./format";
+import { diffSamples, findingEpisodes } from "./history";
 import { PAGE_CSP, pageHtml } from "./page";
 import { PeakConsumer } from "./peaks";
 import { OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, prometheusText } from "./prometheus";
@@ -55,7 +56,7 @@ type Handler = (req: IncomingMessage, res: ServerResponse, next?: Next) => void;
 
 const formats = ["text", "json", "prometheus", "openmetrics", "html"] as const;
 type Format = (typeof formats)[number];
-const queryKeys = ["format", "tier", "top", "history"];
+const queryKeys = ["format", "tier", "top", "history", "diff"];
 const optionKeys = [
   "path",
   "allowRemote",
@@ -269,6 +270,8 @@ interface Query {
   tier: Tier;
   top?: number;
   history: boolean;
+  /** Two sample times (ISO-8601, as the history gives them) to compare. */
+  diff?: [string, string];
 }
 
 /**
@@ -329,9 +332,25 @@ function parseQuery(query: URLSearchParams, accept: string | undefined): Query |
   const historyParam = query.get("history");
   if (historyParam !== null && historyParam !== "0" && historyParam !== "1")
     return `history must be 0 or 1, received ${JSON.stringify(historyParam.slice(0, 40))}`;
+  const diffParam = query.get("diff");
+  let diff: [string, string] | undefined;
+  if (diffParam !== null) {
+    const times = diffParam.split(",");
+    const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/;
+    if (times.length !== 2 || !times.every((t) => iso.test(t)))
+      return `diff must be two sample times from the history, FROM,TO in ISO-8601 UTC, received ${JSON.stringify(diffParam.slice(0, 80))}`;
+    if (format !== "json") return "diff is answered as JSON only (format=json)";
+    diff = times as [string, string];
+  }
   const tier = (tierParam as Tier | null) ?? (top !== undefined ? "deep" : "standard");
   if (top !== undefined && tier !== "deep") return "top needs the deep tier";
-  return { format: format as Format, tier, ...(top !== undefined ? { top } : {}), history: historyParam === "1" };
+  return {
+    format: format as Format,
+    tier,
+    ...(top !== undefined ? { top } : {}),
+    history: historyParam === "1",
+    ...(diff ? { diff } : {}),
+  };
 }
 
 /**
@@ -445,10 +464,27 @@ export function createHandler(options?: HandlerOptions): Handler {
           headers: { "content-security-policy": PAGE_CSP },
         };
       case "json": {
+        if (q.diff) {
+          const ring = history();
+          if (!ring) return plain(404, "no history to compare: this handler was created with sampler: false");
+          const samples = ring.samples();
+          const [a, b] = q.diff.map((t) => samples.find((x) => x.time === t));
+          if (!a || !b)
+            return plain(
+              404,
+              `no sample at ${a ? q.diff[1] : q.diff[0]} in the history (it keeps the last ${samples.length} samples)`,
+            );
+          return {
+            status: 200,
+            type: "application/json; charset=utf-8",
+            body: `${JSON.stringify(diffSamples(a, b), null, 2)}\n`,
+          };
+        }
         const read = collectRepeated({ tier: q.tier, includeAddresses: q.top !== undefined });
         const top = q.top !== undefined ? topMappings(read.regions, q.top, shown.addresses) : undefined;
         const s = { ...show(read), ...(top ? { topRegions: top } : {}) };
-        const body = q.history ? { snapshot: s, history: history()?.samples() ?? [] } : s;
+        const samples = q.history ? (history()?.samples() ?? []) : [];
+        const body = q.history ? { snapshot: s, history: samples, findingsHistory: findingEpisodes(samples) } : s;
         return { status: 200, type: "application/json; charset=utf-8", body: `${JSON.stringify(body, null, 2)}\n` };
       }
       default: {

@@ -9,6 +9,7 @@ export { collect, setBaseline } from "./collect";
 export { diff, type FieldChange, type IdentityChange, type SnapshotDiff } from "./diff";
 export { HeapstateError, type HeapstateErrorCode } from "./errors";
 export { formatDiff, formatHuman } from "./format";
+export { diffSamples, type FindingEpisode, findingEpisodes, type SampleDiff } from "./history";
 export { type AddonState, type AllocatorEnvironment, allocatorEnvironment, type HostState, hostInfo } from "./host";
 export { createFetchHandler, createHandler, type FetchInfo, type HandlerOptions } from "./http";
 export { type MemoryField, memoryField } from "./log";

@@ -3,13 +3,13 @@
  * `?format=json&history=1` show. The timer is unref'd (it never keeps a process alive). Its cost is
  * bounded twice: glibc's walk backs off by its own cost (collect()), and when a standard reading
  * (smaps_rollup, a page-table walk) costs more than 1% of the interval, the sampler reads the fast
- * tier instead until that is cheap again.
+ * tier instead and tries the chosen one again after 2, 4, … 64 intervals.
  */
 import { partKey } from "./breakdown";
 import { collectRepeated } from "./collect";
 import { nativeHeap } from "./figures";
 import { PeakConsumer } from "./peaks";
-import { type Snapshot, TIERS, type Tier } from "./types";
+import { type Finding, type FindingId, type Snapshot, TIERS, type Tier } from "./types";
 import * as is from "./validate";
 
 /** One sample: the breakdown of RSS at a moment. */
@@ -28,6 +28,8 @@ export interface Sample {
   nativeUnclassifiedBytes?: number;
   /** The peak RSS since the previous sample (with resetPeak), else since the last reset or the process start. */
   peakRssBytes?: number;
+  /** The findings of that reading, by id and severity (their messages are in the snapshot); absent when it judged none. */
+  findings?: Array<{ id: FindingId; severity: Finding["severity"] }>;
   costMicros: number;
 }
 
@@ -62,7 +64,13 @@ const BUDGET = 0.01;
 export function compact(s: Snapshot): Sample {
   const parts: Record<string, number> = {};
   for (const p of s.breakdown?.parts ?? []) parts[partKey(p)] = p.bytes;
-  const sample: Sample = { time: s.time, tier: s.tier, parts, costMicros: s.costMicros };
+  const sample: Sample = {
+    time: s.time,
+    tier: s.tier,
+    parts,
+    ...(s.findings ? { findings: s.findings.map((f) => ({ id: f.id, severity: f.severity })) } : {}),
+    costMicros: s.costMicros,
+  };
   if (s.process?.rssBytes !== undefined) sample.rssBytes = s.process.rssBytes;
   if (s.breakdown) sample.unattributedBytes = s.breakdown.unattributedBytes;
   const heap = nativeHeap(s);
@@ -106,6 +114,9 @@ export function startSampler(options?: SamplerOptions): Sampler {
   let latest: Snapshot | undefined;
   let running = true;
   let current: Tier = tier;
+  // Intervals to wait before the chosen tier is tried again, and those left.
+  let wait = 1;
+  let due = 0;
 
   const read = () => {
     try {
@@ -114,10 +125,21 @@ export function startSampler(options?: SamplerOptions): Sampler {
       latest = s;
       ring.push(compact(s));
       if (ring.length > size) ring.splice(0, ring.length - size);
-      // Fall back to the fast tier while the chosen one costs more than 1% of the interval;
-      // try the chosen tier again when the fast one is well under.
-      if (s.costMicros > intervalMs * 1000 * BUDGET) current = "fast";
-      else if (current !== tier && s.costMicros < (intervalMs * 1000 * BUDGET) / 4) current = tier;
+      // Fall back to the fast tier while the chosen one costs more than 1% of the interval, and
+      // try the chosen tier again after 2, 4, … 64 intervals while it stays too costly (never
+      // every other sample: a history that alternates tiers alternates what it can show).
+      const budget = intervalMs * 1000 * BUDGET;
+      if (current === tier && tier !== "fast") {
+        if (s.costMicros > budget) {
+          current = "fast";
+          wait = Math.min(64, wait * 2);
+          due = wait;
+        } else {
+          wait = 1;
+        }
+      } else if (current !== tier && --due <= 0) {
+        current = tier;
+      }
     } catch {
       // collect() turns unreadable sources into warnings; anything else must not kill the timer.
     }

@@ -12,17 +12,17 @@ const require = createRequire(import.meta.url);
 const { createHandler, startSampler } = require(join(root, "dist", "index.js"));
 const { chromium } = require("playwright-core");
 
-const sampler = startSampler({ intervalMs: 500, size: 200 });
+const sampler = startSampler({ intervalMs: 2000, size: 200, tier: "deep" });
 let bufs = [];
 let step = 0;
 const timer = setInterval(() => {
   step++;
-  if (step <= 8) for (let i = 0; i < 2500; i++) bufs.push(Buffer.allocUnsafeSlow(8192).fill(1));
-  if (step === 9) {
+  if (step <= 6) for (let i = 0; i < 2500; i++) bufs.push(Buffer.allocUnsafeSlow(8192).fill(1));
+  if (step === 7) {
     bufs = bufs.filter((_, i) => i % 100 === 0); // keep every hundredth: the rest stays in glibc's arenas
     global.gc?.();
   }
-}, 500);
+}, 1000);
 const server = createServer(createHandler({ sampler })).listen(0, "127.0.0.1", async () => {
   const url = `http://127.0.0.1:${server.address().port}/debug/memory?format=html`;
   const browser = await chromium.launch({
@@ -31,7 +31,15 @@ const server = createServer(createHandler({ sampler })).listen(0, "127.0.0.1", a
   });
   const page = await browser.newPage({ viewport: { width: 1024, height: 720 } });
   await page.goto(url);
-  await new Promise((r) => setTimeout(r, 9000));
+  await new Promise((r) => setTimeout(r, 21000));
+  // Two moments compared (before the allocations, after the release), then the pointer on the peak.
+  const box = await page.locator("#chart").boundingBox();
+  const y = box.y + box.height / 2;
+  await page.mouse.click(box.x + box.width * 0.09, y);
+  await page.mouse.click(box.x + box.width * 0.97, y);
+  await page.waitForSelector("#compare[data-to]");
+  await page.mouse.move(box.x + box.width * 0.5, y);
+  await page.waitForSelector("#tip:not([hidden])");
   await page.screenshot({ path: join(root, "docs", "debug-memory.png"), fullPage: true });
   await browser.close();
   clearInterval(timer);

@@ -111,7 +111,9 @@ describe("request targets that do not parse", () => {
       ["//:", 404],
       ["/debug/memory//", 200],
       ["/debug/memory?format=json&format", 400],
-      ["/debug/memory?%zz=1", 400],
+      ["/debug/memory?%zz=1", 200], // an unknown parameter, however encoded, is ignored
+      ["/debug/memory?format=%zz", 400], // a known one with a value that is not one
+      ["/debug/memory?diff=%zz", 400],
       ["/debug/memory#frag", 200],
       ["http://127.0.0.1/debug/memory", 200],
       ["http://[::1/debug/memory", 400],

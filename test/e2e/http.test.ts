@@ -3,7 +3,14 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isLoopback } from "../../lib/http";
-import { createHandler, type HandlerOptions, parseSnapshot } from "../../lib/index";
+import {
+  createHandler,
+  type HandlerOptions,
+  parseSnapshot,
+  type Sample,
+  type SampleDiff,
+  startSampler,
+} from "../../lib/index";
 import { pythonParse } from "../oracles";
 
 const servers: Server[] = [];
@@ -154,6 +161,9 @@ describe("formats", () => {
       ["top=3&tier=fast", /^heapstate: top needs the deep tier\n$/],
       ["history=yes", /history must be 0 or 1/],
       ["tier=deep&tier=fast", /^heapstate: tier is given more than once\n$/],
+      ["format=json&diff=yesterday,today", /^heapstate: diff must be two sample times from the history/],
+      ["format=json&diff=2026-01-01T00:00:00.000Z", /diff must be two sample times/],
+      ["diff=2026-01-01T00:00:00.000Z,2026-01-01T00:00:01.000Z", /^heapstate: diff is answered as JSON only/],
     ];
     for (const [q, reason] of cases) {
       const r = await fetch(`${base}/debug/memory?${q}`);
@@ -171,6 +181,51 @@ describe("formats", () => {
 
   it("the trim action is off by default: 404", async () => {
     expect((await fetch(`${base}/debug/memory/trim`, { method: "POST" })).status).toBe(404);
+  });
+});
+
+describe("the history and two moments compared", () => {
+  it("history=1 has the findings' episodes; diff=A,B compares two samples the history holds, 404 for one it does not", async () => {
+    const sampler = startSampler({ intervalMs: 100, size: 50, tier: "fast" });
+    try {
+      const base = await serve({ sampler });
+      const keep: Buffer[] = [];
+      while (sampler.samples().length < 3) {
+        keep.push(Buffer.alloc(2 << 20, 1));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const body = (await (await fetch(`${base}/debug/memory?format=json&history=1`)).json()) as {
+        history: Sample[];
+        findingsHistory: unknown[];
+      };
+      expect(Array.isArray(body.findingsHistory)).toBe(true);
+      const [a, , b] = body.history as [Sample, Sample, Sample];
+      const r = await fetch(`${base}/debug/memory?format=json&diff=${a.time},${b.time}`);
+      expect(r.status).toBe(200);
+      const d = (await r.json()) as SampleDiff;
+      expect(d.from.time).toBe(a.time);
+      expect(d.to.time).toBe(b.time);
+      expect(d.elapsedMs).toBe(Date.parse(b.time) - Date.parse(a.time));
+      const rss = d.changes.find((c) => c.path === "rssBytes");
+      expect(rss).toEqual({
+        path: "rssBytes",
+        before: a.rssBytes,
+        after: b.rssBytes,
+        delta: (b.rssBytes ?? 0) - (a.rssBytes ?? 0),
+      });
+      for (const name of Object.keys(a.parts))
+        expect(d.changes.find((c) => c.path === `parts.${name}`)?.before).toBe(a.parts[name]);
+      const gone = await fetch(`${base}/debug/memory?format=json&diff=2000-01-01T00:00:00.000Z,${b.time}`);
+      expect(gone.status).toBe(404);
+      expect(await gone.text()).toMatch(/no sample at 2000-01-01T00:00:00\.000Z in the history/);
+      keep.length = 0;
+    } finally {
+      sampler.stop();
+    }
+    const off = await serve({ sampler: false });
+    const none = await fetch(`${off}/debug/memory?format=json&diff=2026-01-01T00:00:00.000Z,2026-01-01T00:00:01.000Z`);
+    expect(none.status).toBe(404);
+    expect(await none.text()).toMatch(/sampler: false/);
   });
 });
 

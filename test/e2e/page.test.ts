@@ -1,7 +1,9 @@
 /**
  * The /debug/memory page in a real headless Chromium (Debian's, driven by playwright-core): the
- * chart fills with samples, nothing is logged as an error, and no request leaves the loopback
- * address. A screenshot is kept in .artifacts/.
+ * chart fills with samples on a time axis, the values under the pointer are the sample's, two
+ * clicked moments are compared, a finding raised and cleared while the page watches is shown with
+ * its times, nothing is logged as an error, and no request leaves the loopback address. The
+ * figures are checked against the history the handler serves. A screenshot is kept in .artifacts/.
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -9,10 +11,30 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
-import { createHandler, startSampler } from "../../lib/index";
+import { clearBaseline, createHandler, type Sample, setBaseline, startSampler } from "../../lib/index";
 import { root } from "../helpers";
 
 const executablePath = "/usr/bin/chromium";
+
+/** Bytes as the page should print them, written here from the sample's raw figure. */
+function human(n: number): string {
+  const names = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = Math.abs(n);
+  let i = 0;
+  while (v >= 1024 && i < names.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i ? v.toFixed(1) : v} ${names[i]}`;
+}
+
+const until = async (what: string, ok: () => boolean, ms = 20_000) => {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
 let server: Server | undefined;
 afterAll(() => server?.close());
 
@@ -47,7 +69,19 @@ describe("the HTML page in headless Chromium", () => {
       });
       page.on("pageerror", (e) => errors.push(e.message));
       page.on("request", (r) => requests.push(r.url()));
+      // A finding raised and cleared while the page watches: a baseline whose RSS budget the
+      // growth exceeds, then removed.
+      const raised = (x: Sample) => (x.findings ?? []).some((f) => f.id === "baseline-budget-exceeded");
+      setBaseline({ budgets: { rssBytes: "8 MiB" } });
       await page.goto(`${origin}/debug/memory?format=html`);
+      await until("the budget finding", () => sampler.samples().some(raised));
+      clearBaseline();
+      await until("the finding to clear", () => {
+        const all = sampler.samples();
+        return (
+          all.length > 0 && raised(all[all.length - 2] ?? (all[0] as Sample)) && !raised(all[all.length - 1] as Sample)
+        );
+      });
       await page.waitForFunction(() => Number(document.getElementById("chart")?.dataset.samples) >= 4, undefined, {
         timeout: 20_000,
       });
@@ -66,6 +100,67 @@ describe("the HTML page in headless Chromium", () => {
       expect(rows.slice(parent + 1).findIndex(([cls]) => cls !== "child")).toBeGreaterThanOrEqual(3);
       expect(rows.map(([, name]) => name)).toContain("native-unclassified");
       expect(rows.find(([, name]) => name === "native-unclassified")?.[0]).toBe("child");
+      // The findings' history: the episode's times are those of the samples where it began and ended.
+      await page.waitForSelector('#fhist tr[data-id="baseline-budget-exceeded"][data-until]', { timeout: 20_000 });
+      const episode = await page
+        .locator('#fhist tr[data-id="baseline-budget-exceeded"]')
+        .evaluate((tr: HTMLElement) => ({
+          since: tr.dataset.since ?? "",
+          until: tr.dataset.until ?? "",
+          text: tr.textContent ?? "",
+        }));
+      const held = sampler.samples();
+      const start = held.findIndex((x) => x.time === episode.since);
+      const end = held.findIndex((x) => x.time === episode.until);
+      expect(start, JSON.stringify(episode)).toBeGreaterThan(0);
+      expect(end).toBeGreaterThan(start);
+      expect(raised(held[start - 1] as Sample)).toBe(false);
+      for (const x of held.slice(start, end)) expect(raised(x)).toBe(true);
+      expect(raised(held[end] as Sample)).toBe(false);
+      expect(episode.text).toMatch(/warn.*from \d\d:\d\d:\d\d\.\d.*cleared \d\d:\d\d:\d\d\.\d/);
+
+      // The values under the pointer are those of the sample nearest to it.
+      const chart = page.locator("#chart");
+      const bounds = await chart.boundingBox();
+      if (!bounds) throw new Error("the chart has no box");
+      const at = (f: number) => ({ x: bounds.x + bounds.width * f, y: bounds.y + bounds.height / 2 });
+      const hoverAt = async (f: number) => {
+        await page.mouse.move(at(f).x, at(f).y);
+        await page.waitForSelector("#tip:not([hidden])");
+        return page.locator("#tip").evaluate((t: HTMLElement) => ({ time: t.dataset.time ?? "", text: t.innerText }));
+      };
+      const left = await hoverAt(0.1);
+      const right = await hoverAt(0.97);
+      expect(Date.parse(right.time)).toBeGreaterThan(Date.parse(left.time));
+      for (const tip of [left, right]) {
+        const sample = sampler.samples().find((x) => x.time === tip.time);
+        expect(sample, tip.time).toBeDefined();
+        expect(tip.text).toMatch(new RegExp(`RSS\\s+${human(sample?.rssBytes ?? -1).replace(".", "\\.")}`));
+        expect(tip.text).toContain(`native in use`);
+        expect(tip.text).toMatch(/findings: /);
+      }
+
+      // Two moments picked by clicking: their difference, as the core computes it.
+      await page.mouse.click(at(0.1).x, at(0.1).y);
+      await page.mouse.click(at(0.97).x, at(0.97).y);
+      await page.waitForSelector("#compare[data-to]");
+      const compared = await page.locator("#compare").evaluate((c: HTMLElement) => ({ ...c.dataset }));
+      const [a, b] = [compared.from, compared.to].map((t) => sampler.samples().find((x) => x.time === t));
+      if (!a || !b) throw new Error(`picked samples not in the history: ${JSON.stringify(compared)}`);
+      expect(Date.parse(b.time)).toBeGreaterThan(Date.parse(a.time));
+      const rssRow = await page.locator('#diff tr[data-path="rssBytes"] td').allTextContents();
+      const grew = (b.rssBytes ?? 0) - (a.rssBytes ?? 0);
+      expect(rssRow).toEqual([
+        "rssBytes",
+        human(a.rssBytes ?? -1),
+        human(b.rssBytes ?? -1),
+        `${grew > 0 ? "+" : grew < 0 ? "−" : "±"}${human(Math.abs(grew))}`,
+      ]);
+      // The parts are compared when both samples were read in the same tier (the sampler reads the
+      // fast tier while the standard one costs more than 1% of its interval); otherwise it says so.
+      if (a.tier === b.tier) expect(await page.locator("#diff tr[data-path^='parts.']").count()).toBeGreaterThan(2);
+      else expect(await page.locator("#compare-notes").textContent()).toMatch(/different tiers/);
+
       // Pixels were drawn: the chart's centre column is not blank.
       const painted = await page.evaluate(() => {
         const c = document.getElementById("chart") as HTMLCanvasElement;

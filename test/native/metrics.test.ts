@@ -335,6 +335,25 @@ describe("startSampler", () => {
     expect(r.stdout).toBe("started\n");
   });
 
+  it("a tier that costs more than 1% of the interval is read again after 2, 4, 8 … intervals of the fast tier, not every other one", () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "Date"] });
+    try {
+      // 100 ms: a 1 ms budget, which a deep reading (smaps, glibc's walk) always passes.
+      const sampler = startSampler({ intervalMs: 100, size: 100, tier: "deep" });
+      vi.advanceTimersByTime(100 * 39);
+      const tiers = sampler.samples().map((s) => s.tier);
+      sampler.stop();
+      const deep = sampler.samples().filter((s) => s.tier === "deep");
+      for (const s of deep) expect(s.costMicros, "the precondition: each deep reading over budget").toBeGreaterThan(1000);
+      expect(tiers).toHaveLength(40);
+      const at = tiers.flatMap((t, i) => (t === "deep" ? [i] : []));
+      expect(at).toEqual([0, 3, 8, 17, 34]);
+      expect(tiers.filter((t) => t !== "deep" && t !== "fast")).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it("rejects bad options", () => {
     expect(() => startSampler({ intervalMs: 5 })).toThrow(/intervalMs must be a number from 100 to 2147483647/);
     expect(() => startSampler({ size: 0 })).toThrow(/size must be an integer from 1 to/);
