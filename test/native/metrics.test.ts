@@ -344,7 +344,8 @@ describe("startSampler", () => {
       const tiers = sampler.samples().map((s) => s.tier);
       sampler.stop();
       const deep = sampler.samples().filter((s) => s.tier === "deep");
-      for (const s of deep) expect(s.costMicros, "the precondition: each deep reading over budget").toBeGreaterThan(1000);
+      for (const s of deep)
+        expect(s.costMicros, "the precondition: each deep reading over budget").toBeGreaterThan(1000);
       expect(tiers).toHaveLength(40);
       const at = tiers.flatMap((t, i) => (t === "deep" ? [i] : []));
       expect(at).toEqual([0, 3, 8, 17, 34]);
