@@ -9,6 +9,9 @@
  *   floor je-epoch THREADS N       (under LD_PRELOAD jemalloc) epoch write + 6 reads, after THREADS
  *                                  threads allocated (one arena each, up to narenas)
  *   floor maps REGIONS             make about REGIONS separate mappings, print "ready", wait for stdin EOF
+ *   floor glibc-arenas THREADS CHUNKS  THREADS live threads, each with its own arena holding CHUNKS
+ *                                  200-byte chunks, every other one free (run with MALLOC_ARENA_MAX
+ *                                  above THREADS): the cost of mallinfo2 and of malloc_info
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -128,6 +131,55 @@ static int glibc_stall(long chunks) {
   return 0;
 }
 
+static pthread_barrier_t arenas_ready, arenas_done;
+static long arena_chunks;
+
+static void *fill_arena(void *arg) {
+  (void)arg;
+  void **v = malloc(sizeof *v * arena_chunks);
+  for (long i = 0; i < arena_chunks; i++) v[i] = malloc(200);
+  for (long i = 0; i < arena_chunks; i += 2) free(v[i]);
+  pthread_barrier_wait(&arenas_ready);
+  pthread_barrier_wait(&arenas_done); /* alive while measured: its arena stays attached */
+  return NULL;
+}
+
+static int glibc_arenas(int threads, long chunks) {
+  struct mallinfo2 (*f)(void) = (struct mallinfo2 (*)(void))dlsym(RTLD_DEFAULT, "mallinfo2");
+  if (!f || threads < 1 || threads > 1024) return printf("{}\n"), 0;
+  arena_chunks = chunks;
+  pthread_barrier_init(&arenas_ready, NULL, threads + 1);
+  pthread_barrier_init(&arenas_done, NULL, threads + 1);
+  pthread_t *th = malloc(sizeof *th * threads);
+  for (int i = 0; i < threads; i++) pthread_create(&th[i], NULL, fill_arena, NULL);
+  pthread_barrier_wait(&arenas_ready);
+  uint64_t mi[20], info[20];
+  size_t heaps = 0;
+  for (int i = 0; i < 20; i++) {
+    uint64_t a = now_ns();
+    struct mallinfo2 m = f();
+    mi[i] = now_ns() - a;
+    if (m.arena == 1) puts("");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    a = now_ns();
+    malloc_info(0, out);
+    fclose(out);
+    info[i] = now_ns() - a;
+    heaps = 0;
+    for (char *p = buf; (p = strstr(p, "<heap nr=")) != NULL; p++) heaps++;
+    free(buf);
+  }
+  pthread_barrier_wait(&arenas_done);
+  for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
+  qsort(mi, 20, sizeof *mi, cmp);
+  qsort(info, 20, sizeof *info, cmp);
+  printf("{\"threads\": %d, \"arenas\": %zu, \"chunksPerArena\": %ld, \"mallinfo2MedianNs\": %llu, \"mallocInfoMedianNs\": %llu}\n",
+         threads, heaps, chunks, (unsigned long long)mi[10], (unsigned long long)info[10]);
+  return 0;
+}
+
 typedef int (*mallctl_fn)(const char *, void *, size_t *, void *, size_t);
 
 static void *touch_arena(void *arg) {
@@ -192,6 +244,7 @@ int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "glibc-stall")) return glibc_stall(atol(argv[2]));
   if (argc == 4 && !strcmp(argv[1], "je-epoch")) return je_epoch(atoi(argv[2]), atoi(argv[3]));
   if (argc == 3 && !strcmp(argv[1], "maps")) return maps(atol(argv[2]));
+  if (argc == 4 && !strcmp(argv[1], "glibc-arenas")) return glibc_arenas(atoi(argv[2]), atol(argv[3]));
   fprintf(stderr, "usage: see the comment at the top of floor.c\n");
   return 2;
 }

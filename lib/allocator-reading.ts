@@ -7,7 +7,7 @@
 
 import { type GlibcKernelEvidence, withKernelEvidence } from "./allocators/glibc";
 import { allocatorsFromReading } from "./allocators/index";
-import { Backoff, type Clock } from "./backoff";
+import { Backoff, type BackoffPolicy, type Clock } from "./backoff";
 import { regionRss } from "./breakdown";
 import { native, nativeProblem } from "./native";
 import type { ReadPlan } from "./options";
@@ -35,6 +35,20 @@ function arenaEvidence(regions: RegionSummary[] | undefined): GlibcKernelEvidenc
   return { arenaRssBytes: main + threads, mainArenaRssBytes: main, threadArenasRssBytes: threads };
 }
 
+/** A repeated reading that will not walk glibc's heap again: its last walk stalled the service past the bound. */
+function heldWarning(costMicros: number, boundMicros: number, asOf: string | undefined): Warning {
+  const ms = Math.round(costMicros / 100) / 10;
+  return {
+    source: "glibc",
+    code: "GLIBC_WALK_HELD",
+    message:
+      `glibc's last walk of its heap took ${ms} ms, holding its arenas' locks (other threads' malloc waited as long), ` +
+      `more than the ${boundMicros / 1000} ms a repeated reading may stall the service: scrapes and the sampler do not walk again` +
+      (asOf ? ` and reuse its figures from ${asOf}` : "") +
+      "; a one-shot reading (collect(), the CLI, trim()) walks on request, and repeats resume once a walk is cheaper",
+  };
+}
+
 function nowMicros(): number {
   return Number(process.hrtime.bigint() / 1000n);
 }
@@ -43,8 +57,10 @@ function nowMicros(): number {
  * glibc's mallinfo2/malloc_info walk every free chunk while holding each arena's lock: 20 ms with
  * 500 k free chunks, stalling other threads' mallocs. For a repeated reader, a walk that cost 1 ms
  * or more is repeated at most every 10 s, or less often if its cost needs it to stay under 1% of
- * one core (a 200 ms walk: every 20 s); in between, the last glibc reading is reused and says so
- * in `asOf` (and what is built on it says its age). A cheaper walk (an idle Node takes a few µs)
+ * one core (a 15 ms walk: every 10 s); in between, the last glibc reading is reused and says so
+ * in `asOf` (and what is built on it says its age). A walk that took more than 20 ms stalled the
+ * service's mallocs that long: repeated readers do not walk again (warning GLIBC_WALK_HELD) until a
+ * one-shot reading finds it cheaper. A cheaper walk (an idle Node takes a few µs)
  * is simply repeated. A one-shot reading (collect(), the CLI, trim()) always walks.
  *
  * Confirming glibc's free memory reads smaps and walks again with malloc_info; it backs off by its
@@ -56,9 +72,9 @@ export class AllocatorReader {
   readonly walk: Backoff;
   readonly confirmation: Backoff;
 
-  constructor(clock?: Clock) {
-    this.walk = new Backoff(clock);
-    this.confirmation = new Backoff(clock);
+  constructor(clock?: Clock, policy?: BackoffPolicy) {
+    this.walk = new Backoff(clock, policy);
+    this.confirmation = new Backoff(clock, policy);
   }
 
   /** Reads every allocator instance into snap.allocators (the serving one first); problems become warnings. */
@@ -90,6 +106,8 @@ export class AllocatorReader {
       if (walk && heap?.allocator === "glibc") this.memo = { state: heap, time: snap.time };
       if (!walk && heap && memo && heap === memo.state) {
         allocators[allocators.indexOf(heap)] = { ...heap, asOf: memo.time };
+        if (this.walk.held)
+          warnings.push(heldWarning(this.walk.lastCost, this.walk.policy.stallBoundMicros, memo.time));
       }
       snap.allocators = allocators;
     } catch (error) {
@@ -118,7 +136,11 @@ export class AllocatorReader {
       this.replaceHeap(snap, heap, withKernelEvidence(heap, evidence));
       return true;
     }
-    if (policy.reuse && !this.confirmation.due()) return false;
+    if (policy.reuse && !this.confirmation.due()) {
+      if (this.confirmation.held)
+        warnings.push(heldWarning(this.confirmation.lastCost, this.confirmation.policy.stallBoundMicros, undefined));
+      return false;
+    }
     const binding = native();
     if (binding === undefined) return false;
     const start = nowMicros();

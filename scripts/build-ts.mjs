@@ -3,7 +3,7 @@
 // the ESM entries: thin wrappers that re-export the CommonJS modules' names, so `import` and
 // `require` share one module instance (one cache, one loaded addon) instead of two copies.
 import { spawnSync } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,6 +16,42 @@ rmSync(dist, { recursive: true, force: true });
 const tsc = require.resolve("typescript/bin/tsc");
 const r = spawnSync(process.execPath, [tsc, "-p", join(root, "tsconfig.json")], { stdio: "inherit" });
 if (r.status !== 0) process.exit(r.status ?? 1);
+
+// The main entry, made lazy: tsc's `require` of every module at load becomes, for each exported
+// function, a wrapper that requires its module on the first call. `require("heapstate")` then
+// loads next to nothing; a reading loads the readers, createHandler the HTTP face, startSampler
+// the sampler, and the addon is loaded by the first reading that needs it. Modules whose exports
+// are not all functions (the error class) stay eager: they are small. The source (lib/index.ts)
+// keeps plain re-exports, so the tests, which run the TypeScript, see the same names.
+{
+  const EAGER = new Set(["./errors", "./units"]);
+  const file = join(dist, "index.js");
+  const text = readFileSync(file, "utf8");
+  const modules = new Map();
+  for (const m of text.matchAll(/^var (\w+) = require\("(\.\/[\w/-]+)"\);$/gm)) modules.set(m[1], m[2]);
+  const exported = [...text.matchAll(/^Object\.defineProperty\(exports, "(\w+)", \{ enumerable: true, get: function \(\) \{ return (\w+)\.(\w+); \} \}\);$/gm)];
+  const header = text.slice(0, text.indexOf("Object.defineProperty(exports, \"__esModule\""));
+  const out = [header.trimEnd(), 'Object.defineProperty(exports, "__esModule", { value: true });', "const once = (id) => { let m; return () => (m ??= require(id)); };"];
+  const used = new Set();
+  for (const [, name, variable, member] of exported) {
+    const id = modules.get(variable);
+    if (id === undefined) throw new Error(`build-ts: ${name} comes from an unknown module variable ${variable}`);
+    if (EAGER.has(id)) {
+      out.push(`Object.defineProperty(exports, "${name}", { enumerable: true, get: () => require("${id}").${member} });`);
+      continue;
+    }
+    const value = require(join(dist, `${id}.js`))[member];
+    if (typeof value !== "function" || /^class\b/.test(Function.prototype.toString.call(value)))
+      throw new Error(`build-ts: ${name} (from ${id}) is not a plain function: list ${id} as eager`);
+    if (!used.has(id)) {
+      out.push(`const ${variable} = once("${id}");`);
+      used.add(id);
+    }
+    out.push(`exports.${name} = function ${name}(...args) { return ${variable}().${member}.apply(this, args); };`);
+  }
+  if (exported.length < 10) throw new Error("build-ts: dist/index.js did not have the expected shape");
+  writeFileSync(file, `${out.join("\n")}\n`);
+}
 
 // [entry without extension, the export that is also the default (or none)]
 // "*": the namespace is the default export (`import heapstate from "heapstate"`).

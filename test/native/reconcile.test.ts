@@ -100,6 +100,12 @@ describe("glibc walk back-off", () => {
       third: Pick;
       oneShot: Pick;
       later: Pick;
+      held: {
+        first: Pick & { warnings: string[] };
+        later: Pick & { warnings: string[] };
+        oneShot: Pick;
+        bound: number;
+      };
       interval: number;
       faces: { cached?: string; cachedAgain?: string; collected?: string };
       deepFirst: { asOf?: string; parts: BreakdownPart[]; findings: Finding[] };
@@ -131,6 +137,17 @@ describe("glibc walk back-off", () => {
   it("once the back-off has passed (on the reader's clock), it walks again", () => {
     expect(out().later.asOf).toBeUndefined();
     expect(out().later.cost).toBeGreaterThan(1000);
+  });
+
+  it("a walk that stalled past the bound is not repeated by a repeated reader, which says so; a one-shot reading walks", () => {
+    const { first, later, oneShot, bound } = out().held;
+    expect(first.asOf).toBeUndefined();
+    // The precondition: this walk did pass the bound.
+    expect(first.cost).toBeGreaterThan(bound);
+    expect(later.asOf).toBe(first.time);
+    expect(later.warnings).toContain("GLIBC_WALK_HELD");
+    expect(first.warnings).not.toContain("GLIBC_WALK_HELD");
+    expect(oneShot.asOf).toBeUndefined();
   });
 
   it("parts built on a reused walk say how old they are, and what was a warning is only info", () => {

@@ -21,18 +21,32 @@ describe("Backoff", () => {
     expect(b.due()).toBe(false);
     now += 1;
     expect(b.due()).toBe(true);
-    b.ran(200_000); // 200 ms: 20 s
-    expect(b.intervalMs()).toBe(20_000);
-    now += 19_999;
+    b.ran(15_000); // 15 ms: 1.5 s < 10 s
+    expect(b.intervalMs()).toBe(10_000);
+    expect(b.held).toBe(false);
+  });
+
+  it("a read that stalled past 20 ms is not repeated by the back-off, until one that runs anyway is cheaper", () => {
+    let now = 0;
+    const b = new Backoff(() => now);
+    b.ran(20_000); // at the bound: repeated, every 10 s
+    expect(b.held).toBe(false);
+    expect(b.intervalMs()).toBe(10_000);
+    b.ran(20_001);
+    expect(b.held).toBe(true);
+    expect(b.intervalMs()).toBe(Number.POSITIVE_INFINITY);
+    now += 24 * 3600 * 1000;
     expect(b.due()).toBe(false);
-    now += 1;
+    b.ran(3_000); // a one-shot reading walked, and it was cheap
+    expect(b.held).toBe(false);
+    now += 10_000;
     expect(b.due()).toBe(true);
   });
 
   it("a cheap read after a costly one makes the next due at once", () => {
     let now = 0;
     const b = new Backoff(() => now);
-    b.ran(50_000);
+    b.ran(15_000);
     now += 10_000;
     b.ran(10);
     expect(b.due()).toBe(true);
@@ -40,7 +54,7 @@ describe("Backoff", () => {
 
   it("takes its policy", () => {
     let now = 0;
-    const b = new Backoff(() => now, { budget: 0.1, freeBelowMicros: 100, minIntervalMs: 50 });
+    const b = new Backoff(() => now, { budget: 0.1, freeBelowMicros: 100, minIntervalMs: 50, stallBoundMicros: 1e9 });
     b.ran(1_000); // 1 ms ÷ 10% = 10 ms < 50 ms
     expect(b.intervalMs()).toBe(50);
     now = 49;

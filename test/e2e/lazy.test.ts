@@ -1,0 +1,85 @@
+/**
+ * The observer's weight at load: require("heapstate") (and its ES module) loads no face and no
+ * reader until a function needs it, and the addon only with the first reading. Checked in fresh
+ * processes on the built package: which of its modules Node loaded, and whether the addon is
+ * mapped (/proc/self/maps).
+ */
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { childEnv, dist } from "../helpers";
+
+interface Probe {
+  modules: string[];
+  addon: boolean;
+}
+
+function probe(code: string, esm = false): Probe[] {
+  const prelude = `
+    const { readFileSync } = ${esm ? "await import('node:fs')" : "require('node:fs')"};
+    const dir = ${JSON.stringify(join(dist, "..", ".."))};
+    const { createRequire } = ${esm ? "await import('node:module')" : "require('node:module')"};
+    const cache = createRequire(dir + "/x.js").cache;
+    const probes = [];
+    const probe = () => probes.push({
+      modules: Object.keys(cache).filter((f) => f.startsWith(dir + "/")).map((f) => f.slice(dir.length + 1)).sort(),
+      addon: readFileSync("/proc/self/maps", "utf8").includes("heapstate.node"),
+    });`;
+  const r = spawnSync(
+    process.execPath,
+    [...(esm ? ["--input-type=module"] : []), "-e", `${prelude}\n${code}\nconsole.log(JSON.stringify(probes));`],
+    {
+      env: childEnv(),
+      encoding: "utf8",
+      timeout: 30_000,
+    },
+  );
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as Probe[];
+}
+
+const faces = ["http.js", "page.js", "prometheus.js", "metrics.js", "sampler.js", "otel.js", "sidecar.js", "cli.js"];
+
+describe("loading heapstate", () => {
+  it("require loads the entry and nothing of the readers, the faces or the addon; each function loads what it needs on first use", () => {
+    const [loaded, handler, reading] = probe(`
+      const h = require(${JSON.stringify(dist)});
+      probe();
+      h.createHandler({ sampler: false });
+      probe();
+      h.collect({ tier: "fast" });
+      probe();`);
+    expect(loaded?.modules).toEqual(["dist/index.js"]);
+    expect(loaded?.addon).toBe(false);
+    // The handler's face (with the readers it will use on a request), and no addon before a reading.
+    for (const f of ["http.js", "page.js"]) expect(handler?.modules).toContain(`dist/${f}`);
+    expect(handler?.addon).toBe(false);
+    // A reading: the readers and the addon, and not the faces it does not use.
+    expect(reading?.modules).toContain("dist/collect.js");
+    expect(reading?.addon).toBe(true);
+  });
+
+  it("a reading alone loads no face", () => {
+    const [reading] = probe(`
+      const h = require(${JSON.stringify(dist)});
+      h.snapshot();
+      probe();`);
+    for (const f of faces) expect(reading?.modules, f).not.toContain(`dist/${f}`);
+    expect(reading?.modules).toContain("dist/collect.js");
+  });
+
+  it("the ES module entry is as light: importing it loads the CommonJS entry alone", () => {
+    const [loaded] = probe(
+      `const h = await import(${JSON.stringify(dist.replace(/\.js$/, ".mjs"))});
+      if (typeof h.collect !== "function" || typeof h.default.snapshot !== "function") throw new Error("names missing");
+      probe();`,
+      true,
+    );
+    expect(loaded?.modules.filter((m) => m.endsWith(".js"))).toEqual([
+      "dist/errors.js",
+      "dist/index.js",
+      "dist/units.js",
+    ]);
+    expect(loaded?.addon).toBe(false);
+  });
+});
