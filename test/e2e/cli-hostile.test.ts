@@ -148,7 +148,7 @@ describe("HEAPSTATE_BINDING naming what is not the addon", () => {
       [join(dir, "missing.node"), /NATIVE_NOT_LOADED.*missing\.node could not be loaded .*ENOENT/],
     ];
     for (const [file, pattern] of cases) {
-      const text = cli(["--tier", "fast"], { HEAPSTATE_BINDING: file });
+      const text = cli(["--tier", "fast", "--width", "0"], { HEAPSTATE_BINDING: file });
       expect(text.code, `${file}: ${text.err}`).toBe(0);
       expect(text.out, file).toMatch(pattern);
       expect(text.out, file).toMatch(/heapstate addon +none for linux-x64/);

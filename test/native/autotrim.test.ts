@@ -58,7 +58,7 @@ describe("startAutoTrim in this process", () => {
       const text = prometheusText(collect({ tier: "fast" }));
       expect(text).toMatch(/^# TYPE heapstate_autotrim_trims_total counter$/m);
       expect(text).toMatch(/^heapstate_autotrim_trims_total 0$/m);
-      expect(text).toMatch(/^heapstate_autotrim_skipped_total\{reason="pause"\} 0$/m);
+      expect(text).toMatch(/^heapstate_autotrim_skipped_total\{heapstate_autotrim_reason="pause"\} 0$/m);
       expect(() => startAutoTrim()).toThrow(/already running/);
     } finally {
       auto.stop();
