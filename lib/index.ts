@@ -11,6 +11,16 @@ export { HeapstateError, type HeapstateErrorCode } from "./errors";
 export { formatDiff, formatHuman } from "./format";
 export { diffSamples, type FindingEpisode, findingEpisodes, type SampleDiff } from "./history";
 export { type AddonState, type AllocatorEnvironment, allocatorEnvironment, type HostState, hostInfo } from "./host";
+export {
+  collectTree,
+  type HostProcess,
+  type HostView,
+  type HostViewOptions,
+  hostProcesses,
+  type ProcessTotals,
+  type ProcessTree,
+  type TreeFinding,
+} from "./host-view";
 export { createFetchHandler, createHandler, type FetchInfo, type HandlerOptions } from "./http";
 export { type MemoryField, memoryField } from "./log";
 export { parseSnapshot } from "./parse";

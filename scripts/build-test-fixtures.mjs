@@ -66,6 +66,15 @@ function program(name, compiler, extra) {
   }
 }
 program("tiny-musl", "musl-gcc", []);
+{
+  // A process tree with shared file pages and copy-on-write memory (the host view's tests).
+  const args = ["-O2", "-Wall", "-o", join(out, "forktree"), join(dir, "forktree.c")];
+  const r = spawnSync(cc, args, { stdio: "inherit" });
+  if (r.status !== 0) {
+    console.error(`build-test-fixtures: ${cc} ${args.join(" ")} failed`);
+    process.exit(1);
+  }
+}
 program("tiny-static", cc, ["-static"]);
 
 for (const script of ["fetch-old-glibc.mjs", "fetch-arm64-node.mjs"]) {

@@ -29,15 +29,25 @@ if (r.status !== 0) process.exit(r.status ?? 1);
   const text = readFileSync(file, "utf8");
   const modules = new Map();
   for (const m of text.matchAll(/^var (\w+) = require\("(\.\/[\w/-]+)"\);$/gm)) modules.set(m[1], m[2]);
-  const exported = [...text.matchAll(/^Object\.defineProperty\(exports, "(\w+)", \{ enumerable: true, get: function \(\) \{ return (\w+)\.(\w+); \} \}\);$/gm)];
-  const header = text.slice(0, text.indexOf("Object.defineProperty(exports, \"__esModule\""));
-  const out = [header.trimEnd(), 'Object.defineProperty(exports, "__esModule", { value: true });', "const once = (id) => { let m; return () => (m ??= require(id)); };"];
+  const exported = [
+    ...text.matchAll(
+      /^Object\.defineProperty\(exports, "(\w+)", \{ enumerable: true, get: function \(\) \{ return (\w+)\.(\w+); \} \}\);$/gm,
+    ),
+  ];
+  const header = text.slice(0, text.indexOf('Object.defineProperty(exports, "__esModule"'));
+  const out = [
+    header.trimEnd(),
+    'Object.defineProperty(exports, "__esModule", { value: true });',
+    "const once = (id) => { let m; return () => (m ??= require(id)); };",
+  ];
   const used = new Set();
   for (const [, name, variable, member] of exported) {
     const id = modules.get(variable);
     if (id === undefined) throw new Error(`build-ts: ${name} comes from an unknown module variable ${variable}`);
     if (EAGER.has(id)) {
-      out.push(`Object.defineProperty(exports, "${name}", { enumerable: true, get: () => require("${id}").${member} });`);
+      out.push(
+        `Object.defineProperty(exports, "${name}", { enumerable: true, get: () => require("${id}").${member} });`,
+      );
       continue;
     }
     const value = require(join(dist, `${id}.js`))[member];

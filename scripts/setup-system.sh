@@ -9,11 +9,12 @@
 # musl-tools builds the musl program that heapstate's C-library detection is tested on; the arm64
 # cross compiler builds the linux-arm64 prebuild, which qemu-user runs in Node for arm64; Prometheus
 # (the server and promtool) and the Python client's parsers are the oracles of the metrics tests.
+# strace shows which procfs files show-host opens (it must not read smaps outside --deep).
 set -euo pipefail
 
 packages=(libjemalloc2 libjemalloc-dev libtcmalloc-minimal4 libmimalloc2.0 clang-format binutils g++ make python3
   util-linux bsdutils tmux chromium procps valgrind musl-tools
-  g++-aarch64-linux-gnu qemu-user prometheus python3-prometheus-client)
+  g++-aarch64-linux-gnu qemu-user prometheus python3-prometheus-client strace)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "setup-system: this is not a Debian or Ubuntu system; install the equivalents of: ${packages[*]}" >&2

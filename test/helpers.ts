@@ -1,5 +1,5 @@
 /** Shared test helpers: paths, the Debian allocator libraries, and child processes. */
-import { execFileSync } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { beforeAll } from "vitest";
@@ -127,4 +127,17 @@ export function requireRoot(
   const reason = `${what} needs root (${because}); run the suite as root to include it`;
   if (process.env.CI) throw new Error(`${reason}: CI runs as root and must not skip it`);
   ctx.skip(reason);
+}
+
+/** A Node child that idles (test/fixtures/children/idle.cjs), resolved once it has started. */
+export async function idleChild(env: Record<string, string | undefined> = {}): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [join(fixtures, "children", "idle.cjs")], {
+    env: childEnv(env),
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.once("data", () => resolve());
+    child.once("error", reject);
+  });
+  return child;
 }

@@ -6,7 +6,7 @@ export const usage = {
   main: `Usage: heapstate [command] [options]
 
 Where is a Node.js process's memory? Commands:
-  show-host   the host, the allocator environment and the heap state of a process (default)
+  show-host   the host and its Node processes, a process tree, or one process in full (default)
   diff        compare two snapshots saved with --json
   trim        how to give free memory back from a running service
   help        help for a command
@@ -16,20 +16,30 @@ Exit codes: 0 ok, 1 the reading failed (process gone or unreadable, bad file), 2
 3 internal error.`,
   "show-host": `Usage: heapstate [show-host] [options]
 
-Prints the host (kernel, CPUs, memory, swap, THP, overcommit, cgroup, libc, Node, V8), the
-allocator environment (LD_PRELOAD, MALLOC_ARENA_MAX, MALLOC_CONF, GLIBC_TUNABLES and the
-allocator that really serves malloc) and the heap state: the breakdown of RSS and findings.
+Prints the host (kernel, CPUs, memory, swap, THP, overcommit, libc, Node, V8), then its Node.js
+processes: pid, parent, RSS, PSS (shared pages divided among those that map them), USS (pages
+only that process maps), swap, threads, glibc's arenas, the allocator serving malloc as far as
+procfs tells (a preloaded allocator, or libc's), the cgroup, the command; sorted by RSS, with
+totals that count shared pages once (Σ PSS). This CLI's own process is left out.
 
 Options:
-  --pid N            another process: what the kernel shows (status, smaps, cgroup, environ).
-                     Its allocator lives in its own memory and cannot be read from outside.
-  --tier T           fast | standard | deep (default standard)
-  --deep             the deep tier: smaps regions by category, glibc malloc_info
-  --top N            with --deep: the N mappings with the most RSS
+  --all              every process, not only Node's
+  --tree PID         a process and its descendants: rows, each one's share of the tree's PSS,
+                     totals and findings across the tree
+  --pid N            one process in full: what the kernel shows (status, smaps, cgroup, environ),
+                     its breakdown and findings. Its allocator lives in its own memory and cannot
+                     be read from outside: load heapstate in it for that
+  --self             the same for this CLI's own process (its allocator read too)
+  --tier T           fast | standard | deep (default standard). Of each process in the host view:
+                     fast reads status; standard adds smaps_rollup (PSS, USS) and maps; deep adds
+                     smaps (glibc's arenas' resident bytes)
+  --deep             the deep tier: with --pid/--self, smaps regions by category, glibc malloc_info
+  --top N            with --pid/--self: the N mappings with the most RSS (deep tier)
   --addresses        with --top / --json: include addresses and file paths (they defeat ASLR)
-  --json             the snapshot (schema heapstate/2, docs/schema.md) plus a "host" object
-  --watch [SECONDS]  read again every SECONDS (default 2) and show changes since the start;
-                     redraws in place on a terminal, appends lines otherwise; Ctrl-C stops
+  --json             the same as data: { host, processes, totals }, { host, tree }, or the
+                     snapshot (schema heapstate/2, docs/schema.md) plus a "host" object
+  --watch [SECONDS]  read again every SECONDS (default 2); one process: changes since the start;
+                     redraws in place on a terminal, appends otherwise; Ctrl-C stops
   --count N          with --watch: stop after N readings
   --width N          wrap lines at N columns (default: the terminal's width, else 100; 0: never)
   --no-color         no colour (also NO_COLOR, NODE_DISABLE_COLORS, TERM=dumb; FORCE_COLOR

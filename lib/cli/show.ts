@@ -14,7 +14,8 @@ import { append, formatBytes, rows, wrap } from "../units";
 import { decimal, MAX_PID } from "../validate";
 import { servingAllocator } from "../views";
 import { parseFlags, positiveInt, type Spec, version, WATCH_MAX_S, WATCH_MIN_S } from "./args";
-import { type CliIo, EXIT, painter, usageError, widthFlag } from "./io";
+import { showHostView } from "./hostview";
+import { type CliIo, EXIT, type Paint, painter, usageError, widthFlag } from "./io";
 import { read, type ShowOptions } from "./reading";
 import { watch } from "./watch";
 
@@ -36,6 +37,9 @@ const showHostSpec: Spec = {
   "--count": "value",
   "--no-color": "flag",
   "--width": "value",
+  "--all": "flag",
+  "--tree": "value",
+  "--self": "flag",
   "-v": "flag",
   "--version": "flag",
 };
@@ -50,6 +54,20 @@ export function showHost(args: string[], io: CliIo): number | Promise<number> {
     return EXIT.ok;
   }
   let pid: number | undefined;
+  let tree: number | undefined;
+  if (flags.has("--tree")) {
+    tree = positiveInt(flags.get("--tree"), MAX_PID);
+    if (tree === undefined)
+      return usageError(
+        io,
+        "",
+        `--tree takes a process id from 1 to ${MAX_PID}, received ${JSON.stringify(flags.get("--tree"))}`,
+      );
+  }
+  if (flags.has("--self") && flags.has("--pid"))
+    return usageError(io, "", "--self and --pid name two processes: one of them");
+  if (tree !== undefined && (flags.has("--self") || flags.has("--pid")))
+    return usageError(io, "", "--tree reads a process and its descendants: not with --pid or --self");
   if (flags.has("--pid")) {
     pid = positiveInt(flags.get("--pid"), MAX_PID);
     if (pid === undefined)
@@ -90,15 +108,12 @@ export function showHost(args: string[], io: CliIo): number | Promise<number> {
       "",
       `--width takes a whole number of columns from 0 to 10000, received ${JSON.stringify(flags.get("--width"))}`,
     );
-  const options: ShowOptions = {
-    pid,
-    tier,
-    top,
-    addresses,
-    json: flags.has("--json"),
-    paint: painter(io, flags.has("--no-color")),
-    width,
-  };
+  // The host view: no single process named. Its tier says what is read of each process.
+  const hostView = !flags.has("--pid") && !flags.has("--self");
+  if (hostView && (top !== undefined || addresses))
+    return usageError(io, "", "--top and --addresses read one process: with --pid N or --self");
+  if (!hostView && flags.has("--all")) return usageError(io, "", "--all goes with the host view (no --pid, --self)");
+  let watchSpec: { seconds: number; count: number | undefined } | undefined;
   if (flags.has("--watch")) {
     const w = flags.get("--watch");
     const seconds = w === true ? 2 : decimal(w as string);
@@ -114,9 +129,35 @@ export function showHost(args: string[], io: CliIo): number | Promise<number> {
       if (count === undefined)
         return usageError(io, "", `--count takes a whole number ≥ 1, received ${JSON.stringify(flags.get("--count"))}`);
     }
-    return watch(options, seconds, count, io);
+    watchSpec = { seconds, count };
+  } else if (flags.has("--count")) return usageError(io, "", "--count goes with --watch");
+  if (hostView) {
+    const paint = painter(io, flags.has("--no-color"));
+    return showHostView(
+      {
+        all: flags.has("--all"),
+        ...(tree !== undefined ? { tree } : {}),
+        tier,
+        json: flags.has("--json"),
+        paint,
+        width,
+      },
+      () => hostLines(paint, width, undefined),
+      () => hostInfo(),
+      io,
+      watchSpec,
+    );
   }
-  if (flags.has("--count")) return usageError(io, "", "--count goes with --watch");
+  const options: ShowOptions = {
+    pid,
+    tier,
+    top,
+    addresses,
+    json: flags.has("--json"),
+    paint: painter(io, flags.has("--no-color")),
+    width,
+  };
+  if (watchSpec) return watch(options, watchSpec.seconds, watchSpec.count, io);
   const s = read(options);
   if (options.json) {
     io.out(JSON.stringify(jsonOf(s, options), null, 2));
@@ -142,10 +183,10 @@ function jsonOf(
   };
 }
 
-export function showText(s: Snapshot, o: ShowOptions): string {
+/** The host block: the host's facts, wrapped to the width; a cgroup row (the reading's) when given. */
+export function hostLines(paint: Paint, width: number, cgroup: string | undefined): string[] {
   const h = hostInfo();
-  const { bold } = o.paint;
-  const lines: string[] = [bold("host")];
+  const lines: string[] = [paint.bold("host")];
   const mem =
     h.memTotalBytes === undefined
       ? "(unknown)"
@@ -156,35 +197,36 @@ export function showText(s: Snapshot, o: ShowOptions): string {
       : h.swapTotalBytes === 0
         ? "none"
         : `${formatBytes(h.swapTotalBytes)}, ${formatBytes(h.swapFreeBytes)} free`;
+  const facts: Array<[string, string]> = [
+    ["kernel", h.kernel],
+    ["cpus", String(h.cpus)],
+    ["memory", mem],
+    ["swap", swap],
+    ["transparent huge pages", h.transparentHugePages ?? "(unknown)"],
+    ["overcommit", h.overcommit ?? "(unknown)"],
+  ];
+  if (cgroup !== undefined) facts.push(["cgroup", cgroup]);
+  facts.push(
+    ["libc", h.libc ? `${h.libc.family}${h.libc.version ? ` ${h.libc.version}` : ""}` : "(unknown)"],
+    ["node / v8", `${h.node} / ${h.v8}`],
+    ["heapstate addon", describeAddon(h.addon)],
+  );
+  append(lines, wrap(rows(facts, "  ").join("\n"), width).split("\n"));
+  return lines;
+}
+
+export function showText(s: Snapshot, o: ShowOptions): string {
+  const { bold } = o.paint;
   const cg = s.cgroup;
+  const lines: string[] = hostLines(
+    o.paint,
+    o.width,
+    cg
+      ? `v${cg.version} ${cg.path}  limit ${cg.limitBytes === undefined ? "none" : formatBytes(cg.limitBytes)}  usage ${formatBytes(cg.usageBytes)}`
+      : "(unknown)",
+  );
   // Wrapped before any colour is added: the escape sequences would count as columns.
   const wrapped = (text: string[]) => wrap(text.join("\n"), o.width).split("\n");
-  append(
-    lines,
-    wrapped(
-      rows(
-        [
-          ["kernel", h.kernel],
-          ["cpus", String(h.cpus)],
-          ["memory", mem],
-          ["swap", swap],
-          ["transparent huge pages", h.transparentHugePages ?? "(unknown)"],
-          ["overcommit", h.overcommit ?? "(unknown)"],
-          [
-            "cgroup",
-            cg
-              ? `v${cg.version} ${cg.path}  limit ${cg.limitBytes === undefined ? "none" : formatBytes(cg.limitBytes)}  usage ${formatBytes(cg.usageBytes)}`
-              : "(unknown)",
-          ],
-          ["libc", h.libc ? `${h.libc.family}${h.libc.version ? ` ${h.libc.version}` : ""}` : "(unknown)"],
-          ["node / v8", `${h.node} / ${h.v8}`],
-          ["heapstate addon", describeAddon(h.addon)],
-        ],
-        "  ",
-      ),
-    ),
-  );
-
   lines.push(bold(`allocator environment (process ${s.pid})`));
   const env = allocatorEnvironment(s.pid);
   const envRows: Array<[string, string]> = ALLOCATOR_ENV.map((k) => [

@@ -9,6 +9,8 @@ export interface SmapsTotals {
   rssBytes?: number;
   pssBytes?: number;
   privateDirtyBytes?: number;
+  /** Private_Clean: with Private_Dirty, the process's unique set (USS). */
+  privateCleanBytes?: number;
   anonymousBytes?: number;
   lazyFreeBytes?: number;
   anonHugePagesBytes?: number;
@@ -19,6 +21,7 @@ const totalKeys: Record<string, keyof SmapsTotals> = {
   Rss: "rssBytes",
   Pss: "pssBytes",
   Private_Dirty: "privateDirtyBytes",
+  Private_Clean: "privateCleanBytes",
   Anonymous: "anonymousBytes",
   LazyFree: "lazyFreeBytes",
   AnonHugePages: "anonHugePagesBytes",

@@ -148,11 +148,11 @@ describe("HEAPSTATE_BINDING naming what is not the addon", () => {
       [join(dir, "missing.node"), /NATIVE_NOT_LOADED.*missing\.node could not be loaded .*ENOENT/],
     ];
     for (const [file, pattern] of cases) {
-      const text = cli(["--tier", "fast", "--width", "0"], { HEAPSTATE_BINDING: file });
+      const text = cli(["--self", "--tier", "fast", "--width", "0"], { HEAPSTATE_BINDING: file });
       expect(text.code, `${file}: ${text.err}`).toBe(0);
       expect(text.out, file).toMatch(pattern);
       expect(text.out, file).toMatch(/heapstate addon +none for linux-x64/);
-      const json = cli(["--json", "--tier", "fast"], { HEAPSTATE_BINDING: file });
+      const json = cli(["--self", "--json", "--tier", "fast"], { HEAPSTATE_BINDING: file });
       expect(json.code, file).toBe(0);
       const s = JSON.parse(json.out) as { host: { addon: { loaded: boolean; reason: string } }; warnings: unknown[] };
       expect(s.host.addon.loaded, file).toBe(false);

@@ -2,7 +2,7 @@
  * The CLI as a user meets it: the built bin in real processes (a pseudo-terminal through tmux and
  * script where a terminal matters), plus main() in-process for the quick cases.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { release, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { main } from "../../lib/cli";
 import { parseSnapshot } from "../../lib/parse";
 import type { Snapshot } from "../../lib/types";
-import { childEnv, fixtures, inBeforeAll, parseJson, requireLib, requireRoot, root } from "../helpers";
+import { childEnv, idleChild, inBeforeAll, parseJson, requireLib, requireRoot, root } from "../helpers";
 
 const bin = join(root, "bin", "heapstate.js");
 
@@ -27,17 +27,6 @@ async function inProcess(argv: string[]) {
 }
 
 /** A node child that is ready (exec'd) before it is read. */
-async function idleChild(env: Record<string, string | undefined> = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(fixtures, "children", "idle.cjs")], {
-    env: childEnv(env),
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout?.once("data", () => resolve());
-    child.once("error", reject);
-  });
-  return child;
-}
 
 function expectOneLineError(r: { code: number | null; err: string }, code: number, pattern: RegExp) {
   expect(r.code).toBe(code);
@@ -46,8 +35,8 @@ function expectOneLineError(r: { code: number | null; err: string }, code: numbe
   expect(r.err).not.toMatch(/\n\s+at /);
 }
 
-describe("show-host on itself", () => {
-  const r = inBeforeAll(() => cli([]));
+describe("show-host --self: the CLI's own process", () => {
+  const r = inBeforeAll(() => cli(["--self"]));
 
   it("prints the host, the allocator environment and the heap state, in that order", () => {
     expect(r().code).toBe(0);
@@ -64,7 +53,7 @@ describe("show-host on itself", () => {
   });
 
   it("--json is a snapshot with a host object", () => {
-    const j = cli(["--json"]);
+    const j = cli(["--self", "--json"]);
     expect(j.code).toBe(0);
     const parsed = parseJson(j.out) as {
       host: { kernel: string; allocatorEnvironment: object; libc: { family: string } };
@@ -77,14 +66,14 @@ describe("show-host on itself", () => {
   });
 
   it("--deep --top 5 lists the regions and the top mappings, addresses only with --addresses", () => {
-    const plain = cli(["--deep", "--top", "5"]);
+    const plain = cli(["--self", "--deep", "--top", "5"]);
     expect(plain.code).toBe(0);
     expect(plain.out).toContain("regions (smaps):");
     expect(plain.out).toContain("top 5 mappings by RSS");
     expect(plain.out).not.toMatch(/0x[0-9a-f]{6,}/);
-    const detailed = cli(["--deep", "--top", "5", "--addresses"]);
+    const detailed = cli(["--self", "--deep", "--top", "5", "--addresses"]);
     expect(detailed.out).toMatch(/0x[0-9a-f]{6,}-0x[0-9a-f]{6,}/);
-    const json = parseJson(cli(["--json", "--top", "3"]).out) as {
+    const json = parseJson(cli(["--self", "--json", "--top", "3"]).out) as {
       topRegions: object[];
       regions: Array<{ mappings?: unknown }>;
     };
@@ -201,8 +190,8 @@ describe("diff", () => {
     parseJson(readFileSync(join(dir, name), "utf8")) as { process: { rssBytes: number } };
 
   it("compares two files written by --json", () => {
-    writeFileSync(join(dir, "a.json"), cli(["--json"]).out);
-    writeFileSync(join(dir, "b.json"), cli(["--json", "--deep"]).out);
+    writeFileSync(join(dir, "a.json"), cli(["--self", "--json"]).out);
+    writeFileSync(join(dir, "b.json"), cli(["--self", "--json", "--deep"]).out);
     const r = cli(["diff", join(dir, "a.json"), join(dir, "b.json")]);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^heapstate diff {2}pid \d+ → pid \d+ \(different processes\)/);
@@ -293,7 +282,7 @@ describe("usage", () => {
 
 describe("--watch", () => {
   it("without a terminal: one line per reading with changes since the start", () => {
-    const r = cli(["--watch", "0.2", "--count", "3", "--tier", "fast"]);
+    const r = cli(["--self", "--watch", "0.2", "--count", "3", "--tier", "fast"]);
     expect(r.code).toBe(0);
     const lines = r.out.trim().split("\n");
     expect(lines).toHaveLength(3);
@@ -342,7 +331,7 @@ describe("--watch", () => {
 describe("colour", () => {
   // script(1) runs its command with $SHELL: named here, so the login shell does not matter.
   const scriptRun = (env: Record<string, string>) =>
-    execFileSync("script", ["-qec", `${process.execPath} ${bin} --tier fast`, "/dev/null"], {
+    execFileSync("script", ["-qec", `${process.execPath} ${bin} --self --tier fast`, "/dev/null"], {
       encoding: "utf8",
       env: childEnv({ SHELL: "/bin/sh", ...env }),
     });
@@ -352,12 +341,12 @@ describe("colour", () => {
     expect(scriptRun({ TERM: "xterm-256color", NO_COLOR: "1" })).not.toContain("\x1b[");
     expect(scriptRun({ TERM: "xterm-256color", NODE_DISABLE_COLORS: "1" })).not.toContain("\x1b[");
     expect(scriptRun({ TERM: "dumb" })).not.toContain("\x1b[");
-    expect(cli(["--tier", "fast"], { FORCE_COLOR: "1" }).out).toContain("\x1b[1mhost\x1b[0m");
+    expect(cli(["--self", "--tier", "fast"], { FORCE_COLOR: "1" }).out).toContain("\x1b[1mhost\x1b[0m");
     expect(cli(["--tier", "fast"]).out).not.toContain("\x1b[");
   });
 
   it("wraps long lines at 100 columns when not on a terminal (--width N otherwise, 0 never), losing no word", () => {
-    const whole = cli(["--deep", "--width", "0"]).out;
+    const whole = cli(["--self", "--deep", "--width", "0"]).out;
     // The deep reading's sources run past 100 columns: there is something to wrap.
     expect(Math.max(...whole.split("\n").map((l) => l.length))).toBeGreaterThan(100);
     const words = (t: string) => t.split(/\s+/).filter((w) => !/^\d|^-\d|µs\)$|^\(|Z$/.test(w));
@@ -365,7 +354,7 @@ describe("colour", () => {
       [[], 100],
       [["--width", "60"], 60],
     ] as const) {
-      const r = cli(["--deep", ...args]);
+      const r = cli(["--self", "--deep", ...args]);
       expect(r.code).toBe(0);
       const lines = r.out.split("\n");
       for (const l of lines) expect(l.length, l).toBeLessThanOrEqual(width);
@@ -382,7 +371,7 @@ describe("colour", () => {
 
 describe("the README's commands", () => {
   it("npx heapstate works from the checkout", () => {
-    const out = execFileSync("npx", ["--no-install", "heapstate", "show-host", "--tier", "fast"], {
+    const out = execFileSync("npx", ["--no-install", "heapstate", "show-host", "--self", "--tier", "fast"], {
       cwd: root,
       encoding: "utf8",
       env: childEnv(),

@@ -367,13 +367,13 @@ collect({ tier: "everything" });
   });
 
   it("npx heapstate show-host reports the prebuilt addon and the allocator", () => {
-    const r = run(join(bin, "npx"), ["--no-install", "heapstate", "show-host"]);
+    const r = run(join(bin, "npx"), ["--no-install", "heapstate", "show-host", "--self"]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^  heapstate addon +prebuilt for linux-${arch} \\(glibc\\)$`, "m"));
     // The glibc version as glibc's own getconf reports it ("glibc 2.36").
     const glibc = execFileSync("getconf", ["GNU_LIBC_VERSION"], { encoding: "utf8" }).trim();
     expect(r.stdout).toMatch(new RegExp(`^  serves malloc +${glibc.replace(".", "\\.")} \\(`, "m"));
-    const je = run(join(bin, "npx"), ["--no-install", "heapstate", "show-host"], {
+    const je = run(join(bin, "npx"), ["--no-install", "heapstate", "show-host", "--self"], {
       LD_PRELOAD: requireLib("jemalloc"),
     });
     expect(je.status, je.stderr).toBe(0);
@@ -400,7 +400,7 @@ collect({ tier: "everything" });
       expect(out.native[0]?.message).toContain(
         `no native addon for linux-${arch} (glibc): this package carries prebuilt addons for linux-${other} (glibc) only`,
       );
-      const r = run(join(bin, "npx"), ["--no-install", "heapstate", "show-host"]);
+      const r = run(join(bin, "npx"), ["--no-install", "heapstate", "show-host", "--self"]);
       expect(r.status, r.stderr).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^  heapstate addon +none for linux-${arch} \\(glibc\\)`, "m"));
       expect(r.stdout).toContain("[NATIVE_UNSUPPORTED_PLATFORM]");

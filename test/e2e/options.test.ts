@@ -12,8 +12,10 @@ import { HeapstateError } from "../../lib/errors";
 import {
   clearBaseline,
   collect,
+  collectTree,
   createHandler,
   hostInfo,
+  hostProcesses,
   memoryField,
   registerMemoryReporter,
   type Sampler,
@@ -84,6 +86,18 @@ const entryPoints: Record<string, { keys: string[]; call: (o: unknown) => void }
   registerOtel: { keys: ["maxAgeMs"], call: (o) => registerOtel(meter, o as never)() },
   memoryField: { keys: ["maxAgeMs"], call: (o) => memoryField(o as never) },
   hostInfo: { keys: ["procRoot", "sysRoot"], call: (o) => hostInfo(o as never) },
+  hostProcesses: { keys: ["all", "tier", "exclude"], call: (o) => hostProcesses(o as never) },
+  collectTree: {
+    keys: ["pid", "tier"],
+    call: (o) => {
+      try {
+        collectTree(o as never);
+      } catch (error) {
+        // A well-formed pid of no process is an answer, not a bad option.
+        if (!(error instanceof HeapstateError && error.code === "NO_SUCH_PROCESS")) throw error;
+      }
+    },
+  },
   "sidecar start": { keys: ["tier", "gc", "resetPeak"], call: (o) => start("options-test", o as never) },
   "vitest reporter": {
     keys: ["outputFile", "budgets", "baseline", "top", "print", "write"],

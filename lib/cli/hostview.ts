@@ -1,0 +1,188 @@
+/** show-host's host view (the host's Node processes) and --tree (a process and its descendants). */
+import type { HostState } from "../host";
+import { collectTree, type HostProcess, type HostView, hostProcesses, type ProcessTree } from "../host-view";
+import type { Tier } from "../types";
+import { formatBytes, wrap } from "../units";
+import { type CliIo, EXIT, fail, type Paint } from "./io";
+
+export interface HostViewOptions {
+  all: boolean;
+  tree?: number;
+  tier: Tier;
+  json: boolean;
+  paint: Paint;
+  width: number;
+}
+
+function shorten(text: string, room: number): string {
+  if (room <= 1) return "";
+  return text.length <= room ? text : `${text.slice(0, room - 1)}…`;
+}
+
+function cgroupShort(path: string | undefined): string {
+  if (path === undefined) return "?";
+  return path.length <= 24 ? path : `…${path.slice(-23)}`;
+}
+
+function allocatorText(p: HostProcess): string {
+  if (p.allocator === undefined) return p.rssBytes === undefined ? "-" : "?";
+  return p.allocator.how === "preloaded" ? `${p.allocator.name} (preload)` : p.allocator.name;
+}
+
+const bytes = (n: number | undefined) => (n === undefined ? "?" : formatBytes(n));
+
+/** The table of processes: one row each, the command cut to what the width leaves. */
+export function processTable(processes: HostProcess[], width: number, share?: Record<number, number>): string[] {
+  // One cgroup for all (a container): said once below the table, not on every row.
+  const cgroups = new Set(processes.map((p) => p.cgroup));
+  const oneCgroup = cgroups.size === 1 ? [...cgroups][0] : undefined;
+  const head = ["pid", "ppid", "rss", "pss", "uss", "swap", "thr", "arenas", "allocator", "cgroup"];
+  if (share) head.splice(5, 0, "share");
+  const body = processes.map((p) => {
+    const row = [
+      String(p.pid),
+      p.ppid === undefined ? "?" : String(p.ppid),
+      bytes(p.rssBytes),
+      bytes(p.pssBytes),
+      bytes(p.ussBytes),
+      bytes(p.swapBytes),
+      p.threads === undefined ? "?" : String(p.threads),
+      p.glibcArenas === undefined ? "-" : String(p.glibcArenas),
+      allocatorText(p),
+      cgroupShort(p.cgroup),
+    ];
+    const part = share?.[p.pid];
+    if (share) row.splice(5, 0, part === undefined ? "?" : `${(part * 100).toFixed(1)}%`);
+    return row;
+  });
+  if (oneCgroup !== undefined) {
+    head.pop();
+    for (const row of body) row.pop();
+  }
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] as string).length)));
+  const left = (i: number) => head[i] === "allocator" || head[i] === "cgroup";
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (left(i) ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join("  ");
+  const fixed = line(head).length + 2;
+  const room = width > 0 ? Math.max(20, width - fixed - 2) : Number.POSITIVE_INFINITY;
+  const out = [`  ${line(head)}  command`];
+  processes.forEach((p, k) => {
+    const note = p.unreadable && p.pssBytes === undefined ? `  (${p.unreadable.join(", ")})` : "";
+    // The program by its name, not its directory: room goes to the arguments.
+    const command = p.command.replace(/^\/\S*\/(\S+)/, "$1");
+    out.push(`  ${line(body[k] as string[])}  ${shorten(command + note, room)}`);
+  });
+  if (oneCgroup !== undefined && processes.length > 0) out.push(`  every one in cgroup ${oneCgroup}`);
+  return out;
+}
+
+function totalsLines(v: HostView): string[] {
+  const t = v.totals;
+  const lines = [
+    `  Σ rss ${formatBytes(t.rssBytes)} (a page shared by several processes counted in each)`,
+    t.pssBytes !== undefined
+      ? `  Σ pss ${formatBytes(t.pssBytes)} (each shared page counted once: their memory)${t.withoutPss ? `, without ${t.withoutPss} process${t.withoutPss > 1 ? "es" : ""} that could not be read` : ""}`
+      : "  Σ pss (not read in this tier: --tier standard or --deep)",
+  ];
+  if (t.ussBytes !== undefined) lines.push(`  Σ uss ${formatBytes(t.ussBytes)} (pages only one process maps)`);
+  return lines;
+}
+
+export function hostViewText(host: string[], v: HostView, o: HostViewOptions, self: number): string {
+  const lines = [...host];
+  const what = o.all ? "processes" : "node processes";
+  lines.push(
+    o.paint.bold(
+      `${what} (${v.processes.length}, by rss; this CLI, process ${self}, left out${o.all ? "" : "; --all for every process"})`,
+    ),
+  );
+  if (v.processes.length === 0)
+    lines.push(o.all ? "  (none readable)" : "  (none: no other Node.js process runs here)");
+  else {
+    lines.push(...processTable(v.processes, o.width));
+    lines.push(...totalsLines(v).map((l) => wrap(l, o.width)));
+  }
+  lines.push(
+    wrap(
+      "  figures from procfs; heapstate loaded in a process (collect(), its /debug/memory) adds its allocator's own counters, the breakdown of its RSS and findings: heapstate --pid N shows what the kernel tells of one",
+      o.width,
+    ),
+  );
+  return lines.join("\n");
+}
+
+export function treeText(t: ProcessTree, o: HostViewOptions): string {
+  const lines = [o.paint.bold(`process tree of ${t.root} (${t.processes.length} processes, by rss)`)];
+  lines.push(...processTable(t.processes, o.width, t.pssShare));
+  lines.push(...totalsLines(t).map((l) => wrap(l, o.width)));
+  if (t.findings.length > 0) {
+    lines.push(o.paint.bold("findings"));
+    for (const f of t.findings) {
+      const l = wrap(`  ${f.severity === "warn" ? "WARN" : "info"} ${f.id}: ${f.message}`, o.width);
+      lines.push(f.severity === "warn" ? o.paint.warn(l) : l);
+    }
+  }
+  return lines.join("\n");
+}
+
+function readView(o: HostViewOptions): HostView | ProcessTree {
+  return o.tree !== undefined
+    ? collectTree({ pid: o.tree, tier: o.tier })
+    : hostProcesses({ all: o.all, tier: o.tier, exclude: [process.pid] });
+}
+
+function render(
+  view: HostView | ProcessTree,
+  hostLines: () => string[],
+  hostJson: () => HostState,
+  o: HostViewOptions,
+): string {
+  if (o.json) {
+    return JSON.stringify(
+      o.tree !== undefined ? { host: hostJson(), tree: view } : { host: hostJson(), ...view },
+      null,
+      2,
+    );
+  }
+  return o.tree !== undefined ? treeText(view as ProcessTree, o) : hostViewText(hostLines(), view, o, process.pid);
+}
+
+/** One view, or --watch: the view again every `seconds` (redrawn on a terminal). */
+export function showHostView(
+  o: HostViewOptions,
+  hostLines: () => string[],
+  hostJson: () => HostState,
+  io: CliIo,
+  watch?: { seconds: number; count: number | undefined },
+): number | Promise<number> {
+  if (watch === undefined) {
+    io.out(render(readView(o), hostLines, hostJson, o));
+    return EXIT.ok;
+  }
+  return new Promise((resolve) => {
+    let ticks = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const stop = (code: number) => {
+      if (timer) clearTimeout(timer);
+      process.removeListener("SIGINT", onInt);
+      resolve(code);
+    };
+    const onInt = () => stop(EXIT.ok);
+    process.once("SIGINT", onInt);
+    const tick = () => {
+      let text: string;
+      try {
+        const view = readView(o);
+        text = o.json ? JSON.stringify(view) : render(view, hostLines, hostJson, o);
+      } catch (error) {
+        stop(fail(error, io));
+        return;
+      }
+      ticks++;
+      io.out(io.isTTY && !o.json ? `\x1b[H\x1b[2J${text}` : text);
+      if (watch.count !== undefined && ticks >= watch.count) stop(EXIT.ok);
+      else timer = setTimeout(tick, watch.seconds * 1000);
+    };
+    tick();
+  });
+}

@@ -1,0 +1,442 @@
+/**
+ * The host's processes as the kernel shows them, and process trees: what `heapstate show-host`
+ * lists. Per process: RSS (status, or smaps_rollup), PSS (each shared page divided among the
+ * processes that map it), USS (Private_Clean + Private_Dirty: what only this process holds),
+ * swap, threads, the allocator serving malloc as far as procfs can tell, glibc's arena heaps
+ * (counted from maps), the cgroup. Totals count shared pages once: the sum of PSS.
+ *
+ * What each tier reads per process: fast, status only; standard, + smaps_rollup (PSS, USS) and
+ * maps (arenas, allocator libraries); deep, + smaps (the resident bytes of glibc's arenas). A
+ * process that cannot be read (another user's, one that exited) is listed with what could be read
+ * and why not the rest.
+ */
+import { readdirSync, readlinkSync } from "node:fs";
+import { basename, join } from "node:path";
+import { HeapstateError } from "./errors";
+import { parseProcCgroup } from "./procfs/cgroup";
+import { DEFAULT_PROC_ROOT, readProcFile, streamProcFile } from "./procfs/read";
+import { forEachMapping, parseSmapsTotals, SmapsParser } from "./procfs/smaps";
+import { parseStatus } from "./procfs/status";
+import { RegionAccumulator } from "./regions";
+import { TIERS, type Tier } from "./types";
+import * as is from "./validate";
+
+export type ProcfsAllocator = "glibc" | "musl" | "jemalloc" | "tcmalloc" | "mimalloc";
+
+export interface HostProcess {
+  pid: number;
+  ppid?: number;
+  uid?: number;
+  /** The command line, arguments joined by spaces (the kernel's `comm` when cmdline is empty). */
+  command: string;
+  /** A Node.js process: its executable is named node (or nodejs), or its comm is "node". */
+  node: boolean;
+  rssBytes?: number;
+  pssBytes?: number;
+  /** Private_Clean + Private_Dirty (smaps_rollup): the pages only this process maps. */
+  ussBytes?: number;
+  swapBytes?: number;
+  threads?: number;
+  /**
+   * The allocator serving malloc, as far as procfs can tell: a preloaded allocator that is mapped
+   * serves malloc; one that is mapped but not preloaded was loaded after libc and does not.
+   */
+  allocator?: { name: ProcfsAllocator; how: "preloaded" | "libc"; note?: string };
+  /** glibc's arenas: the main one and the 64 MiB-aligned heaps of the others (from maps). */
+  glibcArenas?: number;
+  /** deep tier: the arenas' resident bytes (smaps). */
+  glibcArenasRssBytes?: number;
+  /** The memory cgroup's path (v2, else v1's memory controller). */
+  cgroup?: string;
+  /** What was read from where: "procfs" (an agent's full reading would say "agent"). */
+  source: "procfs";
+  /** What could not be read, and why (file: errno code). */
+  unreadable?: string[];
+}
+
+export interface ProcessTotals {
+  processes: number;
+  /** Σ RSS: shared pages are counted once per process that maps them. */
+  rssBytes: number;
+  /** Σ PSS: each shared page counted once in all. Absent when no process's PSS was read. */
+  pssBytes?: number;
+  ussBytes?: number;
+  swapBytes?: number;
+  /** Processes whose PSS could not be read (their RSS is in rssBytes, their PSS is not in pssBytes). */
+  withoutPss: number;
+}
+
+export interface HostView {
+  time: string;
+  tier: Tier;
+  /** Sorted by RSS, largest first. */
+  processes: HostProcess[];
+  totals: ProcessTotals;
+}
+
+export interface TreeFinding {
+  id: "tree-shared-pages" | "tree-dominant-process" | "tree-swap" | "tree-unreadable";
+  severity: "info" | "warn";
+  message: string;
+  evidence: Record<string, number | string>;
+}
+
+export interface ProcessTree extends HostView {
+  root: number;
+  /** Each process's share of the tree's PSS (0–1), by pid. */
+  pssShare: Record<number, number>;
+  findings: TreeFinding[];
+}
+
+const ALLOCATOR_LIBS: Array<[ProcfsAllocator, RegExp]> = [
+  ["jemalloc", /\/libjemalloc[^/]*\.so/],
+  ["tcmalloc", /\/libtcmalloc[^/]*\.so/],
+  ["mimalloc", /\/libmimalloc[^/]*\.so/],
+];
+
+function errno(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+}
+
+/** The pids under the proc root, ascending. */
+function pids(procRoot: string): number[] {
+  let names: string[];
+  try {
+    names = readdirSync(procRoot);
+  } catch (error) {
+    throw new HeapstateError("PROCFS_UNAVAILABLE", `${procRoot} could not be listed: ${errno(error)}`);
+  }
+  return names
+    .filter((n) => /^[1-9]\d{0,9}$/.test(n))
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+function field(text: string, key: string): string | undefined {
+  const m = new RegExp(`^${key}:\\s*(.*)$`, "m").exec(text);
+  return m?.[1]?.trim();
+}
+
+/** Whether the executable is Node's: by /proc/<pid>/exe when readable, else by comm or argv[0]. */
+function isNode(exe: string | undefined, comm: string | undefined, argv0: string | undefined): boolean {
+  const node = (name: string) => /^(node|nodejs)(\d+(\.\d+)*)?$/.test(name);
+  if (exe !== undefined) return node(basename(exe.replace(/ \(deleted\)$/, "")));
+  return (comm !== undefined && node(comm)) || (argv0 !== undefined && node(basename(argv0)));
+}
+
+/** The allocator from the mapped libraries and LD_PRELOAD. */
+function allocatorOf(maps: string, preload: string | undefined): HostProcess["allocator"] {
+  const mapped = new Map<ProcfsAllocator, string>();
+  let libc: "glibc" | "musl" | undefined;
+  for (const line of maps.split("\n")) {
+    const path = line.slice(line.indexOf("/"));
+    if (!line.includes("/")) continue;
+    for (const [name, re] of ALLOCATOR_LIBS) if (re.test(path) && !mapped.has(name)) mapped.set(name, path);
+    if (/\/libc\.so\.6$/.test(path)) libc = "glibc";
+    else if (/\/ld-musl-[^/]*\.so/.test(path)) libc ??= "musl";
+  }
+  const preloaded = (preload ?? "").split(/[\s:]+/).filter(Boolean);
+  for (const [name, path] of mapped) {
+    if (preloaded.some((p) => p === path || basename(p) === basename(path) || path.endsWith(`/${basename(p)}`)))
+      return { name, how: "preloaded" };
+  }
+  const base = libc ?? "glibc";
+  const others = [...mapped.keys()];
+  if (others.length > 0)
+    return {
+      name: base,
+      how: "libc",
+      note: `${others.join(", ")} mapped but not preloaded: loaded after libc, so not serving malloc`,
+    };
+  if (libc === undefined) return undefined;
+  return { name: base, how: "libc" };
+}
+
+const ARENA = 64 * 1024 * 1024;
+
+/** glibc's arenas from maps: the main arena (when [heap] exists or anything is malloc'd) plus one per 64 MiB-aligned heap. */
+function countArenas(maps: string): number {
+  let heaps = 0;
+  forEachMapping(maps, (m) => {
+    const anon = m.path === "" && m.inode === 0;
+    if (anon && m.perms === "rw-p" && m.start % ARENA === 0 && m.end - m.start <= ARENA) {
+      // A heap is its committed head (rw-p) followed by a PROT_NONE tail up to the 64 MiB boundary,
+      // or a whole 64 MiB rw-p mapping; counted at the head.
+      heaps++;
+    }
+  });
+  return heaps + 1;
+}
+
+function readOne(procRoot: string, pid: number, tier: Tier): HostProcess | undefined {
+  const unreadable: string[] = [];
+  let status: string;
+  try {
+    status = readProcFile(procRoot, pid, "status");
+  } catch {
+    return undefined; // exited, or not a process
+  }
+  const comm = field(status, "Name");
+  const ppid = Number(field(status, "PPid"));
+  const uid = Number(field(status, "Uid")?.split(/\s+/)[0]);
+  let argv: string[] = [];
+  try {
+    argv = readProcFile(procRoot, pid, "cmdline").split("\0").filter(Boolean);
+  } catch (error) {
+    unreadable.push(`cmdline: ${errno(error)}`);
+  }
+  let exe: string | undefined;
+  try {
+    exe = readlinkSync(procRoot === DEFAULT_PROC_ROOT ? `/proc/${pid}/exe` : join(procRoot, String(pid), "exe"));
+  } catch {
+    // another user's process, or a kernel thread: comm and argv[0] decide
+  }
+  const counters = parseStatus(status);
+  const p: HostProcess = {
+    pid,
+    ...(Number.isFinite(ppid) ? { ppid } : {}),
+    ...(Number.isFinite(uid) ? { uid } : {}),
+    command: argv.length > 0 ? argv.join(" ") : `[${comm ?? "?"}]`,
+    node: isNode(exe, comm, argv[0]),
+    ...(counters.rssBytes !== undefined ? { rssBytes: counters.rssBytes } : {}),
+    ...(counters.swapBytes !== undefined ? { swapBytes: counters.swapBytes } : {}),
+    ...(counters.threads !== undefined ? { threads: counters.threads } : {}),
+    source: "procfs",
+  };
+  try {
+    const lines = parseProcCgroup(readProcFile(procRoot, pid, "cgroup"));
+    const line =
+      lines.find((l) => l.controllers.includes("memory")) ??
+      lines.find((l) => l.id === 0 && l.controllers.length === 0);
+    if (line) p.cgroup = line.path;
+  } catch (error) {
+    unreadable.push(`cgroup: ${errno(error)}`);
+  }
+  if (tier !== "fast" && counters.rssBytes !== undefined) {
+    try {
+      const t = parseSmapsTotals(readProcFile(procRoot, pid, "smaps_rollup"));
+      if (t.rssBytes !== undefined) p.rssBytes = t.rssBytes;
+      if (t.pssBytes !== undefined) p.pssBytes = t.pssBytes;
+      if (t.privateCleanBytes !== undefined && t.privateDirtyBytes !== undefined)
+        p.ussBytes = t.privateCleanBytes + t.privateDirtyBytes;
+      if (t.swapBytes !== undefined) p.swapBytes = t.swapBytes;
+    } catch (error) {
+      unreadable.push(`smaps_rollup: ${errno(error)}`);
+    }
+    let maps: string | undefined;
+    try {
+      maps = readProcFile(procRoot, pid, "maps");
+    } catch (error) {
+      unreadable.push(`maps: ${errno(error)}`);
+    }
+    let preload: string | undefined;
+    try {
+      const env = readProcFile(procRoot, pid, "environ").split("\0");
+      preload = env.find((e) => e.startsWith("LD_PRELOAD="))?.slice("LD_PRELOAD=".length);
+    } catch (error) {
+      unreadable.push(`environ: ${errno(error)}`);
+    }
+    if (maps !== undefined) {
+      const allocator = allocatorOf(maps, preload);
+      if (allocator) p.allocator = allocator;
+      if (allocator?.name === "glibc") p.glibcArenas = countArenas(maps);
+    }
+  }
+  if (tier === "deep" && p.allocator?.name === "glibc") {
+    try {
+      const acc = new RegionAccumulator(false);
+      const parser = new SmapsParser((m) => acc.push(m));
+      streamProcFile(procRoot, pid, "smaps", (c) => parser.write(c));
+      parser.end();
+      p.glibcArenasRssBytes = acc
+        .finish()
+        .filter((r) => r.category === "malloc-main-arena" || r.category === "malloc-arena")
+        .reduce((n, r) => n + (r.rssBytes ?? 0), 0);
+    } catch (error) {
+      unreadable.push(`smaps: ${errno(error)}`);
+    }
+  }
+  if (counters.rssBytes === undefined && unreadable.length === 0)
+    unreadable.push("status: no memory (a kernel thread or a zombie)");
+  if (unreadable.length > 0) p.unreadable = unreadable;
+  return p;
+}
+
+function totalsOf(processes: HostProcess[]): ProcessTotals {
+  const sum = (k: "rssBytes" | "pssBytes" | "ussBytes" | "swapBytes") => {
+    const values = processes.map((p) => p[k]).filter((v): v is number => v !== undefined);
+    return values.length > 0 ? values.reduce((a, b) => a + b, 0) : undefined;
+  };
+  const pss = sum("pssBytes");
+  const uss = sum("ussBytes");
+  const swap = sum("swapBytes");
+  return {
+    processes: processes.length,
+    rssBytes: sum("rssBytes") ?? 0,
+    ...(pss !== undefined ? { pssBytes: pss } : {}),
+    ...(uss !== undefined ? { ussBytes: uss } : {}),
+    ...(swap !== undefined ? { swapBytes: swap } : {}),
+    withoutPss: processes.filter((p) => p.rssBytes !== undefined && p.pssBytes === undefined).length,
+  };
+}
+
+const byRss = (a: HostProcess, b: HostProcess) => (b.rssBytes ?? -1) - (a.rssBytes ?? -1) || a.pid - b.pid;
+
+export interface HostViewOptions {
+  /** Every process, not only Node's (default false). */
+  all?: boolean;
+  tier?: Tier;
+  /** Pids left out (the CLI leaves itself out). */
+  exclude?: number[];
+  procRoot?: string;
+}
+
+/**
+ * The host's Node processes (or every process with `all`), sorted by RSS, with totals that count
+ * shared pages once.
+ * @example
+ * const v = hostProcesses(); console.log(v.processes.length, v.totals.pssBytes);
+ */
+export function hostProcesses(options?: HostViewOptions): HostView {
+  const where = "hostProcesses(options)";
+  const o = is.optionsObject(where, options, ["all", "tier", "exclude", "procRoot"]);
+  const all = is.bool(where, "all", o.all, false);
+  const tier = is.oneOf(where, "tier", o.tier, "standard", TIERS);
+  const procRoot = is.text(where, "procRoot", o.procRoot, DEFAULT_PROC_ROOT);
+  if (o.exclude !== undefined && !(Array.isArray(o.exclude) && o.exclude.every((x) => Number.isInteger(x))))
+    throw is.invalidOption(where, `exclude must be an array of pids, ${is.received(o.exclude)}`);
+  const exclude = new Set((o.exclude as number[] | undefined) ?? []);
+  const time = new Date().toISOString();
+  const processes: HostProcess[] = [];
+  for (const pid of pids(procRoot)) {
+    if (exclude.has(pid)) continue;
+    if (!all) {
+      // Cheap first: only Node processes are read in full.
+      let status: string;
+      try {
+        status = readProcFile(procRoot, pid, "status");
+      } catch {
+        continue;
+      }
+      let exe: string | undefined;
+      try {
+        exe = readlinkSync(procRoot === DEFAULT_PROC_ROOT ? `/proc/${pid}/exe` : join(procRoot, String(pid), "exe"));
+      } catch {}
+      let argv0: string | undefined;
+      if (exe === undefined) {
+        try {
+          argv0 = readProcFile(procRoot, pid, "cmdline").split("\0")[0];
+        } catch {}
+      }
+      if (!isNode(exe, field(status, "Name"), argv0)) continue;
+    }
+    const p = readOne(procRoot, pid, tier);
+    if (p) processes.push(p);
+  }
+  processes.sort(byRss);
+  return { time, tier, processes, totals: totalsOf(processes) };
+}
+
+const MiB = 1024 * 1024;
+
+function treeFindings(processes: HostProcess[], totals: ProcessTotals): TreeFinding[] {
+  const out: TreeFinding[] = [];
+  const mib = (b: number) => `${(b / MiB).toFixed(1)} MiB`;
+  if (totals.pssBytes !== undefined && totals.withoutPss === 0) {
+    const shared = totals.rssBytes - totals.pssBytes;
+    if (processes.length > 1 && shared > 0.1 * totals.rssBytes) {
+      out.push({
+        id: "tree-shared-pages",
+        severity: "info",
+        message: `RSS counts ${mib(shared)} of shared pages more than once across these ${processes.length} processes: their memory is ${mib(totals.pssBytes)} (Σ PSS), not ${mib(totals.rssBytes)} (Σ RSS)`,
+        evidence: { rssBytes: totals.rssBytes, pssBytes: totals.pssBytes },
+      });
+    }
+    const top = [...processes].sort((a, b) => (b.pssBytes ?? 0) - (a.pssBytes ?? 0))[0];
+    if (top?.pssBytes !== undefined && processes.length >= 3 && top.pssBytes >= 0.5 * totals.pssBytes) {
+      out.push({
+        id: "tree-dominant-process",
+        severity: "info",
+        message: `process ${top.pid} holds ${Math.round((top.pssBytes / totals.pssBytes) * 100)}% of the tree's memory (${mib(top.pssBytes)} of ${mib(totals.pssBytes)} PSS): read it with --pid ${top.pid}`,
+        evidence: { pid: top.pid, pssBytes: top.pssBytes, treePssBytes: totals.pssBytes },
+      });
+    }
+  }
+  const swapped = processes.filter((p) => (p.swapBytes ?? 0) > 0);
+  if (swapped.length > 0) {
+    const bytes = swapped.reduce((n, p) => n + (p.swapBytes ?? 0), 0);
+    out.push({
+      id: "tree-swap",
+      severity: "warn",
+      message: `${swapped.length} of these processes have ${mib(bytes)} in swap (${swapped.map((p) => p.pid).join(", ")}): their RSS understates what they use`,
+      evidence: { processes: swapped.length, swapBytes: bytes },
+    });
+  }
+  if (totals.withoutPss > 0) {
+    const which = processes.filter((p) => p.rssBytes !== undefined && p.pssBytes === undefined);
+    const why = which
+      .slice(0, 5)
+      .map((p) => `${p.pid}: ${(p.unreadable ?? []).find((u) => u.startsWith("smaps_rollup")) ?? "?"}`)
+      .join("; ");
+    out.push({
+      id: "tree-unreadable",
+      severity: "info",
+      message: `${which.length} of these processes could not be read in full (${why}; another user's process needs that user or root): Σ PSS leaves them out`,
+      evidence: { processes: which.length },
+    });
+  }
+  return out;
+}
+
+/**
+ * A process and its descendants: per-process rows, totals that count shared pages once, each
+ * process's share of the tree's PSS, and findings across the tree.
+ * @example
+ * const t = collectTree({ pid: Number(process.env.PRIMARY_PID) });
+ * for (const p of t.processes) console.log(p.pid, p.pssBytes, t.pssShare[p.pid]);
+ */
+export function collectTree(options: { pid: number; tier?: Tier; procRoot?: string }): ProcessTree {
+  const where = "collectTree(options)";
+  const o = is.optionsObject(where, options, ["pid", "tier", "procRoot"]);
+  const root = is.pid(where, o.pid, -1);
+  if (root < 0) throw is.invalidOption(where, "pid is required");
+  const tier = is.oneOf(where, "tier", o.tier, "standard", TIERS);
+  const procRoot = is.text(where, "procRoot", o.procRoot, DEFAULT_PROC_ROOT);
+  const time = new Date().toISOString();
+  // Parents from every process's status (world-readable).
+  const children = new Map<number, number[]>();
+  for (const pid of pids(procRoot)) {
+    let ppid: number;
+    try {
+      ppid = Number(field(readProcFile(procRoot, pid, "status"), "PPid"));
+    } catch {
+      continue;
+    }
+    if (!Number.isFinite(ppid)) continue;
+    const list = children.get(ppid) ?? [];
+    list.push(pid);
+    children.set(ppid, list);
+  }
+  const processes: HostProcess[] = [];
+  const queue = [root];
+  const seen = new Set<number>();
+  while (queue.length > 0) {
+    const pid = queue.shift() as number;
+    if (seen.has(pid)) continue;
+    seen.add(pid);
+    const p = readOne(procRoot, pid, tier);
+    if (p === undefined) {
+      if (pid === root) throw new HeapstateError("NO_SUCH_PROCESS", `process ${root} does not exist`);
+      continue;
+    }
+    processes.push(p);
+    for (const c of children.get(pid) ?? []) queue.push(c);
+  }
+  processes.sort(byRss);
+  const totals = totalsOf(processes);
+  const pssShare: Record<number, number> = {};
+  if (totals.pssBytes)
+    for (const p of processes)
+      if (p.pssBytes !== undefined) pssShare[p.pid] = Math.round((p.pssBytes / totals.pssBytes) * 10_000) / 10_000;
+  return { time, tier, root, processes, totals, pssShare, findings: treeFindings(processes, totals) };
+}
