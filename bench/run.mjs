@@ -428,7 +428,7 @@ results.footprintRows = [
 log("allocation per reading…");
 results.allocation = [
   allocationPerReading(root, "fast", smoke ? 1000 : 10000),
-  allocationPerReading(root, "standard", smoke ? 200 : 10000),
+  allocationPerReading(root, "standard", smoke ? 200 : 4000),
 ];
 log(`soak (${smoke ? 2000 : 100000} standard readings)…`);
 {

@@ -48,8 +48,13 @@ export interface HostProcess {
   glibcArenasRssBytes?: number;
   /** The memory cgroup's path (v2, else v1's memory controller). */
   cgroup?: string;
-  /** What was read from where: "procfs" (an agent's full reading would say "agent"). */
-  source: "procfs";
+  /**
+   * Where the row comes from: "procfs", or "agent" when the process answered its own reading
+   * (startAgent(), the CLI asks): then `allocator` is the one its reading names, and `agent` has
+   * its allocator's figures and findings.
+   */
+  source: "procfs" | "agent";
+  agent?: { allocator: string; version?: string; allocatedBytes?: number; findings: string[] };
   /** What could not be read, and why (file: errno code). */
   unreadable?: string[];
 }
@@ -75,7 +80,13 @@ export interface HostView {
 }
 
 export interface TreeFinding {
-  id: "tree-shared-pages" | "tree-dominant-process" | "tree-swap" | "tree-unreadable";
+  id:
+    | "tree-shared-pages"
+    | "tree-dominant-process"
+    | "tree-swap"
+    | "tree-unreadable"
+    | "tree-common-finding"
+    | "tree-one-growing";
   severity: "info" | "warn";
   message: string;
   evidence: Record<string, number | string>;
@@ -439,4 +450,53 @@ export function collectTree(options: { pid: number; tier?: Tier; procRoot?: stri
     for (const p of processes)
       if (p.pssBytes !== undefined) pssShare[p.pid] = Math.round((p.pssBytes / totals.pssBytes) * 10_000) / 10_000;
   return { time, tier, root, processes, totals, pssShare, findings: treeFindings(processes, totals) };
+}
+
+/**
+ * Findings that several processes of a tree raise in their own readings (from their agents): a
+ * pattern across workers, such as each one's glibc holding freed memory, is one cause to fix once.
+ */
+export function commonFindings(processes: readonly HostProcess[]): TreeFinding[] {
+  const by = new Map<string, number[]>();
+  for (const p of processes) for (const id of p.agent?.findings ?? []) by.set(id, [...(by.get(id) ?? []), p.pid]);
+  const read = processes.filter((p) => p.agent !== undefined).length;
+  const out: TreeFinding[] = [];
+  for (const [id, pids] of by) {
+    if (pids.length < 2) continue;
+    out.push({
+      id: "tree-common-finding",
+      severity: "warn",
+      message: `${pids.length} of the ${read} processes read by their agents raise ${id} (${pids.join(", ")}): one cause, to fix once`,
+      evidence: { finding: id, processes: pids.length },
+    });
+  }
+  return out;
+}
+
+/**
+ * Between two readings of the same tree (show-host --tree --watch): one process whose PSS grew by
+ * more than 16 MiB and 20% while every other stayed within 5%: the one to look at.
+ */
+export function growthFindings(first: ProcessTree, now: ProcessTree): TreeFinding[] {
+  const before = new Map(first.processes.map((p) => [p.pid, p.pssBytes]));
+  const grew: Array<{ pid: number; from: number; to: number }> = [];
+  let flat = 0;
+  for (const p of now.processes) {
+    const from = before.get(p.pid);
+    if (from === undefined || p.pssBytes === undefined || from <= 0) continue;
+    const d = p.pssBytes - from;
+    if (d > 16 * MiB && d > 0.2 * from) grew.push({ pid: p.pid, from, to: p.pssBytes });
+    else if (Math.abs(d) <= 0.05 * from) flat++;
+  }
+  const only = grew[0];
+  if (grew.length !== 1 || only === undefined || flat < 1) return [];
+  const mib = (b: number) => `${(b / MiB).toFixed(1)} MiB`;
+  return [
+    {
+      id: "tree-one-growing",
+      severity: "warn",
+      message: `process ${only.pid} grew from ${mib(only.from)} to ${mib(only.to)} PSS since ${first.time} while its ${flat} siblings stayed flat: read it with --pid ${only.pid}`,
+      evidence: { pid: only.pid, fromBytes: only.from, toBytes: only.to, flat },
+    },
+  ];
 }

@@ -3,6 +3,7 @@
  * @packageDocumentation
  */
 
+export { type Agent, type AgentOptions, startAgent } from "./agent";
 export { type AutoTrimmer, type AutoTrimOptions, startAutoTrim } from "./autotrim";
 export { type BaselineBudgets, baseline, clearBaseline } from "./baseline";
 export { collect, setBaseline } from "./collect";

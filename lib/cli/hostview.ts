@@ -1,6 +1,15 @@
 /** show-host's host view (the host's Node processes) and --tree (a process and its descendants). */
+
+import { withAgents } from "../agent-client";
 import type { HostState } from "../host";
-import { collectTree, type HostProcess, type HostView, hostProcesses, type ProcessTree } from "../host-view";
+import {
+  collectTree,
+  growthFindings,
+  type HostProcess,
+  type HostView,
+  hostProcesses,
+  type ProcessTree,
+} from "../host-view";
 import type { Tier } from "../types";
 import { formatBytes, wrap } from "../units";
 import { type CliIo, EXIT, fail, type Paint } from "./io";
@@ -25,6 +34,7 @@ function cgroupShort(path: string | undefined): string {
 }
 
 function allocatorText(p: HostProcess): string {
+  if (p.agent) return `${p.agent.allocator}${p.agent.version ? ` ${p.agent.version}` : ""} (agent)`;
   if (p.allocator === undefined) return p.rssBytes === undefined ? "-" : "?";
   return p.allocator.how === "preloaded" ? `${p.allocator.name} (preload)` : p.allocator.name;
 }
@@ -104,7 +114,7 @@ export function hostViewText(host: string[], v: HostView, o: HostViewOptions, se
   }
   lines.push(
     wrap(
-      "  figures from procfs; heapstate loaded in a process (collect(), its /debug/memory) adds its allocator's own counters, the breakdown of its RSS and findings: heapstate --pid N shows what the kernel tells of one",
+      "  figures from procfs, and for a process that runs heapstate's agent (startAgent(), or --require heapstate/agent) its own reading: its allocator's counters, breakdown and findings; heapstate --pid N shows one in full",
       o.width,
     ),
   );
@@ -125,10 +135,13 @@ export function treeText(t: ProcessTree, o: HostViewOptions): string {
   return lines.join("\n");
 }
 
-function readView(o: HostViewOptions): HostView | ProcessTree {
-  return o.tree !== undefined
-    ? collectTree({ pid: o.tree, tier: o.tier })
-    : hostProcesses({ all: o.all, tier: o.tier, exclude: [process.pid] });
+/** The view from procfs, then each process that runs an agent filled from its own reading. */
+async function readView(o: HostViewOptions): Promise<HostView | ProcessTree> {
+  const view =
+    o.tree !== undefined
+      ? collectTree({ pid: o.tree, tier: o.tier })
+      : hostProcesses({ all: o.all, tier: o.tier, exclude: [process.pid] });
+  return withAgents(view, o.tier === "deep" ? "standard" : o.tier);
 }
 
 function render(
@@ -155,12 +168,14 @@ export function showHostView(
   io: CliIo,
   watch?: { seconds: number; count: number | undefined },
 ): number | Promise<number> {
-  if (watch === undefined) {
-    io.out(render(readView(o), hostLines, hostJson, o));
-    return EXIT.ok;
-  }
+  if (watch === undefined)
+    return readView(o).then((view) => {
+      io.out(render(view, hostLines, hostJson, o));
+      return EXIT.ok;
+    });
   return new Promise((resolve) => {
     let ticks = 0;
+    let first: ProcessTree | undefined;
     let timer: NodeJS.Timeout | undefined;
     const stop = (code: number) => {
       if (timer) clearTimeout(timer);
@@ -169,10 +184,16 @@ export function showHostView(
     };
     const onInt = () => stop(EXIT.ok);
     process.once("SIGINT", onInt);
-    const tick = () => {
+    const tick = async () => {
       let text: string;
       try {
-        const view = readView(o);
+        let view = await readView(o);
+        if (o.tree !== undefined) {
+          // The tree watched: a process that grows while its siblings stay flat is named.
+          const tree = view as ProcessTree;
+          first ??= tree;
+          view = { ...tree, findings: [...tree.findings, ...growthFindings(first, tree)] };
+        }
         text = o.json ? JSON.stringify(view) : render(view, hostLines, hostJson, o);
       } catch (error) {
         stop(fail(error, io));
@@ -181,8 +202,8 @@ export function showHostView(
       ticks++;
       io.out(io.isTTY && !o.json ? `\x1b[H\x1b[2J${text}` : text);
       if (watch.count !== undefined && ticks >= watch.count) stop(EXIT.ok);
-      else timer = setTimeout(tick, watch.seconds * 1000);
+      else timer = setTimeout(() => void tick(), watch.seconds * 1000);
     };
-    tick();
+    void tick();
   });
 }

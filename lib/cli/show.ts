@@ -1,4 +1,6 @@
 /** show-host: the host, the allocator environment and a process's heap state, once or watched. */
+
+import { askAgent } from "../agent-client";
 import { formatHuman, formatTopMappings } from "../format";
 import {
   type AddonState,
@@ -158,11 +160,23 @@ export function showHost(args: string[], io: CliIo): number | Promise<number> {
     width,
   };
   if (watchSpec) return watch(options, watchSpec.seconds, watchSpec.count, io);
-  const s = read(options);
+  if (pid === undefined || pid === process.pid) return output(read(options), options, io, "self");
+  // Another process: its own full reading through its agent when it runs one, else procfs.
+  return askAgent(pid, tier).then((viaAgent) =>
+    output(viaAgent ?? read(options), options, io, viaAgent ? "agent" : "procfs"),
+  );
+}
+
+function output(s: Snapshot, options: ShowOptions, io: CliIo, source: "self" | "agent" | "procfs"): number {
   if (options.json) {
-    io.out(JSON.stringify(jsonOf(s, options), null, 2));
+    io.out(JSON.stringify({ ...jsonOf(s, options), readBy: source }, null, 2));
   } else {
-    io.out(showText(s, options));
+    const text = showText(s, options);
+    io.out(
+      source === "agent"
+        ? `${text}\n${wrap(`read by process ${s.pid}'s own heapstate agent (startAgent(), or --require heapstate/agent): its allocator's counters, breakdown and findings`, options.width)}`
+        : text,
+    );
   }
   return EXIT.ok;
 }

@@ -1,0 +1,12 @@
+/**
+ * `node --require heapstate/agent` (or NODE_OPTIONS="--require heapstate/agent"): starts the
+ * agent in a process without changing its code. A failure is one line on stderr; the process runs
+ * on without the agent.
+ */
+import { startAgent } from "./agent";
+
+try {
+  startAgent();
+} catch (error) {
+  process.stderr.write(`heapstate agent: not started: ${(error as Error).message}\n`);
+}

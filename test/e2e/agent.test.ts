@@ -1,0 +1,192 @@
+/**
+ * The agent: a Node child started with `--require heapstate/agent` answers its own full reading
+ * over its socket, and show-host uses it; the socket and its directory let no other user in (a
+ * client run as nobody is refused by the kernel); a killed agent's socket is ignored and removed;
+ * malformed, unknown and oversized requests get an error and the agent keeps answering.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { connect } from "node:net";
+import { dirname, join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { agentSocket } from "../../lib/agent-client";
+import { childEnv, fixtures, requireRoot, root } from "../helpers";
+
+async function agentChild(env: Record<string, string> = {}): Promise<{ child: ChildProcess; socket: string }> {
+  const child = spawn(process.execPath, [join(fixtures, "children", "idle.cjs")], {
+    cwd: root,
+    // As a user would: NODE_OPTIONS naming the package's agent entry.
+    env: childEnv({ NODE_OPTIONS: "--require heapstate/agent", ...env }),
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.once("data", () => resolve());
+    child.once("error", reject);
+  });
+  const pid = child.pid as number;
+  const end = Date.now() + 10_000;
+  let socket = agentSocket(pid);
+  while (socket === undefined && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 50));
+    socket = agentSocket(pid);
+  }
+  if (socket === undefined) throw new Error(`no agent socket for ${pid}`);
+  return { child, socket };
+}
+
+/** Sends raw bytes on a fresh connection; resolves with what came back until the agent closed or the first line. */
+function exchange(socket: string, bytes: string, untilClose = false): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = connect(socket);
+    let got = "";
+    c.setEncoding("utf8");
+    c.on("connect", () => c.write(bytes));
+    c.on("data", (d: string) => {
+      got += d;
+      if (!untilClose && got.includes("\n")) {
+        c.destroy();
+        resolve(got);
+      }
+    });
+    c.on("close", () => resolve(got));
+    c.on("error", reject);
+  });
+}
+
+function cli(args: string[]) {
+  return spawnSync(process.execPath, [join(root, "bin", "heapstate.js"), ...args], {
+    env: childEnv(),
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+}
+
+describe("a process running the agent", () => {
+  let child: ChildProcess;
+  let socket: string;
+  beforeAll(async () => {
+    ({ child, socket } = await agentChild());
+  });
+  afterAll(() => child?.kill());
+
+  it("listens on a socket only its user may reach: mode 0600 in a 0700 directory of its own", () => {
+    const s = statSync(socket);
+    expect(s.isSocket()).toBe(true);
+    expect(s.mode & 0o777).toBe(0o600);
+    const d = statSync(dirname(socket));
+    expect(d.mode & 0o777).toBe(0o700);
+    expect(d.uid).toBe(process.getuid?.());
+  });
+
+  it("answers its own full reading: --pid shows its allocator, which procfs alone cannot", () => {
+    const r = cli(["--pid", String(child.pid), "--json"]);
+    expect(r.status, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout) as {
+      pid: number;
+      readBy: string;
+      allocators?: Array<{ allocator: string; servesMalloc: boolean; allocatedBytes?: number }>;
+    };
+    expect(s.readBy).toBe("agent");
+    expect(s.pid).toBe(child.pid);
+    const heap = s.allocators?.find((a) => a.servesMalloc);
+    expect(heap?.allocator).toBe("glibc");
+    expect(heap?.allocatedBytes).toBeGreaterThan(0);
+    // Without an agent, a process read from procfs has no allocator.
+    const plain = JSON.parse(cli(["--pid", String(process.pid), "--json"]).stdout) as {
+      readBy: string;
+      allocators?: unknown[];
+    };
+    expect(plain.readBy).toBe("procfs");
+    expect(plain.allocators ?? []).toEqual([]);
+    const text = cli(["--pid", String(child.pid), "--width", "0"]).stdout;
+    expect(text).toMatch(/^ {2}serves malloc +glibc /m);
+    expect(text).toContain(`read by process ${child.pid}'s own heapstate agent`);
+  });
+
+  it("the host view says which rows come from an agent", () => {
+    const view = JSON.parse(cli(["--json"]).stdout) as {
+      processes: Array<{ pid: number; source: string; agent?: { allocator: string } }>;
+    };
+    const row = view.processes.find((p) => p.pid === child.pid);
+    expect(row?.source).toBe("agent");
+    expect(row?.agent?.allocator).toBe("glibc");
+    expect(view.processes.filter((p) => p.pid !== child.pid).every((p) => p.source === "procfs" || p.agent)).toBe(true);
+    expect(cli(["--width", "0"]).stdout).toMatch(new RegExp(`^ +${child.pid} .* glibc [\\d.]+ \\(agent\\) `, "m"));
+  });
+
+  it("malformed, unknown, trim-when-not-enabled and oversized requests get an error; the agent keeps answering", async () => {
+    expect(JSON.parse(await exchange(socket, "not json\n"))).toEqual({
+      ok: false,
+      error: "the request is not JSON (one object per line)",
+    });
+    expect(JSON.parse(await exchange(socket, '{"op":"shell","cmd":"id"}\n')).ok).toBe(false);
+    expect(JSON.parse(await exchange(socket, "[1,2]\n")).ok).toBe(false);
+    expect(JSON.parse(await exchange(socket, '{"op":"reading","tier":"everything"}\n')).error).toMatch(/tier must be/);
+    expect(JSON.parse(await exchange(socket, '{"op":"trim"}\n')).error).toMatch(/trim is not enabled/);
+    // Past 4 KiB without a newline: an error, then the agent closes that connection.
+    const big = await exchange(socket, "x".repeat(64 * 1024), true);
+    expect(JSON.parse(big.split("\n")[0] as string)).toEqual({ ok: false, error: "a request is at most 4096 bytes" });
+    const ok = JSON.parse(await exchange(socket, '{"op":"reading","tier":"fast"}\n')) as {
+      ok: boolean;
+      snapshot: { pid: number };
+    };
+    expect(ok.ok).toBe(true);
+    expect(ok.snapshot.pid).toBe(child.pid);
+    expect(child.exitCode).toBeNull();
+  });
+
+  it("another user cannot connect (a client run as nobody)", (ctx) => {
+    requireRoot(ctx, "connecting as another user");
+    const r = spawnSync(
+      "setpriv",
+      [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "/usr/bin/python3",
+        "-c",
+        "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ntry:\n  s.connect(sys.argv[1]); print('connected')\nexcept OSError as e: print(e.errno)",
+        socket,
+      ],
+      { encoding: "utf8" },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    // EACCES (13): the directory is 0700 and the socket 0600.
+    expect(r.stdout.trim()).toBe("13");
+  });
+});
+
+describe("a killed agent", () => {
+  it("leaves a socket that is ignored and removed; the process is not listed", async () => {
+    const { child, socket } = await agentChild();
+    const pid = child.pid as number;
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+    expect(existsSync(socket)).toBe(true); // SIGKILL: no exit handler ran
+    const view = cli(["--json", "--tier", "fast"]);
+    expect(view.status, view.stderr).toBe(0);
+    expect(
+      (JSON.parse(view.stdout) as { processes: Array<{ pid: number }> }).processes.map((p) => p.pid),
+    ).not.toContain(pid);
+    expect(existsSync(socket)).toBe(false);
+    expect(cli(["--pid", String(pid)]).status).toBe(1);
+  });
+
+  it("a process that exits removes its socket itself", () => {
+    // The child prints its socket's path (while it runs), then exits normally.
+    const r = spawnSync(
+      process.execPath,
+      [
+        "--require",
+        join(root, "dist", "agent-register.js"),
+        "-e",
+        `setTimeout(() => console.log(require(${JSON.stringify(join(root, "dist", "agent-client.js"))}).agentSocket(process.pid)), 100)`,
+      ],
+      { env: childEnv(), encoding: "utf8", timeout: 30_000 },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const path = r.stdout.trim();
+    expect(path).toMatch(new RegExp(`/${r.pid}\\.sock$`));
+    expect(existsSync(path)).toBe(false);
+  });
+});
