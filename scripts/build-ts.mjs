@@ -17,14 +17,15 @@ const tsc = require.resolve("typescript/bin/tsc");
 const r = spawnSync(process.execPath, [tsc, "-p", join(root, "tsconfig.json")], { stdio: "inherit" });
 if (r.status !== 0) process.exit(r.status ?? 1);
 
-// The main entry, made lazy: tsc's `require` of every module at load becomes, for each exported
-// function, a wrapper that requires its module on the first call. `require("heapstate")` then
-// loads next to nothing; a reading loads the readers, createHandler the HTTP face, startSampler
-// the sampler, and the addon is loaded by the first reading that needs it. Modules whose exports
-// are not all functions (the error class) stay eager: they are small. The source (lib/index.ts)
+// The main entry, its faces made lazy: tsc's `require` of every module at load becomes, for each
+// function of a face (the HTTP handler and its page, the sampler, the CLI's views, the agent,
+// formatting, parsing), a wrapper that requires its module on the first call. The reading core
+// (collect, snapshot, trim, baselines, reporters) stays loaded by `require("heapstate")`: a first
+// reading must work even when the process has run out of descriptors and could not open a module
+// file then. The addon is loaded by the first reading that needs it. The source (lib/index.ts)
 // keeps plain re-exports, so the tests, which run the TypeScript, see the same names.
 {
-  const EAGER = new Set(["./errors", "./units"]);
+  const EAGER = new Set(["./errors", "./units", "./collect", "./snapshot", "./trim", "./baseline", "./reporters"]);
   const file = join(dist, "index.js");
   const text = readFileSync(file, "utf8");
   const modules = new Map();
@@ -45,9 +46,11 @@ if (r.status !== 0) process.exit(r.status ?? 1);
     const id = modules.get(variable);
     if (id === undefined) throw new Error(`build-ts: ${name} comes from an unknown module variable ${variable}`);
     if (EAGER.has(id)) {
-      out.push(
-        `Object.defineProperty(exports, "${name}", { enumerable: true, get: () => require("${id}").${member} });`,
-      );
+      if (!used.has(id)) {
+        out.push(`const ${variable} = require("${id}");`);
+        used.add(id);
+      }
+      out.push(`Object.defineProperty(exports, "${name}", { enumerable: true, get: () => ${variable}.${member} });`);
       continue;
     }
     const value = require(join(dist, `${id}.js`))[member];

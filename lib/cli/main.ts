@@ -17,7 +17,9 @@ import { trimCommand } from "./trim";
  */
 export function main(argv: readonly string[], io: CliIo = defaultIo()): number | Promise<number> {
   try {
-    return run([...argv], io);
+    const code = run([...argv], io);
+    // An asynchronous command (--watch, the host view, an agent asked) fails the same way: one line.
+    return typeof code === "number" ? code : code.catch((error: unknown) => fail(error, io));
   } catch (error) {
     return fail(error, io);
   }

@@ -298,7 +298,7 @@ describe("--watch", () => {
     const socket = `heapstate-test-${process.pid}`;
     const tmux = (...a: string[]) =>
       execFileSync("tmux", ["-L", socket, "-f", "/dev/null", ...a], { encoding: "utf8", env: childEnv() });
-    const script = `"$0" "$1" --watch 0.3 --tier fast; echo "EXIT=$?"; sleep 30`;
+    const script = `"$0" "$1" --self --watch 0.3 --tier fast; echo "EXIT=$?"; sleep 30`;
     tmux("new-session", "-d", "-s", "watch", "-x", "160", "-y", "60", "bash", "-c", script, process.execPath, bin);
     try {
       // Wait for the third reading on screen: by then it has been redrawn twice.

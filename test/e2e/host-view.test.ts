@@ -90,7 +90,9 @@ describe("a process tree: a parent and four forked children sharing pages", () =
     };
     expect(json.tree.root).toBe(parent.pid);
     expect(json.tree.processes).toHaveLength(5);
-    expect(cli(["--tree", "4194304"]).status).toBe(1);
+    const gone = cli(["--tree", "4194304"]);
+    expect(gone.status).toBe(1);
+    expect(gone.stderr.trim().split("\n")).toEqual(["heapstate: process 4194304 does not exist"]);
     expect(cli(["--tree", "1", "--pid", "1"]).status).toBe(2);
   });
 });

@@ -21,12 +21,14 @@ import {
   type Sampler,
   setBaseline,
   snapshot,
+  startAgent,
   startAutoTrim,
   startSampler,
 } from "../../lib/index";
 import { registerOtel } from "../../lib/otel";
 import { registerPrometheus } from "../../lib/prometheus";
 import { start } from "../../lib/sidecar";
+import { heapstate } from "../../lib/vitest/plugin";
 import { HeapstateReporter } from "../../lib/vitest/reporter";
 
 class TestReader extends MetricReader {
@@ -76,7 +78,7 @@ const entryPoints: Record<string, { keys: string[]; call: (o: unknown) => void }
     call: (o) => registerMemoryReporter("options-test", () => ({ allocatedBytes: 1 }), o as never)(),
   },
   registerPrometheus: {
-    keys: ["prefix", "maxAgeMs", "client", "registry", "resetPeak"],
+    keys: ["prefix", "maxAgeMs", "client", "registry", "resetPeak", "labels"],
     call: (o) => {
       // Without a registry option it registers on prom-client's default one: emptied each time.
       client.register.clear();
@@ -98,6 +100,11 @@ const entryPoints: Record<string, { keys: string[]; call: (o: unknown) => void }
       }
     },
   },
+  "heapstate() Vitest plugin": {
+    keys: ["tier", "gc", "outputFile", "budgets", "baseline", "top", "print", "write"],
+    call: (o) => heapstate(o as never),
+  },
+  startAgent: { keys: ["trim"], call: (o) => startAgent(o as never).stop() },
   "sidecar start": { keys: ["tier", "gc", "resetPeak"], call: (o) => start("options-test", o as never) },
   "vitest reporter": {
     keys: ["outputFile", "budgets", "baseline", "top", "print", "write"],
