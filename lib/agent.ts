@@ -15,6 +15,7 @@
 import { chmodSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
+import { isMainThread } from "node:worker_threads";
 import { collect } from "./collect";
 import { trim } from "./trim";
 import { TIERS, type Tier } from "./types";
@@ -108,6 +109,9 @@ export function startAgent(options?: AgentOptions): Agent {
   const o = is.optionsObject(where, options, ["trim"]);
   const allowTrim = is.bool(where, "trim", o.trim, false);
   if (running) return running;
+  // The socket is named by the process's pid: one agent per process, in its main thread.
+  if (!isMainThread)
+    throw is.invalidOption(where, "the agent runs in the main thread (a worker shares its process's pid)");
   const uid = process.getuid?.() ?? -1;
   const dir = ensureDir(uid);
   if (dir === undefined)
@@ -157,7 +161,8 @@ export function startAgent(options?: AgentOptions): Agent {
     old = process.umask(0o177);
   } catch {}
   try {
-    server.listen(path);
+    // exclusive: in a cluster worker, listen here rather than through the primary.
+    server.listen({ path, exclusive: true });
   } finally {
     if (old !== undefined) process.umask(old);
   }

@@ -165,16 +165,24 @@ function allocatorOf(maps: string, preload: string | undefined): HostProcess["al
 
 const ARENA = 64 * 1024 * 1024;
 
-/** glibc's arenas from maps: the main arena (when [heap] exists or anything is malloc'd) plus one per 64 MiB-aligned heap. */
+/**
+ * glibc's arenas from maps: the main one, plus each other arena's heap: a 64 MiB-aligned anonymous
+ * rw-p head followed by the PROT_NONE rest of its 64 MiB, or one whole 64 MiB rw-p mapping (the
+ * shapes regions.ts names malloc-arena).
+ */
 function countArenas(maps: string): number {
-  let heaps = 0;
+  const anon: Array<{ start: number; end: number; perms: string }> = [];
   forEachMapping(maps, (m) => {
-    const anon = m.path === "" && m.inode === 0;
-    if (anon && m.perms === "rw-p" && m.start % ARENA === 0 && m.end - m.start <= ARENA) {
-      // A heap is its committed head (rw-p) followed by a PROT_NONE tail up to the 64 MiB boundary,
-      // or a whole 64 MiB rw-p mapping; counted at the head.
-      heaps++;
-    }
+    if (m.path === "" && m.inode === 0) anon.push({ start: m.start, end: m.end, perms: m.perms });
+  });
+  let heaps = 0;
+  anon.forEach((m, i) => {
+    if (m.perms !== "rw-p" || m.start % ARENA !== 0) return;
+    const next = anon[i + 1];
+    const whole = m.end - m.start === ARENA;
+    const headAndTail =
+      next !== undefined && next.perms === "---p" && next.start === m.end && next.end === m.start + ARENA;
+    if (whole || headAndTail) heaps++;
   });
   return heaps + 1;
 }

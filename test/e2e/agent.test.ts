@@ -10,6 +10,7 @@ import { connect } from "node:net";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentSocket } from "../../lib/agent-client";
+import { hostProcesses } from "../../lib/host-view";
 import { childEnv, fixtures, requireRoot, root } from "../helpers";
 
 async function agentChild(env: Record<string, string> = {}): Promise<{ child: ChildProcess; socket: string }> {
@@ -101,6 +102,17 @@ describe("a process running the agent", () => {
     const text = cli(["--pid", String(child.pid), "--width", "0"]).stdout;
     expect(text).toMatch(/^ {2}serves malloc +glibc /m);
     expect(text).toContain(`read by process ${child.pid}'s own heapstate agent`);
+  });
+
+  it("the arenas the host view counts from maps are the heaps glibc's own malloc_info lists", async () => {
+    const answer = JSON.parse(await exchange(socket, '{"op":"reading","tier":"deep"}\n')) as {
+      snapshot: { allocators: Array<{ allocator: string; servesMalloc: boolean; arenas?: number }> };
+    };
+    const own = answer.snapshot.allocators.find((a) => a.servesMalloc);
+    expect(own?.allocator).toBe("glibc");
+    expect(own?.arenas).toBeGreaterThanOrEqual(1);
+    const row = hostProcesses().processes.find((p) => p.pid === child.pid);
+    expect(row?.glibcArenas).toBe(own?.arenas);
   });
 
   it("the host view says which rows come from an agent", () => {
