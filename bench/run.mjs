@@ -828,7 +828,8 @@ function plot(title, xLabel, series, xs) {
 }
 const rssXs = results.rollupScaling.map((r) => r.rssMiB);
 const svg = [
-  `<svg xmlns="http://www.w3.org/2000/svg" width="960" height="300" font-family="sans-serif" font-size="12">`,
+  `<svg xmlns="http://www.w3.org/2000/svg" width="960" height="300" font-family="sans-serif" font-size="12" role="img">`,
+  "<title>heapstate: the cost of one reading by RSS and by mappings</title>",
   plot(
     "cost of one reading by RSS",
     "RSS, MiB",
