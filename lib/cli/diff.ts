@@ -13,12 +13,7 @@ export function diffCommand(args: string[], io: CliIo): number {
   if (typeof parsed === "string") return usageError(io, "diff", parsed);
   const { flags, rest } = parsed;
   const width = widthFlag(flags.get("--width"), io);
-  if (width === undefined)
-    return usageError(
-      io,
-      "diff",
-      `--width takes a whole number of columns from 0 to 10000, received ${JSON.stringify(flags.get("--width"))}`,
-    );
+  if (typeof width === "string") return usageError(io, "diff", width);
   if (rest.length !== 2) return usageError(io, "diff", `needs two files, received ${rest.length}`);
   const [a, b] = rest.map((file) => {
     let text: string;

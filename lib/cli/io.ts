@@ -45,10 +45,11 @@ export function widthOf(io: CliIo): number {
   return io.columns !== undefined && io.columns >= 40 ? io.columns : 100;
 }
 
-/** --width N (0: never wrap), else widthOf(io); undefined for a value that is not a width. */
-export function widthFlag(value: string | true | undefined, io: CliIo): number | undefined {
+/** --width N (0: never wrap), else widthOf(io); for a value that is not a width, the usage message. */
+export function widthFlag(value: string | true | undefined, io: CliIo): number | string {
   if (value === undefined) return widthOf(io);
-  if (value === true || !/^\d{1,5}$/.test(value) || Number(value) > 10_000) return undefined;
+  if (value === true || !/^\d{1,5}$/.test(value) || Number(value) > 10_000)
+    return `--width takes a whole number of columns from 0 to 10000, received ${JSON.stringify(value)}`;
   return Number(value);
 }
 

@@ -55,30 +55,20 @@ export function showHost(args: string[], io: CliIo): number | Promise<number> {
     io.out(version());
     return EXIT.ok;
   }
-  let pid: number | undefined;
-  let tree: number | undefined;
-  if (flags.has("--tree")) {
-    tree = positiveInt(flags.get("--tree"), MAX_PID);
-    if (tree === undefined)
-      return usageError(
-        io,
-        "",
-        `--tree takes a process id from 1 to ${MAX_PID}, received ${JSON.stringify(flags.get("--tree"))}`,
-      );
-  }
+  // A process id option: absent, a pid, or the usage message.
+  const pidOption = (name: "--pid" | "--tree"): number | string | undefined => {
+    if (!flags.has(name)) return undefined;
+    const value = positiveInt(flags.get(name), MAX_PID);
+    return value ?? `${name} takes a process id from 1 to ${MAX_PID}, received ${JSON.stringify(flags.get(name))}`;
+  };
+  const pid = pidOption("--pid");
+  const tree = pidOption("--tree");
+  if (typeof pid === "string") return usageError(io, "", pid);
+  if (typeof tree === "string") return usageError(io, "", tree);
   if (flags.has("--self") && flags.has("--pid"))
     return usageError(io, "", "--self and --pid name two processes: one of them");
   if (tree !== undefined && (flags.has("--self") || flags.has("--pid")))
     return usageError(io, "", "--tree reads a process and its descendants: not with --pid or --self");
-  if (flags.has("--pid")) {
-    pid = positiveInt(flags.get("--pid"), MAX_PID);
-    if (pid === undefined)
-      return usageError(
-        io,
-        "",
-        `--pid takes a process id from 1 to ${MAX_PID}, received ${JSON.stringify(flags.get("--pid"))}`,
-      );
-  }
   let tier: Tier = "standard";
   if (flags.has("--tier")) {
     const t = flags.get("--tier");
@@ -104,12 +94,7 @@ export function showHost(args: string[], io: CliIo): number | Promise<number> {
     tier = "deep";
   }
   const width = widthFlag(flags.get("--width"), io);
-  if (width === undefined)
-    return usageError(
-      io,
-      "",
-      `--width takes a whole number of columns from 0 to 10000, received ${JSON.stringify(flags.get("--width"))}`,
-    );
+  if (typeof width === "string") return usageError(io, "", width);
   // The host view: no single process named. Its tier says what is read of each process.
   const hostView = !flags.has("--pid") && !flags.has("--self");
   if (hostView && (top !== undefined || addresses))
