@@ -126,7 +126,7 @@ export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
     warnings.push({
       source: "heap",
       code: "ALLOCATOR_NOT_READABLE_FROM_OUTSIDE",
-      message: `process ${o.pid}'s allocator counters (in use, free, fragmentation, arenas) and its V8 heap live inside it and cannot be read from outside: the breakdown attributes what the kernel shows (with --deep: malloc arenas, stacks, code, files, shared memory). Loading heapstate in that process (collect(), or its /debug/memory) gives the rest.`,
+      message: `process ${o.pid}'s allocator counters (in use, free, fragmentation, arenas) and its V8 heap live inside it and cannot be read from outside: the breakdown attributes what the kernel shows (with --deep: malloc arenas, stacks, code, files, shared memory). Loading heapstate in that process (collect(), its /debug/memory, or its agent: NODE_OPTIONS="--require heapstate/agent", which show-host then asks) gives the rest.`,
     });
   }
   guard("status", () => {

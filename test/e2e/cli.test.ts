@@ -132,7 +132,9 @@ describe("show-host --pid", () => {
       );
       expect(named.every((b) => b > 0)).toBe(true);
       const text = cli(["--pid", String(glibcChild.pid), "--deep", "--width", "0"]).out;
-      expect(text).toMatch(/Loading heapstate in that process \(collect\(\), or its \/debug\/memory\) gives the rest/);
+      expect(text).toMatch(
+        /Loading heapstate in that process \(collect\(\), its \/debug\/memory, or its agent: NODE_OPTIONS="--require heapstate\/agent", which show-host then asks\) gives the rest/,
+      );
     } finally {
       glibcChild.kill();
     }
