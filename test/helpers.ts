@@ -40,8 +40,10 @@ export function childEnv(extra: Record<string, string | undefined> = {}): NodeJS
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of ["LD_PRELOAD", "MALLOC_CONF", "GLIBC_TUNABLES", "MALLOC_ARENA_MAX", "HEAPSTATE_NO_NATIVE"])
     delete env[k];
+  // An extra set to undefined removes the variable.
   for (const [k, v] of Object.entries(extra)) {
-    if (v !== undefined) env[k] = v;
+    if (v === undefined) delete env[k];
+    else env[k] = v;
   }
   return env;
 }

@@ -332,10 +332,12 @@ describe("--watch", () => {
 
 describe("colour", () => {
   // script(1) runs its command with $SHELL: named here, so the login shell does not matter.
-  const scriptRun = (env: Record<string, string>) =>
+  // Without CI in the environment: Node gives a CI terminal two colours only, unless it knows the
+  // CI service (tty.getColorDepth), so hasColors() is false there, as it should be.
+  const scriptRun = (env: Record<string, string | undefined>) =>
     execFileSync("script", ["-qec", `${process.execPath} ${bin} --self --tier fast`, "/dev/null"], {
       encoding: "utf8",
-      env: childEnv({ SHELL: "/bin/sh", ...env }),
+      env: childEnv({ SHELL: "/bin/sh", CI: undefined, ...env }),
     });
 
   it("decided as Node decides: on a terminal, never with NO_COLOR, NODE_DISABLE_COLORS or TERM=dumb; FORCE_COLOR on a pipe", () => {
@@ -347,24 +349,30 @@ describe("colour", () => {
     expect(cli(["--tier", "fast"]).out).not.toContain("\x1b[");
   });
 
-  it("wraps long lines at 100 columns when not on a terminal (--width N otherwise, 0 never), losing no word", () => {
-    const whole = cli(["--self", "--deep", "--width", "0"]).out;
-    // The deep reading's sources run past 100 columns: there is something to wrap.
-    expect(Math.max(...whole.split("\n").map((l) => l.length))).toBeGreaterThan(100);
-    const words = (t: string) => t.split(/\s+/).filter((w) => !/^\d|^-\d|µs\)$|^\(|Z$/.test(w));
-    for (const [args, width] of [
-      [[], 100],
-      [["--width", "60"], 60],
-    ] as const) {
-      const r = cli(["--self", "--deep", ...args]);
-      expect(r.code).toBe(0);
-      const lines = r.out.split("\n");
-      for (const l of lines) expect(l.length, l).toBeLessThanOrEqual(width);
-      expect(lines.length).toBeGreaterThan(whole.split("\n").length);
-      // The same words (figures aside: the two readings are moments apart), in the same order.
-      expect(words(r.out).filter((w) => !/^(KiB|MiB|GiB|B|%)$/.test(w))).toEqual(
-        words(whole).filter((w) => !/^(KiB|MiB|GiB|B|%)$/.test(w)),
-      );
+  it("wraps long lines at 100 columns when not on a terminal (--width N otherwise, 0 never), losing no word", async () => {
+    // A stopped process: what the kernel shows of it does not move between the readings compared.
+    const still = await idleChild();
+    try {
+      process.kill(still.pid as number, "SIGSTOP");
+      const read = (args: string[]) => cli(["--pid", String(still.pid), "--deep", ...args]);
+      const whole = read(["--width", "0"]).out;
+      // Its findings and the deep reading's sources run past 100 columns: there is something to wrap.
+      expect(Math.max(...whole.split("\n").map((l) => l.length))).toBeGreaterThan(100);
+      const words = (t: string) => t.split(/\s+/).filter((w) => !/^\d|^-\d|µs\)$|^\(|Z$|^(KiB|MiB|GiB|B|%)$/.test(w));
+      for (const [args, width] of [
+        [[], 100],
+        [["--width", "60"], 60],
+      ] as const) {
+        const r = read([...args]);
+        expect(r.code).toBe(0);
+        const lines = r.out.split("\n");
+        for (const l of lines) expect(l.length, l).toBeLessThanOrEqual(width);
+        expect(lines.length).toBeGreaterThan(whole.split("\n").length);
+        // The same words (the reading's time and cost aside), in the same order.
+        expect(words(r.out)).toEqual(words(whole));
+      }
+    } finally {
+      still.kill("SIGKILL");
     }
     expect(cli(["--width", "wide"]).code).toBe(2);
     expect(cli(["diff", "a", "b", "--width", "-1"]).code).toBe(2);
