@@ -20,12 +20,14 @@ interface Out {
 }
 
 describe("auto-trim on a fragmented 1 GiB heap", () => {
-  const trimmed = inBeforeAll(() => runChild<Out>("autotrim.cjs", ["10000"]), 180_000);
+  // A bound no prediction reaches, even on a loaded machine (the walk alone took seconds under a
+  // parallel suite in CI): this child must trim.
+  const trimmed = inBeforeAll(() => runChild<Out>("autotrim.cjs", ["60000"]), 180_000);
   const bounded = inBeforeAll(() => runChild<Out>("autotrim.cjs", ["100"]), 180_000);
 
   it("releases what the estimate said, within 25 %, in a pause measured and within the bound", () => {
     const { state, before, after, inReading, stoppedAfter } = trimmed();
-    expect(state.trims).toBe(1);
+    expect(state.trims, `skipped: ${JSON.stringify(state.lastSkip)}`).toBe(1);
     const last = state.lastTrim as NonNullable<AutoTrimState["lastTrim"]>;
     const promised = last.promisedBytes as number;
     expect(promised).toBeGreaterThanOrEqual(256 * MiB);
