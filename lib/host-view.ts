@@ -61,8 +61,8 @@ export interface HostProcess {
 
 export interface ProcessTotals {
   processes: number;
-  /** Σ RSS: shared pages are counted once per process that maps them. */
-  rssBytes: number;
+  /** Σ RSS: shared pages are counted once per process that maps them. Absent when no process's RSS was read. */
+  rssBytes?: number;
   /** Σ PSS: each shared page counted once in all. Absent when no process's PSS was read. */
   pssBytes?: number;
   ussBytes?: number;
@@ -187,11 +187,11 @@ function countArenas(maps: string): number {
   return heaps + 1;
 }
 
-function readOne(procRoot: string, pid: number, tier: Tier): HostProcess | undefined {
+function readOne(procRoot: string, pid: number, tier: Tier, read?: string): HostProcess | undefined {
   const unreadable: string[] = [];
   let status: string;
   try {
-    status = readProcFile(procRoot, pid, "status");
+    status = read ?? readProcFile(procRoot, pid, "status");
   } catch {
     return undefined; // exited, or not a process
   }
@@ -286,12 +286,14 @@ function totalsOf(processes: HostProcess[]): ProcessTotals {
     const values = processes.map((p) => p[k]).filter((v): v is number => v !== undefined);
     return values.length > 0 ? values.reduce((a, b) => a + b, 0) : undefined;
   };
+  const rss = sum("rssBytes");
   const pss = sum("pssBytes");
   const uss = sum("ussBytes");
   const swap = sum("swapBytes");
   return {
     processes: processes.length,
-    rssBytes: sum("rssBytes") ?? 0,
+    // No process: nothing, truly 0. Processes none of which has a figure (kernel threads): absent.
+    ...(rss !== undefined ? { rssBytes: rss } : processes.length === 0 ? { rssBytes: 0 } : {}),
     ...(pss !== undefined ? { pssBytes: pss } : {}),
     ...(uss !== undefined ? { ussBytes: uss } : {}),
     ...(swap !== undefined ? { swapBytes: swap } : {}),
@@ -329,14 +331,14 @@ export function hostProcesses(options?: HostViewOptions): HostView {
   const processes: HostProcess[] = [];
   for (const pid of pids(procRoot)) {
     if (exclude.has(pid)) continue;
+    let status: string;
+    try {
+      status = readProcFile(procRoot, pid, "status");
+    } catch {
+      continue; // exited, or not a process
+    }
     if (!all) {
       // Cheap first: only Node processes are read in full.
-      let status: string;
-      try {
-        status = readProcFile(procRoot, pid, "status");
-      } catch {
-        continue;
-      }
       let exe: string | undefined;
       try {
         exe = readlinkSync(procRoot === DEFAULT_PROC_ROOT ? `/proc/${pid}/exe` : join(procRoot, String(pid), "exe"));
@@ -349,7 +351,7 @@ export function hostProcesses(options?: HostViewOptions): HostView {
       }
       if (!isNode(exe, field(status, "Name"), argv0)) continue;
     }
-    const p = readOne(procRoot, pid, tier);
+    const p = readOne(procRoot, pid, tier, status);
     if (p) processes.push(p);
   }
   processes.sort(byRss);
@@ -361,7 +363,7 @@ const MiB = 1024 * 1024;
 function treeFindings(processes: HostProcess[], totals: ProcessTotals): TreeFinding[] {
   const out: TreeFinding[] = [];
   const mib = (b: number) => `${(b / MiB).toFixed(1)} MiB`;
-  if (totals.pssBytes !== undefined && totals.withoutPss === 0) {
+  if (totals.pssBytes !== undefined && totals.rssBytes !== undefined && totals.withoutPss === 0) {
     const shared = totals.rssBytes - totals.pssBytes;
     if (processes.length > 1 && shared > 0.1 * totals.rssBytes) {
       out.push({
