@@ -10,6 +10,7 @@ import { allocatorsFromReading } from "./allocators/index";
 import { Backoff, type BackoffPolicy, type Clock } from "./backoff";
 import { regionRss } from "./breakdown";
 import { native, nativeProblem } from "./native";
+import { extend } from "./objects";
 import type { ReadPlan } from "./options";
 import { readRegions } from "./sources";
 import type { AllocatorState, RegionSummary, Snapshot, Tier, Warning } from "./types";
@@ -105,7 +106,7 @@ export class AllocatorReader {
       if (walk) this.walk.ran(cost);
       if (walk && heap?.allocator === "glibc") this.memo = { state: heap, time: snap.time };
       if (!walk && heap && memo && heap === memo.state) {
-        allocators[allocators.indexOf(heap)] = { ...heap, asOf: memo.time };
+        allocators[allocators.indexOf(heap)] = extend(heap, { asOf: memo.time });
         if (this.walk.held)
           warnings.push(heldWarning(this.walk.lastCost, this.walk.policy.stallBoundMicros, memo.time));
       }
@@ -148,7 +149,7 @@ export class AllocatorReader {
       // smaps first, then the walk: what reading smaps allocates is either still in use at the walk
       // (counted on both sides) or freed by then (free and resident: what a trim returns); walked
       // first, it would be counted resident but not in use, and promised though still held.
-      const regions = readRegions({ ...o, includeAddresses: false }, warnings);
+      const regions = readRegions(extend(o, { includeAddresses: false }), warnings);
       const reading = binding.read({ glibc: true, mallocInfo: true, onlyGlibc: true });
       const fresh = allocatorsFromReading(reading, [], undefined).heap;
       const evidence = arenaEvidence(regions);

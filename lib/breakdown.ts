@@ -61,7 +61,8 @@ function allocatorParts(a: AllocatorState): PartSpec[] {
   const p: "native" | "other" = a.servesMalloc ? "native" : "other";
   const add = (name: AllocatorPart, bytes: number | undefined, source: string, estimated = false) => {
     const full: `${typeof p}-${AllocatorPart}` = `${p}-${name}`;
-    if (bytes !== undefined) out.push({ name: full, bytes, source, ...(estimated ? { estimated } : {}) });
+    if (bytes === undefined) return;
+    out.push(estimated ? { name: full, bytes, source, estimated } : { name: full, bytes, source });
   };
   switch (a.allocator) {
     case "jemalloc": {
@@ -156,7 +157,11 @@ export function buildBreakdown(input: BreakdownInput, time?: string): Breakdown 
   const allocatorPartsList: BreakdownPart[] = [];
   for (const a of input.allocators) {
     for (const spec of allocatorParts(a)) {
-      const part: BreakdownPart = { ...spec, allocator: a.allocator, library: a.library };
+      // Built whole, not spread: see objects.ts.
+      const part: BreakdownPart = { name: spec.name, bytes: spec.bytes, source: spec.source };
+      if (spec.estimated) part.estimated = spec.estimated;
+      part.allocator = a.allocator;
+      part.library = a.library;
       if (a.asOf !== undefined) part.asOf = a.asOf;
       allocatorPartsList.push(part);
     }

@@ -10,6 +10,7 @@ import { type BaselineBudgets, currentBaseline, storeBaseline } from "./baseline
 import { buildBreakdown } from "./breakdown";
 import { assertSnapshot, HeapstateError } from "./errors";
 import { findings, glibcFreeWorthConfirming } from "./findings";
+import { extend } from "./objects";
 import { type ReadPlan, readPlan } from "./options";
 import { locate, readCgroup, readCpu } from "./procfs/cgroup-read";
 import { remedies } from "./remedies";
@@ -184,7 +185,7 @@ export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
       const confirmed = allocatorReader.confirmGlibcFree(snap, o, policy, warnings);
       if (o.tier !== "deep") costs.glibcConfirm = nowMicros() - t;
       // Built again on the confirmed figures; its warnings were said the first time.
-      if (confirmed) breakdown = buildBreakdown({ ...input, allocators: snap.allocators, warnings: [] }, time);
+      if (confirmed) breakdown = buildBreakdown(extend(input, { allocators: snap.allocators, warnings: [] }), time);
     }
     if (breakdown) snap.breakdown = breakdown;
     // What the glibc verdicts name: the threads (where the arenas were looked into) and the limit.

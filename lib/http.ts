@@ -16,6 +16,7 @@ import { collectRepeated } from "./collect";
 import { HeapstateError } from "./errors";
 import { formatHuman, formatTopMappings } from "./format";
 import { diffSamples, findingEpisodes } from "./history";
+import { extend } from "./objects";
 import { PAGE_CSP, pageHtml } from "./page";
 import { PeakConsumer } from "./peaks";
 import { OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, prometheusText } from "./prometheus";
@@ -413,7 +414,7 @@ export function createHandler(options?: HandlerOptions): Handler {
   const peaks = new PeakConsumer(false);
   const scraped = (): Snapshot => {
     const s = snapshot({ maxAgeMs: 1000 });
-    const copy = withViews({ ...s, warnings: [...s.warnings] });
+    const copy = withViews(extend(s, { warnings: [...s.warnings] }));
     peaks.take(copy);
     return copy;
   };
@@ -482,7 +483,7 @@ export function createHandler(options?: HandlerOptions): Handler {
         }
         const read = collectRepeated({ tier: q.tier, includeAddresses: q.top !== undefined });
         const top = q.top !== undefined ? topMappings(read.regions, q.top, shown.addresses) : undefined;
-        const s = { ...show(read), ...(top ? { topRegions: top } : {}) };
+        const s = top ? extend(show(read), { topRegions: top }) : show(read);
         const samples = q.history ? (history()?.samples() ?? []) : [];
         const body = q.history ? { snapshot: s, history: samples, findingsHistory: findingEpisodes(samples) } : s;
         return { status: 200, type: "application/json; charset=utf-8", body: `${JSON.stringify(body, null, 2)}\n` };

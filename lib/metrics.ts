@@ -10,6 +10,7 @@
  * the findings.
  */
 import { FINDING_IDS } from "./findings";
+import { extend } from "./objects";
 import type { AllocatorState, PageStates, Snapshot } from "./types";
 
 /** One point: its attributes (OpenTelemetry names and types) and value. */
@@ -215,7 +216,7 @@ export const METRICS: readonly MetricSpec[] = [
           const v = a.pages?.[key];
           return v === undefined
             ? []
-            : [{ attributes: { ...allocatorAttributes(a), "heapstate.allocator.page.state": state }, value: v }];
+            : [{ attributes: extend(allocatorAttributes(a), { "heapstate.allocator.page.state": state }), value: v }];
         }),
       ),
   },
@@ -326,7 +327,15 @@ export const METRICS: readonly MetricSpec[] = [
 
 /** Every family with the points of one reading. */
 export function metricFamilies(s: Snapshot): MetricFamily[] {
-  return METRICS.map(({ points, ...spec }) => ({ ...spec, points: points(s) }));
+  // Built whole, not spread: see objects.ts.
+  return METRICS.map((spec) => ({
+    otelName: spec.otelName,
+    instrument: spec.instrument,
+    unit: spec.unit,
+    help: spec.help,
+    aggregator: spec.aggregator,
+    points: spec.points(s),
+  }));
 }
 
 /** A point's Prometheus labels: attribute names translated, booleans as "true"/"false". */

@@ -6,6 +6,7 @@
  */
 import { assertSnapshot } from "./errors";
 import { type Aggregator, METRICS, type MetricSpec, metricFamilies, prometheusLabels, prometheusName } from "./metrics";
+import { extend } from "./objects";
 import { PeakConsumer } from "./peaks";
 import { snapshot } from "./snapshot";
 import type { Snapshot } from "./types";
@@ -127,7 +128,7 @@ export function prometheusText(s: Snapshot, options?: PrometheusOptions): string
     if (om && (f.unit === "By" || f.unit === "s"))
       lines.push(`# UNIT ${family} ${f.unit === "By" ? "bytes" : "seconds"}`);
     for (const p of f.points) {
-      lines.push(`${name}${labelText({ ...prometheusLabels(p), ...extra })} ${valueText(p.value)}`);
+      lines.push(`${name}${labelText(extend(prometheusLabels(p), extra))} ${valueText(p.value)}`);
     }
   }
   if (om) lines.push("# EOF");
@@ -215,10 +216,10 @@ export function registerPrometheus(options?: RegisterPrometheusOptions): Collect
         let s = snapshot({ maxAgeMs });
         if (spec.otelName === "heapstate.memory.rss.peak") {
           // The peak since this registry's previous scrape: on a copy, the cached snapshot is shared.
-          s = { ...s, warnings: [...s.warnings] };
+          s = extend(s, { warnings: [...s.warnings] });
           peaks.take(s);
         }
-        const values = spec.points(s).map((p) => ({ value: p.value, labels: { ...prometheusLabels(p), ...extra } }));
+        const values = spec.points(s).map((p) => ({ value: p.value, labels: extend(prometheusLabels(p), extra) }));
         return { name, help: spec.help, type, aggregator: spec.aggregator, values };
       },
       reset() {},

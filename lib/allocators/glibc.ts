@@ -6,6 +6,7 @@
  * tell); pages.topReleasableBytes ← `keepcost`; arenas ← the number of `<heap>` in malloc_info.
  */
 import type { NativeReadInstance } from "../native";
+import { extend } from "../objects";
 import type { AllocatorState, ArenaGroup, Warning } from "../types";
 import {
   arenaTrimmableBytes,
@@ -93,7 +94,10 @@ export function withKernelEvidence(state: AllocatorState, evidence: GlibcKernelE
   const uordblks = state.raw?.uordblks;
   if (fordblks === undefined || typeof uordblks !== "number") return state;
   const dirty = Math.max(0, Math.min(fordblks, evidence.arenaRssBytes - uordblks));
-  const pages = { ...state.pages, dirtyBytes: dirty, releasedBytes: fordblks - dirty };
+  const pages: NonNullable<AllocatorState["pages"]> = extend(state.pages ?? {}, {
+    dirtyBytes: dirty,
+    releasedBytes: fordblks - dirty,
+  });
   const info = state.raw?.malloc_info as MallocInfo | undefined;
   const page = evidence.pageBytes ?? (typeof state.raw?.page_size === "number" ? state.raw.page_size : undefined);
   if (info && Array.isArray(info.arenas) && page !== undefined && page > 0) {
@@ -105,7 +109,7 @@ export function withKernelEvidence(state: AllocatorState, evidence: GlibcKernelE
     info && Array.isArray(info.arenas) && page !== undefined && page > 0
       ? arenaGroups(info, page, evidence)
       : undefined;
-  return { ...state, pages, ...(groups ? { arenaGroups: groups } : {}) };
+  return extend(state, groups ? { pages, arenaGroups: groups } : { pages });
 }
 
 /**

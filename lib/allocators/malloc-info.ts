@@ -105,7 +105,8 @@ export function parseMallocInfo(xml: string): MallocInfo {
         bin.count !== undefined
       ) {
         arena.bins ??= [];
-        arena.bins.push({ ...(bin as MallocInfoBin), ...(tag === "unsorted" ? { unsorted: true as const } : {}) });
+        if (tag === "unsorted") (bin as MallocInfoBin).unsorted = true;
+        arena.bins.push(bin as MallocInfoBin);
       }
       continue;
     }

@@ -45,15 +45,17 @@ export function sum(...terms: Array<number | undefined>): number | undefined {
 export type Defined<T> = { [K in keyof T]?: Exclude<T[K], undefined> };
 
 export function defined<T extends object>(obj: T): Defined<T> | undefined {
-  const out: Record<string, unknown> = {};
-  let any = false;
-  for (const [k, v] of Object.entries(obj)) {
+  let out: Record<string, unknown> | undefined;
+  // for…in, not Object.entries: no pair arrays on every reading (the objects here are literals).
+  for (const k in obj) {
+    if (!Object.hasOwn(obj, k)) continue;
+    const v = obj[k];
     if (v !== undefined) {
+      out ??= {};
       out[k] = v;
-      any = true;
     }
   }
-  return any ? (out as Defined<T>) : undefined;
+  return out as Defined<T> | undefined;
 }
 
 /**
@@ -62,6 +64,6 @@ export function defined<T extends object>(obj: T): Defined<T> | undefined {
  */
 export function unmapped(values: Record<string, RawValue>, mapped: readonly string[]): Record<string, RawValue> {
   const out: Record<string, RawValue> = {};
-  for (const [k, v] of Object.entries(values)) if (!mapped.includes(k)) out[k] = v;
+  for (const k in values) if (Object.hasOwn(values, k) && !mapped.includes(k)) out[k] = values[k] as RawValue;
   return out;
 }

@@ -72,6 +72,23 @@ function locateUncached(
   return { ...found.location, dir: join(fsRoot, found.location.dir) };
 }
 
+/** Each location's file paths, built once: the fast tier reads the same few files at every reading. */
+const paths = new WeakMap<CgroupLocation, Map<string, string>>();
+
+function filePath(loc: CgroupLocation, name: string): string {
+  let byName = paths.get(loc);
+  if (byName === undefined) {
+    byName = new Map();
+    paths.set(loc, byName);
+  }
+  let path = byName.get(name);
+  if (path === undefined) {
+    path = `${loc.dir}/${name}`;
+    byName.set(name, path);
+  }
+  return path;
+}
+
 function set<K extends keyof CgroupState>(out: CgroupState, key: K, value: CgroupState[K] | undefined): void {
   if (value !== undefined) out[key] = value;
 }
@@ -83,7 +100,7 @@ export function readCgroup(
   warnings: Warning[],
   self = false,
 ): CgroupState | undefined {
-  const file = (name: string) => tryRead(`${loc.dir}/${name}`, self);
+  const file = (name: string) => tryRead(filePath(loc, name), self);
   const v2 = loc.version === 2;
   const usageText = file(v2 ? "memory.current" : "memory.usage_in_bytes");
   const usage = usageText === undefined ? undefined : parseCounter(usageText);
@@ -137,6 +154,12 @@ export function readCgroup(
   return out;
 }
 
+let online: { root: string; path: string } | undefined;
+function onlinePath(fsRoot: string): string {
+  if (online?.root !== fsRoot) online = { root: fsRoot, path: join(fsRoot, "sys/devices/system/cpu/online") };
+  return online.path;
+}
+
 let cpuLocated: { key: string; at: number; location: CgroupLocation | undefined } | undefined;
 
 /**
@@ -147,7 +170,8 @@ let cpuLocated: { key: string; at: number; location: CgroupLocation | undefined 
 export function readCpu(procRoot: string, fsRoot: string, pid: number): CpuState {
   const self = pid === process.pid;
   const out: CpuState = {};
-  const online = tryRead(join(fsRoot, "sys/devices/system/cpu/online"), false);
+  // Not a file of the process: a kept descriptor is safe for it whoever is read.
+  const online = tryRead(onlinePath(fsRoot), true);
   const n = online === undefined ? undefined : parseCpuList(online);
   if (n !== undefined) out.onlineCpus = n;
   const key = `${procRoot}\0${fsRoot}\0${pid}`;
@@ -170,10 +194,10 @@ export function readCpu(procRoot: string, fsRoot: string, pid: number): CpuState
   if (location) {
     const quota =
       location.version === 2
-        ? ((t) => (t === undefined ? undefined : parseCpuQuota(t)))(tryRead(`${location.dir}/cpu.max`, self))
+        ? ((t) => (t === undefined ? undefined : parseCpuQuota(t)))(tryRead(filePath(location, "cpu.max"), self))
         : ((q, p) => (q === undefined || p === undefined ? undefined : parseCpuQuota(q, p)))(
-            tryRead(`${location.dir}/cpu.cfs_quota_us`, self),
-            tryRead(`${location.dir}/cpu.cfs_period_us`, self),
+            tryRead(filePath(location, "cpu.cfs_quota_us"), self),
+            tryRead(filePath(location, "cpu.cfs_period_us"), self),
           );
     if (quota !== undefined) out.quotaCpus = quota;
   }

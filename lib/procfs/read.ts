@@ -14,9 +14,19 @@ export const DEFAULT_PROC_ROOT = "/proc";
 const singleRecord = new Set(["status", "statm", "smaps_rollup"]);
 
 export function readProcFile(root: string, pid: number | "self", file: string): string {
-  const path = root === DEFAULT_PROC_ROOT ? `/proc/${pid}/${file}` : join(root, String(pid), file);
-  return pid === process.pid && singleRecord.has(file) ? readKept(path) : readFileSync(path, "utf8");
+  if (pid === process.pid && singleRecord.has(file)) {
+    if (root !== DEFAULT_PROC_ROOT) return readKept(join(root, String(pid), file));
+    // The own process's paths, built once (these are read at every reading).
+    let path = ownPaths.get(file);
+    if (path === undefined) {
+      path = `/proc/${pid}/${file}`;
+      ownPaths.set(file, path);
+    }
+    return readKept(path);
+  }
+  return readFileSync(root === DEFAULT_PROC_ROOT ? `/proc/${pid}/${file}` : join(root, String(pid), file), "utf8");
 }
+const ownPaths = new Map<string, string>();
 
 /**
  * Small single-record files of the own process (status, smaps_rollup, the cgroup's files) are read through

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseStatus } from "../../lib/procfs/status";
 import { fixtures } from "../helpers";
@@ -33,5 +34,52 @@ describe("parseStatus", () => {
     expect(parseStatus("VmRSS:\tlots kB\nRssAnon:\t-5 kB\nVmSwap:\t12 MB\nVmHWM: 99999999999999999999 kB")).toEqual({});
     expect(parseStatus("VmRSS:\t100 kB\nVmRSS:\t200 kB")).toEqual({ rssBytes: 100 * 1024 });
     expect(parseStatus("\u0000\u0001binary\nVmRSS:\t7 kB")).toEqual({ rssBytes: 7 * 1024 });
+  });
+
+  it("reads what a regular expression per key reads, on status texts cut, spliced and noised", () => {
+    // The reference: each key's first line, held to one regular expression (what the scan replaced).
+    const reference = (text: string) => {
+      const out: Record<string, number> = {};
+      const keys: Array<[string, string, RegExp]> = [
+        ["VmRSS", "rssBytes", /^\s+(\d{1,15}) kB\s*$/],
+        ["RssAnon", "rssAnonBytes", /^\s+(\d{1,15}) kB\s*$/],
+        ["RssFile", "rssFileBytes", /^\s+(\d{1,15}) kB\s*$/],
+        ["RssShmem", "rssShmemBytes", /^\s+(\d{1,15}) kB\s*$/],
+        ["VmHWM", "peakRssBytes", /^\s+(\d{1,15}) kB\s*$/],
+        ["VmSize", "vmSizeBytes", /^\s+(\d{1,15}) kB\s*$/],
+        ["VmSwap", "swapBytes", /^\s+(\d{1,15}) kB\s*$/],
+        ["Threads", "threads", /^\s+(\d{1,9})\s*$/],
+      ];
+      for (const [name, key, re] of keys) {
+        const line = text.split("\n").find((l) => l.startsWith(`${name}:`));
+        const m = line === undefined ? null : re.exec(line.slice(name.length + 1));
+        if (m) out[key] = Number(m[1]) * (key === "threads" ? 1 : 1024);
+      }
+      return out;
+    };
+    const sample = readFileSync("/proc/self/status", "latin1");
+    const lines = sample.split("\n");
+    const noise = fc.constantFrom(" ", "\t", "\r", "\u00a0", "\u2028", "x", "-", "0", "9", " kB", ":", "\n", "");
+    const line = fc.oneof(
+      fc.constantFrom(...lines),
+      fc.tuple(fc.constantFrom(...lines), fc.nat(80), noise).map(([l, at, n]) => l.slice(0, at) + n + l.slice(at)),
+      fc
+        .record({
+          key: fc.constantFrom("VmRSS", "RssAnon", "RssShmem", "Threads", "VmSwap", "VmHWM", "VmSize"),
+          before: fc.array(noise, { maxLength: 3 }),
+          digits: fc.nat(20).chain((n) => fc.stringMatching(new RegExp(`^\\d{${n}}$`))),
+          unit: fc.constantFrom(" kB", "", " kB ", "kB", " MB", " kB\r"),
+          after: fc.array(noise, { maxLength: 2 }),
+        })
+        .map((l) => `${l.key}:${l.before.join("")}${l.digits}${l.unit}${l.after.join("")}`),
+    );
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 70 }), (ls) => {
+        const text = ls.join("\n");
+        expect(parseStatus(text)).toEqual(reference(text));
+      }),
+      { numRuns: 2000 },
+    );
+    expect(parseStatus(sample)).toEqual(reference(sample));
   });
 });
