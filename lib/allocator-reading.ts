@@ -7,7 +7,7 @@
 
 import { type GlibcKernelEvidence, withKernelEvidence } from "./allocators/glibc";
 import { allocatorsFromReading } from "./allocators/index";
-import { Backoff, type BackoffPolicy, type Clock } from "./backoff";
+import { Backoff, type BackoffPolicy, type Clock, nowMicros } from "./backoff";
 import { regionRss } from "./breakdown";
 import { native, nativeProblem } from "./native";
 import { extend } from "./objects";
@@ -48,10 +48,6 @@ function heldWarning(costMicros: number, boundMicros: number, asOf: string | und
       (asOf ? ` and reuse its figures from ${asOf}` : "") +
       "; a one-shot reading (collect(), the CLI, trim()) walks on request, and repeats resume once a walk is cheaper",
   };
-}
-
-function nowMicros(): number {
-  return Number(process.hrtime.bigint() / 1000n);
 }
 
 /**

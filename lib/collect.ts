@@ -6,6 +6,7 @@ import { hostname as osHostname } from "node:os";
 import { AllocatorReader, type ReadPolicy } from "./allocator-reading";
 import { glibcArenaLimit } from "./allocators/glibc";
 import { autoTrimState } from "./autotrim-state";
+import { nowMicros } from "./backoff";
 import { type BaselineBudgets, currentBaseline, storeBaseline } from "./baseline";
 import { buildBreakdown } from "./breakdown";
 import { assertSnapshot, HeapstateError } from "./errors";
@@ -17,7 +18,7 @@ import { remedies } from "./remedies";
 import { type Claim, callReporters } from "./reporters";
 import { mergeTotals, readRegions, readStatus, readThreadNames, readTotals, sourceWarning } from "./sources";
 import { recordUnclassified, unclassifiedTrend } from "./trend";
-import { type CollectOptions, SCHEMA, type Snapshot, type Warning } from "./types";
+import { type Breakdown, type BreakdownChild, type CollectOptions, SCHEMA, type Snapshot, type Warning } from "./types";
 import { readV8 } from "./v8";
 import * as is from "./validate";
 import { withViews } from "./views";
@@ -31,10 +32,6 @@ let host: string | undefined;
 function hostname(): string {
   host ??= osHostname();
   return host;
-}
-
-function nowMicros(): number {
-  return Number(process.hrtime.bigint() / 1000n);
 }
 
 /**
@@ -81,6 +78,13 @@ export function setBaseline(options?: { snapshot?: Snapshot; budgets?: BaselineB
 /** collect() for a reader that repeats (sampler, handler, metrics): glibc's walk may be reused within its back-off. */
 export function collectRepeated(options?: CollectOptions): Snapshot {
   return read(readPlan(options), { reuse: true });
+}
+
+function nativeUnclassified(breakdown: Breakdown | undefined): BreakdownChild | undefined {
+  for (const p of breakdown?.parts ?? []) {
+    for (const c of p.children ?? []) if (c.name === "native-unclassified") return c;
+  }
+  return undefined;
 }
 
 export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
@@ -199,9 +203,7 @@ export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
       if (names) snap.process.threadNames = names;
     }
     // The native heap no one claims, followed across this process's readings (a leak's trend).
-    const unclassified = breakdown?.parts
-      .flatMap((p) => p.children ?? [])
-      .find((c) => c.name === "native-unclassified");
+    const unclassified = nativeUnclassified(breakdown);
     if (o.self && unclassified) recordUnclassified(time, unclassified.bytes);
     snap.findings = findings(snap, breakdown, {
       env: o.self ? process.env : undefined,

@@ -10,6 +10,7 @@
  * have cost 5 ms in that reading (the rest are named in a warning): heapstate's cost stays
  * bounded whatever a reporter does.
  */
+import { nowMicros } from "./backoff";
 import type { Warning } from "./types";
 import * as is from "./validate";
 
@@ -93,10 +94,6 @@ export interface Claim {
   allocatedBytes: number;
   residentBytes?: number;
   asOf?: string;
-}
-
-function nowMicros(): number {
-  return Number(process.hrtime.bigint() / 1000n);
 }
 
 function byteFigure(v: unknown): number | undefined {

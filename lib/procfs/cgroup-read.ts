@@ -93,6 +93,12 @@ function set<K extends keyof CgroupState>(out: CgroupState, key: K, value: Cgrou
   if (value !== undefined) out[key] = value;
 }
 
+/** The keys read from memory.stat, memory.events and memory.oom_control. */
+const STAT_KEYS_V2 = ["anon", "file", "shmem", "kernel"] as const;
+const STAT_KEYS_V1 = ["total_rss", "rss", "total_cache", "cache", "total_shmem", "shmem"] as const;
+const EVENT_KEYS = ["oom", "oom_kill"] as const;
+const OOM_KILL = ["oom_kill"] as const;
+
 /** Reads the memory files at a location. Tier fast reads the single values; standard adds memory.stat. */
 export function readCgroup(
   loc: CgroupLocation,
@@ -127,7 +133,7 @@ export function readCgroup(
     set(out, "peakBytes", counter("memory.peak"));
     const events = file("memory.events");
     if (events !== undefined) {
-      const e = parseFlatKeyed(events);
+      const e = parseFlatKeyed(events, EVENT_KEYS);
       set(out, "oomEvents", e.get("oom"));
       set(out, "oomKillEvents", e.get("oom_kill"));
     }
@@ -135,12 +141,12 @@ export function readCgroup(
     set(out, "limitBytes", limit("memory.limit_in_bytes"));
     set(out, "peakBytes", counter("memory.max_usage_in_bytes"));
     const oom = file("memory.oom_control");
-    if (oom !== undefined) set(out, "oomKillEvents", parseFlatKeyed(oom).get("oom_kill"));
+    if (oom !== undefined) set(out, "oomKillEvents", parseFlatKeyed(oom, OOM_KILL).get("oom_kill"));
   }
   if (tier !== "fast") {
     const statText = file("memory.stat");
     if (statText !== undefined) {
-      const stat = parseFlatKeyed(statText);
+      const stat = parseFlatKeyed(statText, v2 ? STAT_KEYS_V2 : STAT_KEYS_V1);
       // v1 counts the cgroup alone under "rss" and with its children under "total_rss";
       // usage_in_bytes is hierarchical, so the hierarchical keys match it.
       const pick = (v1: string) => stat.get(`total_${v1}`) ?? stat.get(v1);

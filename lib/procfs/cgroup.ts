@@ -2,6 +2,7 @@
  * The process's memory cgroup: located from `/proc/<pid>/cgroup` and `/proc/<pid>/mountinfo`,
  * then read from the v1 or v2 memory files. Pure parsers here; the reader is in cgroup-read.ts.
  */
+import { blank, lineEnd } from "./scan";
 
 /** One line of /proc/<pid>/cgroup: "hier-ID:controllers:path". */
 export interface CgroupLine {
@@ -148,14 +149,47 @@ export function parseCpuList(text: string): number | undefined {
   return n;
 }
 
-/** "key value" lines (memory.stat, memory.events, memory.oom_control) → numbers by key. */
-export function parseFlatKeyed(text: string): Map<string, number> {
+/** "key value" lines (memory.stat, memory.events, memory.oom_control) → numbers by key (`only` those keys, when given). */
+export function parseFlatKeyed(text: string, only?: readonly string[]): Map<string, number> {
+  // Each line trimmed, then `key value`: a word, one space, 1 to 20 digits; a key's first line
+  // counts. Scanned in place: memory.stat is read at every standard reading, and with `only` no
+  // string is made for the keys not asked for.
   const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    const m = /^([A-Za-z0-9_]+) (\d{1,20})$/.exec(line.trim());
-    if (m && !out.has(m[1] as string)) out.set(m[1] as string, Number(m[2]));
+  const length = text.length;
+  for (let at = 0; at <= length; ) {
+    const end = lineEnd(text, at);
+    let a = at;
+    let b = end;
+    while (a < b && blank(text.charCodeAt(a))) a++;
+    while (b > a && blank(text.charCodeAt(b - 1))) b--;
+    let k = a;
+    while (k < b && word(text.charCodeAt(k))) k++;
+    const digits = k + 1;
+    if (k > a && k < b && text.charCodeAt(k) === 32 && digits < b && b - digits <= 20 && allDigits(text, digits, b)) {
+      const key = only === undefined ? text.slice(a, k) : wanted(text, a, k, only);
+      if (key !== undefined && !out.has(key)) out.set(key, Number(text.slice(digits, b)));
+    }
+    at = end + 1;
   }
   return out;
+}
+
+/** The key of `only` that `text[a, k)` is, compared in place. */
+function wanted(text: string, a: number, k: number, only: readonly string[]): string | undefined {
+  for (const w of only) if (w.length === k - a && text.startsWith(w, a)) return w;
+  return undefined;
+}
+
+function word(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
+}
+
+function allDigits(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
 }
 
 /**

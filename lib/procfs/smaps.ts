@@ -3,6 +3,7 @@
  * walk summed over all mappings (Linux ≥ 4.14); without it the same keys are summed from smaps.
  * Per-mapping smaps feeds the region categories. Values in the files are kB; here bytes.
  */
+import { lineEnd, lineValue } from "./scan";
 
 /** The smaps keys heapstate uses, summed. Keys missing from the text stay absent. */
 export interface SmapsTotals {
@@ -28,18 +29,33 @@ const totalKeys: Record<string, keyof SmapsTotals> = {
   Swap: "swapBytes",
 };
 
-// "Rss:                1600 kB". At most 15 digits: a larger figure is not a real one.
-const kbLine = /^([A-Za-z_]+):\s+(\d{1,15}) kB\s*$/;
+const totalEntries = Object.entries(totalKeys) as Array<[string, keyof SmapsTotals]>;
 
-/** Parses smaps_rollup text (or any smaps text: every mapping's figures are summed). */
+/**
+ * Parses smaps_rollup text (or any smaps text: every mapping's figures are summed). A line counts
+ * when it is `Key:` (letters and underscores), blanks, at most 15 digits (a larger figure is not a
+ * real one) and " kB"; scanned in place, it runs at every standard reading.
+ */
 export function parseSmapsTotals(text: string): SmapsTotals {
   const out: SmapsTotals = {};
-  for (const line of text.split("\n")) {
-    const m = kbLine.exec(line);
-    if (!m) continue;
-    const key = totalKeys[m[1] as string];
-    if (key === undefined) continue;
-    out[key] = (out[key] ?? 0) + Number(m[2]) * 1024;
+  const length = text.length;
+  for (let at = 0; at < length; ) {
+    const end = lineEnd(text, at);
+    let colon = at;
+    for (;;) {
+      const c = text.charCodeAt(colon);
+      if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95) colon++;
+      else break;
+    }
+    if (colon > at && colon < end && text.charCodeAt(colon) === 58) {
+      for (const [name, key] of totalEntries) {
+        if (colon - at !== name.length || !text.startsWith(name, at)) continue;
+        const v = lineValue(text, colon + 1, end, 15, true);
+        if (v !== undefined) out[key] = (out[key] ?? 0) + v * 1024;
+        break;
+      }
+    }
+    at = end + 1;
   }
   return out;
 }

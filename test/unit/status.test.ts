@@ -2,6 +2,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { parseFlatKeyed } from "../../lib/procfs/cgroup";
+import { parseSmapsTotals } from "../../lib/procfs/smaps";
 import { parseStatus } from "../../lib/procfs/status";
 import { fixtures } from "../helpers";
 
@@ -81,5 +83,111 @@ describe("parseStatus", () => {
       { numRuns: 2000 },
     );
     expect(parseStatus(sample)).toEqual(reference(sample));
+  });
+});
+
+describe("the scanners hold to the regular expressions they replaced", () => {
+  const noise = fc.constantFrom(
+    " ",
+    "  ",
+    "\t",
+    "\r",
+    "\u00a0",
+    "\u2028",
+    "\ufeff",
+    "x",
+    "-",
+    "_",
+    "0",
+    "9",
+    ":",
+    "\n",
+    "",
+  );
+  const digits = fc.nat(22).chain((n) => fc.stringMatching(new RegExp(`^\\d{${n}}$`)));
+  const mutate = (lines: string[]) =>
+    fc.oneof(
+      fc.constantFrom(...lines),
+      fc.tuple(fc.constantFrom(...lines), fc.nat(60), noise).map(([l, at, n]) => l.slice(0, at) + n + l.slice(at)),
+      fc.tuple(fc.constantFrom(...lines), fc.nat(60)).map(([l, at]) => l.slice(0, at)),
+    );
+
+  it("smaps_rollup", () => {
+    const reference = (text: string) => {
+      const keys: Record<string, string> = {
+        Rss: "rssBytes",
+        Pss: "pssBytes",
+        Private_Dirty: "privateDirtyBytes",
+        Private_Clean: "privateCleanBytes",
+        Anonymous: "anonymousBytes",
+        LazyFree: "lazyFreeBytes",
+        AnonHugePages: "anonHugePagesBytes",
+        Swap: "swapBytes",
+      };
+      const out: Record<string, number> = {};
+      for (const line of text.split("\n")) {
+        const m = /^([A-Za-z_]+):\s+(\d{1,15}) kB\s*$/.exec(line);
+        const key = m && keys[m[1] as string];
+        if (m && key) out[key] = (out[key] ?? 0) + Number(m[2]) * 1024;
+      }
+      return out;
+    };
+    const sample = readFileSync("/proc/self/smaps_rollup", "latin1");
+    const made = fc
+      .record({
+        key: fc.constantFrom("Rss", "Pss", "Swap", "LazyFree", "Private_Dirty", "Rs", "Pss_Anon", "Anonymous"),
+        before: fc.array(noise, { maxLength: 3 }),
+        digits,
+        unit: fc.constantFrom(" kB", "", " kB ", "kB", " MB"),
+        after: fc.array(noise, { maxLength: 2 }),
+      })
+      .map((l) => `${l.key}:${l.before.join("")}${l.digits}${l.unit}${l.after.join("")}`);
+    fc.assert(
+      fc.property(fc.array(fc.oneof(mutate(sample.split("\n")), made), { maxLength: 40 }), (ls) => {
+        const text = ls.join("\n");
+        expect(parseSmapsTotals(text)).toEqual(reference(text));
+      }),
+      { numRuns: 2000 },
+    );
+    expect(parseSmapsTotals(sample)).toEqual(reference(sample));
+  });
+
+  it("flat-keyed cgroup files (memory.stat, memory.events, memory.oom_control)", () => {
+    const reference = (text: string) => {
+      const out = new Map<string, number>();
+      for (const line of text.split("\n")) {
+        const m = /^([A-Za-z0-9_]+) (\d{1,20})$/.exec(line.trim());
+        if (m && !out.has(m[1] as string)) out.set(m[1] as string, Number(m[2]));
+      }
+      return out;
+    };
+    const sample = [
+      "cache 4096",
+      "rss 123456789",
+      "total_rss 99999999999999999999",
+      "anon 0",
+      "oom_kill 3",
+      "under_oom 0",
+      "file_dirty 12",
+      "hierarchical_memory_limit 9223372036854771712",
+    ];
+    const made = fc
+      .record({
+        before: fc.array(noise, { maxLength: 2 }),
+        key: fc.constantFrom("oom", "oom_kill", "anon", "total_cache", "a-b", ""),
+        gap: fc.constantFrom(" ", "  ", "\t", ""),
+        digits,
+        after: fc.array(noise, { maxLength: 2 }),
+      })
+      .map((l) => `${l.before.join("")}${l.key}${l.gap}${l.digits}${l.after.join("")}`);
+    fc.assert(
+      fc.property(fc.array(fc.oneof(mutate(sample), made), { maxLength: 30 }), (ls) => {
+        const text = ls.join("\n");
+        expect([...parseFlatKeyed(text)]).toEqual([...reference(text)]);
+        const only = ["oom", "oom_kill", "anon", "total_cache"];
+        expect([...parseFlatKeyed(text, only)]).toEqual([...reference(text)].filter(([k]) => only.includes(k)));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
