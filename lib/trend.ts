@@ -35,16 +35,20 @@ export function recordUnclassified(time: string, bytes: number): void {
   }
   times.push(t);
   values.push(bytes);
+  version++;
   if (times.length > KEEP) {
     times.splice(0, times.length - KEEP);
     values.splice(0, values.length - KEEP);
   }
 }
 
-/** The line through the kept readings; undefined with fewer than 3. */
+/** The line through the kept readings; undefined with fewer than 3. Fitted again only when a point was added. */
 export function unclassifiedTrend(): Trend | undefined {
-  return fitLine(times, values);
+  if (fitted?.version !== version) fitted = { version, trend: fitLine(times, values) };
+  return fitted.trend;
 }
+let version = 0;
+let fitted: { version: number; trend: Trend | undefined } | undefined;
 
 /** Least squares through (t ms, v bytes). Exported for tests. */
 export function fitLine(ts: readonly number[], vs: readonly number[]): Trend | undefined {

@@ -16,6 +16,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
+import { getHeapSpaceStatistics } from "node:v8";
 import { fileURLToPath } from "node:url";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -32,7 +33,9 @@ if (typeof global.gc !== "function") {
 const live = () => {
   global.gc();
   const s = h.collect({ tier: "fast" });
-  return { malloc: s.heap?.allocatedBytes ?? 0, v8: s.v8?.heapUsedBytes ?? 0, rss: s.process?.rssBytes ?? 0 };
+  // V8's young generation: its size is what a loop of readings can grow without leaking.
+  const young = getHeapSpaceStatistics().find((x) => x.space_name === "new_space")?.space_size ?? 0;
+  return { malloc: s.heap?.allocatedBytes ?? 0, v8: s.v8?.heapUsedBytes ?? 0, rss: s.process?.rssBytes ?? 0, young };
 };
 const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
@@ -79,6 +82,7 @@ const report = {
   mallocGrowthKiB: Math.round((end.malloc - start.malloc) / 1024),
   v8UsedGrowthKiB: Math.round((end.v8 - start.v8) / 1024),
   rssGrowthMiB: Math.round(((end.rss - start.rss) / 1048576) * 10) / 10,
+  youngGenerationMiB: [start.young, end.young].map((b) => Math.round((b / 1048576) * 10) / 10),
   firstTenthMedianUs: Math.round(median(first)),
   lastTenthMedianUs: Math.round(median(last)),
   firstTenthFloorUs: Math.round(median(firstFloor)),
