@@ -33,7 +33,9 @@ export function parseStatus(text: string): ProcessState {
   const length = text.length;
   while (at < length && seen !== (1 << keys.length) - 1) {
     const end = lineEnd(text, at);
-    for (let k = 0; k < keys.length; k++) {
+    // Every key read starts with V, R or T: the other lines are passed over on their first letter.
+    const first = text.charCodeAt(at);
+    for (let k = first === 86 || first === 82 || first === 84 ? 0 : keys.length; k < keys.length; k++) {
       const name = (keys[k] as readonly [string, ByteKey])[0];
       if ((seen & (1 << k)) !== 0 || text.charCodeAt(at + name.length) !== 58 || !text.startsWith(name, at)) continue;
       seen |= 1 << k;
