@@ -27,6 +27,7 @@ const { streamProcFile } = require(join(root, "dist", "procfs", "read.js"));
 const { RegionAccumulator } = require(join(root, "dist", "regions.js"));
 const { readKept } = require(join(root, "dist", "procfs", "read.js"));
 const { native } = require(join(root, "dist", "native.js"));
+const { readAllocators } = require(join(root, "dist", "native-read.js"));
 const MiB = 1024 * 1024;
 
 const log = (s) => process.stderr.write(`${s}\n`);
@@ -152,7 +153,8 @@ const promMemoryFamilies = [
 ];
 const promMemory = () => Promise.all(promMemoryFamilies.map((n) => registry.getSingleMetricAsString(n)));
 // The bare reads the fast tier makes, from JavaScript: status and the cgroup's value files through
-// kept descriptors (one read at offset 0), the allocator's counters through the addon, V8's figures.
+// kept descriptors (one read at offset 0), the allocator's counters through the addon (as the fast
+// tier reads them: numbers into a reused buffer, put under their names), V8's figures.
 const binding = native();
 const cgroupValueFiles = cgroupDir
   ? (cgroupDir.v === 1
@@ -167,7 +169,7 @@ const bareReads = () => {
       readKept(f);
     } catch {}
   }
-  binding?.read({ glibc: true });
+  if (binding) readAllocators(binding, { glibc: true, mallocInfo: false });
   getHeapStatistics();
   getHeapSpaceStatistics();
   process.memoryUsage();
@@ -193,6 +195,11 @@ const inProcess = await measure([
   ],
   ["bare reads from JavaScript (status, cgroup values, allocator counters, V8 figures)", bareReads],
   ["prom-client memory metrics (resident memory, heap and external)", promMemory],
+  ["the addon's read() (an object with a key per counter)", () => binding?.read({ glibc: true })],
+  [
+    "the addon's readNumbers(), put under their names (what a reading uses)",
+    () => binding && readAllocators(binding, { glibc: true, mallocInfo: false }),
+  ],
   ["heapstate collect fast", () => h.collect({ tier: "fast" })],
   ["heapstate collect standard", () => h.collect({ tier: "standard" })],
   ["heapstate collect deep", () => h.collect({ tier: "deep" })],

@@ -10,6 +10,7 @@ import { allocatorsFromReading } from "./allocators/index";
 import { Backoff, type BackoffPolicy, type Clock, nowMicros } from "./backoff";
 import { regionRss } from "./breakdown";
 import { native, nativeProblem } from "./native";
+import { readAllocators } from "./native-read";
 import { extend } from "./objects";
 import type { ReadPlan } from "./options";
 import { readRegions } from "./sources";
@@ -95,7 +96,7 @@ export class AllocatorReader {
           this.walk.due() ||
           (tier === "deep" && memo.state.raw?.malloc_info === undefined));
       const start = nowMicros();
-      const reading = binding.read({ glibc: walk, mallocInfo: walk && tier === "deep" });
+      const reading = readAllocators(binding, { glibc: walk === true, mallocInfo: walk === true && tier === "deep" });
       const cost = nowMicros() - start;
       const reused = walk ? undefined : memo?.state;
       const { heap, allocators } = allocatorsFromReading(reading, warnings, reused);

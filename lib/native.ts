@@ -40,6 +40,17 @@ export interface NativeBinding {
   discover(): NativeDiscovery;
   read(options?: { glibc?: boolean; mallocInfo?: boolean; onlyGlibc?: boolean }): NativeReading;
   trim(options?: { glibc?: boolean }): NativeTrim;
+  /**
+   * read() without malloc_info, as numbers written into `out` (see native-read.ts, which decodes
+   * them); with `describe`, the discovery and the texts beside the count. Absent from addons built
+   * before it: read() is used then.
+   */
+  readNumbers?(
+    out: Float64Array,
+    options: { glibc?: boolean; onlyGlibc?: boolean; describe?: boolean },
+  ): number | (NativeDiscovery & { count: number; texts: string[] });
+  /** The names of readNumbers()'s ids from `from` on. */
+  counterNames?(from: number): string[];
   /** The running glibc's version, read without touching any allocator. */
   libc(): { version?: string };
 }

@@ -11,6 +11,13 @@
 // at any of them is safe.
 #include <napi.h>
 
+#include <cstddef>
+#include <limits>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
 #include "discovery.h"
 #include "readers.h"
 
@@ -42,12 +49,12 @@ bool BoolOption(const Napi::Object& options, const char* key, bool fallback) {
   return v.As<Napi::Boolean>().Value();
 }
 
-Napi::Object OptionsArg(const Napi::CallbackInfo& info) {
-  if (info.Length() == 0 || info[0].IsUndefined()) return Napi::Object::New(info.Env());
-  if (!info[0].IsObject() || info[0].IsArray() || info[0].IsFunction()) {
+Napi::Object OptionsArg(const Napi::CallbackInfo& info, size_t index = 0) {
+  if (info.Length() <= index || info[index].IsUndefined()) return Napi::Object::New(info.Env());
+  if (!info[index].IsObject() || info[index].IsArray() || info[index].IsFunction()) {
     throw Napi::TypeError::New(info.Env(), "heapstate native: options must be a plain object");
   }
-  return info[0].As<Napi::Object>();
+  return info[index].As<Napi::Object>();
 }
 
 Napi::Object Describe(Napi::Env env, const Discovery& d) {
@@ -66,6 +73,43 @@ Napi::Object DescribeInstance(Napi::Env env, const Instance& inst) {
   return o;
 }
 
+// The names of every counter and error readNumbers() has sent, by id: ids are process-wide and
+// never reused, so a JS side that has fetched names up to an id keeps them valid. Guarded for
+// workers reading at the same time.
+std::mutex gNamesMutex;
+std::vector<std::string> gNames;
+std::unordered_map<std::string, uint32_t> gNameIds;
+
+uint32_t NameId(const std::string& name) {
+  std::lock_guard<std::mutex> lock(gNamesMutex);
+  auto it = gNameIds.find(name);
+  if (it != gNameIds.end()) return it->second;
+  auto id = static_cast<uint32_t>(gNames.size());
+  gNames.push_back(name);
+  gNameIds.emplace(name, id);
+  return id;
+}
+
+// Writes doubles into a caller's Float64Array, never past its end; counts what did not fit.
+class Writer {
+ public:
+  Writer(double* data, size_t length) : data_(data), length_(length) {}
+  void Put(double v) {
+    if (n_ < length_) data_[n_] = v;
+    n_++;
+  }
+  size_t Count() const { return n_; }
+  bool Fits() const { return n_ <= length_; }
+
+ private:
+  double* data_;
+  size_t length_;
+  size_t n_ = 0;
+};
+
+// The kinds of entry readNumbers() writes: the low two bits of (name id * 4 + kind).
+constexpr double kEntryNumber = 0, kEntryFlag = 1, kEntryText = 2;
+
 }  // namespace
 
 // Values under their names, as one JS object.
@@ -77,6 +121,16 @@ Napi::Object ValuesObject(Napi::Env env, const std::vector<std::pair<std::string
 
 // discover()'s shape with one object per instance that `keep` accepts, each described and then
 // filled in by `fill` (which reads or trims it). The one loop of discover, read and trim.
+// discover()'s shape for one discovery: every instance described.
+Napi::Object EachDescribed(Napi::Env env, const Discovery& d) {
+  Napi::Object out = Describe(env, d);
+  Napi::Array list = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (const Instance& inst : d.instances) list.Set(n++, DescribeInstance(env, inst));
+  out.Set("instances", list);
+  return out;
+}
+
 template <typename Keep, typename Fill>
 Napi::Object EachInstance(Napi::Env env, Keep keep, Fill fill) {
   DiscoveryRef d = CurrentDiscovery();
@@ -99,6 +153,8 @@ class Addon : public Napi::Addon<Addon> {
     DefineAddon(exports, {
                              InstanceMethod("discover", &Addon::Discover),
                              InstanceMethod("read", &Addon::Read),
+                             InstanceMethod("readNumbers", &Addon::ReadNumbers),
+                             InstanceMethod("counterNames", &Addon::CounterNames),
                              InstanceMethod("trim", &Addon::Trim),
                              InstanceMethod("libc", &Addon::Libc),
                          });
@@ -134,6 +190,98 @@ class Addon : public Napi::Addon<Addon> {
           for (const auto& kv : r.errors) errors.Set(kv.first, Napi::Number::New(env, kv.second));
           o.Set("errors", errors);
         });
+  }
+
+  // readNumbers(out: Float64Array, { glibc?, onlyGlibc?, describe? }) -> the count of doubles
+  // written, or minus the count needed when `out` is too short (nothing is written past its end).
+  // The same reading as read() without malloc_info, as numbers, so a repeated reader builds no JS
+  // object per counter here: [dlpi_adds, dlpi_subs, instances read, then per instance: its index
+  // in the discovery's list, values n, errors m, n × (name id * 4 + kind, value), m × (name id,
+  // code)]. kind 0 is a number, 1 a flag (value 0 or 1), 2 a text (value NaN). Texts are fixed for
+  // a loaded object: with describe, the answer is instead discover()'s object for the same
+  // discovery with `count` and `texts` (the texts in the order their entries were written), which
+  // the caller keeps. Name ids are process-wide; counterNames() gives their names.
+  Napi::Value ReadNumbers(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+      throw Napi::TypeError::New(env, "heapstate native: readNumbers needs a Float64Array");
+    }
+    Napi::Float64Array out = info[0].As<Napi::Float64Array>();
+    Napi::Object options = OptionsArg(info, 1);
+    ReadOptions ro;
+    ro.glibc = BoolOption(options, "glibc", true);
+    ro.mallocInfo = false;
+    const bool onlyGlibc = BoolOption(options, "onlyGlibc", false);
+    const bool describe = BoolOption(options, "describe", false);
+    std::vector<std::string> texts;
+    DiscoveryRef d = CurrentDiscovery();
+    Writer w(out.Data(), out.ElementLength());
+    w.Put(static_cast<double>(d->adds));
+    w.Put(static_cast<double>(d->subs));
+    size_t kept = 0;
+    for (const Instance& inst : d->instances) {
+      if (!onlyGlibc || inst.kind == AllocatorKind::Glibc) kept++;
+    }
+    w.Put(static_cast<double>(kept));
+    for (size_t i = 0; i < d->instances.size(); i++) {
+      const Instance& inst = d->instances[i];
+      if (onlyGlibc && inst.kind != AllocatorKind::Glibc) continue;
+      Reading r = ReadInstance(inst, ro);
+      w.Put(static_cast<double>(i));
+      w.Put(static_cast<double>(r.values.size()));
+      w.Put(static_cast<double>(r.errors.size()));
+      for (const auto& kv : r.values) {
+        const double id = static_cast<double>(NameId(kv.first)) * 4;
+        switch (kv.second.type) {
+          case Value::Type::Number:
+            w.Put(id + kEntryNumber);
+            w.Put(kv.second.number);
+            break;
+          case Value::Type::Flag:
+            w.Put(id + kEntryFlag);
+            w.Put(kv.second.flag ? 1 : 0);
+            break;
+          case Value::Type::Text:
+            w.Put(id + kEntryText);
+            w.Put(std::numeric_limits<double>::quiet_NaN());
+            if (describe) texts.push_back(kv.second.text);
+            break;
+        }
+      }
+      for (const auto& kv : r.errors) {
+        w.Put(static_cast<double>(NameId(kv.first)));
+        w.Put(static_cast<double>(kv.second));
+      }
+    }
+    const double count = static_cast<double>(w.Count());
+    Napi::Number answer = Napi::Number::New(env, w.Fits() ? count : -count);
+    if (!describe) return answer;
+    Napi::Object described = EachDescribed(env, *d);
+    described.Set("count", answer);
+    Napi::Array list = Napi::Array::New(env, texts.size());
+    for (uint32_t i = 0; i < texts.size(); i++) list.Set(i, Napi::String::New(env, texts[i]));
+    described.Set("texts", list);
+    return described;
+  }
+
+  // counterNames(from) -> the names of ids from, from + 1, … (all that exist now).
+  Napi::Value CounterNames(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) {
+      throw Napi::TypeError::New(env, "heapstate native: counterNames needs a start index");
+    }
+    const double from = info[0].As<Napi::Number>().DoubleValue();
+    std::vector<std::string> names;
+    {
+      std::lock_guard<std::mutex> lock(gNamesMutex);
+      if (from >= 0 && from < static_cast<double>(gNames.size())) {
+        names.assign(gNames.begin() + static_cast<std::ptrdiff_t>(from), gNames.end());
+      }
+    }
+    Napi::Array list = Napi::Array::New(env, names.size());
+    for (uint32_t i = 0; i < names.size(); i++) list.Set(i, Napi::String::New(env, names[i]));
+    return list;
   }
 
   // trim({ glibc? }) -> { instances: [{ allocator, library, symbol, servesMalloc, actions }] }

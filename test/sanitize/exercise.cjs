@@ -1,6 +1,6 @@
 // Exercises every native entry point for the sanitizer and valgrind runs (scripts/sanitize.sh,
-// scripts/valgrind.sh): readings of every tier, trim, argument checks, workers reading at once and
-// one terminated mid-read. Prints "exercise: ok" at the end.
+// scripts/valgrind.sh): readings of every tier (read() and readNumbers()), trim, argument checks,
+// short buffers, workers reading at once and one terminated mid-read. Prints "exercise: ok" at the end.
 const { Worker, isMainThread, parentPort, workerData } = require("node:worker_threads");
 const { join } = require("node:path");
 const h = require(join(__dirname, "..", "..", "dist", "index.js"));
@@ -9,7 +9,8 @@ const rounds = Number(process.env.HEAPSTATE_EXERCISE_ROUNDS ?? 50);
 function worker() {
   if (workerData?.forever) {
     parentPort.postMessage("started");
-    for (;;) h.collect({ tier: "deep" });
+    // Deep readings go through read(), the others through readNumbers(): terminated in either.
+    for (let i = 0; ; i++) h.collect({ tier: i % 2 ? "fast" : "deep" });
   }
   for (let i = 0; i < rounds; i++) h.collect({ tier: i % 2 ? "fast" : "standard" });
   parentPort.postMessage("done");
@@ -45,6 +46,34 @@ async function main() {
     }
   }
   if (typeErrors !== 4) throw new Error(`expected 4 TypeErrors, got ${typeErrors}`);
+  // readNumbers into buffers of every short length (nothing may be written past their end), with
+  // the discovery described, and its arguments and counterNames' refused or answered.
+  for (let length = 0; length < 80; length++) {
+    const out = new Float64Array(length);
+    const n = binding.readNumbers(out, { describe: length % 2 === 0, glibc: length % 3 !== 0 });
+    const count = typeof n === "number" ? n : n.count;
+    if (count === 0 || (count > 0 && count > length) || (count < 0 && -count <= length))
+      throw new Error(`readNumbers into ${length} doubles answered ${count}`);
+  }
+  let refused = 0;
+  for (const bad of [
+    () => binding.readNumbers(),
+    () => binding.readNumbers(new Float32Array(8)),
+    () => binding.readNumbers(new Float64Array(8), "x"),
+    () => binding.readNumbers(new Float64Array(8), { describe: "yes" }),
+    () => binding.counterNames(),
+    () => binding.counterNames("0"),
+  ]) {
+    try {
+      bad();
+    } catch (e) {
+      if (e instanceof TypeError) refused++;
+    }
+  }
+  if (refused !== 6) throw new Error(`expected 6 TypeErrors from readNumbers and counterNames, got ${refused}`);
+  for (const from of [-1, 0, 1e9, Number.NaN, Number.POSITIVE_INFINITY, 2.5]) {
+    if (!Array.isArray(binding.counterNames(from))) throw new Error(`counterNames(${from}) is not a list`);
+  }
   const workers = Array.from({ length: 3 }, () => new Worker(__filename));
   await Promise.all(
     workers.map(
