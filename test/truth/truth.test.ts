@@ -9,10 +9,11 @@
  * walked by the child itself).
  *
  * - every figure within max(2 MiB, 2 %) of the printer's or the kernel's, between the two readings;
- * - for glibc, jemalloc and tcmalloc, |unattributed| ≤ max(4 MiB, 3 % of RSS) in every checkpoint
- *   with a single isolate (no workers) and no untouched calloc pages (the workloads touch what
- *   they allocate); for glibc in the deep tier, which measures its free memory (the standard tier
- *   bounds it and says so, `bounds`);
+ * - for glibc, jemalloc and tcmalloc, |unattributed| ≤ max(4 MiB, 3 % of RSS), plus what the
+ *   kernel saw the process's RSS move across the reading, in every checkpoint with a single
+ *   isolate (no workers) and no untouched calloc pages (the workloads touch what they allocate);
+ *   for glibc in the deep tier, which measures its free memory (the standard tier bounds it and
+ *   says so, `bounds`);
  * - no warning that the independent figures contradict.
  */
 import { describe, expect, it } from "vitest";
@@ -308,16 +309,25 @@ describe.each(runs)("the truth under %s", (which, preload) => {
   });
 
   if (which !== "mimalloc") {
-    it("|unattributed| ≤ max(4 MiB, 3 % of RSS) in every single-isolate checkpoint", () => {
+    it("|unattributed| ≤ max(4 MiB, 3 % of RSS), and what the kernel saw move during the reading, in every single-isolate checkpoint", () => {
       for (const c of checkpoints()) {
         if (c.multiIsolate) continue;
         // glibc's free memory is measured in the deep tier; jemalloc and tcmalloc count theirs in every tier.
-        for (const s of which === "glibc" ? [c.deep] : [c.standard, c.deep]) {
+        for (const [s, before, after] of judged(c)) {
+          if (which === "glibc" && s.tier !== "deep") continue;
           const b = s.breakdown;
-          const bound = Math.max(4 * MiB, 0.03 * (b?.rssBytes ?? 0));
+          // A reading takes the allocator's figures, then the kernel's milliseconds later: what the
+          // process gave back or took in between (jemalloc purging pages it counted dirty; 2 to 5 MiB
+          // was seen) is in neither's view of the other. The kernel's readings just before and just
+          // after the reading say how much that was.
+          const moved = Math.max(
+            Math.abs(before.kernel.rss - after.kernel.rss),
+            Math.abs(before.kernel.anonymous - after.kernel.anonymous),
+          );
+          const bound = Math.max(4 * MiB, 0.03 * (b?.rssBytes ?? 0)) + moved;
           expect(
             Math.abs(b?.unattributedBytes ?? Number.NaN),
-            `${c.name} ${s.tier}: ${JSON.stringify(b?.parts.map((p) => [p.name, p.bytes]))}`,
+            `${c.name} ${s.tier} (the kernel saw ${moved} bytes move): ${JSON.stringify(b?.parts.map((p) => [p.name, p.bytes]))}`,
           ).toBeLessThanOrEqual(bound);
         }
       }
