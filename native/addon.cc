@@ -12,10 +12,10 @@
 #include <napi.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "discovery.h"
@@ -76,18 +76,33 @@ Napi::Object DescribeInstance(Napi::Env env, const Instance& inst) {
 // The names of every counter and error readNumbers() has sent, by id: ids are process-wide and
 // never reused, so a JS side that has fetched names up to an id keeps them valid. Guarded for
 // workers reading at the same time.
+// Looked up through a fixed open-addressing table (id + 1 per slot, 0 for empty) rather than a
+// std::unordered_map, whose rehash pulls in a libstdc++ symbol (GLIBCXX_3.4.29) newer than the
+// oldest Node the addon loads in (scripts/build-prebuild.mjs checks). The four allocators have
+// well under a hundred names; past the table's size, names are found by a scan.
 std::mutex gNamesMutex;
 std::vector<std::string> gNames;
-std::unordered_map<std::string, uint32_t> gNameIds;
+constexpr size_t kNameSlots = 1024;  // a power of two
+uint32_t gNameSlots[kNameSlots] = {};
 
 uint32_t NameId(const std::string& name) {
   std::lock_guard<std::mutex> lock(gNamesMutex);
-  auto it = gNameIds.find(name);
-  if (it != gNameIds.end()) return it->second;
-  auto id = static_cast<uint32_t>(gNames.size());
+  uint64_t h = 14695981039346656037ull;  // FNV-1a
+  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+  for (size_t probe = 0; probe < kNameSlots; probe++) {
+    uint32_t& slot = gNameSlots[(h + probe) & (kNameSlots - 1)];
+    if (slot == 0) {
+      slot = static_cast<uint32_t>(gNames.size()) + 1;
+      gNames.push_back(name);
+      return slot - 1;
+    }
+    if (gNames[slot - 1] == name) return slot - 1;
+  }
+  for (size_t i = 0; i < gNames.size(); i++) {
+    if (gNames[i] == name) return static_cast<uint32_t>(i);
+  }
   gNames.push_back(name);
-  gNameIds.emplace(name, id);
-  return id;
+  return static_cast<uint32_t>(gNames.size() - 1);
 }
 
 // Writes doubles into a caller's Float64Array, never past its end; counts what did not fit.
@@ -119,8 +134,6 @@ Napi::Object ValuesObject(Napi::Env env, const std::vector<std::pair<std::string
   return o;
 }
 
-// discover()'s shape with one object per instance that `keep` accepts, each described and then
-// filled in by `fill` (which reads or trims it). The one loop of discover, read and trim.
 // discover()'s shape for one discovery: every instance described.
 Napi::Object EachDescribed(Napi::Env env, const Discovery& d) {
   Napi::Object out = Describe(env, d);
@@ -131,6 +144,8 @@ Napi::Object EachDescribed(Napi::Env env, const Discovery& d) {
   return out;
 }
 
+// discover()'s shape with one object per instance that `keep` accepts, each described and then
+// filled in by `fill` (which reads or trims it). The one loop of discover, read and trim.
 template <typename Keep, typename Fill>
 Napi::Object EachInstance(Napi::Env env, Keep keep, Fill fill) {
   DiscoveryRef d = CurrentDiscovery();
@@ -275,8 +290,11 @@ class Addon : public Napi::Addon<Addon> {
     std::vector<std::string> names;
     {
       std::lock_guard<std::mutex> lock(gNamesMutex);
+      // Copied one by one: a range assign pulls in the same too-new libstdc++ symbol (see NameId).
       if (from >= 0 && from < static_cast<double>(gNames.size())) {
-        names.assign(gNames.begin() + static_cast<std::ptrdiff_t>(from), gNames.end());
+        for (size_t i = static_cast<size_t>(from); i < gNames.size(); i++) {
+          names.push_back(gNames[i]);
+        }
       }
     }
     Napi::Array list = Napi::Array::New(env, names.size());
