@@ -14,8 +14,13 @@ const dist = join(root, "dist");
 
 rmSync(dist, { recursive: true, force: true });
 const tsc = require.resolve("typescript/bin/tsc");
-const r = spawnSync(process.execPath, [tsc, "-p", join(root, "tsconfig.json")], { stdio: "inherit" });
-if (r.status !== 0) process.exit(r.status ?? 1);
+// The JavaScript without comments, the declarations with them: the API's documentation is in the
+// .d.ts files editors read. With the comments the package packed 270 KiB, 235 KiB without, and a
+// process that required it held 0.2 MiB more (the sources stay in memory).
+for (const args of [["--removeComments", "--declaration", "false"], ["--emitDeclarationOnly"]]) {
+  const r = spawnSync(process.execPath, [tsc, "-p", join(root, "tsconfig.json"), ...args], { stdio: "inherit" });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
 
 // The main entry, its faces made lazy: tsc's `require` of every module at load becomes, for each
 // function of a face (the HTTP handler and its page, the sampler, the CLI's views, the agent,
