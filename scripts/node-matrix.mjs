@@ -6,7 +6,7 @@
 //   node scripts/node-matrix.mjs [MAJOR ...]     default: 20 22 24
 // Each runtime is kept in .cache/node/<major>/ and reused while it is the newest of its line.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -46,21 +46,65 @@ for (const file of ["dist/index.js", `prebuilds/linux-${process.arch}/heapstate.
     fail(`${file} is missing: run npm test (or npm run build and npm run build:prebuild) first`);
 }
 
+/** What failed in a run, from Vitest's JSON report: a line per test, then its message's first lines. */
+function failures(report) {
+  let data;
+  try {
+    data = JSON.parse(readFileSync(report, "utf8"));
+  } catch {
+    return ["(no JSON report: the run ended before Vitest wrote it)"];
+  }
+  const lines = [];
+  for (const file of data.testResults ?? []) {
+    const name = file.name?.startsWith(root) ? file.name.slice(root.length + 1) : file.name;
+    if (file.status === "failed" && (file.assertionResults ?? []).every((t) => t.status !== "failed"))
+      lines.push(
+        `${name}: ${String(file.message ?? "failed")
+          .split("\n")
+          .slice(0, 6)
+          .join("\n      ")}`,
+      );
+    for (const t of file.assertionResults ?? []) {
+      if (t.status !== "failed") continue;
+      lines.push(`${name} > ${t.fullName}`);
+      const message = (t.failureMessages ?? [])
+        .join("\n")
+        .split("\n")
+        .filter((m) => !/^\s+at .*(node_modules|node:internal|<anonymous>)/.test(m))
+        .slice(0, 8);
+      for (const m of message) lines.push(`    ${m.slice(0, 300)}`);
+    }
+  }
+  return lines.length > 0 ? lines : ["(the report names no failed test: see the run's output above)"];
+}
+
 const results = [];
 for (const major of majors) {
   const { binary, version } = runtime(major);
   console.log(`\nnode-matrix: the suite under Node ${version} (${binary})`);
   const started = Date.now();
+  // The JSON report lets the summary below repeat what failed: a CI log shows its end, and a
+  // failure under one Node is otherwise scrolled away by the next Node's run.
+  const report = join(root, ".cache", "node", `report-${major}.json`);
+  rmSync(report, { force: true });
   // PATH first: a test that starts `node` by name gets this Node too.
-  const r = spawnSync(binary, [vitest, "run"], {
+  const r = spawnSync(binary, [vitest, "run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`], {
     cwd: root,
     stdio: "inherit",
     env: { ...process.env, PATH: `${dirname(binary)}:${process.env.PATH ?? ""}` },
   });
-  results.push({ version, ok: r.status === 0, seconds: Math.round((Date.now() - started) / 1000) });
+  results.push({
+    version,
+    ok: r.status === 0,
+    seconds: Math.round((Date.now() - started) / 1000),
+    failed: failures(report),
+  });
 }
 console.log("\nnode-matrix:");
-for (const r of results) console.log(`  Node ${r.version}: ${r.ok ? "passed" : "FAILED"} (${r.seconds} s)`);
+for (const r of results) {
+  console.log(`  Node ${r.version}: ${r.ok ? "passed" : "FAILED"} (${r.seconds} s)`);
+  for (const line of r.ok ? [] : r.failed) console.log(`    ${line}`);
+}
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 console.log(`  (package.json engines.node: ${pkg.engines?.node})`);
 if (results.some((r) => !r.ok)) process.exit(1);
