@@ -122,7 +122,9 @@ describe("registerMemoryReporter", () => {
     expect(s.warnings.find((w) => w.source === "reporter thrower")?.message).not.toContain("\n");
     expect(codes).toContain("REPORTER_INVALID reporter nonsense");
     expect(codes).toContain("REPORTER_SLOW reporter slow");
-    expect(codes.filter((c) => c.endsWith("quiet"))).toEqual([]);
+    // Returning nothing is not a fault. (Its call is timed like any other: a scavenge or the
+    // scheduler can stretch it past 1 ms on a loaded machine, and then it is named slow, truly.)
+    expect(codes.filter((c) => c.endsWith("quiet") && !c.startsWith("REPORTER_SLOW "))).toEqual([]);
     expect(reported(s, "slow")?.bytes).toBe(1);
     expect(s.breakdown?.rssBytes).toBeGreaterThan(0);
   });
