@@ -7,7 +7,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { HeapstateError } from "./errors";
 import type { ReadPlan } from "./options";
-import { DEFAULT_PROC_ROOT, processError, readProcFile, streamProcFile } from "./procfs/read";
+import { DEFAULT_PROC_ROOT, processError, readProcFile, readProcText, streamProcFile } from "./procfs/read";
+import type { Text } from "./procfs/scan";
 import { parseSmapsTotals, SmapsParser, type SmapsTotals } from "./procfs/smaps";
 import { parseStatus } from "./procfs/status";
 import { RegionAccumulator } from "./regions";
@@ -78,13 +79,13 @@ function refuseWithoutMemory(pid: number, status: string): void {
 
 /** /proc/<pid>/status; throws for another process that is gone, unreadable or has no user memory. */
 export function readStatus(o: ReadPlan): ProcessState {
-  let text: string;
+  let text: Text;
   try {
-    text = readProcFile(o.procRoot, o.pid, "status");
+    text = readProcText(o.procRoot, o.pid, "status");
   } catch (error) {
     throw o.self ? error : otherProcessError(o, "status", error);
   }
-  if (!o.self) refuseWithoutMemory(o.pid, text);
+  if (!o.self) refuseWithoutMemory(o.pid, typeof text === "string" ? text : text.toString("latin1"));
   return parseStatus(text);
 }
 
@@ -109,7 +110,7 @@ export function readRegions(o: ReadPlan, warnings: Warning[]): RegionSummary[] |
 /** smaps_rollup, or (kernels before 4.14) the same keys summed over smaps. */
 export function readTotals(o: ReadPlan, warnings: Warning[]): SmapsTotals | undefined {
   try {
-    return parseSmapsTotals(readProcFile(o.procRoot, o.pid, "smaps_rollup"));
+    return parseSmapsTotals(readProcText(o.procRoot, o.pid, "smaps_rollup"));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") {
       if (!o.self) throw otherProcessError(o, "smaps_rollup", error);

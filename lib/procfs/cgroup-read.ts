@@ -15,12 +15,22 @@ import {
   parseMountinfo,
   parseProcCgroup,
 } from "./cgroup";
-import { readKept, readProcFile } from "./read";
+import { readKept, readKeptBytes, readProcFile } from "./read";
+import type { Text } from "./scan";
 
 /** The cgroup's files: kept descriptors for the own process (see readKept), plain reads otherwise. */
 function tryRead(file: string, self: boolean): string | undefined {
   try {
     return self ? readKept(file) : readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+/** The same, for a scanner: the own process's files as bytes, valid until the next kept read. */
+function tryReadText(file: string, self: boolean): Text | undefined {
+  try {
+    return self ? readKeptBytes(file) : readFileSync(file, "utf8");
   } catch {
     return undefined;
   }
@@ -107,6 +117,7 @@ export function readCgroup(
   self = false,
 ): CgroupState | undefined {
   const file = (name: string) => tryRead(filePath(loc, name), self);
+  const keyed = (name: string) => tryReadText(filePath(loc, name), self);
   const v2 = loc.version === 2;
   const usageText = file(v2 ? "memory.current" : "memory.usage_in_bytes");
   const usage = usageText === undefined ? undefined : parseCounter(usageText);
@@ -131,7 +142,7 @@ export function readCgroup(
     set(out, "limitBytes", limit("memory.max"));
     set(out, "highBytes", limit("memory.high"));
     set(out, "peakBytes", counter("memory.peak"));
-    const events = file("memory.events");
+    const events = keyed("memory.events");
     if (events !== undefined) {
       const e = parseFlatKeyed(events, EVENT_KEYS);
       set(out, "oomEvents", e.get("oom"));
@@ -140,11 +151,11 @@ export function readCgroup(
   } else {
     set(out, "limitBytes", limit("memory.limit_in_bytes"));
     set(out, "peakBytes", counter("memory.max_usage_in_bytes"));
-    const oom = file("memory.oom_control");
+    const oom = keyed("memory.oom_control");
     if (oom !== undefined) set(out, "oomKillEvents", parseFlatKeyed(oom, OOM_KILL).get("oom_kill"));
   }
   if (tier !== "fast") {
-    const statText = file("memory.stat");
+    const statText = keyed("memory.stat");
     if (statText !== undefined) {
       const stat = parseFlatKeyed(statText, v2 ? STAT_KEYS_V2 : STAT_KEYS_V1);
       // v1 counts the cgroup alone under "rss" and with its children under "total_rss";

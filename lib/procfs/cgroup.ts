@@ -2,7 +2,7 @@
  * The process's memory cgroup: located from `/proc/<pid>/cgroup` and `/proc/<pid>/mountinfo`,
  * then read from the v1 or v2 memory files. Pure parsers here; the reader is in cgroup-read.ts.
  */
-import { blank, lineEnd } from "./scan";
+import { blank, code, holdsAt, lineEnd, sliceOf, type Text } from "./scan";
 
 /** One line of /proc/<pid>/cgroup: "hier-ID:controllers:path". */
 export interface CgroupLine {
@@ -150,7 +150,7 @@ export function parseCpuList(text: string): number | undefined {
 }
 
 /** "key value" lines (memory.stat, memory.events, memory.oom_control) → numbers by key (`only` those keys, when given). */
-export function parseFlatKeyed(text: string, only?: readonly string[]): Map<string, number> {
+export function parseFlatKeyed(text: Text, only?: readonly string[]): Map<string, number> {
   // Each line trimmed, then `key value`: a word, one space, 1 to 20 digits; a key's first line
   // counts. Scanned in place: memory.stat is read at every standard reading, and with `only` no
   // string is made for the keys not asked for.
@@ -160,23 +160,31 @@ export function parseFlatKeyed(text: string, only?: readonly string[]): Map<stri
     const end = lineEnd(text, at);
     let a = at;
     let b = end;
-    while (a < b && blank(text.charCodeAt(a))) a++;
-    while (b > a && blank(text.charCodeAt(b - 1))) b--;
+    while (a < b && blank(code(text, a))) a++;
+    while (b > a && blank(code(text, b - 1))) b--;
     let k = a;
-    while (k < b && word(text.charCodeAt(k))) k++;
+    while (k < b && word(code(text, k))) k++;
     const digits = k + 1;
-    if (k > a && k < b && text.charCodeAt(k) === 32 && digits < b && b - digits <= 20 && allDigits(text, digits, b)) {
-      const key = only === undefined ? text.slice(a, k) : wanted(text, a, k, only);
-      if (key !== undefined && !out.has(key)) out.set(key, Number(text.slice(digits, b)));
+    if (k > a && k < b && code(text, k) === 32 && digits < b && b - digits <= 20 && allDigits(text, digits, b)) {
+      const key = only === undefined ? sliceOf(text, a, k) : wanted(text, a, k, only);
+      if (key !== undefined && !out.has(key)) out.set(key, decimal(text, digits, b));
     }
     at = end + 1;
   }
   return out;
 }
 
+/** The digits text[from, to) as a number: summed in place up to 15 digits (exact), else as Number() rounds them. */
+function decimal(text: Text, from: number, to: number): number {
+  if (to - from > 15) return Number(sliceOf(text, from, to));
+  let n = 0;
+  for (let i = from; i < to; i++) n = n * 10 + (code(text, i) - 48);
+  return n;
+}
+
 /** The key of `only` that `text[a, k)` is, compared in place. */
-function wanted(text: string, a: number, k: number, only: readonly string[]): string | undefined {
-  for (const w of only) if (w.length === k - a && text.startsWith(w, a)) return w;
+function wanted(text: Text, a: number, k: number, only: readonly string[]): string | undefined {
+  for (const w of only) if (w.length === k - a && holdsAt(text, w, a)) return w;
   return undefined;
 }
 
@@ -184,9 +192,9 @@ function word(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
 }
 
-function allDigits(text: string, from: number, to: number): boolean {
+function allDigits(text: Text, from: number, to: number): boolean {
   for (let i = from; i < to; i++) {
-    const c = text.charCodeAt(i);
+    const c = code(text, i);
     if (c < 48 || c > 57) return false;
   }
   return true;

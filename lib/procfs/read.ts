@@ -3,28 +3,47 @@ import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { HeapstateError } from "../errors";
+import type { Text } from "./scan";
 
 export const DEFAULT_PROC_ROOT = "/proc";
 
-/** Reads `<root>/<pid>/<file>`; errors keep their errno `code`. */
 /**
  * Files the kernel generates as one record, so one read returns all of them. smaps is one record
  * per mapping and comes a page of records per read: it is read to the end every time.
  */
 const singleRecord = new Set(["status", "statm", "smaps_rollup"]);
 
+/** Reads `<root>/<pid>/<file>` as text; errors keep their errno `code`. */
 export function readProcFile(root: string, pid: number | "self", file: string): string {
-  if (pid === process.pid && singleRecord.has(file)) {
-    if (root !== DEFAULT_PROC_ROOT) return readKept(join(root, String(pid), file));
-    // The own process's paths, built once (these are read at every reading).
-    let path = ownPaths.get(file);
-    if (path === undefined) {
-      path = `/proc/${pid}/${file}`;
-      ownPaths.set(file, path);
-    }
-    return readKept(path);
-  }
+  const own = ownPath(root, pid, file);
+  return own === undefined ? readOther(root, pid, file) : readKept(own);
+}
+
+/**
+ * Reads `<root>/<pid>/<file>` for a scanner (lib/procfs/scan.ts): the own process's single-record
+ * files come as their bytes in the reused buffer, valid until the next kept read (scan them at
+ * once); other files as text.
+ */
+export function readProcText(root: string, pid: number | "self", file: string): Text {
+  const own = ownPath(root, pid, file);
+  return own === undefined ? readOther(root, pid, file) : readKeptBytes(own);
+}
+
+function readOther(root: string, pid: number | "self", file: string): string {
   return readFileSync(root === DEFAULT_PROC_ROOT ? `/proc/${pid}/${file}` : join(root, String(pid), file), "utf8");
+}
+
+/** The path of an own-process single-record file (read through a kept descriptor), else undefined. */
+function ownPath(root: string, pid: number | "self", file: string): string | undefined {
+  if (pid !== process.pid || !singleRecord.has(file)) return undefined;
+  if (root !== DEFAULT_PROC_ROOT) return join(root, String(pid), file);
+  // The own process's paths, built once (these are read at every reading).
+  let path = ownPaths.get(file);
+  if (path === undefined) {
+    path = `/proc/${pid}/${file}`;
+    ownPaths.set(file, path);
+  }
+  return path;
 }
 const ownPaths = new Map<string, string>();
 
@@ -39,7 +58,20 @@ const ownPaths = new Map<string, string>();
 const kept = new Map<string, number>();
 let buffer = Buffer.allocUnsafe(16 * 1024);
 
+/** A kept file's text (latin1: these files are ASCII, and decoding latin1 is a copy, not a UTF-8 validation). */
 export function readKept(path: string): string {
+  const n = readInto(path); // first: it may replace the buffer with a larger one
+  return buffer.toString("latin1", 0, n);
+}
+
+/** A kept file's bytes: a view of the reused buffer, valid until the next kept read. */
+export function readKeptBytes(path: string): Buffer {
+  const n = readInto(path); // first: it may replace the buffer with a larger one
+  return buffer.subarray(0, n);
+}
+
+/** Reads a kept file into `buffer` (grown until the file fits); returns its length. */
+function readInto(path: string): number {
   let fd = kept.get(path);
   if (fd === undefined) {
     fd = openSync(path, "r");
@@ -48,8 +80,7 @@ export function readKept(path: string): string {
   try {
     for (;;) {
       const n = readSync(fd, buffer, 0, buffer.length, 0);
-      // latin1: these files are ASCII, and decoding latin1 is a copy, not a UTF-8 validation.
-      if (n < buffer.length) return buffer.toString("latin1", 0, n);
+      if (n < buffer.length) return n;
       buffer = Buffer.allocUnsafe(buffer.length * 2);
     }
   } catch (error) {

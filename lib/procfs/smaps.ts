@@ -3,7 +3,7 @@
  * walk summed over all mappings (Linux ≥ 4.14); without it the same keys are summed from smaps.
  * Per-mapping smaps feeds the region categories. Values in the files are kB; here bytes.
  */
-import { lineEnd, lineValue } from "./scan";
+import { code, holdsAt, lineEnd, lineValue, type Text } from "./scan";
 
 /** The smaps keys heapstate uses, summed. Keys missing from the text stay absent. */
 export interface SmapsTotals {
@@ -36,20 +36,20 @@ const totalEntries = Object.entries(totalKeys) as Array<[string, keyof SmapsTota
  * when it is `Key:` (letters and underscores), blanks, at most 15 digits (a larger figure is not a
  * real one) and " kB"; scanned in place, it runs at every standard reading.
  */
-export function parseSmapsTotals(text: string): SmapsTotals {
+export function parseSmapsTotals(text: Text): SmapsTotals {
   const out: SmapsTotals = {};
   const length = text.length;
   for (let at = 0; at < length; ) {
     const end = lineEnd(text, at);
     let colon = at;
     for (;;) {
-      const c = text.charCodeAt(colon);
+      const c = code(text, colon);
       if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95) colon++;
       else break;
     }
-    if (colon > at && colon < end && text.charCodeAt(colon) === 58) {
+    if (colon > at && colon < end && code(text, colon) === 58) {
       for (const [name, key] of totalEntries) {
-        if (colon - at !== name.length || !text.startsWith(name, at)) continue;
+        if (colon - at !== name.length || !holdsAt(text, name, at)) continue;
         const v = lineValue(text, colon + 1, end, 15, true);
         if (v !== undefined) out[key] = (out[key] ?? 0) + v * 1024;
         break;

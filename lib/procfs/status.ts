@@ -4,7 +4,7 @@
  * and approximate by a few pages (proc(5)); smaps_rollup is the exact, costly figure.
  */
 import type { ProcessState } from "../types";
-import { lineEnd, lineValue } from "./scan";
+import { code, holdsAt, lineEnd, lineValue, type Text } from "./scan";
 
 type ByteKey = Exclude<keyof ProcessState, "rssSource" | "threadNames">;
 
@@ -26,7 +26,7 @@ const THREADS = keys.length - 1;
  * appears twice counts at its first line. One pass over the lines, comparing in place and
  * allocating only the result: it runs on every fast reading.
  */
-export function parseStatus(text: string): ProcessState {
+export function parseStatus(text: Text): ProcessState {
   const found: Array<number | undefined> = new Array(keys.length).fill(undefined);
   let seen = 0;
   let at = 0;
@@ -34,10 +34,10 @@ export function parseStatus(text: string): ProcessState {
   while (at < length && seen !== (1 << keys.length) - 1) {
     const end = lineEnd(text, at);
     // Every key read starts with V, R or T: the other lines are passed over on their first letter.
-    const first = text.charCodeAt(at);
+    const first = code(text, at);
     for (let k = first === 86 || first === 82 || first === 84 ? 0 : keys.length; k < keys.length; k++) {
       const name = (keys[k] as readonly [string, ByteKey])[0];
-      if ((seen & (1 << k)) !== 0 || text.charCodeAt(at + name.length) !== 58 || !text.startsWith(name, at)) continue;
+      if ((seen & (1 << k)) !== 0 || code(text, at + name.length) !== 58 || !holdsAt(text, name, at)) continue;
       seen |= 1 << k;
       const v = lineValue(text, at + name.length + 1, end, k === THREADS ? 9 : 15, k !== THREADS);
       if (v !== undefined) found[k] = k === THREADS ? v : v * 1024;

@@ -3,12 +3,15 @@
  * layouts (plain, namespaced, bind-mounted subtree; written from the kernel's cgroup-v2 docs), and
  * a kernel without smaps_rollup. Expected values are read from the fixture files themselves.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { collect } from "../../lib/index";
 import { locateMemoryCgroup, parseLimit, parseMountinfo, parseProcCgroup } from "../../lib/procfs/cgroup";
-import { forEachMapping, type Mapping } from "../../lib/procfs/smaps";
+import { readProcFile, readProcText } from "../../lib/procfs/read";
+import { forEachMapping, type Mapping, parseSmapsTotals } from "../../lib/procfs/smaps";
+import { parseStatus } from "../../lib/procfs/status";
 import { categorize } from "../../lib/regions";
 import type { Snapshot } from "../../lib/types";
 import { fixtures } from "../helpers";
@@ -226,5 +229,33 @@ describe("parsers", () => {
     expect(locateMemoryCgroup(parseProcCgroup("garbage"), mounts)).toEqual({
       problem: "the process is in no memory cgroup",
     });
+  });
+});
+
+describe("the own process's files, read through kept descriptors", () => {
+  it("a file larger than the reused buffer is read whole, as bytes and as text, and the next read is the next file's", () => {
+    // A procfs root whose directory for this pid holds a status of 40 KiB: the kept reader's
+    // buffer starts at 16 KiB, so the read must grow it and read again from the start.
+    const root = mkdtempSync(join(tmpdir(), "heapstate-kept-"));
+    try {
+      const dir = join(root, String(process.pid));
+      mkdirSync(dir);
+      const padding = Array.from({ length: 2000 }, (_, i) => `Pad${i}:\t${i} kB`).join("\n");
+      writeFileSync(join(dir, "status"), `${padding}\nVmRSS:\t777 kB\nThreads:\t3\n`);
+      writeFileSync(join(dir, "smaps_rollup"), "Rss:  5 kB\n");
+      const bytes = readProcText(root, process.pid, "status");
+      expect(typeof bytes).not.toBe("string");
+      expect(bytes.length).toBe(Buffer.byteLength(readFileSync(join(dir, "status"))));
+      expect(parseStatus(bytes)).toEqual({ rssBytes: 777 * 1024, threads: 3 });
+      expect(parseStatus(readProcFile(root, process.pid, "status"))).toEqual({ rssBytes: 777 * 1024, threads: 3 });
+      // The grown buffer's stale bytes after a shorter file are not part of it.
+      const rollup = readProcText(root, process.pid, "smaps_rollup");
+      expect(rollup.length).toBe(11);
+      expect(parseSmapsTotals(rollup)).toEqual({ rssBytes: 5 * 1024 });
+      // Another process's files are text, read afresh.
+      expect(typeof readProcText("/proc", "self", "status")).toBe("string");
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -7,6 +7,18 @@ import { parseSmapsTotals } from "../../lib/procfs/smaps";
 import { parseStatus } from "../../lib/procfs/status";
 import { fixtures } from "../helpers";
 
+/**
+ * The text as the own process's files reach the scanners: its bytes (latin1, a byte per
+ * character) in a view of a larger, reused buffer whose stale bytes after the view hold lines
+ * every scanner would read. The view's parse must equal the reference's on the same characters.
+ */
+function asRead(text: string): { bytes: Buffer; same: string } {
+  const stale = Buffer.from("0 kB\nVmRSS:\t9 kB\nThreads:\t9\nRss: 9 kB\noom_kill 9\nanon 9\n", "latin1");
+  const own = Buffer.from(text, "latin1");
+  const whole = Buffer.concat([Buffer.from("Rss: 7 kB\n"), own, stale]);
+  return { bytes: whole.subarray(10, 10 + own.length), same: own.toString("latin1") };
+}
+
 describe("parseStatus", () => {
   it("reads the memory lines of a captured /proc/<pid>/status in bytes", () => {
     const text = readFileSync(join(fixtures, "procfs", "v1-hybrid", "proc", "4242", "status"), "utf8");
@@ -79,10 +91,13 @@ describe("parseStatus", () => {
       fc.property(fc.array(line, { maxLength: 70 }), (ls) => {
         const text = ls.join("\n");
         expect(parseStatus(text)).toEqual(reference(text));
+        const r = asRead(text);
+        expect(parseStatus(r.bytes)).toEqual(reference(r.same));
       }),
       { numRuns: 2000 },
     );
     expect(parseStatus(sample)).toEqual(reference(sample));
+    expect(parseStatus(asRead(sample).bytes)).toEqual(parseStatus(sample));
   });
 });
 
@@ -146,10 +161,13 @@ describe("the scanners hold to the regular expressions they replaced", () => {
       fc.property(fc.array(fc.oneof(mutate(sample.split("\n")), made), { maxLength: 40 }), (ls) => {
         const text = ls.join("\n");
         expect(parseSmapsTotals(text)).toEqual(reference(text));
+        const r = asRead(text);
+        expect(parseSmapsTotals(r.bytes)).toEqual(reference(r.same));
       }),
       { numRuns: 2000 },
     );
     expect(parseSmapsTotals(sample)).toEqual(reference(sample));
+    expect(parseSmapsTotals(asRead(sample).bytes)).toEqual(parseSmapsTotals(sample));
   });
 
   it("flat-keyed cgroup files (memory.stat, memory.events, memory.oom_control)", () => {
@@ -186,6 +204,9 @@ describe("the scanners hold to the regular expressions they replaced", () => {
         expect([...parseFlatKeyed(text)]).toEqual([...reference(text)]);
         const only = ["oom", "oom_kill", "anon", "total_cache"];
         expect([...parseFlatKeyed(text, only)]).toEqual([...reference(text)].filter(([k]) => only.includes(k)));
+        const r = asRead(text);
+        expect([...parseFlatKeyed(r.bytes)]).toEqual([...reference(r.same)]);
+        expect([...parseFlatKeyed(r.bytes, only)]).toEqual([...reference(r.same)].filter(([k]) => only.includes(k)));
       }),
       { numRuns: 2000 },
     );
