@@ -135,6 +135,11 @@ describe("parsers never lie and never crash", () => {
         expect(counter === undefined || Number.isSafeInteger(counter)).toBe(true);
         const limit = parseLimit(t);
         expect(limit === undefined || limit === decimal, `parseLimit(${JSON.stringify(t)}) = ${limit}`).toBe(true);
+        // And a value the files' rules allow is read, not dropped: up to 19 digits and safe for a
+        // counter, up to 20 digits and below 2^60 for a limit.
+        const digits = t.trim().length;
+        if (decimal !== undefined && digits <= 19 && Number.isSafeInteger(decimal)) expect(counter).toBe(decimal);
+        if (decimal !== undefined && digits <= 20 && decimal < 2 ** 60) expect(limit).toBe(decimal);
         for (const v of parseFlatKeyed(t).values()) expect(Number.isFinite(v) && v >= 0, String(v)).toBe(true);
       }),
       runs,
