@@ -39,9 +39,10 @@ function hostname(): string {
  * memory cgroup; reconciles them into a breakdown of RSS and states findings. Advances jemalloc's
  * epoch once (twice in the rare reading during which a library defining an allocator is loaded or
  * unloaded: its counters are then read again with the new set), and walks glibc's heap afresh (a
- * one-shot reading never reuses an earlier walk; snapshot() is the cached reading for hot paths). A source that cannot be read becomes a
- * warning and the rest stands; throws {@link HeapstateError} for bad options, and for another
- * `pid` that does not exist, exits while being read, may not be read, is a kernel thread or a zombie.
+ * one-shot reading never reuses an earlier walk; snapshot() is the cached reading for hot paths).
+ * A source that cannot be read becomes a warning and the rest stands; throws
+ * {@link HeapstateError} for bad options, and for another `pid` that does not exist, exits while
+ * being read, may not be read, is a kernel thread or a zombie.
  * @example
  * const s = collect();                    // tier "standard"
  * console.log(s.heap?.allocator, s.breakdown?.unattributedBytes, s.findings);
