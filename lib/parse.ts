@@ -77,6 +77,28 @@ class Checker {
     }
   }
 
+  /** Drops each of `keys` in `obj` that is present and not a count (a finite number ≥ 0). */
+  countsOf(obj: Obj, path: string, keys: readonly string[]): void {
+    for (const k of keys) {
+      const v = obj[k];
+      if (v !== undefined && !this.bytesOk(v, false)) {
+        delete obj[k];
+        this.drop(`${path}.${k}`, `was ${describeType(v)} ${short(v)}, not a count`);
+      }
+    }
+  }
+
+  /** Drops each of `keys` in `obj` that is present and not a string. */
+  stringsOf(obj: Obj, path: string, keys: readonly string[]): void {
+    for (const k of keys) {
+      const v = obj[k];
+      if (v !== undefined && typeof v !== "string") {
+        delete obj[k];
+        this.drop(`${path}.${k}`, `was ${describeType(v)}, not a string`);
+      }
+    }
+  }
+
   /** An object at `obj[key]`, or the key dropped. */
   object(obj: Obj, key: string, path: string): Obj | undefined {
     const v = obj[key];
@@ -129,6 +151,22 @@ function allocatorProblem(c: Checker, a: Obj, at: string): string | undefined {
   if (pages) c.bytesOf(pages, `${at}.pages`);
   c.object(a, "config", at);
   c.object(a, "raw", at);
+  c.stringsOf(a, at, ["version", "asOf"]);
+  const limit = c.object(a, "arenaLimit", at);
+  if (limit && (!c.bytesOk(limit.arenas, false) || !str(limit.source))) {
+    delete a.arenaLimit;
+    c.drop(`${at}.arenaLimit`, "is not a limit (arenas, source)");
+  }
+  const groups = c.object(a, "arenaGroups", at);
+  if (groups) {
+    for (const key of ["main", "threads"]) {
+      const g = c.object(groups, key, `${at}.arenaGroups`);
+      if (g) {
+        c.bytesOf(g, `${at}.arenaGroups.${key}`);
+        c.countsOf(g, `${at}.arenaGroups.${key}`, ["arenas"]);
+      }
+    }
+  }
   if (a.arenas !== undefined && !(typeof a.arenas === "number" && Number.isFinite(a.arenas) && a.arenas >= 0)) {
     delete a.arenas;
     c.drop(`${at}.arenas`, "was not a count");
@@ -145,6 +183,41 @@ function checkShape(obj: Obj, c: Checker): void {
     const part = c.object(obj, key, "snapshot");
     if (part) c.bytesOf(part, `snapshot.${key}`);
   }
+  const proc = obj.process as Obj | undefined;
+  if (proc) {
+    c.countsOf(proc, "snapshot.process", ["threads"]);
+    c.stringsOf(proc, "snapshot.process", ["rssSource"]);
+    const names = c.object(proc, "threadNames", "snapshot.process");
+    if (names) c.countsOf(names, "snapshot.process.threadNames", Object.keys(names));
+  }
+  const cpu = c.object(obj, "cpu", "snapshot");
+  if (cpu) c.countsOf(cpu, "snapshot.cpu", ["onlineCpus", "quotaCpus"]);
+  const peak = c.object(obj, "peak", "snapshot");
+  if (peak && (!c.bytesOk(peak.rssBytes, false) || !str(peak.since) || !str(peak.source))) {
+    delete obj.peak;
+    c.drop("snapshot.peak", "is not a peak (rssBytes, since, source)");
+  }
+  const auto = c.object(obj, "autoTrim", "snapshot");
+  if (auto) {
+    c.bytesOf(auto, "snapshot.autoTrim");
+    c.countsOf(auto, "snapshot.autoTrim", [
+      "baseIntervalMs",
+      "intervalMs",
+      "maxPauseMs",
+      "checks",
+      "trims",
+      "skippedBelowFloor",
+      "skippedPause",
+      "maxObservedPauseMs",
+    ]);
+    for (const key of ["lastTrim", "lastSkip"]) {
+      const last = c.object(auto, key, "snapshot.autoTrim");
+      if (!last) continue;
+      c.bytesOf(last, `snapshot.autoTrim.${key}`);
+      c.countsOf(last, `snapshot.autoTrim.${key}`, ["pauseMs", "predictedPauseMs"]);
+      c.stringsOf(last, `snapshot.autoTrim.${key}`, ["time", "reason"]);
+    }
+  }
   const v8 = obj.v8 as Obj | undefined;
   if (v8) {
     c.list(v8, "spaces", "snapshot.v8", (sp, at) => {
@@ -156,6 +229,7 @@ function checkShape(obj: Obj, c: Checker): void {
   const cg = c.object(obj, "cgroup", "snapshot");
   if (cg) {
     c.bytesOf(cg, "snapshot.cgroup");
+    c.countsOf(cg, "snapshot.cgroup", ["oomEvents", "oomKillEvents"]);
     if ((cg.version !== 1 && cg.version !== 2) || !str(cg.path) || cg.usageBytes === undefined) {
       delete obj.cgroup;
       c.drop("snapshot.cgroup", "has no version, path or usage");
@@ -174,6 +248,7 @@ function checkShape(obj: Obj, c: Checker): void {
   obj.allocators ??= [];
   c.list(obj, "regions", "snapshot", (r, at) => {
     if (!str(r.category)) return "has no category";
+    if (!c.bytesOk(r.count, false)) return "has no mapping count";
     c.bytesOf(r, at);
     if (r.mappings !== undefined && !Array.isArray(r.mappings)) delete r.mappings;
     return undefined;

@@ -156,6 +156,32 @@ describe("parseSnapshot and the faces after it", () => {
     }
   });
 
+  it("counts and names that are not (an object where a number goes: found by the fuzzer) are left out", () => {
+    const base = saved[0] as Record<string, unknown>;
+    const notANumber = { toString: 0 };
+    for (const [path, value] of [
+      [["cgroup", "oomKillEvents"], notANumber],
+      [["cgroup", "oomEvents"], "3"],
+      [["process", "threads"], notANumber],
+      [["process", "threadNames"], { node: notANumber }],
+      [["cpu"], { onlineCpus: notANumber }],
+      [["regions", "0", "count"], notANumber],
+      [["peak"], { rssBytes: notANumber, since: "x", source: "y" }],
+      [["autoTrim"], { trims: notANumber, lastTrim: { pauseMs: notANumber } }],
+      [["allocators", "0", "version"], notANumber],
+      [["allocators", "0", "arenaLimit"], { arenas: notANumber, source: "x" }],
+    ] as const) {
+      const s = parseSnapshot(mutate(base, [...path], value));
+      expect(
+        s.warnings.some((w) => w.code === "INVALID_FIELD"),
+        `${path.join(".")}: ${JSON.stringify(value)}`,
+      ).toBe(true);
+      formatHuman(s);
+      prometheusText(s);
+      formatDiff(diff(s, s));
+    }
+  });
+
   it("values JSON cannot hold give INVALID_SNAPSHOT, never RangeError or TypeError", () => {
     const base = saved[1] as Record<string, unknown>;
     const cyclic: Record<string, unknown> = { ...base };
