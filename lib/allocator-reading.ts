@@ -5,15 +5,15 @@
  * warning.
  */
 
-import { type GlibcKernelEvidence, withKernelEvidence } from "./allocators/glibc";
+import { arenaBytesOutsideMappings, type GlibcKernelEvidence, withKernelEvidence } from "./allocators/glibc";
 import { allocatorsFromReading } from "./allocators/index";
 import { Backoff, type BackoffPolicy, type Clock, nowMicros } from "./backoff";
-import { regionRss } from "./breakdown";
+import { regionRss, regionSize } from "./breakdown";
 import { native, nativeProblem } from "./native";
 import { readAllocators } from "./native-read";
 import { extend } from "./objects";
 import type { ReadPlan } from "./options";
-import { readRegions } from "./sources";
+import { readBreakHeapBytes, readRegions } from "./sources";
 import type { AllocatorState, RegionSummary, Snapshot, Tier, Warning } from "./types";
 import { servingAllocator } from "./views";
 
@@ -29,12 +29,67 @@ export interface ReadPolicy {
   confirmGlibc?: "auto" | "always" | "never";
 }
 
-/** The kernel's word on glibc's arenas: the Rss of `[heap]` (the main arena) and of the 64 MiB arena heaps. */
+/** The kernel's word on glibc's arenas: the Rss and size of `[heap]` (the main arena) and of the 64 MiB arena heaps. */
 function arenaEvidence(regions: RegionSummary[] | undefined): GlibcKernelEvidence | undefined {
   const main = regionRss(regions, "malloc-main-arena");
   const threads = regionRss(regions, "malloc-arena");
-  if (main === undefined || threads === undefined) return undefined;
-  return { arenaRssBytes: main + threads, mainArenaRssBytes: main, threadArenasRssBytes: threads };
+  const mainSize = regionSize(regions, "malloc-main-arena");
+  const threadsSize = regionSize(regions, "malloc-arena");
+  if (main === undefined || threads === undefined || mainSize === undefined || threadsSize === undefined)
+    return undefined;
+  return {
+    arenaRssBytes: main + threads,
+    mainArenaRssBytes: main,
+    threadArenasRssBytes: threads,
+    mainArenaSizeBytes: mainSize,
+    threadArenasSizeBytes: threadsSize,
+  };
+}
+
+/** What asking the kernel about glibc's free memory came to. */
+export type GlibcConfirmation =
+  /** The heap now carries the measured page states. */
+  | "measured"
+  /** It cannot be measured in this process (warning GLIBC_ARENA_OUTSIDE_HEAP says why). */
+  | "unmeasurable"
+  /** Not asked (another allocator, held back, or a source failed: its warning says so). */
+  | "not-asked";
+
+/**
+ * When the program break cannot grow, glibc maps at least 1 MiB for the main arena
+ * (MMAP_AS_MORECORE_SIZE): less beyond `[heap]` is the break having moved between smaps and the walk.
+ */
+const OUTSIDE_MIN = 1 << 20;
+
+/**
+ * glibc's free memory measured from the kernel's evidence, or, when its arenas hold memory beyond
+ * the mappings that evidence reads, undefined and a warning saying why it cannot be measured.
+ * smaps and the walk are not read at one instant: before saying so, `[heap]`'s size is read again
+ * (`heapNow`, after the walk), so that a break that grew in between is not taken for one that could not.
+ */
+export function measuredFree(
+  state: AllocatorState,
+  evidence: GlibcKernelEvidence,
+  warnings: Warning[],
+  heapNow: () => number | undefined,
+): AllocatorState | undefined {
+  let outside = arenaBytesOutsideMappings(state, evidence);
+  if (outside !== undefined && outside >= OUTSIDE_MIN) {
+    const now = heapNow();
+    if (now !== undefined && now > (evidence.mainArenaSizeBytes ?? 0))
+      outside = arenaBytesOutsideMappings(state, extend(evidence, { mainArenaSizeBytes: now }));
+  }
+  if (outside === undefined || outside < OUTSIDE_MIN) return withKernelEvidence(state, evidence);
+  const mib = (outside / 1048576).toFixed(1);
+  warnings.push({
+    source: "glibc",
+    code: "GLIBC_ARENA_OUTSIDE_HEAP",
+    message:
+      `glibc's arenas took ${mib} MiB from the system outside [heap] and their 64 MiB heaps: the program break could not grow ` +
+      "(a mapping lies just above it, or there is no [heap]), so glibc mapped that memory anonymously, where the kernel does not tell it from other memory. " +
+      "How much of glibc's free memory is resident, and what trim() would return, cannot be measured: the breakdown keeps its upper bound",
+  });
+  return undefined;
 }
 
 /** A repeated reading that will not walk glibc's heap again: its last walk stalled the service past the bound. */
@@ -121,26 +176,27 @@ export class AllocatorReader {
    * glibc's free memory from the kernel's word: the arenas' resident pages (smaps) beside a fresh
    * walk with malloc_info, so the reading can say how much of it is free and resident and how much
    * a trim returns. Regions already read (deep tier) are used as they are; otherwise smaps is
-   * read here, and for a repeated reader only when its back-off allows. Returns whether the heap
-   * now carries the evidence.
+   * read here, and for a repeated reader only when its back-off allows.
    */
-  confirmGlibcFree(snap: Snapshot, o: ReadPlan, policy: ReadPolicy, warnings: Warning[]): boolean {
+  confirmGlibcFree(snap: Snapshot, o: ReadPlan, policy: ReadPolicy, warnings: Warning[]): GlibcConfirmation {
     const heap = servingAllocator(snap);
-    if (heap?.allocator !== "glibc" || !heap.servesMalloc) return false;
+    if (heap?.allocator !== "glibc" || !heap.servesMalloc) return "not-asked";
     if (snap.regions) {
       // The deep tier: the walk carried malloc_info, smaps was read for the regions.
       const evidence = arenaEvidence(snap.regions);
-      if (evidence === undefined) return false;
-      this.replaceHeap(snap, heap, withKernelEvidence(heap, evidence));
-      return true;
+      if (evidence === undefined) return "not-asked";
+      const measured = measuredFree(heap, evidence, warnings, () => readBreakHeapBytes(o));
+      if (measured === undefined) return "unmeasurable";
+      this.replaceHeap(snap, heap, measured);
+      return "measured";
     }
     if (policy.reuse && !this.confirmation.due()) {
       if (this.confirmation.held)
         warnings.push(heldWarning(this.confirmation.lastCost, this.confirmation.policy.stallBoundMicros, undefined));
-      return false;
+      return "not-asked";
     }
     const binding = native();
-    if (binding === undefined) return false;
+    if (binding === undefined) return "not-asked";
     const start = nowMicros();
     try {
       // smaps first, then the walk: what reading smaps allocates is either still in use at the walk
@@ -150,17 +206,19 @@ export class AllocatorReader {
       const reading = binding.read({ glibc: true, mallocInfo: true, onlyGlibc: true });
       const fresh = allocatorsFromReading(reading, [], undefined).heap;
       const evidence = arenaEvidence(regions);
-      if (fresh?.allocator !== "glibc" || evidence === undefined) return false;
-      this.replaceHeap(snap, heap, withKernelEvidence(fresh, evidence));
+      if (fresh?.allocator !== "glibc" || evidence === undefined) return "not-asked";
+      const measured = measuredFree(fresh, evidence, warnings, () => readBreakHeapBytes(o));
+      if (measured === undefined) return "unmeasurable";
+      this.replaceHeap(snap, heap, measured);
       this.memo = { state: fresh, time: snap.time };
-      return true;
+      return "measured";
     } catch (error) {
       warnings.push({
         source: "glibc",
         code: "SOURCE_FAILED",
         message: `glibc's free memory could not be confirmed from the kernel: ${(error as Error).message}`,
       });
-      return false;
+      return "not-asked";
     } finally {
       this.confirmation.ran(nowMicros() - start);
     }

@@ -8,6 +8,7 @@
  * (glibc's free memory without the kernel's word on its arenas) stays in the remainder, and the
  * bound is given beside it (`bounds`).
  */
+import { extend } from "./objects";
 import type { Claim } from "./reporters";
 import type {
   AllocatorState,
@@ -42,6 +43,14 @@ export function regionRss(regions: RegionSummary[] | undefined, ...categories: s
   if (!regions) return undefined;
   let sum = 0;
   for (const r of regions) if (categories.includes(r.category)) sum += r.rssBytes ?? 0;
+  return sum;
+}
+
+/** Σ Size of the regions of these categories (undefined without regions). */
+export function regionSize(regions: RegionSummary[] | undefined, ...categories: string[]): number | undefined {
+  if (!regions) return undefined;
+  let sum = 0;
+  for (const r of regions) if (categories.includes(r.category)) sum += r.sizeBytes;
   return sum;
 }
 
@@ -354,6 +363,23 @@ function glibcFreeBound(input: BreakdownInput, parts: BreakdownPart[]): Breakdow
     confirm:
       'the deep tier measures it from the arenas\' resident pages (collect({ tier: "deep" }), ?tier=deep, --deep)',
   };
+}
+
+/**
+ * The breakdown with its glibc bound saying why no tier measures it: glibc's arenas took memory
+ * outside the mappings the kernel names (warning GLIBC_ARENA_OUTSIDE_HEAP).
+ */
+export function withUnmeasurableGlibcFree(b: Breakdown): Breakdown {
+  if (!b.bounds?.some((x) => x.name === "native-free")) return b;
+  const bounds = b.bounds.map((x) =>
+    x.name === "native-free"
+      ? extend(x, {
+          confirm:
+            "no tier can measure it in this process: glibc's arenas hold memory outside [heap] and their 64 MiB heaps (warning GLIBC_ARENA_OUTSIDE_HEAP)",
+        })
+      : x,
+  );
+  return extend(b, { bounds });
 }
 
 /**

@@ -8,7 +8,7 @@ import { glibcArenaLimit } from "./allocators/glibc";
 import { autoTrimState } from "./autotrim-state";
 import { nowMicros } from "./backoff";
 import { type BaselineBudgets, currentBaseline, storeBaseline } from "./baseline";
-import { buildBreakdown } from "./breakdown";
+import { buildBreakdown, withUnmeasurableGlibcFree } from "./breakdown";
 import { assertSnapshot, HeapstateError } from "./errors";
 import { findings, glibcFreeWorthConfirming } from "./findings";
 import { extend } from "./objects";
@@ -191,7 +191,9 @@ export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
       const confirmed = allocatorReader.confirmGlibcFree(snap, o, policy, warnings);
       if (o.tier !== "deep") costs.glibcConfirm = nowMicros() - t;
       // Built again on the confirmed figures; its warnings were said the first time.
-      if (confirmed) breakdown = buildBreakdown(extend(input, { allocators: snap.allocators, warnings: [] }), time);
+      if (confirmed === "measured")
+        breakdown = buildBreakdown(extend(input, { allocators: snap.allocators, warnings: [] }), time);
+      else if (confirmed === "unmeasurable" && breakdown) breakdown = withUnmeasurableGlibcFree(breakdown);
     }
     if (breakdown) snap.breakdown = breakdown;
     // What the glibc verdicts name: the threads (where the arenas were looked into) and the limit.

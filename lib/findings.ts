@@ -150,7 +150,7 @@ export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingCont
     const bound = b.bounds?.find((x) => x.name === "native-free");
     const boundText =
       bound && bound.atMostBytes > 0
-        ? ` Up to ${formatBytes(bound.atMostBytes)} of it may be glibc's free memory, which this tier does not measure (${bound.confirm}).`
+        ? ` Up to ${formatBytes(bound.atMostBytes)} of it may be glibc's free memory, which is not measured (${bound.confirm}).`
         : "";
     const readText =
       read.length > 0 ? `the allocators heapstate read (${read.join(", ")})` : "the allocator (it could not be read)";

@@ -107,6 +107,39 @@ export function readRegions(o: ReadPlan, warnings: Warning[]): RegionSummary[] |
   return acc.finish();
 }
 
+/**
+ * The size of the `[heap]` mapping (the program break's heap) in `/proc/<pid>/maps`, read by
+ * chunks: 0 when there is none, undefined when maps cannot be read.
+ */
+export function readBreakHeapBytes(o: ReadPlan): number | undefined {
+  let rest = "";
+  let size = 0;
+  const scan = (text: string) => {
+    let start = 0;
+    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", start)) {
+      if (text.endsWith("[heap]", nl)) {
+        const line = text.slice(start, nl);
+        const dash = line.indexOf("-");
+        const space = line.indexOf(" ", dash);
+        const bytes = Number.parseInt(line.slice(dash + 1, space), 16) - Number.parseInt(line.slice(0, dash), 16);
+        if (Number.isSafeInteger(bytes) && bytes > 0) size += bytes;
+      }
+      start = nl + 1;
+    }
+    return text.slice(start);
+  };
+  try {
+    streamProcFile(o.procRoot, o.pid, "maps", (chunk) => {
+      // A line longer than a chunk (a long path) is joined; maps lines are bounded by PATH_MAX.
+      rest = scan(rest + chunk);
+    });
+  } catch {
+    return undefined;
+  }
+  scan(`${rest}\n`);
+  return size;
+}
+
 /** smaps_rollup, or (kernels before 4.14) the same keys summed over smaps. */
 export function readTotals(o: ReadPlan, warnings: Warning[]): SmapsTotals | undefined {
   try {

@@ -101,6 +101,7 @@ export const WARNING_CODES = [
   "GLIBC_MALLINFO_32BIT",
   "GLIBC_NO_MALLINFO",
   "GLIBC_WALK_HELD",
+  "GLIBC_ARENA_OUTSIDE_HEAP",
   "MALLOC_INFO_UNPARSED",
   "PROCFS_UNREADABLE",
   "RESOURCE_EXHAUSTED",
@@ -334,7 +335,7 @@ export interface BreakdownBound {
   /** At most this much of the remainder is this part. */
   atMostBytes: number;
   source: string;
-  /** How to measure it instead. */
+  /** How to measure it instead, or why no tier can in this process. */
   confirm: string;
 }
 

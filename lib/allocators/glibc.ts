@@ -74,8 +74,35 @@ export interface GlibcKernelEvidence {
   mainArenaRssBytes?: number;
   /** smaps Rss of the 64 MiB arena heaps: the other threads' arenas. */
   threadArenasRssBytes?: number;
+  /** smaps Size of `[heap]`: all the main arena can hold while the program break grows. */
+  mainArenaSizeBytes?: number;
+  /** smaps Size of the 64 MiB arena heaps, their reserved tails included. */
+  threadArenasSizeBytes?: number;
   /** The page size malloc_trim works in. */
   pageBytes?: number;
+}
+
+/**
+ * How many bytes glibc's arenas took from the system beyond the mappings the kernel's evidence
+ * reads: the main arena's (malloc_info's `<system type="current">` of heap 0) beyond `[heap]`'s
+ * size, else all arenas' (mallinfo2 `arena`) beyond `[heap]` and the 64 MiB heaps together. Not
+ * zero when the program break could not grow (a mapping lies just above it, or there is no
+ * `[heap]`): glibc then takes the main arena's memory with mmap, in anonymous mappings the kernel
+ * does not tell from any other, and the arenas' Rss no longer says how much of their free memory
+ * is resident. Undefined when a size is missing.
+ */
+export function arenaBytesOutsideMappings(state: AllocatorState, evidence: GlibcKernelEvidence): number | undefined {
+  const { mainArenaSizeBytes: heapSize, threadArenasSizeBytes: threadSize } = evidence;
+  if (heapSize === undefined) return undefined;
+  const info = state.raw?.malloc_info as MallocInfo | undefined;
+  if (info && Array.isArray(info.arenas)) {
+    let main: number | undefined;
+    for (const a of info.arenas) if (a.nr === 0 && a.systemBytes !== undefined) main = (main ?? 0) + a.systemBytes;
+    if (main !== undefined) return Math.max(0, main - heapSize);
+  }
+  const all = state.raw?.arena;
+  if (typeof all !== "number" || threadSize === undefined) return undefined;
+  return Math.max(0, all - heapSize - threadSize);
 }
 
 /**

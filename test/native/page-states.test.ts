@@ -6,7 +6,7 @@
  * stays resident until trim().
  */
 import { describe, expect, it } from "vitest";
-import type { AllocatorState } from "../../lib/types";
+import type { AllocatorState, BreakdownBound, Finding, Warning } from "../../lib/types";
 import { inBeforeAll, MiB, requireLib, runChild } from "../helpers";
 
 interface Kernel {
@@ -74,21 +74,24 @@ describe("jemalloc page states (dirty_decay_ms:1000, muzzy_decay_ms:60000)", () 
   });
 });
 
+interface GlibcTrim {
+  blocked?: boolean;
+  allocated: Step;
+  freed: Step & { warnings: Warning[]; bounds?: BreakdownBound[]; parts?: string[]; brkHeap: number };
+  deep?: { heap: AllocatorState; warnings: Warning[]; bounds?: BreakdownBound[]; findings: Finding[] };
+  trim: {
+    releasedBytes: number;
+    promisedBytes?: number;
+    actions: Array<{ action: string }>;
+    before: { rssBytes: number };
+    after: { rssBytes: number };
+  };
+  trimmed: Step & { brkHeap: number };
+}
+const FREED = 150 * MiB; // 20000 × 8 KiB, every 100th kept
+
 describe("glibc keeps fragmented free memory until trim()", () => {
-  const out = inBeforeAll(() =>
-    runChild<{
-      allocated: Step;
-      freed: Step;
-      trimmed: Step;
-      trim: {
-        releasedBytes: number;
-        actions: Array<{ action: string }>;
-        before: { rssBytes: number };
-        after: { rssBytes: number };
-      };
-    }>("glibc-trim.cjs"),
-  );
-  const FREED = 150 * MiB; // 20000 × 8 KiB, every 100th kept
+  const out = inBeforeAll(() => runChild<GlibcTrim>("glibc-trim.cjs"));
 
   it("after free: glibc reports the free memory and the kernel still counts it", () => {
     expect(out().freed.heap.allocator).toBe("glibc");
@@ -105,9 +108,61 @@ describe("glibc keeps fragmented free memory until trim()", () => {
     expect(out().trim.releasedBytes, seen).toBeGreaterThanOrEqual(FREED - 16 * MiB);
     const kernelDrop = out().freed.kernel.rss - out().trimmed.kernel.rss;
     expect(Math.abs(kernelDrop - out().trim.releasedBytes), seen).toBeLessThanOrEqual(8 * MiB);
-    // The top chunk went back too.
+  });
+
+  it("the top chunk goes back with the break: [heap] shrinks and so does glibc's keepcost", () => {
+    // The child ran with the blocks under the program break (it runs again when ASLR put a mapping
+    // just above the break; that case is the next block's).
+    const seen = JSON.stringify({ freed: out().freed.brkHeap, trimmed: out().trimmed.brkHeap });
+    expect(out().freed.brkHeap, seen).toBeGreaterThanOrEqual(FREED);
+    expect(out().trimmed.brkHeap, seen).toBeLessThan(out().freed.brkHeap);
     expect(out().trimmed.heap.pages?.topReleasableBytes, seen).toBeLessThan(
       out().freed.heap.pages?.topReleasableBytes as number,
     );
+  });
+});
+
+describe("glibc's main arena outside [heap] (the program break blocked by a mapping)", () => {
+  const out = inBeforeAll(() => runChild<GlibcTrim>("glibc-trim.cjs", ["blocked"]));
+  const warning = (ws: Warning[]) => ws.find((w) => w.code === "GLIBC_ARENA_OUTSIDE_HEAP");
+
+  it("the kernel shows the blocks outside [heap]", () => {
+    expect(out().blocked).toBe(true);
+    expect(out().freed.brkHeap).toBeLessThan(16 * MiB);
+    // Still resident: freed, not trimmed.
+    expect(out().allocated.kernel.anonymous - out().freed.kernel.anonymous).toBeLessThan(8 * MiB);
+  });
+
+  it("the standard and deep tiers say glibc's free memory cannot be measured, with how much lies outside", () => {
+    for (const r of [out().freed, out().deep]) {
+      const w = warning(r?.warnings ?? []);
+      expect(w?.source).toBe("glibc");
+      const mib = Number(/took ([\d.]+) MiB/.exec(w?.message ?? "")?.[1]);
+      expect(mib * MiB).toBeGreaterThanOrEqual(FREED);
+      expect(mib * MiB).toBeLessThanOrEqual(FREED + 32 * MiB);
+    }
+  });
+
+  it("claims no resident, released or releasable figure, and keeps the upper bound", () => {
+    for (const r of [out().freed, out().deep]) {
+      const pages = r?.heap.pages ?? {};
+      expect(pages.freeBytes).toBeGreaterThanOrEqual(FREED);
+      expect(pages.dirtyBytes).toBeUndefined();
+      expect(pages.releasedBytes).toBeUndefined();
+      expect(pages.releasableBytes).toBeUndefined();
+      expect(r?.heap.arenaGroups).toBeUndefined();
+      const bound = r?.bounds?.find((b) => b.name === "native-free");
+      expect(bound?.atMostBytes).toBeGreaterThanOrEqual(FREED - 16 * MiB);
+      expect(bound?.confirm).toMatch(/no tier can measure it/);
+    }
+    expect(out().freed.parts).not.toContain("native-free-releasable");
+    expect(out().deep?.findings.map((f) => f.id)).not.toContain("glibc-releasable-now");
+  });
+
+  it("trim() promises nothing and still releases the memory, as the kernel sees", () => {
+    expect(out().trim.promisedBytes).toBeUndefined();
+    expect(out().trim.releasedBytes).toBeGreaterThanOrEqual(FREED - 16 * MiB);
+    const kernelDrop = out().freed.kernel.rss - out().trimmed.kernel.rss;
+    expect(Math.abs(kernelDrop - out().trim.releasedBytes)).toBeLessThanOrEqual(8 * MiB);
   });
 });
