@@ -57,27 +57,36 @@ export type GlibcConfirmation =
 
 /**
  * When the program break cannot grow, glibc maps at least 1 MiB for the main arena
- * (MMAP_AS_MORECORE_SIZE): less beyond `[heap]` is the break having moved between smaps and the walk.
+ * (MMAP_AS_MORECORE_SIZE) and never gives it back with the break.
  */
 const OUTSIDE_MIN = 1 << 20;
 
 /**
+ * A second look at the main arena's bytes beyond `[heap]`, with both figures of one moment: the
+ * outside bytes, "moving" when the break moved during every look (a main arena the break serves,
+ * growing and trimmed by other threads), or undefined when a source failed.
+ */
+export type OutsideLook = () => number | "moving" | undefined;
+
+/**
  * glibc's free memory measured from the kernel's evidence, or, when its arenas hold memory beyond
  * the mappings that evidence reads, undefined and a warning saying why it cannot be measured.
- * smaps and the walk are not read at one instant: before saying so, `[heap]`'s size is read again
- * (`heapNow`, after the walk), so that a break that grew in between is not taken for one that could not.
+ * smaps and the walk are not read at one instant: another thread's malloc may grow the break, or a
+ * trim shrink it, in between. So what the first look finds outside `[heap]` is looked at again
+ * (`again`) before it is said: a break that moves serves the main arena, one that cannot grow does
+ * not move.
  */
 export function measuredFree(
   state: AllocatorState,
   evidence: GlibcKernelEvidence,
   warnings: Warning[],
-  heapNow: () => number | undefined,
+  again: OutsideLook,
 ): AllocatorState | undefined {
   let outside = arenaBytesOutsideMappings(state, evidence);
   if (outside !== undefined && outside >= OUTSIDE_MIN) {
-    const now = heapNow();
-    if (now !== undefined && now > (evidence.mainArenaSizeBytes ?? 0))
-      outside = arenaBytesOutsideMappings(state, extend(evidence, { mainArenaSizeBytes: now }));
+    const second = again();
+    if (second === "moving") outside = 0;
+    else if (second !== undefined) outside = second;
   }
   if (outside === undefined || outside < OUTSIDE_MIN) return withKernelEvidence(state, evidence);
   const mib = (outside / 1048576).toFixed(1);
@@ -85,11 +94,39 @@ export function measuredFree(
     source: "glibc",
     code: "GLIBC_ARENA_OUTSIDE_HEAP",
     message:
-      `glibc's arenas took ${mib} MiB from the system outside [heap] and their 64 MiB heaps: the program break could not grow ` +
+      `glibc's main arena took ${mib} MiB from the system outside [heap]: the program break could not grow ` +
       "(a mapping lies just above it, or there is no [heap]), so glibc mapped that memory anonymously, where the kernel does not tell it from other memory. " +
       "How much of glibc's free memory is resident, and what trim() would return, cannot be measured: the breakdown keeps its upper bound",
   });
   return undefined;
+}
+
+/**
+ * The second look: `[heap]`'s size from maps, a walk of the main arena's figures (malloc_info),
+ * `[heap]`'s size again; when the break moved during the walk, again, three times at most.
+ */
+function outsideLook(o: ReadPlan, binding: NonNullable<ReturnType<typeof native>>): OutsideLook {
+  return () => {
+    for (let i = 0; i < 3; i++) {
+      const before = readBreakHeapBytes(o);
+      if (before === undefined) return undefined;
+      let walked: AllocatorState | undefined;
+      try {
+        walked = allocatorsFromReading(
+          binding.read({ glibc: true, mallocInfo: true, onlyGlibc: true }),
+          [],
+          undefined,
+        ).heap;
+      } catch {
+        return undefined;
+      }
+      const after = readBreakHeapBytes(o);
+      if (after === undefined || walked?.allocator !== "glibc") return undefined;
+      if (after !== before) continue;
+      return arenaBytesOutsideMappings(walked, { arenaRssBytes: 0, mainArenaSizeBytes: after });
+    }
+    return "moving";
+  };
 }
 
 /** A repeated reading that will not walk glibc's heap again: its last walk stalled the service past the bound. */
@@ -184,8 +221,9 @@ export class AllocatorReader {
     if (snap.regions) {
       // The deep tier: the walk carried malloc_info, smaps was read for the regions.
       const evidence = arenaEvidence(snap.regions);
-      if (evidence === undefined) return "not-asked";
-      const measured = measuredFree(heap, evidence, warnings, () => readBreakHeapBytes(o));
+      const binding = native();
+      if (evidence === undefined || binding === undefined) return "not-asked";
+      const measured = measuredFree(heap, evidence, warnings, outsideLook(o, binding));
       if (measured === undefined) return "unmeasurable";
       this.replaceHeap(snap, heap, measured);
       return "measured";
@@ -207,7 +245,7 @@ export class AllocatorReader {
       const fresh = allocatorsFromReading(reading, [], undefined).heap;
       const evidence = arenaEvidence(regions);
       if (fresh?.allocator !== "glibc" || evidence === undefined) return "not-asked";
-      const measured = measuredFree(fresh, evidence, warnings, () => readBreakHeapBytes(o));
+      const measured = measuredFree(fresh, evidence, warnings, outsideLook(o, binding));
       if (measured === undefined) return "unmeasurable";
       this.replaceHeap(snap, heap, measured);
       this.memo = { state: fresh, time: snap.time };
