@@ -76,6 +76,7 @@ export function startAutoTrim(options?: AutoTrimOptions): AutoTrimmer {
     trims: 0,
     skippedBelowFloor: 0,
     skippedPause: 0,
+    skippedUnmeasured: 0,
     releasedBytes: 0,
   };
   let msPerChunk = PRIOR_MS_PER_CHUNK;
@@ -88,13 +89,16 @@ export function startAutoTrim(options?: AutoTrimOptions): AutoTrimmer {
     const time = new Date().toISOString();
     const before = promiseReading(plan);
     const releasable = promiseOf(before);
-    if (releasable === undefined || releasable < minReleasableBytes) {
+    if (releasable === undefined) {
+      // Nothing to hold a trim to: mimalloc promises nothing, and glibc's free memory may not be
+      // measurable here (GLIBC_ARENA_OUTSIDE_HEAP, or the walk held back): no trim on a guess.
+      state.skippedUnmeasured++;
+      state.lastSkip = { time, reason: "unmeasured" };
+      return;
+    }
+    if (releasable < minReleasableBytes) {
       state.skippedBelowFloor++;
-      state.lastSkip = {
-        time,
-        reason: "below-floor",
-        ...(releasable !== undefined ? { releasableBytes: releasable } : {}),
-      };
+      state.lastSkip = { time, reason: "below-floor", releasableBytes: releasable };
       return;
     }
     // glibc: the reading's walk of the same lists, and one madvise per chunk holding a whole page.

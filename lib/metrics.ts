@@ -268,14 +268,19 @@ export const METRICS: readonly MetricSpec[] = [
     instrument: "counter",
     unit: "{check}",
     aggregator: "sum",
-    help: 'Auto-trim checks that did not trim: reason "below_floor" (less than minReleasableBytes to release) or "pause" (predicted pause above maxPauseMs)',
-    points: (s) =>
-      s.autoTrim
-        ? [
-            { attributes: { "heapstate.autotrim.reason": "below_floor" }, value: s.autoTrim.skippedBelowFloor },
-            { attributes: { "heapstate.autotrim.reason": "pause" }, value: s.autoTrim.skippedPause },
-          ]
-        : [],
+    help: 'Auto-trim checks that did not trim: reason "below_floor" (less than minReleasableBytes to release), "pause" (predicted pause above maxPauseMs) or "unmeasured" (what a trim would release could not be measured)',
+    points: (s) => {
+      const a = s.autoTrim;
+      if (!a) return [];
+      const points = [
+        { attributes: { "heapstate.autotrim.reason": "below_floor" }, value: a.skippedBelowFloor },
+        { attributes: { "heapstate.autotrim.reason": "pause" }, value: a.skippedPause },
+      ];
+      // Absent from a saved reading written before the reason existed: not measured, not 0.
+      if (a.skippedUnmeasured !== undefined)
+        points.push({ attributes: { "heapstate.autotrim.reason": "unmeasured" }, value: a.skippedUnmeasured });
+      return points;
+    },
   },
   {
     otelName: "heapstate.autotrim.released",

@@ -208,6 +208,7 @@ function checkShape(obj: Obj, c: Checker): void {
       "trims",
       "skippedBelowFloor",
       "skippedPause",
+      "skippedUnmeasured",
       "maxObservedPauseMs",
     ]);
     for (const key of ["lastTrim", "lastSkip"]) {

@@ -435,9 +435,13 @@ export interface AutoTrimState {
   /** Estimates made (a reading that measures what a trim would release). */
   checks: number;
   trims: number;
-  /** Checks that did not trim: too little to release, or a pause predicted above maxPauseMs. */
+  /**
+   * Checks that did not trim: too little to release, a pause predicted above maxPauseMs, or no
+   * measure of what a trim would release (mimalloc; glibc's free memory not measurable here).
+   */
   skippedBelowFloor: number;
   skippedPause: number;
+  skippedUnmeasured: number;
   /** RSS the trims released, in all (smaps_rollup right before and after each). */
   releasedBytes: number;
   /** The longest pause a trim took so far, in ms. */
@@ -449,7 +453,12 @@ export interface AutoTrimState {
     pauseMs: number;
     predictedPauseMs: number;
   };
-  lastSkip?: { time: string; reason: "below-floor" | "pause"; releasableBytes?: number; predictedPauseMs?: number };
+  lastSkip?: {
+    time: string;
+    reason: "below-floor" | "pause" | "unmeasured";
+    releasableBytes?: number;
+    predictedPauseMs?: number;
+  };
 }
 
 /** One release action an allocator ran during {@link trim}. */

@@ -9,10 +9,12 @@ import { describe, expect, it } from "vitest";
 import { collect, startAutoTrim } from "../../lib/index";
 import { prometheusText } from "../../lib/prometheus";
 import type { AutoTrimState } from "../../lib/types";
-import { inBeforeAll, MiB, runChild } from "../helpers";
+import { inBeforeAll, MiB, requireLib, runChild } from "../helpers";
 
 interface Out {
   state: AutoTrimState;
+  blocked?: boolean;
+  deepWarnings?: string[];
   before: number;
   after: number;
   inReading: AutoTrimState;
@@ -52,6 +54,33 @@ describe("auto-trim on a fragmented 1 GiB heap", () => {
   });
 });
 
+describe("auto-trim with nothing to hold a trim to", () => {
+  // 64 MiB of blocks, half freed: above the floor once measured, so only the missing measure skips.
+  const blocked = inBeforeAll(() => runChild<Out>("autotrim.cjs", ["60000", "8192", "blocked"]), 120_000);
+  const mimalloc = inBeforeAll(
+    () => runChild<Out>("autotrim.cjs", ["60000", "8192"], { LD_PRELOAD: requireLib("mimalloc") }),
+    120_000,
+  );
+
+  it("glibc's main arena outside [heap]: no trim, counted as unmeasured, and the reading says why", () => {
+    const { state, blocked: placed, deepWarnings } = blocked();
+    expect(placed).toBe(true);
+    expect(deepWarnings).toContain("GLIBC_ARENA_OUTSIDE_HEAP");
+    expect(state.trims).toBe(0);
+    expect(state.skippedBelowFloor).toBe(0);
+    expect(state.skippedUnmeasured).toBeGreaterThanOrEqual(1);
+    expect(state.lastSkip).toEqual({ time: expect.any(String), reason: "unmeasured" });
+  });
+
+  it("mimalloc, which promises nothing: the same", () => {
+    const { state } = mimalloc();
+    expect(state.trims).toBe(0);
+    expect(state.skippedBelowFloor).toBe(0);
+    expect(state.skippedUnmeasured).toBeGreaterThanOrEqual(1);
+    expect(state.lastSkip?.reason).toBe("unmeasured");
+  });
+});
+
 describe("startAutoTrim in this process", () => {
   it("its record is in every reading and in the metrics while it runs; one at a time; bad options refused", () => {
     const auto = startAutoTrim({ intervalMs: 60_000 });
@@ -61,6 +90,7 @@ describe("startAutoTrim in this process", () => {
       expect(text).toMatch(/^# TYPE heapstate_autotrim_trims_total counter$/m);
       expect(text).toMatch(/^heapstate_autotrim_trims_total 0$/m);
       expect(text).toMatch(/^heapstate_autotrim_skipped_total\{heapstate_autotrim_reason="pause"\} 0$/m);
+      expect(text).toMatch(/^heapstate_autotrim_skipped_total\{heapstate_autotrim_reason="unmeasured"\} 0$/m);
       expect(() => startAutoTrim()).toThrow(/already running/);
     } finally {
       auto.stop();
