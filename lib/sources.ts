@@ -117,7 +117,8 @@ export function readBreakHeapBytes(o: ReadPlan): number | undefined {
   const scan = (text: string) => {
     let start = 0;
     for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", start)) {
-      if (text.endsWith("[heap]", nl)) {
+      // The kernel's name, after the padding: a file whose path ends in "[heap]" is not the heap.
+      if (text.endsWith(" [heap]", nl)) {
         const line = text.slice(start, nl);
         const dash = line.indexOf("-");
         const space = line.indexOf(" ", dash);
@@ -130,8 +131,10 @@ export function readBreakHeapBytes(o: ReadPlan): number | undefined {
   };
   try {
     streamProcFile(o.procRoot, o.pid, "maps", (chunk) => {
-      // A line longer than a chunk (a long path) is joined; maps lines are bounded by PATH_MAX.
+      // A line longer than a chunk (a long path) is joined; maps lines are bounded by PATH_MAX,
+      // so a longer one is not a maps line (a file under a test's procRoot) and is dropped.
       rest = scan(rest + chunk);
+      if (rest.length > 65536) rest = "";
     });
   } catch {
     return undefined;
