@@ -44,8 +44,12 @@ describe("jemalloc page states (dirty_decay_ms:1000, muzzy_decay_ms:60000)", () 
 
   it("freed: dirty, still resident in the kernel's eyes, not lazily freed", () => {
     expect(pages(out().freed).dirtyBytes).toBeGreaterThanOrEqual(MOST);
-    expect(pages(out().freed).muzzyBytes).toBeLessThan(1 * MiB); // other threads may have decayed a page or two
-    expect(out().freed.kernel.lazyFree).toBeLessThan(4 * MiB);
+    // Decay is gradual over dirty_decay_ms and starts at the free: the reading right after it
+    // finds a little decayed (under 1 MiB alone; 3.7 MiB once in CI with two suites on two cores),
+    // and what decayed the kernel counts as LazyFree.
+    const muzzy = pages(out().freed).muzzyBytes as number;
+    expect(muzzy).toBeLessThan(8 * MiB);
+    expect(Math.abs(out().freed.kernel.lazyFree - muzzy)).toBeLessThanOrEqual(4 * MiB);
     expect(out().freed.kernel.anonymous).toBeGreaterThanOrEqual(pages(out().freed).dirtyBytes as number);
   });
 
