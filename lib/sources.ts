@@ -109,37 +109,20 @@ export function readRegions(o: ReadPlan, warnings: Warning[]): RegionSummary[] |
 
 /**
  * The size of the `[heap]` mapping (the program break's heap) in `/proc/<pid>/maps`, read by
- * chunks: 0 when there is none, undefined when maps cannot be read.
+ * chunks through the smaps parser (maps is smaps without the field lines): 0 when there is none,
+ * undefined when maps cannot be read.
  */
 export function readBreakHeapBytes(o: ReadPlan): number | undefined {
-  let rest = "";
   let size = 0;
-  const scan = (text: string) => {
-    let start = 0;
-    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", start)) {
-      // The kernel's name, after the padding: a file whose path ends in "[heap]" is not the heap.
-      if (text.endsWith(" [heap]", nl)) {
-        const line = text.slice(start, nl);
-        const dash = line.indexOf("-");
-        const space = line.indexOf(" ", dash);
-        const bytes = Number.parseInt(line.slice(dash + 1, space), 16) - Number.parseInt(line.slice(0, dash), 16);
-        if (Number.isSafeInteger(bytes) && bytes > 0) size += bytes;
-      }
-      start = nl + 1;
-    }
-    return text.slice(start);
-  };
+  const parser = new SmapsParser((m) => {
+    if (m.path === "[heap]") size += m.end - m.start;
+  });
   try {
-    streamProcFile(o.procRoot, o.pid, "maps", (chunk) => {
-      // A line longer than a chunk (a long path) is joined; maps lines are bounded by PATH_MAX,
-      // so a longer one is not a maps line (a file under a test's procRoot) and is dropped.
-      rest = scan(rest + chunk);
-      if (rest.length > 65536) rest = "";
-    });
+    streamProcFile(o.procRoot, o.pid, "maps", (chunk) => parser.write(chunk));
   } catch {
     return undefined;
   }
-  scan(`${rest}\n`);
+  parser.end();
   return size;
 }
 

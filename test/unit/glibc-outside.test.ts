@@ -83,7 +83,7 @@ describe("[heap]'s size from maps", () => {
     // A path that merely contains the word is not the heap.
     expect(read(15, line(0x400000, 0x401000, "/tmp/[heap].bak"))).toBe(0);
     expect(read(16, line(0x400000, 0x401000, "/tmp/[heap]"))).toBe(0);
-    // A "line" of 1 MiB (no maps line is that long: dropped, not kept whole), then the heap: found.
+    // Garbage of 1 MiB on one line, then the heap: the heap is still found.
     expect(read(17, `${"x".repeat(1 << 20)}\n${line(0x1000, 0x3000, "[heap]")}`)).toBe(0x2000);
   });
 });
