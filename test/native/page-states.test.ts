@@ -61,7 +61,9 @@ describe("jemalloc page states (dirty_decay_ms:1000, muzzy_decay_ms:60000)", () 
     expect(
       (out().freed.heap.residentBytes as number) - (out().decayed.heap.residentBytes as number),
     ).toBeGreaterThanOrEqual(MOST);
-    expect(Math.abs(out().decayed.kernel.rssAnon - out().freed.kernel.rssAnon)).toBeLessThanOrEqual(4 * MiB);
+    // Lazily freed pages stay in RssAnon (had they left, it would fall by 40 MiB or more); the rest
+    // of the process moves it a little over the seconds of decay (5.2 MiB once in CI).
+    expect(Math.abs(out().decayed.kernel.rssAnon - out().freed.kernel.rssAnon)).toBeLessThanOrEqual(12 * MiB);
   });
 
   it("after trim(): purged to retained, and the kernel's RSS falls by as much", () => {
