@@ -78,7 +78,9 @@ describe("an ArrayBuffer never written, under glibc", () => {
     const { before, after } = out();
     const grew =
       (children(after).get("native-array-buffers") ?? 0) - (children(before).get("native-array-buffers") ?? 0);
-    expect(grew).toBe(100 * MiB);
+    // Other small ArrayBuffers may be collected or made between the two readings (4.7 KiB once,
+    // under Node 22 in CI): the 100 MiB one, give or take 64 KiB.
+    expect(Math.abs(grew - 100 * MiB)).toBeLessThanOrEqual(64 * 1024);
     expect(after.rss - before.rss).toBeLessThan(8 * MiB);
     expect(after.unattributed).toBeLessThanOrEqual(-92 * MiB);
     const f = after.findings.find((x) => x.id === "high-unattributed");
