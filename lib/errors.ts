@@ -25,7 +25,11 @@ export class HeapstateError extends Error {
 /** "a number", "a string", "null", "an array"… for messages that say what was received. */
 export function describeType(value: unknown): string {
   if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
+  try {
+    if (Array.isArray(value)) return "an array";
+  } catch {
+    return "a revoked proxy"; // Array.isArray throws on nothing else
+  }
   const t = typeof value;
   return t === "object" || t === "undefined" ? t : `a ${t}`;
 }

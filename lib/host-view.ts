@@ -324,9 +324,7 @@ export function hostProcesses(options?: HostViewOptions): HostView {
   const all = is.bool(where, "all", o.all, false);
   const tier = is.oneOf(where, "tier", o.tier, "standard", TIERS);
   const procRoot = is.text(where, "procRoot", o.procRoot, DEFAULT_PROC_ROOT);
-  if (o.exclude !== undefined && !(Array.isArray(o.exclude) && o.exclude.every((x) => Number.isInteger(x))))
-    throw is.invalidOption(where, `exclude must be an array of pids, ${is.received(o.exclude)}`);
-  const exclude = new Set((o.exclude as number[] | undefined) ?? []);
+  const exclude = new Set(is.list(where, "exclude", o.exclude, "pid", (v): v is number => Number.isInteger(v)));
   const time = new Date().toISOString();
   const processes: HostProcess[] = [];
   for (const pid of pids(procRoot)) {

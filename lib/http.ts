@@ -361,6 +361,16 @@ function parseQuery(query: URLSearchParams, accept: string | undefined): Query |
  * http.createServer(createHandler()).listen(9464, "127.0.0.1");
  * app.use(createHandler({ trim: true }));            // Express: other paths go to next()
  */
+/** A sampler of the caller's own (an object with samples()), asked inside a guard: its getter may throw. */
+function isSampler(where: string, value: unknown): value is Sampler {
+  if (value === null || typeof value !== "object") return false;
+  try {
+    return typeof (value as Sampler).samples === "function";
+  } catch (error) {
+    throw is.invalidOption(where, `sampler could not be read (${(error as Error)?.message ?? String(error)})`);
+  }
+}
+
 export function createHandler(options?: HandlerOptions): Handler {
   const where = "createHandler(options)";
   const o = is.optionsObject(where, options, optionKeys);
@@ -385,12 +395,8 @@ export function createHandler(options?: HandlerOptions): Handler {
   let samplerSettings: SamplerOptions | undefined;
   if (o.sampler === false) {
     given = undefined;
-  } else if (
-    o.sampler !== null &&
-    typeof o.sampler === "object" &&
-    typeof (o.sampler as Sampler).samples === "function"
-  ) {
-    given = o.sampler as Sampler;
+  } else if (isSampler(where, o.sampler)) {
+    given = o.sampler;
   } else {
     samplerSettings = samplerOptions(
       {

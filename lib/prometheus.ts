@@ -4,7 +4,7 @@
  * Each scrape reads one snapshot (snapshot({ maxAgeMs }), fast tier), so every family describes
  * the same moment and the breakdown parts add up to heapstate_memory_rss_bytes.
  */
-import { assertSnapshot } from "./errors";
+import { assertSnapshot, HeapstateError } from "./errors";
 import { type Aggregator, METRICS, type MetricSpec, metricFamilies, prometheusLabels, prometheusName } from "./metrics";
 import { extend } from "./objects";
 import { PeakConsumer } from "./peaks";
@@ -57,13 +57,15 @@ function prefixOf(where: string, value: unknown): string {
 
 /** Static labels: names that Prometheus accepts and heapstate does not use, string values. */
 function labelsOf(where: string, value: unknown): Record<string, string> {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw is.invalidOption(where, `labels must be an object of label names to strings, ${is.received(value)}`);
-  }
   let entries: Array<[string, unknown]>;
   try {
+    // Inside the guard: Array.isArray throws on a revoked proxy, Object.entries on a throwing getter.
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      throw is.invalidOption(where, `labels must be an object of label names to strings, ${is.received(value)}`);
+    }
     entries = Object.entries(value);
   } catch (error) {
+    if (error instanceof HeapstateError) throw error;
     throw is.invalidOption(where, `labels could not be read: ${(error as Error)?.message ?? String(error)}`);
   }
   const out: Record<string, string> = {};

@@ -162,11 +162,38 @@ export function text(where: string, name: string, value: unknown, fallback?: str
   return value;
 }
 
+/**
+ * An array whose every entry passes `accept`, copied. Every index is read, holes and undefined
+ * included: an entry left out is a mistake to report, not a default to take. It is read inside a
+ * guard, as optionsObject reads the object: a getter that throws or a revoked proxy (Array.isArray
+ * throws on one) is the caller's mistake, reported as INVALID_OPTION.
+ */
+export function list<T>(
+  where: string,
+  name: string,
+  value: unknown,
+  what: string,
+  accept: (v: unknown) => v is T,
+): T[] {
+  if (value === undefined) return [];
+  const out: T[] = [];
+  try {
+    if (!Array.isArray(value)) throw invalidOption(where, `${name} must be an array of ${what}s, ${received(value)}`);
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      if (!accept(v)) throw invalidOption(where, `${name}[${i}] must be a ${what}, ${received(v)}`);
+      out.push(v);
+    }
+  } catch (error) {
+    if (error instanceof HeapstateError) throw error;
+    throw invalidOption(where, `${name} could not be read (${(error as Error)?.message ?? String(error)})`);
+  }
+  return out;
+}
+
 /** An array of non-empty strings (copied). */
 export function textList(where: string, name: string, value: unknown): string[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value)) throw invalidOption(where, `${name} must be an array of strings, ${received(value)}`);
-  return value.map((v, i) => text(where, `${name}[${i}]`, v) as string);
+  return list(where, name, value, "non-empty string", (v): v is string => typeof v === "string" && v !== "");
 }
 
 /** A function. */

@@ -152,6 +152,47 @@ const nasty = fc.oneof(
   fc.anything({ withBigInt: true, withNullPrototype: true, withObjectString: true, withMap: true, withSet: true }),
 );
 
+/** Values that break code reading them carelessly: each is a fresh object, as a getter may run once. */
+function hostileValues(): [string, unknown][] {
+  const sparse: unknown[] = [];
+  sparse[1] = "x";
+  const throwingEntry: unknown[] = [];
+  Object.defineProperty(throwingEntry, 0, {
+    enumerable: true,
+    get() {
+      throw new TypeError("entry getter");
+    },
+  });
+  const throwingObject = Object.defineProperty({}, "a", {
+    enumerable: true,
+    get() {
+      throw new TypeError("property getter");
+    },
+  });
+  const revokedArray = Proxy.revocable([], {});
+  revokedArray.revoke();
+  const revokedObject = Proxy.revocable({}, {});
+  revokedObject.revoke();
+  const lyingArray = new Proxy(["a"], {
+    get(target, p) {
+      if (p === "length") return 2 ** 32 - 1;
+      return Reflect.get(target, p);
+    },
+  });
+  return [
+    ["[undefined]", [undefined]],
+    ["[null]", [null]],
+    ["a sparse array", sparse],
+    ["an array with a throwing entry", throwingEntry],
+    ["an object with a throwing getter", throwingObject],
+    ["a revoked proxy of an array", revokedArray.proxy],
+    ["a revoked proxy of an object", revokedObject.proxy],
+    ["an array proxy whose length lies", lyingArray],
+    ["[{}]", [{}]],
+    ["[[]]", [[]]],
+  ];
+}
+
 describe("every public function's options", () => {
   for (const [name, entry] of Object.entries(entryPoints)) {
     it(`${name}: arbitrary options work or give INVALID_OPTION, never another exception`, () => {
@@ -162,6 +203,20 @@ describe("every public function's options", () => {
         }),
         { numRuns: name === "collect" || name === "sidecar start" ? 60 : 150 },
       );
+    });
+
+    it(`${name}: hostile values under every key (holes, undefined entries, throwing getters, revoked proxies) give INVALID_OPTION or work`, () => {
+      for (const key of entry.keys) {
+        for (const [label, value] of hostileValues()) {
+          let got: string;
+          try {
+            got = outcome(() => entry.call({ [key]: value }));
+          } catch (error) {
+            throw new Error(`${key}: ${label}: ${(error as Error).message}`);
+          }
+          expect(["ok", "INVALID_OPTION"], `${key}: ${label}`).toContain(got);
+        }
+      }
     });
 
     it(`${name}: an unknown key is named, with the closest known one`, () => {
