@@ -212,7 +212,10 @@ export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
     snap.findings = findings(snap, breakdown, {
       env: o.self ? process.env : undefined,
       remedies: o.self ? remedies() : undefined,
-      trend: o.self && unclassified ? unclassifiedTrend() : undefined,
+      // Also when this reading has no split (its glibc figures reused within the walk's back-off):
+      // the line is through earlier measured readings, and the finding says up to when.
+      trend: o.self ? unclassifiedTrend() : undefined,
+      trendCurrent: unclassified !== undefined,
       baseline: o.self ? currentBaseline() : undefined,
     });
   });

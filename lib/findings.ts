@@ -46,6 +46,8 @@ export interface FindingContext {
   remedies?: Remedies | undefined;
   /** native-unclassified across this process's readings. */
   trend?: Trend | undefined;
+  /** Whether this reading split the native heap (its native-unclassified is the trend's last point or near it). */
+  trendCurrent?: boolean | undefined;
   /** The baseline set by setBaseline(), with its budgets. */
   baseline?: Baseline | undefined;
 }
@@ -107,7 +109,7 @@ export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingCont
     });
   }
 
-  leakFinding(out, ctx.trend, rss);
+  leakFinding(out, ctx.trend, ctx.trendCurrent !== false, s.time, rss);
   baselineFindings(out, s, ctx.baseline);
 
   const external = s.v8?.arrayBuffersBytes ?? s.v8?.externalBytes;
@@ -177,22 +179,47 @@ const LEAK_R2 = 0.8;
 const LEAK_MIN = 16 * MiB;
 const LEAK_SHARE = 0.05;
 
-/** A leak V8 cannot see: the native heap no one claims, growing along a straight line. */
-function leakFinding(out: Finding[], trend: Trend | undefined, rss: number | undefined): void {
+/**
+ * How long a trend stays a finding when the readings after it could not split the native heap (a
+ * repeated reader reuses glibc's walk for 10 s at a time when walks are costly): longer than that
+ * back-off, short enough that a finding is never shown long after its evidence stopped.
+ */
+const LEAK_FRESH_MS = 60_000;
+
+/**
+ * A leak V8 cannot see: the native heap no one claims, growing along a straight line. The line is
+ * through measured readings only; when this reading has no split of its own, the finding holds for
+ * a minute after the line's last reading and says up to when it was measured (evidence.asOf).
+ */
+function leakFinding(
+  out: Finding[],
+  trend: Trend | undefined,
+  current: boolean,
+  time: string,
+  rss: number | undefined,
+): void {
   if (!trend || trend.points < LEAK_POINTS || trend.windowSeconds < LEAK_SECONDS || trend.r2 < LEAK_R2) return;
   if (trend.growthBytes < Math.max(LEAK_MIN, (rss ?? 0) * LEAK_SHARE)) return;
+  const lagMs = Date.parse(time) - Date.parse(trend.to);
+  if (!current && !(lagMs >= 0 && lagMs <= LEAK_FRESH_MS)) return;
+  const when = current
+    ? `over the last ${trend.windowSeconds} s`
+    : `over ${trend.windowSeconds} s up to ${trend.to}, ${Math.round(lagMs / 1000)} s before this reading (which could not split the native heap)`;
+  const evidence: Finding["evidence"] = {
+    ratePerHourBytes: trend.ratePerHourBytes,
+    growthBytes: trend.growthBytes,
+    windowSeconds: trend.windowSeconds,
+    points: trend.points,
+    r2: trend.r2,
+    from: trend.from,
+    to: trend.to,
+  };
+  if (!current) evidence.asOf = trend.to;
   out.push({
     id: "native-unclassified-growing",
     severity: "warn",
-    message: `The native heap no one claims (native-unclassified) grew steadily by ${formatBytes(trend.growthBytes)} over the last ${trend.windowSeconds} s (${trend.points} readings, R² ${trend.r2}): about ${formatBytes(trend.ratePerHourBytes)} an hour. A leak V8's heap snapshots cannot see: in an addon, a library or Node's own native structures. registerMemoryReporter for the addons in use names whose it is; setBaseline() and diff(baseline(), collect()) show what else grew.`,
-    evidence: {
-      ratePerHourBytes: trend.ratePerHourBytes,
-      growthBytes: trend.growthBytes,
-      windowSeconds: trend.windowSeconds,
-      points: trend.points,
-      r2: trend.r2,
-      from: trend.from,
-    },
+    message: `The native heap no one claims (native-unclassified) grew steadily by ${formatBytes(trend.growthBytes)} ${when} (${trend.points} readings, R² ${trend.r2}): about ${formatBytes(trend.ratePerHourBytes)} an hour. A leak V8's heap snapshots cannot see: in an addon, a library or Node's own native structures. registerMemoryReporter for the addons in use names whose it is; setBaseline() and diff(baseline(), collect()) show what else grew.`,
+    evidence,
   });
 }
 

@@ -14,7 +14,9 @@ export interface Trend {
   points: number;
   /** How well a straight line fits (1: exactly). */
   r2: number;
+  /** The first and the last reading on the line. */
   from: string;
+  to: string;
 }
 
 const MIN_SPACING_MS = 500;
@@ -84,5 +86,6 @@ export function fitLine(ts: readonly number[], vs: readonly number[]): Trend | u
     points: n,
     r2: Math.round(r2 * 1000) / 1000,
     from: new Date(t0).toISOString(),
+    to: new Date(ts[n - 1] as number).toISOString(),
   };
 }

@@ -1,10 +1,11 @@
 /** The pure parts of the diagnosis: the trend's line, the CPU files, the jemalloc line per distribution, MALLOC_ARENA_MAX. */
 import { describe, expect, it } from "vitest";
 import { glibcArenaLimit } from "../../lib/allocators/glibc";
-import { recommendedArenaMax } from "../../lib/findings";
+import { findings, recommendedArenaMax } from "../../lib/findings";
 import { parseCpuList, parseCpuQuota } from "../../lib/procfs/cgroup";
 import { jemallocRemedy, osFamily } from "../../lib/remedies";
 import { fitLine } from "../../lib/trend";
+import type { Snapshot } from "../../lib/types";
 
 const MiB = 1024 * 1024;
 
@@ -88,5 +89,36 @@ describe("the jemalloc line for a distribution", () => {
       /^start node with LD_PRELOAD=\/usr\/lib\/x86_64-linux-gnu\/libjemalloc\.so\.2 \(jemalloc is installed here/,
     );
     expect(osFamily("ID=ubuntu\nID_LIKE=debian\n")).toEqual(["ubuntu", "debian"]);
+  });
+});
+
+describe("the leak finding when a reading has no split of its own", () => {
+  const ts = Array.from({ length: 31 }, (_, i) => Date.parse("2026-01-01T00:00:00.000Z") + i * 1000);
+  const trend = fitLine(
+    ts,
+    ts.map((_, i) => 50 * MiB + i * MiB),
+  ) as NonNullable<ReturnType<typeof fitLine>>;
+  const at = (ms: number) =>
+    ({ time: new Date((ts.at(-1) as number) + ms).toISOString(), pid: 1, tier: "standard" }) as Snapshot;
+  const leak = (s: Snapshot, current: boolean) =>
+    findings(s, undefined, { trend, trendCurrent: current }).find((f) => f.id === "native-unclassified-growing");
+
+  it("a reading that split the heap says 'over the last', with no asOf", () => {
+    const f = leak(at(0), true);
+    expect(f?.severity).toBe("warn");
+    expect(f?.message).toMatch(/grew steadily by 30\.0 MiB over the last 30 s \(31 readings/);
+    expect(f?.evidence.to).toBe(trend.to);
+    expect(f?.evidence.asOf).toBeUndefined();
+  });
+
+  it("one that did not keeps the finding for a minute after the line's last reading, and says up to when", () => {
+    const f = leak(at(9_000), false);
+    expect(f?.severity).toBe("warn");
+    expect(f?.evidence.asOf).toBe(trend.to);
+    expect(f?.message).toContain(`over 30 s up to ${trend.to}, 9 s before this reading`);
+    expect(leak(at(60_000), false)).toBeDefined();
+    expect(leak(at(61_000), false)).toBeUndefined();
+    // A line whose last reading is after this one (a clock that went back) is not this reading's evidence.
+    expect(leak(at(-5_000), false)).toBeUndefined();
   });
 });
