@@ -7,7 +7,7 @@
 
 import { arenaBytesOutsideMappings, type GlibcKernelEvidence, withKernelEvidence } from "./allocators/glibc";
 import { allocatorsFromReading } from "./allocators/index";
-import { Backoff, type BackoffPolicy, type Clock, nowMicros } from "./backoff";
+import { Backoff, type BackoffPolicy, type Clock, costSince, nowMicros, threadCpu } from "./backoff";
 import { regionRss, regionSize } from "./breakdown";
 import { native, nativeProblem } from "./native";
 import { readAllocators } from "./native-read";
@@ -136,7 +136,7 @@ function heldWarning(costMicros: number, boundMicros: number, asOf: string | und
     source: "glibc",
     code: "GLIBC_WALK_HELD",
     message:
-      `glibc's last walk of its heap took ${ms} ms, holding its arenas' locks (other threads' malloc waited as long), ` +
+      `glibc's last walk of its heap cost ${ms} ms of CPU, holding its arenas' locks at least as long (other threads' malloc waited), ` +
       `more than the ${boundMicros / 1000} ms a repeated reading may stall the service: scrapes and the sampler do not walk again` +
       (asOf ? ` and reuse its figures from ${asOf}` : "") +
       "; a one-shot reading (collect(), the CLI, trim()) walks on request, and repeats resume once a walk is cheaper",
@@ -147,7 +147,9 @@ function heldWarning(costMicros: number, boundMicros: number, asOf: string | und
  * glibc's mallinfo2/malloc_info walk every free chunk while holding each arena's lock: 20 ms with
  * 500 k free chunks, stalling other threads' mallocs. For a repeated reader, a walk that cost 1 ms
  * or more is repeated at most every 10 s, or less often if its cost needs it to stay under 1% of
- * one core (a 15 ms walk: every 10 s); in between, the last glibc reading is reused and says so
+ * one core (a 15 ms walk: every 10 s). A walk's cost is its CPU time (wall time when less): time
+ * spent descheduled on a loaded machine is not the walk's, and would otherwise make a cheap walk
+ * back off. In between, the last glibc reading is reused and says so
  * in `asOf` (and what is built on it says its age). A walk that took more than 20 ms stalled the
  * service's mallocs that long: repeated readers do not walk again (warning GLIBC_WALK_HELD) until a
  * one-shot reading finds it cheaper. A cheaper walk (an idle Node takes a few µs)
@@ -187,9 +189,10 @@ export class AllocatorReader {
           memo === undefined ||
           this.walk.due() ||
           (tier === "deep" && memo.state.raw?.malloc_info === undefined));
-      const start = nowMicros();
+      const wallStart = nowMicros();
+      const cpuStart = threadCpu(binding);
       const reading = readAllocators(binding, { glibc: walk === true, mallocInfo: walk === true && tier === "deep" });
-      const cost = nowMicros() - start;
+      const cost = costSince(wallStart, cpuStart, binding);
       const reused = walk ? undefined : memo?.state;
       const { heap, allocators } = allocatorsFromReading(reading, warnings, reused);
       if (walk) this.walk.ran(cost);
@@ -235,7 +238,8 @@ export class AllocatorReader {
     }
     const binding = native();
     if (binding === undefined) return "not-asked";
-    const start = nowMicros();
+    const wallStart = nowMicros();
+    const cpuStart = threadCpu(binding);
     try {
       // smaps first, then the walk: what reading smaps allocates is either still in use at the walk
       // (counted on both sides) or freed by then (free and resident: what a trim returns); walked
@@ -258,7 +262,7 @@ export class AllocatorReader {
       });
       return "not-asked";
     } finally {
-      this.confirmation.ran(nowMicros() - start);
+      this.confirmation.ran(costSince(wallStart, cpuStart, binding));
     }
   }
 

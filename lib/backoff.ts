@@ -12,6 +12,31 @@ export function nowMicros(): number {
   return Math.round(performance.now() * 1000);
 }
 
+/** What has a clock of this thread's CPU time (µs; NaN when refused): the addon's CLOCK_THREAD_CPUTIME_ID. */
+export interface ThreadCpuClock {
+  threadCpuMicros?(): number;
+}
+
+/** Where a read began, for {@link costSince}: the wall clock and the thread's CPU clock (NaN without one). */
+export function threadCpu(cpu: ThreadCpuClock | undefined): number {
+  return cpu?.threadCpuMicros?.() ?? Number.NaN;
+}
+
+/**
+ * What a read cost (µs): the CPU time this thread spent on it, or its wall time when that is less
+ * or when there is no thread clock. On a loaded machine a thread descheduled mid-read shows a wall
+ * time many times what the read itself costs (a 0.2 ms glibc walk read 10 ms under load), and the
+ * back-off would then keep a cheap walk's figures for 10 s. The process's CPU time is no better: it
+ * counts V8's compiler and GC threads running meanwhile. The thread's own CPU time is the read's
+ * own work, so a walk that is costly backs off as before. Two numbers, not an object: a reading
+ * allocates as little as it can.
+ */
+export function costSince(wallStart: number, cpuStart: number, cpu: ThreadCpuClock | undefined): number {
+  const wall = nowMicros() - wallStart;
+  const used = threadCpu(cpu) - cpuStart;
+  return Math.max(0, Number.isFinite(used) && used < wall ? used : wall);
+}
+
 /** Milliseconds from an arbitrary origin, monotonic (performance.now in production). */
 export type Clock = () => number;
 

@@ -53,6 +53,8 @@ export interface NativeBinding {
   counterNames?(from: number): string[];
   /** The running glibc's version, read without touching any allocator. */
   libc(): { version?: string };
+  /** This thread's CPU time (µs), NaN when refused. Absent from addons built before it. */
+  threadCpuMicros?(): number;
 }
 
 /** The environment switch that forces the addon off (tests, or to rule heapstate's addon out). */

@@ -10,6 +10,7 @@
 // CMakeLists.txt). Nothing here holds a lock or a resource across a Node-API call, so unwinding
 // at any of them is safe.
 #include <napi.h>
+#include <time.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -172,6 +173,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("counterNames", &Addon::CounterNames),
                              InstanceMethod("trim", &Addon::Trim),
                              InstanceMethod("libc", &Addon::Libc),
+                             InstanceMethod("threadCpuMicros", &Addon::ThreadCpuMicros),
                          });
   }
 
@@ -311,6 +313,17 @@ class Addon : public Napi::Addon<Addon> {
         [&](const Instance& inst, Napi::Object& o) {
           o.Set("actions", ValuesObject(env, TrimInstance(inst, glibc).actions));
         });
+  }
+
+  // threadCpuMicros() -> the calling thread's CPU time in µs (CLOCK_THREAD_CPUTIME_ID), or NaN
+  // when the clock is refused: what a read cost this thread, without the time it waited to run.
+  Napi::Value ThreadCpuMicros(const Napi::CallbackInfo& info) {
+    timespec ts{};
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) {
+      return Napi::Number::New(info.Env(), std::numeric_limits<double>::quiet_NaN());
+    }
+    return Napi::Number::New(
+        info.Env(), static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3);
   }
 
   // libc() -> { version? }: the running glibc's version, without a discovery or a reading (no

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import { parseMallocInfo } from "../../lib/allocators/malloc-info";
+import { costSince, nowMicros, threadCpu } from "../../lib/backoff";
 import { collect, HeapstateError, snapshot } from "../../lib/index";
 import { native } from "../../lib/native";
 
@@ -180,5 +181,31 @@ describe("snapshot()", () => {
   it("rejects a bad maxAgeMs", () => {
     expect(codeOf(() => snapshot({ maxAgeMs: -1 }))).toBe("INVALID_OPTION");
     expect(codeOf(() => snapshot({ maxAgeMs: Number.NaN }))).toBe("INVALID_OPTION");
+  });
+});
+
+describe("what a read is said to cost: the addon's thread clock", () => {
+  it("counts the thread's work and not the time it did not run (blocked, or descheduled on a loaded machine)", () => {
+    const binding = native();
+    expect(typeof binding?.threadCpuMicros).toBe("function");
+    // Blocked for 150 ms without running: in wall time, what a walk descheduled under load looks like.
+    const blocked = [nowMicros(), threadCpu(binding)] as const;
+    const wallStart = performance.now();
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 150);
+    const wall = (performance.now() - wallStart) * 1000;
+    expect(wall).toBeGreaterThanOrEqual(140_000);
+    expect(costSince(...blocked, binding)).toBeLessThan(10_000);
+    // Work: at least 30 ms of this thread's CPU, read from the kernel's own per-thread file.
+    const stat = () => {
+      const fields = readFileSync("/proc/thread-self/stat", "utf8").split(") ")[1]?.split(" ") ?? [];
+      return (Number(fields[11]) + Number(fields[12])) * (1e6 / 100); // utime + stime, in ticks of 1/100 s
+    };
+    const busy = [nowMicros(), threadCpu(binding)] as const;
+    const ticks = stat();
+    let x = 0;
+    while (stat() - ticks < 50_000) for (let i = 0; i < 1e5; i++) x += Math.sqrt(i);
+    expect(x).toBeGreaterThan(0);
+    // The kernel's count is in 10 ms ticks: 50 ms of them is at least 30 ms of CPU.
+    expect(costSince(...busy, binding)).toBeGreaterThanOrEqual(30_000);
   });
 });

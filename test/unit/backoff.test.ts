@@ -1,6 +1,6 @@
-/** The back-off policy on a fake clock: no sleeping. */
+/** The back-off policy on a fake clock (no sleeping), and what a read is said to cost. */
 import { describe, expect, it } from "vitest";
-import { Backoff } from "../../lib/backoff";
+import { Backoff, costSince, nowMicros, threadCpu } from "../../lib/backoff";
 
 describe("Backoff", () => {
   it("a read that costs under 1 ms is always due", () => {
@@ -61,5 +61,29 @@ describe("Backoff", () => {
     expect(b.due()).toBe(false);
     now = 50;
     expect(b.due()).toBe(true);
+  });
+});
+
+describe("a read's cost", () => {
+  it("is this thread's CPU time over it when there is a thread clock, its wall time when that is less or there is none", () => {
+    let cpu = 1_000_000;
+    const clock = { threadCpuMicros: () => cpu };
+    const start = [nowMicros(), threadCpu(clock)] as const;
+    cpu += 200;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    // 20 ms passed on the wall; the thread ran for 200 µs of it.
+    expect(costSince(...start, clock)).toBe(200);
+    // A clock that reads more than the wall (it cannot, but a broken one may) is not believed.
+    cpu += 1e9;
+    expect(costSince(...start, clock)).toBeGreaterThanOrEqual(20_000);
+    expect(costSince(...start, clock)).toBeLessThan(1e9);
+    // No clock, or one that refused (NaN): the wall time.
+    const none = [nowMicros(), threadCpu(undefined)] as const;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    expect(costSince(...none, undefined)).toBeGreaterThanOrEqual(19_000);
+    const refused = { threadCpuMicros: () => Number.NaN };
+    const r = [nowMicros(), threadCpu(refused)] as const;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    expect(costSince(...r, refused)).toBeGreaterThanOrEqual(19_000);
   });
 });
