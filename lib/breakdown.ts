@@ -217,7 +217,7 @@ export function buildBreakdown(input: BreakdownInput, time?: string): Breakdown 
       add(
         "malloc-arenas",
         arenaRss(regions),
-        "smaps Rss of [heap] and glibc's 64 MiB arena heaps: malloc arenas (in use + free)",
+        "smaps Rss of [heap] and glibc's 64 MiB arena heaps: malloc arenas (in use + free); at least, as a main arena whose break could not grow maps the rest anonymously, left unattributed",
       );
     }
     add("stacks", regionRss(regions, "stack", "thread-stack"), "smaps Rss of [stack] and thread stacks");
