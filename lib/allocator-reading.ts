@@ -150,8 +150,8 @@ function heldWarning(costMicros: number, boundMicros: number, asOf: string | und
  * one core (a 15 ms walk: every 10 s). A walk's cost is its CPU time (wall time when less): time
  * spent descheduled on a loaded machine is not the walk's, and would otherwise make a cheap walk
  * back off. In between, the last glibc reading is reused and says so
- * in `asOf` (and what is built on it says its age). A walk that took more than 20 ms stalled the
- * service's mallocs that long: repeated readers do not walk again (warning GLIBC_WALK_HELD) until a
+ * in `asOf` (and what is built on it says its age). A walk that cost more than 20 ms stalled the
+ * service's mallocs at least that long: repeated readers do not walk again (warning GLIBC_WALK_HELD) until a
  * one-shot reading finds it cheaper. A cheaper walk (an idle Node takes a few µs)
  * is simply repeated. A one-shot reading (collect(), the CLI, trim()) always walks.
  *

@@ -354,13 +354,6 @@ function parseQuery(query: URLSearchParams, accept: string | undefined): Query |
   };
 }
 
-/**
- * The /debug/memory handler. Options are checked here, at construction: a wrong type or an
- * unknown key throws HeapstateError ("INVALID_OPTION") naming it.
- * @example
- * http.createServer(createHandler()).listen(9464, "127.0.0.1");
- * app.use(createHandler({ trim: true }));            // Express: other paths go to next()
- */
 /** A sampler of the caller's own (an object with samples()), asked inside a guard: its getter may throw. */
 function isSampler(where: string, value: unknown): value is Sampler {
   if (value === null || typeof value !== "object") return false;
@@ -371,6 +364,13 @@ function isSampler(where: string, value: unknown): value is Sampler {
   }
 }
 
+/**
+ * The /debug/memory handler. Options are checked here, at construction: a wrong type or an
+ * unknown key throws HeapstateError ("INVALID_OPTION") naming it.
+ * @example
+ * http.createServer(createHandler()).listen(9464, "127.0.0.1");
+ * app.use(createHandler({ trim: true }));            // Express: other paths go to next()
+ */
 export function createHandler(options?: HandlerOptions): Handler {
   const where = "createHandler(options)";
   const o = is.optionsObject(where, options, optionKeys);
