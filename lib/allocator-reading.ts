@@ -64,13 +64,16 @@ const OUTSIDE_MIN = 1 << 20;
 /**
  * A second look at the main arena's bytes beyond `[heap]`, with both figures of one moment: the
  * outside bytes, "moving" when the break moved during every look (a main arena the break serves,
- * growing and trimmed by other threads), or undefined when a source failed.
+ * growing and trimmed by other threads), "held-back" when the walk's back-off forbids walking
+ * again now, or undefined when a source failed.
  */
-export type OutsideLook = () => number | "moving" | undefined;
+export type OutsideLook = () => number | "moving" | "held-back" | undefined;
 
 /**
  * glibc's free memory measured from the kernel's evidence, or, when its arenas hold memory beyond
- * the mappings that evidence reads, undefined and a warning saying why it cannot be measured.
+ * the mappings that evidence reads, undefined and a warning saying why it cannot be measured, or
+ * "held-back" (no figures, no warning) when that needs a second look the back-off forbids: the first
+ * look then compared a reused walk with today's `[heap]`, and says nothing either way.
  * smaps and the walk are not read at one instant: another thread's malloc may grow the break, or a
  * trim shrink it, in between. So what the first look finds outside `[heap]` is looked at again
  * (`again`) before it is said: a break that moves serves the main arena, one that cannot grow does
@@ -81,10 +84,11 @@ export function measuredFree(
   evidence: GlibcKernelEvidence,
   warnings: Warning[],
   again: OutsideLook,
-): AllocatorState | undefined {
+): AllocatorState | "held-back" | undefined {
   let outside = arenaBytesOutsideMappings(state, evidence);
   if (outside !== undefined && outside >= OUTSIDE_MIN) {
     const second = again();
+    if (second === "held-back") return second;
     if (second === "moving") outside = 0;
     else if (second !== undefined) outside = second;
   }
@@ -226,7 +230,11 @@ export class AllocatorReader {
       const evidence = arenaEvidence(snap.regions);
       const binding = native();
       if (evidence === undefined || binding === undefined) return "not-asked";
-      const measured = measuredFree(heap, evidence, warnings, outsideLook(o, binding));
+      // A repeated reader inside the walk's back-off reuses the last walk: a second look would walk
+      // again, past the bound the back-off keeps (a held walk stalls the service 20 ms or more).
+      const reused = policy.reuse && heap.asOf !== undefined;
+      const measured = measuredFree(heap, evidence, warnings, reused ? () => "held-back" : outsideLook(o, binding));
+      if (measured === "held-back") return "not-asked";
       if (measured === undefined) return "unmeasurable";
       this.replaceHeap(snap, heap, measured);
       return "measured";
@@ -250,6 +258,7 @@ export class AllocatorReader {
       const evidence = arenaEvidence(regions);
       if (fresh?.allocator !== "glibc" || evidence === undefined) return "not-asked";
       const measured = measuredFree(fresh, evidence, warnings, outsideLook(o, binding));
+      if (measured === "held-back") return "not-asked"; // its look always walks: not reached
       if (measured === undefined) return "unmeasurable";
       this.replaceHeap(snap, heap, measured);
       this.memo = { state: fresh, time: snap.time };

@@ -116,7 +116,8 @@ describe("measured, or said to be unmeasurable", () => {
       });
       expect(asked).toBe(1);
       expect(warnings).toEqual([]);
-      expect(s?.pages?.dirtyBytes).toBeDefined();
+      expect(s).not.toBe("held-back");
+      expect((s as AllocatorState | undefined)?.pages?.dirtyBytes).toBeDefined();
     }
   });
 
@@ -132,10 +133,16 @@ describe("measured, or said to be unmeasurable", () => {
     expect(first[0]?.message).toContain("32.0 MiB");
   });
 
+  it("a second look the back-off forbids (a repeated reader's reused walk): neither figures nor a warning", () => {
+    const warnings: Warning[] = [];
+    expect(measuredFree(glibc(40 * MiB), evidence(8 * MiB), warnings, () => "held-back")).toBe("held-back");
+    expect(warnings).toEqual([]);
+  });
+
   it("less than glibc's smallest mapping beyond [heap]: measured, no second look", () => {
     const s = measuredFree(glibc(32 * MiB + 512 * 1024), evidence(32 * MiB), [], () => {
       throw new Error("looked again");
     });
-    expect(s?.pages?.dirtyBytes).toBeDefined();
+    expect((s as AllocatorState | undefined)?.pages?.dirtyBytes).toBeDefined();
   });
 });
