@@ -52,6 +52,8 @@ export type GlibcConfirmation =
   | "measured"
   /** It cannot be measured in this process (warning GLIBC_ARENA_OUTSIDE_HEAP says why). */
   | "unmeasurable"
+  /** A repeated deep reading reused glibc's walk and may not walk again to look at its arenas. */
+  | "held-back"
   /** Not asked (another allocator, held back, or a source failed: its warning says so). */
   | "not-asked";
 
@@ -234,7 +236,7 @@ export class AllocatorReader {
       // again, past the bound the back-off keeps (a held walk stalls the service 20 ms or more).
       const reused = policy.reuse && heap.asOf !== undefined;
       const measured = measuredFree(heap, evidence, warnings, reused ? () => "held-back" : outsideLook(o, binding));
-      if (measured === "held-back") return "not-asked";
+      if (measured === "held-back") return "held-back";
       if (measured === undefined) return "unmeasurable";
       this.replaceHeap(snap, heap, measured);
       return "measured";

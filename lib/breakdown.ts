@@ -365,21 +365,33 @@ function glibcFreeBound(input: BreakdownInput, parts: BreakdownPart[]): Breakdow
   };
 }
 
+/** The breakdown with its glibc bound's `confirm` saying why this reading did not measure it. */
+function withGlibcFreeConfirm(b: Breakdown, confirm: string): Breakdown {
+  if (!b.bounds?.some((x) => x.name === "native-free")) return b;
+  const bounds = b.bounds.map((x) => (x.name === "native-free" ? extend(x, { confirm }) : x));
+  return extend(b, { bounds });
+}
+
 /**
  * The breakdown with its glibc bound saying why no tier measures it: glibc's arenas took memory
  * outside the mappings the kernel names (warning GLIBC_ARENA_OUTSIDE_HEAP).
  */
 export function withUnmeasurableGlibcFree(b: Breakdown): Breakdown {
-  if (!b.bounds?.some((x) => x.name === "native-free")) return b;
-  const bounds = b.bounds.map((x) =>
-    x.name === "native-free"
-      ? extend(x, {
-          confirm:
-            "no tier can measure it in this process: glibc's arenas hold memory outside [heap] and their 64 MiB heaps (warning GLIBC_ARENA_OUTSIDE_HEAP)",
-        })
-      : x,
+  return withGlibcFreeConfirm(
+    b,
+    "no tier can measure it in this process: glibc's arenas hold memory outside [heap] and their 64 MiB heaps (warning GLIBC_ARENA_OUTSIDE_HEAP)",
   );
-  return extend(b, { bounds });
+}
+
+/**
+ * A repeated deep reading that reused glibc's last walk and could not look again within the
+ * back-off: the deep tier did not measure it this time, a one-shot deep reading does.
+ */
+export function withHeldBackGlibcFree(b: Breakdown): Breakdown {
+  return withGlibcFreeConfirm(
+    b,
+    'not measured in this reading, which reused glibc\'s last walk within its back-off (see heap.asOf) and may not walk again to check its arenas against [heap]; a one-shot deep reading measures it (collect({ tier: "deep" }), --deep)',
+  );
 }
 
 /**

@@ -8,7 +8,7 @@ import { glibcArenaLimit } from "./allocators/glibc";
 import { autoTrimState } from "./autotrim-state";
 import { nowMicros } from "./backoff";
 import { type BaselineBudgets, currentBaseline, storeBaseline } from "./baseline";
-import { buildBreakdown, withUnmeasurableGlibcFree } from "./breakdown";
+import { buildBreakdown, withHeldBackGlibcFree, withUnmeasurableGlibcFree } from "./breakdown";
 import { assertSnapshot, HeapstateError } from "./errors";
 import { findings, glibcFreeWorthConfirming } from "./findings";
 import { extend } from "./objects";
@@ -194,6 +194,7 @@ export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
       if (confirmed === "measured")
         breakdown = buildBreakdown(extend(input, { allocators: snap.allocators, warnings: [] }), time);
       else if (confirmed === "unmeasurable" && breakdown) breakdown = withUnmeasurableGlibcFree(breakdown);
+      else if (confirmed === "held-back" && breakdown) breakdown = withHeldBackGlibcFree(breakdown);
     }
     if (breakdown) snap.breakdown = breakdown;
     // What the glibc verdicts name: the threads (where the arenas were looked into) and the limit.

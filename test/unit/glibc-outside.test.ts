@@ -9,9 +9,10 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { measuredFree } from "../../lib/allocator-reading";
 import { arenaBytesOutsideMappings } from "../../lib/allocators/glibc";
+import { withHeldBackGlibcFree } from "../../lib/breakdown";
 import { readPlan } from "../../lib/options";
 import { readBreakHeapBytes } from "../../lib/sources";
-import type { AllocatorState, Warning } from "../../lib/types";
+import type { AllocatorState, Breakdown, BreakdownBound, Warning } from "../../lib/types";
 
 const MiB = 1 << 20;
 const state = (raw: Record<string, unknown>): AllocatorState => ({
@@ -137,6 +138,26 @@ describe("measured, or said to be unmeasurable", () => {
     const warnings: Warning[] = [];
     expect(measuredFree(glibc(40 * MiB), evidence(8 * MiB), warnings, () => "held-back")).toBe("held-back");
     expect(warnings).toEqual([]);
+  });
+
+  it("the bound of a reading held back says a one-shot deep reading measures it; other bounds are left as they are", () => {
+    const b: Breakdown = {
+      rssBytes: 100 * MiB,
+      rssSource: "status",
+      parts: [],
+      unattributedBytes: 0,
+      bounds: [
+        { name: "native-free", atMostBytes: 8 * MiB, source: "s", confirm: "the deep tier measures it" },
+        { name: "other", atMostBytes: MiB, source: "t", confirm: "c" } as unknown as BreakdownBound,
+      ],
+    };
+    const held = withHeldBackGlibcFree(b);
+    expect(held.bounds?.[0]?.confirm).toMatch(/not measured in this reading, which reused glibc's last walk/);
+    expect(held.bounds?.[0]?.confirm).toContain('a one-shot deep reading measures it (collect({ tier: "deep" })');
+    expect(held.bounds?.[1]?.confirm).toBe("c");
+    expect(b.bounds?.[0]?.confirm).toBe("the deep tier measures it");
+    const none: Breakdown = { rssBytes: 1, rssSource: "status", parts: [], unattributedBytes: 1 };
+    expect(withHeldBackGlibcFree(none)).toBe(none);
   });
 
   it("less than glibc's smallest mapping beyond [heap]: measured, no second look", () => {
