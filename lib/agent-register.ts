@@ -4,9 +4,10 @@
  * on without the agent.
  */
 import { startAgent } from "./agent";
+import { errorText } from "./errors";
 
 try {
   startAgent();
 } catch (error) {
-  process.stderr.write(`heapstate agent: not started: ${(error as Error).message}\n`);
+  process.stderr.write(`heapstate agent: not started: ${errorText(error)}\n`);
 }

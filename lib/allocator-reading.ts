@@ -9,6 +9,7 @@ import { arenaBytesOutsideMappings, type GlibcKernelEvidence, withKernelEvidence
 import { allocatorsFromReading } from "./allocators/index";
 import { Backoff, type BackoffPolicy, type Clock, costSince, nowMicros, threadCpu } from "./backoff";
 import { regionRss, regionSize } from "./breakdown";
+import { errorText } from "./errors";
 import { native, nativeProblem } from "./native";
 import { readAllocators } from "./native-read";
 import { extend } from "./objects";
@@ -213,7 +214,7 @@ export class AllocatorReader {
       warnings.push({
         source: "native",
         code: "NATIVE_READ_FAILED",
-        message: `reading the allocator failed: ${(error as Error).message}`,
+        message: `reading the allocator failed: ${errorText(error)}`,
       });
     }
   }
@@ -269,7 +270,7 @@ export class AllocatorReader {
       warnings.push({
         source: "glibc",
         code: "SOURCE_FAILED",
-        message: `glibc's free memory could not be confirmed from the kernel: ${(error as Error).message}`,
+        message: `glibc's free memory could not be confirmed from the kernel: ${errorText(error)}`,
       });
       return "not-asked";
     } finally {

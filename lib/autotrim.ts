@@ -15,7 +15,8 @@
  *   per MiB seen (0.1 ms to begin with).
  * A trim's pause and release are measured (the trim call's time; smaps_rollup right before and
  * after) and kept; while trims release less than half the floor the interval doubles, up to 16
- * times the one asked for, and a good trim resets it.
+ * times the one asked for (and never past 2³¹ − 1 ms, the longest delay a Node timer takes: Node
+ * turns a longer one into 1 ms), and a good trim resets it.
  */
 import { type MallocInfo, trimmableChunks } from "./allocators/malloc-info";
 import { setAutoTrimState } from "./autotrim-state";
@@ -133,7 +134,7 @@ export function startAutoTrim(options?: AutoTrimOptions): AutoTrimmer {
     if (chunks === undefined && releasable >= 16 * MiB) msPerMiB = Math.max(msPerMiB, pauseMs / (releasable / MiB));
     state.intervalMs =
       released === undefined || released < minReleasableBytes / 2
-        ? Math.min(state.intervalMs * 2, baseIntervalMs * MAX_BACKOFF)
+        ? Math.min(state.intervalMs * 2, baseIntervalMs * MAX_BACKOFF, is.MAX_TIMER_MS)
         : baseIntervalMs;
   };
 

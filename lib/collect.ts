@@ -9,7 +9,7 @@ import { autoTrimState } from "./autotrim-state";
 import { nowMicros } from "./backoff";
 import { type BaselineBudgets, currentBaseline, storeBaseline } from "./baseline";
 import { buildBreakdown, withHeldBackGlibcFree, withUnmeasurableGlibcFree } from "./breakdown";
-import { assertSnapshot, HeapstateError } from "./errors";
+import { assertSnapshot, HeapstateError, isHeapstateError } from "./errors";
 import { findings, glibcFreeWorthConfirming } from "./findings";
 import { extend } from "./objects";
 import { type ReadPlan, readPlan } from "./options";
@@ -89,7 +89,34 @@ function nativeUnclassified(breakdown: Breakdown | undefined): BreakdownChild | 
   return undefined;
 }
 
+/** Whether a reading runs on this thread now: what a memory reporter called from inside it may not start. */
+let reading = false;
+
+/**
+ * Throws REENTRANT_READING when called from inside a reading: a memory reporter that reads or
+ * trims would nest readings without end (1 091 deep before the stack gave out, or the process
+ * aborted when trim() nested), and a trim inside a reading changes what the reading is measuring.
+ * The reporter's guard turns the throw into its warning; the reading stands.
+ */
+export function refuseInsideReading(where: string): void {
+  if (reading)
+    throw new HeapstateError(
+      "REENTRANT_READING",
+      `${where} was called from inside a reading (a memory reporter, which runs inside every reading, may not read or trim): refused`,
+    );
+}
+
 export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
+  refuseInsideReading(o.self ? "collect()" : `collect({ pid: ${o.pid} })`);
+  reading = true;
+  try {
+    return readOnce(o, policy);
+  } finally {
+    reading = false;
+  }
+}
+
+function readOnce(o: ReadPlan, policy: ReadPolicy): Snapshot {
   const start = nowMicros();
   const time = new Date().toISOString();
   const warnings: Warning[] = [];
@@ -113,7 +140,7 @@ export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
     try {
       fn();
     } catch (error) {
-      if (error instanceof HeapstateError && !o.self) throw error;
+      if (isHeapstateError(error) && !o.self) throw error;
       warnings.push(sourceWarning(o, source, error));
     } finally {
       costs[source] = (costs[source] ?? 0) + (nowMicros() - t);

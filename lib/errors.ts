@@ -6,7 +6,8 @@ export type HeapstateErrorCode =
   | "PROCFS_UNAVAILABLE"
   | "KERNEL_THREAD"
   | "ZOMBIE_PROCESS"
-  | "INVALID_SNAPSHOT";
+  | "INVALID_SNAPSHOT"
+  | "REENTRANT_READING";
 
 /**
  * The one error type heapstate throws, with a string `code`.
@@ -20,6 +21,51 @@ export class HeapstateError extends Error {
     this.name = "HeapstateError";
     this.code = code;
   }
+}
+
+/**
+ * What an error says, as one line of at most `max` characters, whatever was thrown: an Error's
+ * message, or the value as a string. Never throws: a thrown value may be a revoked proxy, an object
+ * whose `message` getter or `toString` throws, or a symbol, and the catch that reads it must still
+ * answer (a server's handler, a reading's warning). Control characters are not escaped here (a
+ * JSON answer keeps them exact); text faces escape what they print.
+ * @example
+ * try { f() } catch (error) { warnings.push({ …, message: `f failed: ${errorText(error)}` }) }
+ */
+export function errorText(error: unknown, max = 500): string {
+  let text: string;
+  try {
+    text = error instanceof Error ? String(error.message) : String(error);
+  } catch {
+    try {
+      const name = (error as { constructor?: { name?: unknown } } | null)?.constructor?.name;
+      text = `${typeof name === "string" && name !== "" ? name : describeType(error)} that cannot be shown as text`;
+    } catch {
+      text = `${describeType(error)} that cannot be shown as text`;
+    }
+  }
+  const first = text.split("\n", 1)[0] ?? "";
+  return first.length > max ? `${first.slice(0, max - 1)}…` : first;
+}
+
+/** Whether `error` is heapstate's own error; false for anything that cannot be asked (a revoked proxy). */
+export function isHeapstateError(error: unknown): error is HeapstateError {
+  try {
+    return error instanceof HeapstateError;
+  } catch {
+    return false;
+  }
+}
+
+/** A system error's code (ENOENT, EACCES…), else {@link errorText}; never throws. */
+export function errorCode(error: unknown): string {
+  try {
+    const code = (error as NodeJS.ErrnoException | null)?.code;
+    if (typeof code === "string" && code !== "") return code;
+  } catch {
+    // a value whose code cannot be read: its text, below
+  }
+  return errorText(error);
 }
 
 /** "a number", "a string", "null", "an array"… for messages that say what was received. */

@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIP } from "node:net";
 import { basename } from "node:path";
 import { collectRepeated } from "./collect";
-import { HeapstateError } from "./errors";
+import { errorText, isHeapstateError } from "./errors";
 import { formatHuman, formatTopMappings } from "./format";
 import { diffSamples, findingEpisodes } from "./history";
 import { extend } from "./objects";
@@ -360,7 +360,7 @@ function isSampler(where: string, value: unknown): value is Sampler {
   try {
     return typeof (value as Sampler).samples === "function";
   } catch (error) {
-    throw is.invalidOption(where, `sampler could not be read (${(error as Error)?.message ?? String(error)})`);
+    throw is.invalidOption(where, `sampler could not be read (${errorText(error)})`);
   }
 }
 
@@ -522,10 +522,7 @@ export function createHandler(options?: HandlerOptions): Handler {
         send(res, a, head);
       }
     } catch (error) {
-      const message =
-        error instanceof HeapstateError
-          ? error.message
-          : `internal error: ${(error as Error)?.message ?? String(error)}`;
+      const message = isHeapstateError(error) ? error.message : `internal error: ${errorText(error)}`;
       try {
         send(res, plain(500, redactText(message)), head);
       } catch {
@@ -560,65 +557,104 @@ export function createFetchHandler(
 ): (request: Request, info?: FetchInfo) => Promise<Response> {
   const node = createHandler(options);
   return async (request, info) => {
-    let url: URL;
+    // A Request is the caller's object: its getters (url, method, headers) and the info's may
+    // throw. Whatever they do, the promise resolves to a Response: 400 for a request that cannot
+    // be read, 500 for anything else.
+    let req: IncomingMessage;
+    let method: string;
     try {
-      url = new URL(request.url);
-    } catch {
-      return new Response("heapstate: the request URL is not a URL\n", { status: 400 });
+      const read = fetchRequest(request, info);
+      if (typeof read === "string") return new Response(`heapstate: ${read}\n`, { status: 400 });
+      ({ req, method } = read);
+    } catch (error) {
+      return new Response(`heapstate: the request could not be read (${redactText(errorText(error, 200))})\n`, {
+        status: 400,
+      });
     }
-    const headers: Record<string, string> = {};
-    const distinct: Record<string, string[]> = {};
-    request.headers.forEach((value, name) => {
-      headers[name] = value;
-      // fetch joins repeated headers with ", ": one value each (the proxy headers are split on commas anyway).
-      distinct[name] = [value];
-    });
-    // Host is the URL's own where the runtime does not pass the header through.
-    headers.host ??= url.host;
-    distinct.host ??= [url.host];
-    const req = {
-      method: request.method,
-      url: `${url.pathname}${url.search}`,
-      headers,
-      headersDistinct: distinct,
-      socket: { remoteAddress: info?.remoteAddress ?? "" },
-    } as unknown as IncomingMessage;
-    const answer = {
-      status: 404,
-      headers: { "content-type": "text/plain; charset=utf-8" } as Record<string, string>,
-      body: "heapstate: not found\n" as string | undefined,
-      sent: false,
-    };
-    const res = {
-      get headersSent() {
-        return answer.sent;
-      },
-      get writableEnded() {
-        return answer.sent;
-      },
-      destroyed: false,
-      writeHead(code: number, h: Record<string, string>) {
-        answer.status = code;
-        answer.headers = h;
-      },
-      end(text?: string) {
-        answer.body = text;
-        answer.sent = true;
-      },
-      destroy() {
-        answer.status = 500;
-        answer.body = "heapstate: internal error\n";
-        answer.sent = true;
-      },
-    } as unknown as ServerResponse;
-    node(req, res, () => {
-      // Not this handler's path: the fetch-style caller has no next(); 404.
-    });
-    const headersOut = new Headers();
-    for (const [k, v] of Object.entries(answer.headers)) if (k !== "content-length") headersOut.set(k, v);
-    return new Response(request.method === "HEAD" ? null : (answer.body ?? null), {
-      status: answer.status,
-      headers: headersOut,
-    });
+    try {
+      return answerFetch(node, req, method);
+    } catch (error) {
+      return new Response(`heapstate: internal error: ${redactText(errorText(error, 200))}\n`, { status: 500 });
+    }
   };
+}
+
+/** The parts of a fetch Request the Node handler reads, or why it cannot be read (a 400). */
+function fetchRequest(
+  request: Request,
+  info: FetchInfo | undefined,
+): { req: IncomingMessage; method: string } | string {
+  if (request === null || typeof request !== "object") return "the request is not a Request";
+  let url: URL;
+  try {
+    url = new URL(request.url);
+  } catch {
+    return "the request URL is not a URL";
+  }
+  const method = request.method;
+  if (typeof method !== "string") return "the request has no method";
+  const headers: Record<string, string> = {};
+  const distinct: Record<string, string[]> = {};
+  request.headers.forEach((value, name) => {
+    headers[name] = value;
+    // fetch joins repeated headers with ", ": one value each (the proxy headers are split on commas anyway).
+    distinct[name] = [value];
+  });
+  // Host is the URL's own where the runtime does not pass the header through.
+  headers.host ??= url.host;
+  distinct.host ??= [url.host];
+  const remote = info?.remoteAddress;
+  const req = {
+    method,
+    url: `${url.pathname}${url.search}`,
+    headers,
+    headersDistinct: distinct,
+    socket: { remoteAddress: typeof remote === "string" ? remote : "" },
+  } as unknown as IncomingMessage;
+  return { req, method };
+}
+
+/** Runs the Node handler on a request read from a fetch Request, and turns its answer into a Response. */
+function answerFetch(
+  node: (req: IncomingMessage, res: ServerResponse, next?: () => void) => void,
+  req: IncomingMessage,
+  method: string,
+): Response {
+  const answer = {
+    status: 404,
+    headers: { "content-type": "text/plain; charset=utf-8" } as Record<string, string>,
+    body: "heapstate: not found\n" as string | undefined,
+    sent: false,
+  };
+  const res = {
+    get headersSent() {
+      return answer.sent;
+    },
+    get writableEnded() {
+      return answer.sent;
+    },
+    destroyed: false,
+    writeHead(code: number, h: Record<string, string>) {
+      answer.status = code;
+      answer.headers = h;
+    },
+    end(text?: string) {
+      answer.body = text;
+      answer.sent = true;
+    },
+    destroy() {
+      answer.status = 500;
+      answer.body = "heapstate: internal error\n";
+      answer.sent = true;
+    },
+  } as unknown as ServerResponse;
+  node(req, res, () => {
+    // Not this handler's path: the fetch-style caller has no next(); 404.
+  });
+  const headersOut = new Headers();
+  for (const [k, v] of Object.entries(answer.headers)) if (k !== "content-length") headersOut.set(k, v);
+  return new Response(method === "HEAD" ? null : (answer.body ?? null), {
+    status: answer.status,
+    headers: headersOut,
+  });
 }

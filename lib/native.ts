@@ -4,6 +4,7 @@
  */
 import { closeSync, openSync, readdirSync, readSync, statSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
+import { errorText } from "./errors";
 import { ownPlatform, type PlatformInfo } from "./platform";
 import type { AllocatorName, RawValue, Warning } from "./types";
 
@@ -71,7 +72,7 @@ function resolveAddon(): { file?: string; error?: string } {
     resolver = require("node-gyp-build") as typeof resolver;
   } catch (error) {
     return {
-      error: `its loader node-gyp-build is missing (${(error as Error).message.split("\n")[0]}); reinstall heapstate`,
+      error: `its loader node-gyp-build is missing (${errorText(error)}); reinstall heapstate`,
     };
   }
   try {
@@ -172,7 +173,7 @@ export function chooseAddon(
 function exhaustedNow(error: unknown): string | undefined {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === "EMFILE" || code === "ENFILE" || code === "ENOMEM") return code;
-  if (/Too many open files/i.test(String((error as Error | undefined)?.message))) return "EMFILE";
+  if (/Too many open files/i.test(errorText(error))) return "EMFILE";
   try {
     closeSync(openSync("/dev/null", "r"));
     return undefined;
@@ -227,7 +228,7 @@ function load(): void {
       problem: {
         source: "native",
         code: "NATIVE_NOT_LOADED",
-        message: `the native addon could not be looked for: ${(error as Error)?.message ?? String(error)}`,
+        message: `the native addon could not be looked for: ${errorText(error)}`,
       },
     };
   }
@@ -262,7 +263,7 @@ function load(): void {
     problem = {
       source: "native",
       code: wrongShape ? "NATIVE_WRONG_SHAPE" : "NATIVE_NOT_LOADED",
-      message: `the native addon ${choice.file} could not be loaded on ${platform.label} (${String((error as Error)?.message ?? error).split("\n")[0]}); allocator state (heap) is not available, the kernel's and V8's figures are`,
+      message: `the native addon ${choice.file} could not be loaded on ${platform.label} (${errorText(error)}); allocator state (heap) is not available, the kernel's and V8's figures are`,
     };
   }
 }

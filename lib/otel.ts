@@ -8,6 +8,7 @@
  * given or the global one. One batch callback reads one snapshot per collection, so every
  * instrument describes the same moment. @opentelemetry/api is an optional peer dependency.
  */
+import { errorText } from "./errors";
 import { METRICS, metricFamilies } from "./metrics";
 import { snapshot } from "./snapshot";
 import * as is from "./validate";
@@ -78,27 +79,47 @@ export function registerOtel(provider?: unknown, options?: { maxAgeMs?: number }
   const where = "registerOtel(provider, options)";
   const o = is.optionsObject(where, options, ["maxAgeMs"]);
   const maxAgeMs = is.maxAgeMs(where, o.maxAgeMs, 1000);
+  // The provider and its meter are the caller's objects: whatever their methods throw is said as
+  // INVALID_OPTION, and nothing stays registered half-way.
+  const fail = (what: string, error: unknown) =>
+    is.invalidOption(where, `the ${what} failed: ${errorText(error, 200)}`);
   let meter: unknown;
-  if (provider === undefined) meter = globalProvider(where).getMeter("heapstate", packageVersion());
-  else if (isMeter(provider)) meter = provider;
-  else if (isProvider(provider)) meter = provider.getMeter("heapstate", packageVersion());
+  if (provider === undefined) {
+    const global = globalProvider(where);
+    try {
+      meter = global.getMeter("heapstate", packageVersion());
+    } catch (error) {
+      throw fail("global MeterProvider's getMeter()", error);
+    }
+  } else if (isMeter(provider)) meter = provider;
+  else if (isProvider(provider)) {
+    try {
+      meter = provider.getMeter("heapstate", packageVersion());
+    } catch (error) {
+      throw fail("MeterProvider's getMeter()", error);
+    }
+  }
   if (!isMeter(meter)) {
     throw is.invalidOption(where, `provider must be an OpenTelemetry MeterProvider or Meter, ${is.received(provider)}`);
   }
   const m = meter;
   const instruments = new Map<string, unknown>();
-  for (const f of METRICS) {
-    const spec = { description: f.help, unit: f.unit };
-    const counter = f.instrument === "counter" && typeof m.createObservableCounter === "function";
-    const upDown = f.instrument === "updowncounter" && typeof m.createObservableUpDownCounter === "function";
-    instruments.set(
-      f.otelName,
-      counter
-        ? m.createObservableCounter?.(f.otelName, spec)
-        : upDown
-          ? m.createObservableUpDownCounter?.(f.otelName, spec)
-          : m.createObservableGauge(f.otelName, spec),
-    );
+  try {
+    for (const f of METRICS) {
+      const spec = { description: f.help, unit: f.unit };
+      const counter = f.instrument === "counter" && typeof m.createObservableCounter === "function";
+      const upDown = f.instrument === "updowncounter" && typeof m.createObservableUpDownCounter === "function";
+      instruments.set(
+        f.otelName,
+        counter
+          ? m.createObservableCounter?.(f.otelName, spec)
+          : upDown
+            ? m.createObservableUpDownCounter?.(f.otelName, spec)
+            : m.createObservableGauge(f.otelName, spec),
+      );
+    }
+  } catch (error) {
+    throw fail("meter's creation of an instrument", error);
   }
   const callback = (observer: Observer) => {
     for (const f of metricFamilies(snapshot({ maxAgeMs }))) {
@@ -108,6 +129,16 @@ export function registerOtel(provider?: unknown, options?: { maxAgeMs?: number }
     }
   };
   const list = [...instruments.values()];
-  m.addBatchObservableCallback(callback, list);
-  return () => m.removeBatchObservableCallback(callback, list);
+  try {
+    m.addBatchObservableCallback(callback, list);
+  } catch (error) {
+    throw fail("meter's addBatchObservableCallback()", error);
+  }
+  return () => {
+    try {
+      m.removeBatchObservableCallback(callback, list);
+    } catch {
+      // The meter's own failure to unregister: nothing of heapstate's is left to stop.
+    }
+  };
 }

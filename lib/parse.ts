@@ -4,7 +4,7 @@
  * functions, nesting a million deep — gives HeapstateError ("INVALID_SNAPSHOT") or a snapshot whose
  * known parts have the documented shape: what does not is left out with a warning.
  */
-import { describeType, HeapstateError } from "./errors";
+import { describeType, errorText, HeapstateError, isHeapstateError } from "./errors";
 import { SCHEMA, type Snapshot, type Warning } from "./types";
 import { withViews } from "./views";
 
@@ -35,8 +35,8 @@ function plainText(value: unknown): string {
     if (typeof text !== "string") throw invalid(`expected a JSON object, received ${describeType(value)}`);
     return text;
   } catch (error) {
-    if (error instanceof HeapstateError) throw error;
-    const message = error instanceof Error ? error.message : String(error);
+    if (isHeapstateError(error)) throw error;
+    const message = errorText(error);
     if (error instanceof RangeError) throw invalid(`nested too deeply to be a snapshot (${message})`);
     throw invalid(`the value could not be read as JSON (${message})`);
   }
@@ -343,14 +343,14 @@ export function parseSnapshot(input: unknown): Snapshot {
           : plainText(input);
   } catch (error) {
     // A revoked proxy throws even from instanceof.
-    if (error instanceof HeapstateError) throw error;
-    throw invalid(`the value could not be read (${error instanceof Error ? error.message : String(error)})`);
+    if (isHeapstateError(error)) throw error;
+    throw invalid(`the value could not be read (${errorText(error)})`);
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw invalid(`not JSON (${error instanceof Error ? error.message : String(error)})`);
+    throw invalid(`not JSON (${errorText(error)})`);
   }
   if (!isObject(value)) throw invalid(`expected a JSON object, received ${describeType(value)}`);
   if (tooDeep(value)) throw invalid(`nested deeper than ${MAX_DEPTH} levels: not a snapshot`);

@@ -11,6 +11,7 @@
  * process started), and the reading says which (`peak.since`).
  */
 import { writeFileSync } from "node:fs";
+import { errorCode } from "./errors";
 import type { Snapshot, Warning } from "./types";
 
 /** When the process started, as ISO time (the peak's "since" when nothing was reset). */
@@ -32,7 +33,7 @@ function resetPeak(time: string): string | undefined {
     lastReset = time;
     return undefined;
   } catch (error) {
-    resetBroken = `/proc/self/clear_refs could not be written (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): peaks are since the process started`;
+    resetBroken = `/proc/self/clear_refs could not be written (${errorCode(error)}): peaks are since the process started`;
     return resetBroken;
   }
 }

@@ -4,7 +4,7 @@
  * Each scrape reads one snapshot (snapshot({ maxAgeMs }), fast tier), so every family describes
  * the same moment and the breakdown parts add up to heapstate_memory_rss_bytes.
  */
-import { assertSnapshot, HeapstateError } from "./errors";
+import { assertSnapshot, errorText, isHeapstateError } from "./errors";
 import { type Aggregator, METRICS, type MetricSpec, metricFamilies, prometheusLabels, prometheusName } from "./metrics";
 import { extend } from "./objects";
 import { PeakConsumer } from "./peaks";
@@ -65,8 +65,8 @@ function labelsOf(where: string, value: unknown): Record<string, string> {
     }
     entries = Object.entries(value);
   } catch (error) {
-    if (error instanceof HeapstateError) throw error;
-    throw is.invalidOption(where, `labels could not be read: ${(error as Error)?.message ?? String(error)}`);
+    if (isHeapstateError(error)) throw error;
+    throw is.invalidOption(where, `labels could not be read: ${errorText(error)}`);
   }
   const out: Record<string, string> = {};
   for (const [k, v] of entries) {
@@ -232,10 +232,7 @@ export function registerPrometheus(options?: RegisterPrometheusOptions): Collect
   } catch (error) {
     peaks.close();
     // prom-client refuses a second metric of the same name (registerPrometheus called twice).
-    throw is.invalidOption(
-      where,
-      `the registry refused heapstate's metrics: ${(error as Error)?.message ?? String(error)}`,
-    );
+    throw is.invalidOption(where, `the registry refused heapstate's metrics: ${errorText(error)}`);
   }
   return metrics;
 }

@@ -11,6 +11,7 @@
  * bounded whatever a reporter does.
  */
 import { nowMicros } from "./backoff";
+import { describeType, errorText, isHeapstateError } from "./errors";
 import type { Warning } from "./types";
 import * as is from "./validate";
 
@@ -102,7 +103,56 @@ function byteFigure(v: unknown): number | undefined {
     : undefined;
 }
 
-/** Calls every reporter once, within the reading's budget; what goes wrong becomes a warning. */
+/** What one reporter's call came to: its claim, nothing to say, or why it is left out. */
+type Outcome = { claim: Claim } | { none: true } | { failed: string } | { invalid: string };
+
+/**
+ * Calls one reporter and reads what it returned, all inside one guard: the value it returns may be
+ * a proxy or an object whose getters throw, and what it throws may be a value whose toString throws.
+ * Nothing a reporter does reaches the reading except as this outcome.
+ */
+function callOne(r: Entry): Outcome {
+  let value: unknown;
+  try {
+    value = r.report();
+  } catch (error) {
+    return { failed: `threw: ${errorText(error, 200)}` };
+  }
+  try {
+    if (value === undefined) return { none: true };
+    if (value === null || typeof value !== "object") return { invalid: describe(value) };
+    const v = value as Partial<MemoryReport>;
+    // Each field read once: a getter may answer differently each time it is asked.
+    const allocatedGiven = v.allocatedBytes;
+    const residentGiven = v.residentBytes;
+    const asOfGiven = v.asOf;
+    const allocated = byteFigure(allocatedGiven);
+    const resident = byteFigure(residentGiven);
+    if (
+      allocated === undefined ||
+      (residentGiven !== undefined && resident === undefined) ||
+      (r.kind === "mapped" && resident === undefined)
+    )
+      return { invalid: describe(value) };
+    const asOf = typeof asOfGiven === "string" && Number.isFinite(Date.parse(asOfGiven)) ? asOfGiven : undefined;
+    return {
+      claim: {
+        name: r.name,
+        kind: r.kind,
+        allocatedBytes: allocated,
+        ...(resident !== undefined ? { residentBytes: resident } : {}),
+        ...(asOf !== undefined ? { asOf } : {}),
+      },
+    };
+  } catch (error) {
+    return { failed: `returned a value that could not be read (${errorText(error, 200)})` };
+  }
+}
+
+/**
+ * Calls every reporter once, within the reading's budget; what goes wrong becomes a warning naming
+ * that reporter, and the others' claims stand.
+ */
 export function callReporters(warnings: Warning[]): Claim[] {
   const claims: Claim[] = [];
   if (reporters.size === 0) return claims;
@@ -114,50 +164,26 @@ export function callReporters(warnings: Warning[]): Claim[] {
       continue;
     }
     const t = nowMicros();
-    let value: unknown;
-    try {
-      value = r.report();
-    } catch (error) {
-      warnings.push({
-        source: `reporter ${r.name}`,
-        code: "REPORTER_FAILED",
-        message: `the memory reporter ${JSON.stringify(r.name)} threw: ${oneLine(error)}`,
-      });
-      continue;
-    }
+    const outcome = callOne(r);
     const cost = nowMicros() - t;
+    const source = `reporter ${r.name}`;
+    const named = `the memory reporter ${JSON.stringify(r.name)}`;
     if (cost > SLOW_MICROS) {
       warnings.push({
-        source: `reporter ${r.name}`,
+        source,
         code: "REPORTER_SLOW",
-        message: `the memory reporter ${JSON.stringify(r.name)} took ${(cost / 1000).toFixed(1)} ms (a reporter runs inside every reading: keep it under 1 ms)`,
+        message: `${named} took ${(cost / 1000).toFixed(1)} ms (a reporter runs inside every reading: keep it under 1 ms)`,
       });
     }
-    if (value === undefined) continue;
-    const v = value as Partial<MemoryReport> | null;
-    const allocated = v !== null && typeof v === "object" ? byteFigure(v.allocatedBytes) : undefined;
-    const resident = v !== null && typeof v === "object" ? byteFigure(v.residentBytes) : undefined;
-    const residentGiven = v !== null && typeof v === "object" && v.residentBytes !== undefined;
-    if (
-      allocated === undefined ||
-      (residentGiven && resident === undefined) ||
-      (r.kind === "mapped" && resident === undefined)
-    ) {
+    if ("claim" in outcome) claims.push(outcome.claim);
+    else if ("failed" in outcome)
+      warnings.push({ source, code: "REPORTER_FAILED", message: `${named} ${outcome.failed}: it is left out` });
+    else if ("invalid" in outcome)
       warnings.push({
-        source: `reporter ${r.name}`,
+        source,
         code: "REPORTER_INVALID",
-        message: `the memory reporter ${JSON.stringify(r.name)} returned ${describe(value)}, not { allocatedBytes${r.kind === "mapped" ? ", residentBytes" : "?"} } of byte counts: it is left out`,
+        message: `${named} returned ${outcome.invalid}, not { allocatedBytes${r.kind === "mapped" ? ", residentBytes" : "?"} } of byte counts: it is left out`,
       });
-      continue;
-    }
-    const asOf = typeof v?.asOf === "string" && Number.isFinite(Date.parse(v.asOf)) ? v.asOf : undefined;
-    claims.push({
-      name: r.name,
-      kind: r.kind,
-      allocatedBytes: allocated,
-      ...(resident !== undefined ? { residentBytes: resident } : {}),
-      ...(asOf !== undefined ? { asOf } : {}),
-    });
   }
   if (skipped.length > 0) {
     warnings.push({
@@ -169,17 +195,13 @@ export function callReporters(warnings: Warning[]): Claim[] {
   return claims;
 }
 
-function oneLine(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.split("\n")[0]?.slice(0, 200) ?? "";
-}
-
+/** A returned value in a message: its JSON (cut), or its type when it has none or cannot be read. */
 function describe(v: unknown): string {
   try {
     const text = JSON.stringify(v);
     return text === undefined ? String(v) : text.slice(0, 80);
   } catch {
-    return typeof v;
+    return describeType(v);
   }
 }
 
@@ -203,37 +225,58 @@ interface WorkerLike {
  */
 export function reportWorkerHeap(worker: unknown, options?: { name?: string }): () => void {
   const at = "reportWorkerHeap(worker, options)";
-  const w = worker as WorkerLike | null;
-  if (w === null || typeof w !== "object" || typeof w.threadId !== "number" || typeof w.once !== "function") {
-    throw is.invalidOption(at, `worker must be a worker_threads Worker, ${is.received(worker)}`);
+  let w: WorkerLike;
+  let threadId: number;
+  try {
+    w = worker as WorkerLike;
+    if (w === null || typeof w !== "object" || typeof w.threadId !== "number" || typeof w.once !== "function") {
+      throw is.invalidOption(at, `worker must be a worker_threads Worker, ${is.received(worker)}`);
+    }
+    if (typeof w.getHeapStatistics !== "function") {
+      throw is.invalidOption(
+        at,
+        `this Node (${process.version}) has no worker.getHeapStatistics() (Node 22.16 and 24 have it): a worker's heap cannot be read from outside it here; call registerMemoryReporter inside the worker instead`,
+      );
+    }
+    threadId = w.threadId;
+  } catch (error) {
+    if (isHeapstateError(error)) throw error;
+    throw is.invalidOption(at, `worker could not be read (${errorText(error, 200)})`);
   }
-  if (typeof w.getHeapStatistics !== "function") {
-    throw is.invalidOption(
-      at,
-      `this Node (${process.version}) has no worker.getHeapStatistics() (Node 22.16 and 24 have it): a worker's heap cannot be read from outside it here; call registerMemoryReporter inside the worker instead`,
-    );
-  }
+  // Node sets threadId to -1 once the worker has exited: its "exit" event will not come again.
+  if (threadId < 0) throw is.invalidOption(at, "the worker has already exited: there is no heap to report");
   const o = is.optionsObject(at, options, ["name"]);
-  const name = is.text(at, "name", o.name, `worker ${w.threadId}`);
+  const name = is.text(at, "name", o.name, `worker ${threadId}`);
   let last: MemoryReport | undefined;
   let pending = false;
   let stopped = false;
+  let unregister: () => void = () => {};
+  const stop = () => {
+    stopped = true;
+    last = undefined;
+    unregister();
+  };
   const refresh = () => {
     if (pending || stopped) return;
-    pending = true;
     const time = new Date().toISOString();
-    (w.getHeapStatistics as NonNullable<WorkerLike["getHeapStatistics"]>)()
-      .then((h) => {
-        last = { allocatedBytes: h.total_heap_size, residentBytes: h.total_physical_size, asOf: time };
-      })
-      .catch(() => {
-        last = undefined; // the worker is gone or stopping: nothing to claim
-      })
-      .finally(() => {
-        pending = false;
-      });
+    let asked: Promise<{ total_physical_size: number; total_heap_size: number }>;
+    try {
+      asked = (w.getHeapStatistics as NonNullable<WorkerLike["getHeapStatistics"]>)();
+      pending = true;
+      asked
+        .then((h) => {
+          if (!stopped) last = { allocatedBytes: h.total_heap_size, residentBytes: h.total_physical_size, asOf: time };
+        })
+        // The worker is gone or stopping (ERR_WORKER_NOT_RUNNING), or the API failed: nothing to claim, ever.
+        .catch(stop)
+        .finally(() => {
+          pending = false;
+        });
+    } catch {
+      stop(); // the worker API threw at once: the same
+    }
   };
-  const unregister = registerMemoryReporter(
+  unregister = registerMemoryReporter(
     name,
     () => {
       const report = last;
@@ -242,11 +285,12 @@ export function reportWorkerHeap(worker: unknown, options?: { name?: string }): 
     },
     { kind: "mapped" },
   );
+  try {
+    w.once("exit", stop);
+  } catch (error) {
+    stop();
+    throw is.invalidOption(at, `the worker's "exit" event could not be listened to (${errorText(error, 200)})`);
+  }
   refresh();
-  const stop = () => {
-    stopped = true;
-    unregister();
-  };
-  w.once("exit", stop);
   return stop;
 }

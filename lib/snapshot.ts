@@ -1,5 +1,5 @@
 /** snapshot(): the last fast reading, kept for a while, for callers that read often. */
-import { collectRepeated } from "./collect";
+import { collectRepeated, refuseInsideReading } from "./collect";
 import type { Snapshot } from "./types";
 import * as is from "./validate";
 
@@ -14,6 +14,8 @@ let cachedAt = 0;
  * app.get("/health", () => ({ rss: snapshot({ maxAgeMs: 5000 }).process?.rssBytes }));
  */
 export function snapshot(options?: { maxAgeMs?: number }): Snapshot {
+  // Even a cached answer: a reporter that reads is refused the same way every time, not only when the cache is old.
+  refuseInsideReading("snapshot()");
   const o = is.optionsObject("snapshot(options)", options, ["maxAgeMs"]);
   const maxAgeMs = is.maxAgeMs("snapshot(options)", o.maxAgeMs, 1000);
   const now = performance.now();

@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { HeapstateError } from "./errors";
+import { errorText, HeapstateError } from "./errors";
 import type { ReadPlan } from "./options";
 import { DEFAULT_PROC_ROOT, processError, readProcFile, readProcText, streamProcFile } from "./procfs/read";
 import type { Text } from "./procfs/scan";
@@ -18,8 +18,12 @@ import type { ProcessState, RegionSummary, Warning } from "./types";
 const EXHAUSTED = new Set(["EMFILE", "ENFILE", "ENOMEM", "ENOBUFS", "EAGAIN"]);
 
 function exhausted(error: unknown): string | undefined {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  return typeof code === "string" && EXHAUSTED.has(code) ? code : undefined;
+  try {
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    return typeof code === "string" && EXHAUSTED.has(code) ? code : undefined;
+  } catch {
+    return undefined; // a thrown value whose code cannot be read says nothing of the machine
+  }
 }
 
 /** The warning for a source of this process that could not be read. */
@@ -32,7 +36,7 @@ export function sourceWarning(o: ReadPlan, source: string, error: unknown): Warn
       message: `${source} could not be read (${code}: ${code === "EMFILE" || code === "ENFILE" ? "the descriptor table is full" : "out of memory"}); the next reading tries again`,
     };
   }
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorText(error);
   if (source === "status" || source === "smaps_rollup" || source === "smaps") {
     return {
       source,
@@ -143,7 +147,7 @@ export function readTotals(o: ReadPlan, warnings: Warning[]): SmapsTotals | unde
     if (!o.self) throw otherProcessError(o, "smaps", error);
     const w = sourceWarning(o, "smaps_rollup", error);
     if (w.code === "PROCFS_UNREADABLE") {
-      w.message = `${o.procRoot}/${o.pid}/smaps_rollup is missing and smaps could not be read either: ${(error as Error).message}`;
+      w.message = `${o.procRoot}/${o.pid}/smaps_rollup is missing and smaps could not be read either: ${errorText(error)}`;
     }
     warnings.push(w);
     return undefined;

@@ -1,5 +1,6 @@
 /** trim(): give free memory back to the OS, and measure what left RSS. */
-import { read } from "./collect";
+import { read, refuseInsideReading } from "./collect";
+import { errorText } from "./errors";
 import { native } from "./native";
 import { type ReadPlan, readPlan } from "./options";
 import { readProcFile } from "./procfs/read";
@@ -18,6 +19,7 @@ import { servingAllocator } from "./views";
  * const { releasedBytes } = trim();
  */
 export function trim(): TrimResult {
+  refuseInsideReading("trim()");
   const o = readPlan(undefined, "trim()");
   // The reading before measures glibc's free memory from the kernel whatever its size: the promise
   // is made from it, right before the trim it is checked against.
@@ -72,7 +74,7 @@ export function release(o: ReadPlan, before: Snapshot): Release {
     before.warnings.push({
       source: "native",
       code: "NATIVE_TRIM_FAILED",
-      message: `trimming failed: ${(error as Error).message}`,
+      message: `trimming failed: ${errorText(error)}`,
     });
   }
   return out;

@@ -5,6 +5,7 @@
  * `arrayBuffers`, which the split of the native heap needs; standard and deep add the heap spaces.
  */
 import { getHeapSpaceStatistics, getHeapStatistics } from "node:v8";
+import { errorCode } from "./errors";
 import type { Tier, V8State, Warning } from "./types";
 
 function size(v: unknown): number | undefined {
@@ -33,7 +34,7 @@ export function readV8(tier: Tier, warnings: Warning[]): V8State {
     warnings.push({
       source: "v8",
       code: "SOURCE_FAILED",
-      message: `process.memoryUsage() failed (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): arrayBuffers is not measured in this reading`,
+      message: `process.memoryUsage() failed (${errorCode(error)}): arrayBuffers is not measured in this reading`,
     });
   }
   if (tier !== "fast") {

@@ -5,7 +5,7 @@
  * A string "false" is never a boolean, an unknown key is an error (with the closest known name),
  * and an options object whose getters or proxy traps throw is an error of ours, never theirs.
  */
-import { describeType, HeapstateError } from "./errors";
+import { describeType, errorText, HeapstateError, isHeapstateError } from "./errors";
 
 /** The largest delay Node's timers take: at 2³¹ ms or more they fire after 1 ms instead. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -81,8 +81,8 @@ export function optionsObject(where: string, value: unknown, known: readonly str
       out[key] = (value as Record<string, unknown>)[key];
     }
   } catch (error) {
-    if (error instanceof HeapstateError) throw error;
-    throw invalidOption(where, `the options object could not be read (${(error as Error)?.message ?? String(error)})`);
+    if (isHeapstateError(error)) throw error;
+    throw invalidOption(where, `the options object could not be read (${errorText(error)})`);
   }
   return out;
 }
@@ -185,8 +185,8 @@ export function list<T>(
       out.push(v);
     }
   } catch (error) {
-    if (error instanceof HeapstateError) throw error;
-    throw invalidOption(where, `${name} could not be read (${(error as Error)?.message ?? String(error)})`);
+    if (isHeapstateError(error)) throw error;
+    throw invalidOption(where, `${name} could not be read (${errorText(error)})`);
   }
   return out;
 }

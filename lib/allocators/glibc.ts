@@ -5,6 +5,8 @@
  * pages.freeBytes ← `fordblks` (free, whether still resident or already trimmed: mallinfo2 cannot
  * tell); pages.topReleasableBytes ← `keepcost`; arenas ← the number of `<heap>` in malloc_info.
  */
+
+import { errorText } from "../errors";
 import type { NativeReadInstance } from "../native";
 import { extend } from "../objects";
 import type { AllocatorState, ArenaGroup, Warning } from "../types";
@@ -31,7 +33,7 @@ export function glibcState(inst: NativeReadInstance, warnings: Warning[]): Alloc
       raw.malloc_info = info;
       arenas = info.arenas.length;
     } catch (error) {
-      warnings.push({ source: "glibc", code: "MALLOC_INFO_UNPARSED", message: (error as Error).message });
+      warnings.push({ source: "glibc", code: "MALLOC_INFO_UNPARSED", message: errorText(error) });
     }
   }
   if (fn === "mallinfo") {

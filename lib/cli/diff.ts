@@ -1,6 +1,6 @@
 /** heapstate diff: two saved snapshots compared. */
 import { diff } from "../diff";
-import { HeapstateError } from "../errors";
+import { errorText, HeapstateError } from "../errors";
 import { formatDiff } from "../format";
 import { parseSnapshot } from "../parse";
 import { readBounded } from "../read-file";
@@ -21,15 +21,12 @@ export function diffCommand(args: string[], io: CliIo): number {
       text = readBounded(file);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      throw new HeapstateError(
-        "INVALID_SNAPSHOT",
-        `${file}: ${code && code !== "EFBIG" ? code : (error as Error).message}`,
-      );
+      throw new HeapstateError("INVALID_SNAPSHOT", `${file}: ${code && code !== "EFBIG" ? code : errorText(error)}`);
     }
     try {
       return parseSnapshot(text);
     } catch (error) {
-      throw new HeapstateError("INVALID_SNAPSHOT", `${file}: ${(error as Error).message}`);
+      throw new HeapstateError("INVALID_SNAPSHOT", `${file}: ${errorText(error)}`);
     }
   }) as [Snapshot, Snapshot];
   const d = diff(a, b);

@@ -2,6 +2,7 @@
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { errorText } from "../errors";
 import type { CgroupState, CpuState, Tier, Warning } from "../types";
 import {
   type CgroupLocation,
@@ -70,7 +71,7 @@ function locateUncached(
     warnings.push({
       source: "cgroup",
       code: "CGROUP_UNREADABLE",
-      message: `the cgroup of process ${pid} could not be located: ${(error as Error).message}`,
+      message: `the cgroup of process ${pid} could not be located: ${errorText(error)}`,
     });
     return undefined;
   }

@@ -2,7 +2,7 @@
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { StringDecoder } from "node:string_decoder";
-import { HeapstateError } from "../errors";
+import { errorText, HeapstateError } from "../errors";
 import type { Text } from "./scan";
 
 export const DEFAULT_PROC_ROOT = "/proc";
@@ -138,11 +138,7 @@ export function processError(pid: number, file: string, error: unknown): Heapsta
       },
     );
   }
-  return new HeapstateError(
-    "PROCFS_UNAVAILABLE",
-    `reading ${file} of process ${pid} failed: ${(error as Error).message}`,
-    {
-      cause: error,
-    },
-  );
+  return new HeapstateError("PROCFS_UNAVAILABLE", `reading ${file} of process ${pid} failed: ${errorText(error)}`, {
+    cause: error,
+  });
 }

@@ -1,5 +1,5 @@
 /** A previous run to compare with: read, checked record by record, and the files whose growth changed. */
-import { HeapstateError } from "../errors";
+import { errorText, HeapstateError } from "../errors";
 import { readBounded } from "../read-file";
 import type { BaselineChange, FileRecord, Growth, SidecarRun } from "./types";
 
@@ -50,7 +50,7 @@ export function readSidecar(path: string): SidecarRun {
     const code = (error as NodeJS.ErrnoException).code;
     throw new HeapstateError(
       "INVALID_SNAPSHOT",
-      `sidecar ${path}: ${code && code !== "EFBIG" ? code : (error as Error).message}`,
+      `sidecar ${path}: ${code && code !== "EFBIG" ? code : errorText(error)}`,
     );
   }
   const v = value as { schema?: unknown; files?: unknown } | null;

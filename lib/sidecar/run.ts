@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { collect } from "../collect";
-import { HeapstateError } from "../errors";
+import { errorText, isHeapstateError } from "../errors";
 import { allocatorEnvironment, hostInfo } from "../host";
 import { attribute } from "./attribute";
 import { compareBaseline, readSidecar } from "./baseline";
@@ -40,7 +40,7 @@ export function buildRun(records: FileRecord[], options: BuildOptions): SidecarR
       run.baseline = {
         file: options.baseline,
         changes: [],
-        problem: error instanceof HeapstateError ? error.message : `sidecar ${options.baseline}: ${String(error)}`,
+        problem: isHeapstateError(error) ? error.message : `sidecar ${options.baseline}: ${errorText(error)}`,
       };
     }
   }
