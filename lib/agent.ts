@@ -4,25 +4,48 @@
  * counters, breakdown and findings instead of what procfs alone tells.
  *
  * It listens on a Unix domain socket `<pid>.sock` in a per-user directory: `$XDG_RUNTIME_DIR/heapstate`
- * when that is the user's own, else `/tmp/heapstate-<uid>`; the directory is created mode 0700 and
- * refused when it is not the user's or others may write to it, and the socket is mode 0600: only
- * the owning user (and root) can connect. One request per line, JSON, at most 4 KiB:
- * `{"op":"reading","tier":"standard"}` answers `{"ok":true,"snapshot":{…}}`; `{"op":"trim"}` runs
- * trim() only when the agent was started with `trim: true`; anything else answers
- * `{"ok":false,"error":"…"}`, and a request past 4 KiB closes the connection. The server never
- * keeps the process alive, and the socket is removed when the process exits.
+ * when that is the user's own, else `/run/user/<uid>/heapstate`, else `/tmp/heapstate-<uid>`; the
+ * directory is created mode 0700 and refused when it is not the user's, is a symbolic link or others
+ * may reach it, and the socket is mode 0600: only the owning user (and root) can connect. One request
+ * per line, JSON, at most 4 KiB (bytes): `{"op":"reading","tier":"standard"}` answers
+ * `{"ok":true,"snapshot":{…}}`; `{"op":"trim"}` runs trim() only when the agent was started with
+ * `trim: true`; anything else answers `{"ok":false,"error":"…"}`, and a request past 4 KiB closes
+ * the connection.
+ *
+ * Whatever a client does, the host's cost stays bounded: requests are answered one at a time per
+ * connection, and the next is not read until the answer is written (a client that never reads
+ * holds one answer, not thousands); all connections share one queue, and after each answer the
+ * agent yields the event loop for as long as the answer took (it takes at most half of it); at
+ * most 8 connections at once (the rest get a line saying so); a connection is closed when it has
+ * sent no complete request for 10 s, and after 30 s whatever it does. Readings are the repeated
+ * reader's (glibc's costly walk backs off, whoever asks). The server never keeps the process alive,
+ * and the socket is removed when the process exits, and on SIGTERM and SIGINT when nothing else
+ * handles them (the signal then does what it would have done).
  */
 import { chmodSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { isMainThread } from "node:worker_threads";
-import { collect } from "./collect";
+import { nowMicros } from "./backoff";
+import { collectRepeated } from "./collect";
+import { errorText } from "./errors";
 import { trim } from "./trim";
 import { TIERS, type Tier } from "./types";
 import * as is from "./validate";
 
 export const MAX_REQUEST_BYTES = 4096;
-const IDLE_MS = 10_000;
+/** Connections served at once; more are answered with an error line and closed. */
+export const MAX_CONNECTIONS = 8;
+/** A connection that has sent no complete request for this long is closed. */
+export const IDLE_MS = 10_000;
+/** A connection is closed this long after it opened, whatever it does. */
+export const DEADLINE_MS = 30_000;
+/** The mode of an agent directory: its user's alone. */
+export const AGENT_DIR_MODE = 0o700;
+/** sockaddr_un's sun_path holds 108 bytes with the terminating NUL; libuv cuts a longer path silently. */
+export const MAX_SOCKET_PATH_BYTES = 107;
+/** The longest a yield after an answer lasts (ms): a very slow reading does not silence the agent for long. */
+const MAX_YIELD_MS = 1000;
 
 /** The directories where a user's agents listen, most preferred first. */
 export function agentDirs(uid: number, env: NodeJS.ProcessEnv = process.env): string[] {
@@ -35,27 +58,42 @@ export function agentDirs(uid: number, env: NodeJS.ProcessEnv = process.env): st
   return dirs;
 }
 
-/** Whether a directory is safe for this user's sockets: its own, a directory, not a link, writable by it alone. */
+/** Whether a directory is safe for this user's sockets: its own, a directory, not a link, reachable by it alone. */
 function ownedPrivateDir(dir: string, uid: number): boolean {
   try {
     const st = lstatSync(dir);
-    return st.isDirectory() && st.uid === uid && (st.mode & 0o077) === 0;
+    return st.isDirectory() && st.uid === uid && (st.mode & 0o777) === AGENT_DIR_MODE;
   } catch {
     return false;
   }
 }
 
-/** The directory this process's agent uses, created 0700 when missing; undefined when none is safe. */
-function ensureDir(uid: number): string | undefined {
+/**
+ * The socket path this process's agent uses, its directory created 0700 when missing: the first
+ * directory that is safe and whose socket path fits in sun_path. Throws INVALID_OPTION when none is.
+ */
+function socketPath(where: string, uid: number): string {
+  const tried: string[] = [];
   for (const dir of agentDirs(uid)) {
-    try {
-      mkdirSync(dir, { mode: 0o700, recursive: false });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") continue;
+    const path = join(dir, `${process.pid}.sock`);
+    if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
+      tried.push(
+        `${dir}: the socket path would be ${Buffer.byteLength(path)} bytes, over the ${MAX_SOCKET_PATH_BYTES} a Unix socket's path may have`,
+      );
+      continue;
     }
-    if (ownedPrivateDir(dir, uid)) return dir;
+    try {
+      mkdirSync(dir, { mode: AGENT_DIR_MODE, recursive: false });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
+        tried.push(`${dir}: ${errorText(error, 120)}`);
+        continue;
+      }
+    }
+    if (ownedPrivateDir(dir, uid)) return path;
+    tried.push(`${dir}: not a directory of this user's with mode 0700`);
   }
-  return undefined;
+  throw is.invalidOption(where, `no private directory for the socket (${tried.join("; ")})`);
 }
 
 export interface AgentOptions {
@@ -71,10 +109,6 @@ export interface Agent {
 
 let running: Agent | undefined;
 
-function answer(socket: Socket, body: object): void {
-  socket.write(`${JSON.stringify(body)}\n`);
-}
-
 function handle(line: string, allowTrim: boolean): object {
   let request: unknown;
   try {
@@ -89,13 +123,122 @@ function handle(line: string, allowTrim: boolean): object {
     const tier = r.tier ?? "standard";
     if (typeof tier !== "string" || !(TIERS as readonly string[]).includes(tier))
       return { ok: false, error: "tier must be fast, standard or deep" };
-    return { ok: true, snapshot: collect({ tier: tier as Tier }) };
+    return { ok: true, snapshot: collectRepeated({ tier: tier as Tier }) };
   }
   if (r.op === "trim") {
     if (!allowTrim) return { ok: false, error: "trim is not enabled in this agent (startAgent({ trim: true }))" };
     return { ok: true, trim: trim() };
   }
   return { ok: false, error: 'op must be "reading" (or "trim" where enabled)' };
+}
+
+/** One request waiting for its answer, and where the answer goes. */
+interface Queued {
+  line: string;
+  reply: (body: object) => void;
+}
+
+/**
+ * The one queue of every connection's requests: answered one at a time, and after each the event
+ * loop is given back for as long as the answer took (at most {@link MAX_YIELD_MS}), so a burst of
+ * requests, however they arrive, stalls the host no longer than one reading at a time.
+ */
+function requestQueue(allowTrim: boolean): (q: Queued) => void {
+  const waiting: Queued[] = [];
+  let busy = false;
+  const next = () => {
+    const q = waiting.shift();
+    if (q === undefined) {
+      busy = false;
+      return;
+    }
+    const t = nowMicros();
+    let body: object;
+    try {
+      body = handle(q.line, allowTrim);
+    } catch (error) {
+      body = { ok: false, error: errorText(error) };
+    }
+    try {
+      q.reply(body);
+    } catch {
+      // an answer that could not be written: that connection's loss, not the queue's
+    }
+    const tookMs = (nowMicros() - t) / 1000;
+    setTimeout(next, Math.min(MAX_YIELD_MS, tookMs)).unref();
+  };
+  return (q) => {
+    waiting.push(q);
+    if (!busy) {
+      busy = true;
+      setImmediate(next).unref();
+    }
+  };
+}
+
+/** Serves one connection: one request at a time, the next read only once the answer is written. */
+function serve(socket: Socket, enqueue: (q: Queued) => void, onClose: () => void): void {
+  // A client connected must not keep the process alive either.
+  socket.unref();
+  let pending: Buffer = Buffer.alloc(0);
+  let inFlight = false;
+  let closed = false;
+  const deadline = setTimeout(() => socket.destroy(), DEADLINE_MS).unref();
+  let idle: NodeJS.Timeout | undefined;
+  const armIdle = () => {
+    if (idle) clearTimeout(idle);
+    idle = setTimeout(() => socket.destroy(), IDLE_MS).unref();
+  };
+  const write = (body: object, then?: () => void) => {
+    if (closed) return;
+    socket.write(`${JSON.stringify(body)}\n`, then === undefined ? undefined : () => then());
+  };
+  const refuse = () => {
+    write({ ok: false, error: `a request is at most ${MAX_REQUEST_BYTES} bytes` });
+    closed = true;
+    pending = Buffer.alloc(0);
+    socket.end();
+  };
+  const take = () => {
+    if (closed || inFlight) return;
+    const nl = pending.indexOf(0x0a);
+    if (nl < 0) {
+      if (pending.length > MAX_REQUEST_BYTES) refuse();
+      else socket.resume();
+      return;
+    }
+    if (nl > MAX_REQUEST_BYTES) return refuse();
+    const line = pending.subarray(0, nl).toString("utf8");
+    pending = pending.subarray(nl + 1);
+    inFlight = true;
+    if (idle) clearTimeout(idle);
+    // Nothing more is read until this answer is written: a client that never reads holds one answer.
+    socket.pause();
+    enqueue({
+      line,
+      reply: (body) => {
+        if (closed) return;
+        armIdle();
+        write(body, () => {
+          inFlight = false;
+          take();
+        });
+      },
+    });
+  };
+  armIdle();
+  socket.on("data", (chunk: Buffer) => {
+    if (closed) return;
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    take();
+  });
+  socket.on("error", () => socket.destroy());
+  socket.on("close", () => {
+    closed = true;
+    clearTimeout(deadline);
+    if (idle) clearTimeout(idle);
+    onClose();
+  });
 }
 
 /**
@@ -113,43 +256,29 @@ export function startAgent(options?: AgentOptions): Agent {
   if (!isMainThread)
     throw is.invalidOption(where, "the agent runs in the main thread (a worker shares its process's pid)");
   const uid = process.getuid?.() ?? -1;
-  const dir = ensureDir(uid);
-  if (dir === undefined)
-    throw is.invalidOption(where, `no private directory for the socket (tried ${agentDirs(uid).join(", ")})`);
-  const path = join(dir, `${process.pid}.sock`);
+  const path = socketPath(where, uid);
   try {
     unlinkSync(path); // a stale socket of an earlier process with this pid
   } catch {}
+  const enqueue = requestQueue(allowTrim);
+  let open = 0;
   const server: Server = createServer((socket) => {
-    socket.setEncoding("utf8");
-    socket.setTimeout(IDLE_MS, () => socket.destroy());
-    let buffer = "";
-    let closed = false;
-    const refuse = () => {
-      answer(socket, { ok: false, error: `a request is at most ${MAX_REQUEST_BYTES} bytes` });
-      socket.end();
-      closed = true;
-      buffer = "";
-    };
-    socket.on("data", (chunk: string) => {
-      if (closed) return;
-      buffer += chunk;
-      for (;;) {
-        const nl = buffer.indexOf("\n");
-        if (nl < 0) break;
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        if (line.length > MAX_REQUEST_BYTES) return refuse();
-        try {
-          answer(socket, handle(line, allowTrim));
-        } catch (error) {
-          answer(socket, { ok: false, error: (error as Error).message });
-        }
-      }
-      if (buffer.length > MAX_REQUEST_BYTES) refuse();
+    if (open >= MAX_CONNECTIONS) {
+      socket.unref();
+      socket.on("error", () => socket.destroy());
+      socket.end(
+        `${JSON.stringify({ ok: false, error: `the agent serves ${MAX_CONNECTIONS} connections at once: try again` })}\n`,
+      );
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    open++;
+    serve(socket, enqueue, () => {
+      open--;
     });
-    socket.on("error", () => socket.destroy());
   });
+  // A hard bound on what the kernel hands over while refused connections are being closed.
+  server.maxConnections = MAX_CONNECTIONS * 8;
   server.on("error", () => {
     // A failed listen or accept must not end the service; the agent is then absent.
   });
@@ -177,13 +306,27 @@ export function startAgent(options?: AgentOptions): Agent {
       chmodSync(path, 0o600);
     } catch {}
   });
+  // On SIGTERM or SIGINT with no other listener, the process is about to be ended by the signal's
+  // default action, and no exit handler runs then: the socket is removed, and the signal raised
+  // again with this listener gone, so the process ends as it would have (status 128 + signal).
+  // When the host listens too, the host decides; its exit then runs the exit handler.
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (process.listenerCount(signal) > 1) return;
+    cleanup();
+    process.removeListener(signal, onSignal);
+    process.kill(process.pid, signal);
+  };
   process.once("exit", cleanup);
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
   running = {
     path,
     stop() {
       server.close();
       cleanup();
       process.removeListener("exit", cleanup);
+      process.removeListener("SIGTERM", onSignal);
+      process.removeListener("SIGINT", onSignal);
       running = undefined;
     },
   };

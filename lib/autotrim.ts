@@ -52,6 +52,22 @@ const MAX_BACKOFF = 16;
 let running: AutoTrimmer | undefined;
 
 /**
+ * The interval after a trim: doubled while trims release less than half the floor (or cannot be
+ * measured), up to 16 times the one asked for and never past 2³¹ − 1 ms, the longest delay a Node
+ * timer takes (a longer one becomes 1 ms: checks back to back); back to the one asked for after a
+ * good trim.
+ */
+export function nextIntervalMs(
+  currentMs: number,
+  baseMs: number,
+  releasedBytes: number | undefined,
+  minReleasableBytes: number,
+): number {
+  if (releasedBytes !== undefined && releasedBytes >= minReleasableBytes / 2) return baseMs;
+  return Math.min(currentMs * 2, baseMs * MAX_BACKOFF, is.MAX_TIMER_MS);
+}
+
+/**
  * Starts trimming on a timer (unref'd: it never keeps the process alive). One at a time: stop the
  * running one before starting another.
  * @example
@@ -132,10 +148,7 @@ export function startAutoTrim(options?: AutoTrimOptions): AutoTrimmer {
     // What this trim says one chunk (or MiB) costs; the largest seen is what predicts the next.
     if (chunks !== undefined && chunks >= 100) msPerChunk = Math.max(msPerChunk, (pauseMs - walkMs) / chunks);
     if (chunks === undefined && releasable >= 16 * MiB) msPerMiB = Math.max(msPerMiB, pauseMs / (releasable / MiB));
-    state.intervalMs =
-      released === undefined || released < minReleasableBytes / 2
-        ? Math.min(state.intervalMs * 2, baseIntervalMs * MAX_BACKOFF, is.MAX_TIMER_MS)
-        : baseIntervalMs;
+    state.intervalMs = nextIntervalMs(state.intervalMs, baseIntervalMs, released, minReleasableBytes);
   };
 
   const schedule = () => {

@@ -7,6 +7,7 @@ import type { TopMapping } from "./regions";
 import type { AllocatorState, PageStates, Snapshot } from "./types";
 import { append, formatBytes, rows, wrap } from "./units";
 import * as is from "./validate";
+import { visibleCopy } from "./visible";
 
 export interface FormatOptions {
   /** Wrap lines at this many columns (default 100; 0 for no wrapping), continuations indented under their first. */
@@ -18,7 +19,7 @@ function widthOption(where: string, options: unknown): number {
   return is.integer(where, "width", o.width, 100, 0, 10_000);
 }
 
-import { servingAllocator } from "./views";
+import { servingAllocator, withViews } from "./views";
 
 const pageLabels: Array<[keyof PageStates, string]> = [
   ["activeBytes", "active"],
@@ -60,6 +61,12 @@ function allocatorLines(a: AllocatorState, indent: string, time: string): string
   return lines;
 }
 
+/** The snapshot with every string made {@link visibleCopy visible}; itself when none needed it. */
+export function visibleSnapshot(s: Snapshot): Snapshot {
+  const c = visibleCopy(s);
+  return c === s ? s : withViews(c);
+}
+
 function percent(part: number, whole: number): string {
   return whole > 0 ? `${((part / whole) * 100).toFixed(1).padStart(5)}%` : "";
 }
@@ -70,9 +77,11 @@ function percent(part: number, whole: number): string {
  * @example
  * console.log(formatHuman(collect()));
  */
-export function formatHuman(s: Snapshot, options?: FormatOptions): string {
-  assertSnapshot(s, "formatHuman(snapshot)");
+export function formatHuman(snapshot: Snapshot, options?: FormatOptions): string {
+  assertSnapshot(snapshot, "formatHuman(snapshot)");
   const width = widthOption("formatHuman(snapshot, options)", options);
+  // A reading may come from elsewhere (an agent, a saved file): its strings are shown escaped.
+  const s = visibleSnapshot(snapshot);
   const lines = [`heapstate  pid ${s.pid}  ${s.time}  tier ${s.tier}  (${s.costMicros} µs)`];
   const p = s.process;
   const top: Array<[string, string]> = [];
@@ -192,11 +201,19 @@ function signed(n: number): string {
  * A diff as aligned text: what differs in who was read, then what changed, the figures measured on
  * one side only (listed, never as a change against an unknown value), then the top growers.
  */
-export function formatDiff(d: SnapshotDiff, options?: FormatOptions): string {
+export function formatDiff(diffResult: SnapshotDiff, options?: FormatOptions): string {
   const width = widthOption("formatDiff(diff, options)", options);
-  if (d === null || typeof d !== "object" || !Array.isArray(d.changes) || !Array.isArray(d.topGrowers)) {
+  const given = diffResult as SnapshotDiff | null;
+  if (
+    given === null ||
+    typeof given !== "object" ||
+    !Array.isArray(given.changes) ||
+    !Array.isArray(given.topGrowers)
+  ) {
     throw new HeapstateError("INVALID_SNAPSHOT", "formatDiff(diff): expected the result of diff(before, after)");
   }
+  // Its paths and notes name what the readings named (reporters, regions): shown escaped.
+  const d = visibleCopy(given);
   const lines = [
     `heapstate diff  pid ${d.from?.pid}${d.samePid ? "" : ` → pid ${d.to?.pid} (different processes)`}  ${d.from?.time} → ${d.to?.time}  (${(d.elapsedMs / 1000).toFixed(1)} s)`,
   ];
@@ -260,7 +277,9 @@ export function formatDiff(d: SnapshotDiff, options?: FormatOptions): string {
 }
 
 /** The largest mappings by RSS, one a line (the CLI's --top and /debug/memory?top=N in text). */
-export function formatTopMappings(list: TopMapping[], n: number): string[] {
+export function formatTopMappings(mappings: TopMapping[], n: number): string[] {
+  // Paths are names other users chose (a library in /tmp): shown escaped.
+  const list = visibleCopy(mappings);
   const lines = [`top ${n} mappings by RSS`];
   append(
     lines,

@@ -12,7 +12,7 @@
  */
 import { readdirSync, readlinkSync } from "node:fs";
 import { basename, join } from "node:path";
-import { HeapstateError } from "./errors";
+import { errorCode, HeapstateError } from "./errors";
 import { parseProcCgroup } from "./procfs/cgroup";
 import { DEFAULT_PROC_ROOT, readProcFile, streamProcFile } from "./procfs/read";
 import { forEachMapping, parseSmapsTotals, SmapsParser } from "./procfs/smaps";
@@ -55,6 +55,12 @@ export interface HostProcess {
    */
   source: "procfs" | "agent";
   agent?: { allocator: string; version?: string; allocatedBytes?: number; findings: string[] };
+  /**
+   * Why an agent socket found for the process was not used (not provably the process's own: a
+   * directory or socket of another user's, a socket not among its descriptors; or no answer that
+   * is its reading): the row is from procfs.
+   */
+  agentNotUsed?: string;
   /** What could not be read, and why (file: errno code). */
   unreadable?: string[];
 }
@@ -106,7 +112,7 @@ const ALLOCATOR_LIBS: Array<[ProcfsAllocator, RegExp]> = [
 ];
 
 function errno(error: unknown): string {
-  return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+  return errorCode(error);
 }
 
 /** The pids under the proc root, ascending. */

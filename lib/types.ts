@@ -116,6 +116,7 @@ export const WARNING_CODES = [
   "REPORTER_INVALID",
   "REPORTER_SKIPPED",
   "CHILDREN_EXCEED_PART",
+  "AGENT_NOT_USED",
 ] as const;
 export type WarningCode = (typeof WARNING_CODES)[number];
 

@@ -26,6 +26,16 @@ export function append(lines: string[], more: readonly string[]): void {
   for (const l of more) lines.push(l);
 }
 
+/**
+ * Where to cut `text` at most `n` UTF-16 units in without splitting a surrogate pair (an emoji, a
+ * CJK extension character): n, or n − 1 when the unit before the cut opens a pair.
+ */
+export function cutIndex(text: string, n: number): number {
+  if (n <= 0 || n >= text.length) return Math.max(0, Math.min(n, text.length));
+  const c = text.charCodeAt(n - 1);
+  return c >= 0xd800 && c <= 0xdbff ? n - 1 : n;
+}
+
 const UNIT = /^(B|KiB|MiB|GiB|TiB|PiB|µs|ms|s|%)[,;:)]*$/;
 
 /** A number and its unit stay on one line: "16.3 MiB" is one word to wrap. */
@@ -72,9 +82,11 @@ export function wrap(text: string, width: number): string {
           current = hang;
           continue;
         }
-        out.push(current + word.slice(0, room));
+        // Never between the two halves of a surrogate pair (a one-unit room before a pair takes it whole).
+        const cut = cutIndex(word, room) || Math.min(2, word.length);
+        out.push(current + word.slice(0, cut));
         current = hang;
-        word = word.slice(room);
+        word = word.slice(cut);
       }
       current += word;
     }

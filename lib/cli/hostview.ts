@@ -11,7 +11,8 @@ import {
   type ProcessTree,
 } from "../host-view";
 import type { Tier } from "../types";
-import { formatBytes, wrap } from "../units";
+import { cutIndex, formatBytes, wrap } from "../units";
+import { visibleCopy } from "../visible";
 import { type CliIo, EXIT, fail, type Paint } from "./io";
 
 export interface HostViewOptions {
@@ -23,14 +24,20 @@ export interface HostViewOptions {
   width: number;
 }
 
+/** Cut to `room` columns with an ellipsis, between code points (a pair of surrogates is not split). */
 function shorten(text: string, room: number): string {
   if (room <= 1) return "";
-  return text.length <= room ? text : `${text.slice(0, room - 1)}…`;
+  if (text.length <= room) return text;
+  return `${text.slice(0, cutIndex(text, room - 1))}…`;
 }
 
 function cgroupShort(path: string | undefined): string {
   if (path === undefined) return "?";
-  return path.length <= 24 ? path : `…${path.slice(-23)}`;
+  if (path.length <= 24) return path;
+  // The tail, from a code point's start: a low surrogate alone is not text.
+  const from = path.length - 23;
+  const c = path.charCodeAt(from);
+  return `…${path.slice(c >= 0xdc00 && c <= 0xdfff ? from + 1 : from)}`;
 }
 
 function allocatorText(p: HostProcess): string {
@@ -86,6 +93,13 @@ export function processTable(processes: HostProcess[], width: number, share?: Re
   return out;
 }
 
+/** One line per process whose agent socket was found and not used, with why. */
+function agentLines(processes: HostProcess[], width: number): string[] {
+  return processes
+    .filter((p) => p.agentNotUsed !== undefined)
+    .map((p) => wrap(`  process ${p.pid}: its agent was not used (${p.agentNotUsed}); its row is from procfs`, width));
+}
+
 function totalsLines(v: HostView): string[] {
   const t = v.totals;
   const lines = [
@@ -98,7 +112,9 @@ function totalsLines(v: HostView): string[] {
   return lines;
 }
 
-export function hostViewText(host: string[], v: HostView, o: HostViewOptions, self: number): string {
+export function hostViewText(host: string[], view: HostView, o: HostViewOptions, self: number): string {
+  // Command lines, cgroup paths and what agents answered are other users' text: escaped first.
+  const v = visibleCopy(view);
   const lines = [...host];
   const what = o.all ? "processes" : "node processes";
   lines.push(
@@ -111,6 +127,7 @@ export function hostViewText(host: string[], v: HostView, o: HostViewOptions, se
   else {
     lines.push(...processTable(v.processes, o.width));
     lines.push(...totalsLines(v).map((l) => wrap(l, o.width)));
+    lines.push(...agentLines(v.processes, o.width));
   }
   lines.push(
     wrap(
@@ -121,10 +138,12 @@ export function hostViewText(host: string[], v: HostView, o: HostViewOptions, se
   return lines.join("\n");
 }
 
-export function treeText(t: ProcessTree, o: HostViewOptions): string {
+export function treeText(tree: ProcessTree, o: HostViewOptions): string {
+  const t = visibleCopy(tree);
   const lines = [o.paint.bold(`process tree of ${t.root} (${t.processes.length} processes, by rss)`)];
   lines.push(...processTable(t.processes, o.width, t.pssShare));
   lines.push(...totalsLines(t).map((l) => wrap(l, o.width)));
+  lines.push(...agentLines(t.processes, o.width));
   if (t.findings.length > 0) {
     lines.push(o.paint.bold("findings"));
     for (const f of t.findings) {

@@ -1,6 +1,7 @@
 /** Where the CLI writes, its exit codes, and how an error becomes one line of plain text. */
 import { WriteStream } from "node:tty";
-import { HeapstateError } from "../errors";
+import { errorText, isHeapstateError } from "../errors";
+import { visible } from "../visible";
 
 /** Where the CLI writes, and what it knows of its terminal. Tests pass their own. */
 export interface CliIo {
@@ -71,21 +72,18 @@ export function painter(io: CliIo, noColor: boolean): Paint {
 /**
  * A message as one line of plain text: a file's content quoted in an error (JSON.parse quotes it)
  * may hold newlines and terminal escape sequences, which must neither break the one-line promise
- * nor reach the terminal.
+ * nor reach the terminal. The same escaping as every other text the CLI prints ({@link visible}).
  */
 export function oneLine(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: replacing them is the point
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) =>
-    c === "\n" || c === "\t" ? " " : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
-  );
+  return visible(text);
 }
 
 export function fail(error: unknown, io: CliIo): number {
-  if (error instanceof HeapstateError) {
+  if (isHeapstateError(error)) {
     io.err(`heapstate: ${oneLine(error.message)}`);
     return EXIT.failed;
   }
-  io.err(`heapstate: internal error: ${oneLine(String((error as Error)?.message ?? error))} (please report it)`);
+  io.err(`heapstate: internal error: ${oneLine(errorText(error))} (please report it)`);
   return EXIT.internal;
 }
 

@@ -1,7 +1,7 @@
 /** show-host: the host, the allocator environment and a process's heap state, once or watched. */
 
 import { askAgent } from "../agent-client";
-import { formatHuman, formatTopMappings } from "../format";
+import { formatHuman, formatTopMappings, visibleSnapshot } from "../format";
 import {
   type AddonState,
   ALLOCATOR_ENV,
@@ -15,6 +15,7 @@ import type { Snapshot, Tier } from "../types";
 import { append, formatBytes, rows, wrap } from "../units";
 import { decimal, MAX_PID } from "../validate";
 import { servingAllocator } from "../views";
+import { visible } from "../visible";
 import { parseFlags, positiveInt, type Spec, version, WATCH_MAX_S, WATCH_MIN_S } from "./args";
 import { showHostView } from "./hostview";
 import { type CliIo, EXIT, type Paint, painter, usageError, widthFlag } from "./io";
@@ -146,10 +147,19 @@ export function showHost(args: string[], io: CliIo): number | Promise<number> {
   };
   if (watchSpec) return watch(options, watchSpec.seconds, watchSpec.count, io);
   if (pid === undefined || pid === process.pid) return output(read(options), options, io, "self");
-  // Another process: its own full reading through its agent when it runs one, else procfs.
-  return askAgent(pid, tier).then((viaAgent) =>
-    output(viaAgent ?? read(options), options, io, viaAgent ? "agent" : "procfs"),
-  );
+  // Another process: its own full reading through its agent when it runs one that may be trusted,
+  // else procfs, with a warning naming why an agent found for it was not used.
+  return askAgent(pid, tier).then((a) => {
+    if (a !== undefined && "snapshot" in a) return output(a.snapshot, options, io, "agent");
+    const s = read(options);
+    if (a !== undefined)
+      s.warnings.push({
+        source: "agent",
+        code: "AGENT_NOT_USED",
+        message: `process ${pid}'s agent was not used (${a.refused}): this reading is from procfs`,
+      });
+    return output(s, options, io, "procfs");
+  });
 }
 
 function output(s: Snapshot, options: ShowOptions, io: CliIo, source: "self" | "agent" | "procfs"): number {
@@ -210,12 +220,23 @@ export function hostLines(paint: Paint, width: number, cgroup: string | undefine
     ["node / v8", `${h.node} / ${h.v8}`],
     ["heapstate addon", describeAddon(h.addon)],
   );
-  append(lines, wrap(rows(facts, "  ").join("\n"), width).split("\n"));
+  append(
+    lines,
+    wrap(
+      rows(
+        facts.map(([k, v]) => [k, visible(v)]),
+        "  ",
+      ).join("\n"),
+      width,
+    ).split("\n"),
+  );
   return lines;
 }
 
-export function showText(s: Snapshot, o: ShowOptions): string {
+export function showText(snapshot: Snapshot, o: ShowOptions): string {
   const { bold } = o.paint;
+  // Another process's reading (its agent's answer, its cgroup path, its maps): escaped before use.
+  const s = visibleSnapshot(snapshot);
   const cg = s.cgroup;
   const lines: string[] = hostLines(
     o.paint,
@@ -230,7 +251,7 @@ export function showText(s: Snapshot, o: ShowOptions): string {
   const env = allocatorEnvironment(s.pid);
   const envRows: Array<[string, string]> = ALLOCATOR_ENV.map((k) => [
     k,
-    env === undefined ? `(unknown: /proc/${s.pid}/environ may not be read)` : (env[k] ?? "(not set)"),
+    env === undefined ? `(unknown: /proc/${s.pid}/environ may not be read)` : visible(env[k] ?? "(not set)"),
   ]);
   const heap = servingAllocator(s);
   const outside = s.warnings.find((w) => w.code === "ALLOCATOR_NOT_READABLE_FROM_OUTSIDE");
