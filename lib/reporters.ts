@@ -217,8 +217,10 @@ interface WorkerLike {
  * pages (total_physical_size) become a part of RSS of their own (`reported`, kind "mapped": V8 maps
  * its heap itself). worker.getHeapStatistics() answers asynchronously, so each reading shows the
  * figure of the previous one's request and says how old it is; the first reading after this call
- * has none yet. Unregisters itself when the worker exits. Needs a Node whose workers have
- * getHeapStatistics() (22.16 and later, 24): on others it throws INVALID_OPTION saying so.
+ * has none yet. Unregisters itself when the worker exits, and as soon as the worker API fails
+ * (a stopping worker); a worker that has already exited is refused (INVALID_OPTION: its exit would
+ * never unregister it). Needs a Node whose workers have getHeapStatistics() (22.16 and later, 24):
+ * on others it throws INVALID_OPTION saying so.
  * @example
  * const worker = new Worker("./work.js");
  * reportWorkerHeap(worker); // "worker 1" in the breakdown

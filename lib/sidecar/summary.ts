@@ -1,5 +1,6 @@
 /** The printed summary of a run. */
 import { append, formatBytes, rows } from "../units";
+import { visibleCopy } from "../visible";
 import type { FileRecord, Growth, SidecarRun } from "./types";
 
 function signed(n: number | undefined): string {
@@ -26,9 +27,11 @@ function table(records: FileRecord[], key: keyof Growth, title: string, top: num
 
 /** The printed summary: top files by native-heap growth and by RSS growth, budgets, baseline. */
 export function formatSummary(
-  run: SidecarRun,
+  given: SidecarRun,
   options: { top?: number | undefined; path?: string | undefined } = {},
 ): string {
+  // File names and the baseline's records come from the file system and a saved file: escaped.
+  const run = visibleCopy(given);
   const top = options.top ?? 5;
   const lines: string[] = [];
   const shared = run.files.some((f) => f.attribution === "shared-process");
