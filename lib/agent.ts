@@ -266,8 +266,11 @@ export function startAgent(options?: AgentOptions): Agent {
     if (open >= MAX_CONNECTIONS) {
       socket.unref();
       socket.on("error", () => socket.destroy());
+      // Closed as soon as the line is written (a Unix socket's peer keeps what was written to it):
+      // refused connections hold no descriptor while the client lingers.
       socket.end(
         `${JSON.stringify({ ok: false, error: `the agent serves ${MAX_CONNECTIONS} connections at once: try again` })}\n`,
+        () => socket.destroy(),
       );
       setTimeout(() => socket.destroy(), 1000).unref();
       return;
@@ -277,8 +280,6 @@ export function startAgent(options?: AgentOptions): Agent {
       open--;
     });
   });
-  // A hard bound on what the kernel hands over while refused connections are being closed.
-  server.maxConnections = MAX_CONNECTIONS * 8;
   server.on("error", () => {
     // A failed listen or accept must not end the service; the agent is then absent.
   });
