@@ -46,12 +46,14 @@ const scripts = mkdtempSync(join(tmpdir(), "heapstate-shared-"));
 cleanup.push(scripts);
 
 /**
- * A forged agent: listens on argv[2] and answers every request with a reading of pid argv[3]
+ * A forged agent: listens on argv[2] (a path, or a directory for its own <pid>.sock) and answers every request with a reading of pid argv[3]
  * that names jemalloc, carries escape sequences and a forged warning line.
  */
 const FAKE_AGENT = `
 const net = require("node:net");
-const [path, pid] = [process.argv[2], Number(process.argv[3])];
+// A directory (ending in "/") means this process's own socket there: <dir>/<own pid>.sock.
+const [dir, pid] = [process.argv[2], Number(process.argv[3])];
+const path = dir.endsWith("/") ? dir + process.pid + ".sock" : dir;
 process.umask(0o177); // a socket of mode 0600, as an agent makes it
 const snapshot = {
   schema: "heapstate/2", time: new Date().toISOString(), pid, tier: "standard",
@@ -253,10 +255,13 @@ describe("an agent socket another user planted or could have swapped is never tr
 
     // 5. The process's own socket, answering a reading of another process.
     privateDir(`/tmp/heapstate-${VICTIM.otherPid}`, VICTIM.otherPid);
+    // Run directly, not through a shell: setpriv may exec a path whose directories only root may
+    // search (a checkout in a 0700 directory), which a shell run as that user cannot.
     const self = asUser(VICTIM.otherPid, [
-      "/bin/sh",
-      "-c",
-      `exec ${process.execPath} ${join(scripts, "fake-agent.cjs")} /tmp/heapstate-${VICTIM.otherPid}/$$.sock 1`,
+      process.execPath,
+      join(scripts, "fake-agent.cjs"),
+      `/tmp/heapstate-${VICTIM.otherPid}/`,
+      "1",
     ]);
     await printed(self, "listening");
     cases.otherPid = { victim: self.pid as number, reason: /answered a reading of process 1, not of \d+/ };
