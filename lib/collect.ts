@@ -236,7 +236,7 @@ function readOnce(o: ReadPlan, policy: ReadPolicy): Snapshot {
     }
     // The native heap no one claims, followed across this process's readings (a leak's trend).
     const unclassified = nativeUnclassified(breakdown);
-    if (o.self && unclassified) recordUnclassified(time, unclassified.bytes);
+    if (o.self && unclassified) recordUnclassified(time, unclassified.bytes, snap.process?.rssBytes);
     snap.findings = findings(snap, breakdown, {
       env: o.self ? process.env : undefined,
       remedies: o.self ? remedies() : undefined,

@@ -187,9 +187,19 @@ const LEAK_SHARE = 0.05;
 const LEAK_FRESH_MS = 60_000;
 
 /**
- * A leak V8 cannot see: the native heap no one claims, growing along a straight line. The line is
- * through measured readings only; when this reading has no split of its own, the finding holds for
- * a minute after the line's last reading and says up to when it was measured (evidence.asOf).
+ * The recent line must still rise at this share of the long line's rate: a heap that grew during a
+ * warm-up and then stopped still shows a rising long line for as long as the warm-up lasted, and a
+ * leak is growth that goes on.
+ */
+const LEAK_RECENT_SHARE = 0.5;
+
+/**
+ * A leak V8 cannot see: the native heap no one claims, growing along a straight line, and still
+ * growing over the most recent readings. The line is through measured readings only; when this
+ * reading has no split of its own, the finding holds for a minute after the line's last reading
+ * and says up to when it was measured (evidence.asOf). The rate is of allocated bytes (what the
+ * allocator gave out); RSS's own slope over the same readings is said beside it, since pages never
+ * written are allocated and not resident.
  */
 function leakFinding(
   out: Finding[],
@@ -200,6 +210,8 @@ function leakFinding(
 ): void {
   if (!trend || trend.points < LEAK_POINTS || trend.windowSeconds < LEAK_SECONDS || trend.r2 < LEAK_R2) return;
   if (trend.growthBytes < Math.max(LEAK_MIN, (rss ?? 0) * LEAK_SHARE)) return;
+  const recent = trend.recent;
+  if (recent === undefined || recent.ratePerHourBytes < trend.ratePerHourBytes * LEAK_RECENT_SHARE) return;
   const lagMs = Date.parse(time) - Date.parse(trend.to);
   if (!current && !(lagMs >= 0 && lagMs <= LEAK_FRESH_MS)) return;
   const when = current
@@ -213,12 +225,19 @@ function leakFinding(
     r2: trend.r2,
     from: trend.from,
     to: trend.to,
+    recentRatePerHourBytes: recent.ratePerHourBytes,
+    recentWindowSeconds: recent.windowSeconds,
   };
+  if (trend.rssRatePerHourBytes !== undefined) evidence.rssRatePerHourBytes = trend.rssRatePerHourBytes;
   if (!current) evidence.asOf = trend.to;
+  const resident =
+    trend.rssRatePerHourBytes === undefined
+      ? ""
+      : ` (allocated bytes; RSS grew about ${formatBytes(trend.rssRatePerHourBytes)} an hour over the same readings${trend.rssRatePerHourBytes < trend.ratePerHourBytes * 0.8 ? ": much of what is allocated has not been written, and is not resident yet" : ""})`;
   out.push({
     id: "native-unclassified-growing",
     severity: "warn",
-    message: `The native heap no one claims (native-unclassified) grew steadily by ${formatBytes(trend.growthBytes)} ${when} (${trend.points} readings, R² ${trend.r2}): about ${formatBytes(trend.ratePerHourBytes)} an hour. A leak V8's heap snapshots cannot see: in an addon, a library or Node's own native structures. registerMemoryReporter for the addons in use names whose it is; setBaseline() and diff(baseline(), collect()) show what else grew.`,
+    message: `The native heap no one claims (native-unclassified) grew steadily by ${formatBytes(trend.growthBytes)} ${when} (${trend.points} readings, R² ${trend.r2}), and still grows over the last ${recent.windowSeconds} s: about ${formatBytes(trend.ratePerHourBytes)} an hour${resident}. A leak V8's heap snapshots cannot see: in an addon, a library or Node's own native structures. registerMemoryReporter for the addons in use names whose it is; setBaseline() and diff(baseline(), collect()) show what else grew.`,
     evidence,
   });
 }

@@ -3,6 +3,10 @@
  * steady growth there is a leak V8's heap snapshots cannot see (an addon, a library, Node's own
  * native structures). Readings are kept at most one per 500 ms, the last 720 of them (six minutes
  * at that pace, an hour at a 5 s sampler), and the trend is a least-squares line through them.
+ * Beside it, the line through the most recent readings (the last 60 s, at most 6 readings and at
+ * least 3): a warm-up that grew and then stopped leaves a long line that still rises, and only the
+ * recent one says the growth has stopped. The process's RSS is followed on the same readings: the
+ * native heap's figure counts allocated bytes, which pages never written do not make resident.
  */
 
 export interface Trend {
@@ -17,15 +21,26 @@ export interface Trend {
   /** The first and the last reading on the line. */
   from: string;
   to: string;
+  /** The line through the most recent readings (see the file's comment), when there are 3. */
+  recent?: { ratePerHourBytes: number; windowSeconds: number; points: number };
+  /** RSS's slope over the same readings (bytes an hour), where every one of them had RSS. */
+  rssRatePerHourBytes?: number;
 }
+
+/** The recent line: readings of the last 60 s, at most the last 6, at least the last 3. */
+const RECENT_MS = 60_000;
+const RECENT_MAX = 6;
+const RECENT_MIN = 3;
 
 const MIN_SPACING_MS = 500;
 const KEEP = 720;
 const times: number[] = [];
 const values: number[] = [];
+/** RSS at each kept reading; NaN where the reading had none. */
+const rssValues: number[] = [];
 
-/** Adds a reading's figure (readings closer than 500 ms to the last kept one are skipped). */
-export function recordUnclassified(time: string, bytes: number): void {
+/** Adds a reading's figure and its RSS (readings closer than 500 ms to the last kept one are skipped). */
+export function recordUnclassified(time: string, bytes: number, rssBytes?: number): void {
   const t = Date.parse(time);
   if (!Number.isFinite(t)) return;
   const last = times.at(-1);
@@ -34,20 +49,56 @@ export function recordUnclassified(time: string, bytes: number): void {
     // The clock went back: start again rather than fit across it.
     times.length = 0;
     values.length = 0;
+    rssValues.length = 0;
   }
   times.push(t);
   values.push(bytes);
+  rssValues.push(rssBytes ?? Number.NaN);
   version++;
   if (times.length > KEEP) {
     times.splice(0, times.length - KEEP);
     values.splice(0, values.length - KEEP);
+    rssValues.splice(0, rssValues.length - KEEP);
   }
 }
 
 /** The line through the kept readings; undefined with fewer than 3. Fitted again only when a point was added. */
 export function unclassifiedTrend(): Trend | undefined {
-  if (fitted?.version !== version) fitted = { version, trend: fitLine(times, values) };
+  if (fitted?.version !== version) fitted = { version, trend: fitTrend(times, values, rssValues) };
   return fitted.trend;
+}
+
+/** Forgets every reading (tests, and a process that wants a fresh start). */
+export function resetTrend(): void {
+  times.length = 0;
+  values.length = 0;
+  rssValues.length = 0;
+  version++;
+}
+
+/**
+ * The long line through all the readings, with the recent line and RSS's slope beside it.
+ * Exported for tests.
+ */
+export function fitTrend(ts: readonly number[], vs: readonly number[], rss?: readonly number[]): Trend | undefined {
+  const long = fitLine(ts, vs);
+  if (long === undefined) return undefined;
+  const n = ts.length;
+  const lastT = ts[n - 1] as number;
+  let from = n - RECENT_MIN;
+  while (from > 0 && n - from < RECENT_MAX && lastT - (ts[from - 1] as number) <= RECENT_MS) from--;
+  const recentLine = fitLine(ts.slice(from), vs.slice(from));
+  if (recentLine !== undefined)
+    long.recent = {
+      ratePerHourBytes: recentLine.ratePerHourBytes,
+      windowSeconds: recentLine.windowSeconds,
+      points: recentLine.points,
+    };
+  if (rss !== undefined && rss.length === n && rss.every((v) => Number.isFinite(v))) {
+    const r = fitLine(ts, rss);
+    if (r !== undefined) long.rssRatePerHourBytes = r.ratePerHourBytes;
+  }
+  return long;
 }
 let version = 0;
 let fitted: { version: number; trend: Trend | undefined } | undefined;

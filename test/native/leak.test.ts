@@ -14,7 +14,8 @@ import { childEnv, dist, fixtures, inBeforeAll, MiB, printerAddon } from "../hel
 
 interface Out {
   findings: Finding[];
-  samples: Array<[string, number]>;
+  samples: Array<[string, number, string[]]>;
+  rampEnded?: string;
 }
 
 async function child(mode: string): Promise<Out> {
@@ -27,8 +28,8 @@ async function child(mode: string): Promise<Out> {
 }
 
 describe("a native leak of 1 MiB/s for 30 s", () => {
-  // Both at once; each test awaits the pair.
-  const both = inBeforeAll(() => Promise.all([child("leak"), child("flat")]));
+  // All at once; each test awaits them.
+  const both = inBeforeAll(() => Promise.all([child("leak"), child("flat"), child("plateau"), child("untouched")]));
 
   it("is flagged, with its rate per hour within 20 %", async () => {
     const [leak] = await both();
@@ -46,6 +47,32 @@ describe("a native leak of 1 MiB/s for 30 s", () => {
     const [, flat] = await both();
     expect(flat.samples.length).toBeGreaterThanOrEqual(20);
     expect(flat.findings.map((x) => x.id)).not.toContain("native-unclassified-growing");
+  });
+
+  it("a warm-up that grew for 25 s and then stopped: flagged while it grew, cleared within 2 intervals + 60 s", async () => {
+    const [, , plateau] = await both();
+    const ended = Date.parse(plateau.rampEnded as string);
+    const flagged = (s: [string, number, string[]]) => s[2].includes("native-unclassified-growing");
+    const during = plateau.samples.filter((s) => Date.parse(s[0]) <= ended);
+    const after = plateau.samples.filter((s) => Date.parse(s[0]) > ended);
+    expect(during.some(flagged), JSON.stringify(plateau.samples)).toBe(true);
+    // The sampler reads every second: 2 intervals + 60 s is more than the 10 s the plateau lasts, so
+    // every reading past the recent line's length (6 readings) must be clear.
+    expect(after.length).toBeGreaterThanOrEqual(8);
+    for (const s of after.slice(7)) expect(flagged(s), JSON.stringify(plateau.samples)).toBe(false);
+    expect(plateau.findings.map((x) => x.id)).not.toContain("native-unclassified-growing");
+  });
+
+  it("a leak of blocks never written: its rate is said to be of allocated bytes, with RSS's own, far lower", async () => {
+    const [, , , untouched] = await both();
+    const f = untouched.findings.find((x) => x.id === "native-unclassified-growing");
+    expect(f?.severity, JSON.stringify({ findings: untouched.findings, samples: untouched.samples })).toBe("warn");
+    const rate = f?.evidence.ratePerHourBytes as number;
+    expect(rate).toBeGreaterThanOrEqual(0.8 * 3600 * MiB);
+    expect(f?.evidence.rssRatePerHourBytes as number).toBeLessThan(0.3 * rate);
+    expect(f?.message).toMatch(
+      /\(allocated bytes; RSS grew about .* an hour over the same readings: much of what is allocated has not been written/,
+    );
   });
 });
 

@@ -4,7 +4,7 @@ import { glibcArenaLimit } from "../../lib/allocators/glibc";
 import { findings, recommendedArenaMax } from "../../lib/findings";
 import { parseCpuList, parseCpuQuota } from "../../lib/procfs/cgroup";
 import { jemallocRemedy, osFamily } from "../../lib/remedies";
-import { fitLine } from "../../lib/trend";
+import { fitLine, fitTrend } from "../../lib/trend";
 import type { Snapshot } from "../../lib/types";
 
 const MiB = 1024 * 1024;
@@ -94,10 +94,10 @@ describe("the jemalloc line for a distribution", () => {
 
 describe("the leak finding when a reading has no split of its own", () => {
   const ts = Array.from({ length: 31 }, (_, i) => Date.parse("2026-01-01T00:00:00.000Z") + i * 1000);
-  const trend = fitLine(
+  const trend = fitTrend(
     ts,
     ts.map((_, i) => 50 * MiB + i * MiB),
-  ) as NonNullable<ReturnType<typeof fitLine>>;
+  ) as NonNullable<ReturnType<typeof fitTrend>>;
   const at = (ms: number) =>
     ({ time: new Date((ts.at(-1) as number) + ms).toISOString(), pid: 1, tier: "standard" }) as Snapshot;
   const leak = (s: Snapshot, current: boolean) =>
@@ -120,5 +120,59 @@ describe("the leak finding when a reading has no split of its own", () => {
     expect(leak(at(61_000), false)).toBeUndefined();
     // A line whose last reading is after this one (a clock that went back) is not this reading's evidence.
     expect(leak(at(-5_000), false)).toBeUndefined();
+  });
+});
+
+describe("the leak finding clears when the growth stops", () => {
+  const T0 = Date.parse("2026-01-01T00:00:00.000Z");
+  /** The finding at each reading of a series sampled every `intervalMs` (the trend as collect() fits it). */
+  function verdicts(values: number[], intervalMs: number, rss?: number[]) {
+    const ts = values.map((_, i) => T0 + i * intervalMs);
+    return values.map((_, i) => {
+      const trend = fitTrend(ts.slice(0, i + 1), values.slice(0, i + 1), rss?.slice(0, i + 1));
+      const s = { time: new Date(ts[i] as number).toISOString(), pid: 1, tier: "standard" } as Snapshot;
+      return findings(s, undefined, { trend, trendCurrent: true }).find((f) => f.id === "native-unclassified-growing");
+    });
+  }
+  /** A ramp of `rampReadings` readings growing `step` each, then flat for `flatReadings`. */
+  const rampThenFlat = (rampReadings: number, flatReadings: number, step: number) =>
+    Array.from({ length: rampReadings + flatReadings }, (_, i) => 50 * MiB + Math.min(i, rampReadings - 1) * step);
+
+  for (const [label, intervalMs, rampReadings] of [
+    ["a sampler every second, a 60 s warm-up", 1000, 61],
+    ["a sampler every 5 s, a 600 s warm-up", 5000, 121],
+    ["a sampler every minute, a 20 min warm-up", 60_000, 21],
+  ] as const) {
+    it(`${label}: warned during the ramp, cleared within 2 intervals + 60 s of the plateau`, () => {
+      const flat = Math.ceil((2 * intervalMs + 60_000) / intervalMs) + 5;
+      const v = verdicts(rampThenFlat(rampReadings, flat, 2 * MiB), intervalMs);
+      expect(v[rampReadings - 1]?.severity).toBe("warn");
+      const clearedBy = rampReadings - 1 + Math.floor((2 * intervalMs + 60_000) / intervalMs);
+      for (let i = clearedBy; i < v.length; i++) expect(v[i], `reading ${i}`).toBeUndefined();
+    });
+  }
+
+  it("a leak that goes on, with noisy readings, is warned at every reading once the line is long enough", () => {
+    let x = 7;
+    const noise = () => {
+      x = (x * 48271) % 2147483647;
+      return (x / 2147483647 - 0.5) * 1.2 * MiB;
+    };
+    const v = verdicts(
+      Array.from({ length: 90 }, (_, i) => 50 * MiB + i * MiB + noise()),
+      1000,
+    );
+    for (let i = 30; i < v.length; i++) expect(v[i]?.severity, `reading ${i}`).toBe("warn");
+  });
+
+  it("says its rate is of allocated bytes, and RSS's own rate over the same readings", () => {
+    // Leaked blocks never written: allocated grows 1 MiB a reading, RSS a tenth of it.
+    const values = Array.from({ length: 40 }, (_, i) => 50 * MiB + i * MiB);
+    const rss = Array.from({ length: 40 }, (_, i) => 200 * MiB + i * 0.1 * MiB);
+    const f = verdicts(values, 1000, rss).at(-1);
+    expect(f?.evidence.rssRatePerHourBytes).toBe(360 * MiB);
+    expect(f?.message).toMatch(
+      /about 3\.5 GiB an hour \(allocated bytes; RSS grew about 360\.0 MiB an hour over the same readings: much of what is allocated has not been written/,
+    );
   });
 });
