@@ -14,7 +14,6 @@ import { findings, glibcFreeWorthConfirming } from "./findings";
 import { extend } from "./objects";
 import { type ReadPlan, readPlan } from "./options";
 import { locate, readCgroup, readCpu } from "./procfs/cgroup-read";
-import { remedies } from "./remedies";
 import { type Claim, callReporters } from "./reporters";
 import { mergeTotals, readRegions, readStatus, readThreadNames, readTotals, sourceWarning } from "./sources";
 import { recordUnclassified, unclassifiedTrend } from "./trend";
@@ -239,7 +238,6 @@ function readOnce(o: ReadPlan, policy: ReadPolicy): Snapshot {
     if (o.self && unclassified) recordUnclassified(time, unclassified.bytes, snap.process?.rssBytes);
     snap.findings = findings(snap, breakdown, {
       env: o.self ? process.env : undefined,
-      remedies: o.self ? remedies() : undefined,
       // Also when this reading has no split (its glibc figures reused within the walk's back-off):
       // the line is through earlier measured readings, and the finding says up to when.
       trend: o.self ? unclassifiedTrend() : undefined,

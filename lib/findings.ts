@@ -8,7 +8,6 @@ export { FINDING_IDS } from "./types";
 
 import type { Baseline } from "./baseline";
 import { nativeHeap } from "./figures";
-import type { Remedies } from "./remedies";
 import type { Trend } from "./trend";
 import { formatBytes } from "./units";
 import { servingAllocator } from "./views";
@@ -42,8 +41,6 @@ function pct(a: number, b: number): string {
 export interface FindingContext {
   /** The environment of the process read (only known for the process itself). */
   env?: NodeJS.ProcessEnv | undefined;
-  /** This machine's exact remedies (the process itself). */
-  remedies?: Remedies | undefined;
   /** native-unclassified across this process's readings. */
   trend?: Trend | undefined;
   /** Whether this reading split the native heap (its native-unclassified is the trend's last point or near it). */
@@ -314,7 +311,9 @@ export function recommendedArenaMax(quotaCpus: number | undefined, onlineCpus: n
  * - they hold it and are not near the limit: each thread's arena kept at its peak, naming the
  *   threads and UV_THREADPOOL_SIZE;
  * - the main arena holds free memory in pieces smaller than a page: fragmentation that neither
- *   trim() nor MALLOC_ARENA_MAX can undo, jemalloc through LD_PRELOAD;
+ *   trim() nor MALLOC_ARENA_MAX can undo, and no allocator is predicted to (the counterfactual tests
+ *   in test/truth/remedies.test.ts: another allocator held more where survivors were scattered
+ *   among freed blocks of their size); how many pages hold live data says why;
  * - the main arena holds whole free pages: trim() returns them now.
  * Without per-arena figures, the totals say what trim() would return and what it cannot, without
  * a cause; where only an upper bound is known, a hint says how to measure it. A warning needs
@@ -409,16 +408,24 @@ function glibcFindings(
     }
     if (worth(main.fragmentedBytes)) {
       said = true;
+      // The pages that hold live data: the arena's resident pages outside its whole free pages
+      // (pieces smaller than a page lie on pages a live block shares).
+      const page = typeof heap.raw?.page_size === "number" && heap.raw.page_size > 0 ? heap.raw.page_size : 4096;
+      const residentPages = Math.round(main.residentBytes / page);
+      const livePages = Math.max(0, Math.round((main.residentBytes - main.releasableBytes) / page));
       out.push({
         id: "glibc-main-arena-fragmentation",
         severity,
-        message: `glibc's main arena ([heap]) keeps ${formatBytes(main.fragmentedBytes)} of free memory resident in pieces smaller than a page (${pct(main.fragmentedBytes, rss)} of RSS; ${formatBytes(main.inUseBytes)} in use among them): trim() cannot return it and MALLOC_ARENA_MAX does not change the main arena. jemalloc keeps such memory in size classes and returns it: ${ctx.remedies?.jemalloc ?? "start node with LD_PRELOAD set to jemalloc's libjemalloc.so.2"}.${stale}`,
+        message: `glibc's main arena ([heap]) keeps ${formatBytes(main.fragmentedBytes)} of free memory resident in pieces smaller than a page (${pct(main.fragmentedBytes, rss)} of RSS), between ${formatBytes(main.inUseBytes)} in use: about ${livePages} of its ${residentPages} resident pages (${pct(livePages, Math.max(1, residentPages))}) hold live data (estimated: its resident pages outside its whole free pages). trim() returns only whole free pages, MALLOC_ARENA_MAX does not change the main arena, and no allocator gives back a page that still holds a live block: no remedy can be predicted from glibc's figures (another allocator helps only where the freed blocks differ in size from the survivors, which they do not tell; docs/diagnosis.md has what was measured). What helps: fewer long-lived small objects, or allocating them together (at start-up, or from a pool), so that what is freed comes in whole pages.${stale}`,
         evidence: {
           ...base(),
           mainArenaFragmentedBytes: main.fragmentedBytes,
           mainArenaFreeResidentBytes: main.freeResidentBytes,
           mainArenaInUseBytes: main.inUseBytes,
           mainArenaResidentBytes: main.residentBytes,
+          mainArenaLivePages: livePages,
+          mainArenaResidentPages: residentPages,
+          pageBytes: page,
         },
       });
     }

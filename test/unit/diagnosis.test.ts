@@ -1,9 +1,8 @@
-/** The pure parts of the diagnosis: the trend's line, the CPU files, the jemalloc line per distribution, MALLOC_ARENA_MAX. */
+/** The pure parts of the diagnosis: the trend's line, the CPU files, MALLOC_ARENA_MAX, the leak finding. */
 import { describe, expect, it } from "vitest";
 import { glibcArenaLimit } from "../../lib/allocators/glibc";
 import { findings, recommendedArenaMax } from "../../lib/findings";
 import { parseCpuList, parseCpuQuota } from "../../lib/procfs/cgroup";
-import { jemallocRemedy, osFamily } from "../../lib/remedies";
 import { fitLine, fitTrend } from "../../lib/trend";
 import type { Snapshot } from "../../lib/types";
 
@@ -62,33 +61,6 @@ describe("glibc's arena limit and MALLOC_ARENA_MAX", () => {
     expect(recommendedArenaMax(1.5, 64)).toBe(4);
     expect(recommendedArenaMax(undefined, 8)).toBe(16);
     expect(recommendedArenaMax(undefined, undefined)).toBeUndefined();
-  });
-});
-
-describe("the jemalloc line for a distribution", () => {
-  const none = () => false;
-  it("Debian and Ubuntu (by ID_LIKE too), Fedora and RHEL, Alpine, SUSE, Arch, and the unknown", () => {
-    expect(jemallocRemedy('ID=debian\nVERSION_ID="12"\n', "x64", none)).toBe(
-      "apt-get install -y --no-install-recommends libjemalloc2, then start node with LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 (in a Dockerfile: RUN apt-get install -y --no-install-recommends libjemalloc2 and ENV LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2)",
-    );
-    expect(jemallocRemedy('ID=pop\nID_LIKE="ubuntu debian"\n', "arm64", none)).toContain(
-      "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
-    );
-    expect(jemallocRemedy("ID=fedora\n", "x64", none)).toMatch(/^dnf install -y jemalloc, then .*\/usr\/lib64\//);
-    expect(jemallocRemedy('ID="rhel"\nID_LIKE="fedora"\n', "x64", none)).toMatch(
-      /^dnf install -y jemalloc \(from EPEL\), then .*\/usr\/lib64\//,
-    );
-    expect(jemallocRemedy('ID=rocky\nID_LIKE="rhel centos fedora"\n', "x64", none)).toMatch(
-      /^dnf install -y jemalloc \(from EPEL\)/,
-    );
-    expect(jemallocRemedy("ID=alpine\n", "x64", none)).toMatch(/^apk add jemalloc/);
-    expect(jemallocRemedy('ID="opensuse-leap"\nID_LIKE="suse opensuse"\n', "x64", none)).toMatch(/^zypper install/);
-    expect(jemallocRemedy("ID=arch\n", "x64", none)).toMatch(/^pacman -S/);
-    expect(jemallocRemedy("", "x64", none)).toMatch(/^install jemalloc 5 from the distribution/);
-    expect(jemallocRemedy("ID=debian\n", "x64", () => true)).toMatch(
-      /^start node with LD_PRELOAD=\/usr\/lib\/x86_64-linux-gnu\/libjemalloc\.so\.2 \(jemalloc is installed here/,
-    );
-    expect(osFamily("ID=ubuntu\nID_LIKE=debian\n")).toEqual(["ubuntu", "debian"]);
   });
 });
 

@@ -1,0 +1,40 @@
+// Writes the table of docs/diagnosis.md's "What the remedies did, measured" from what the last run
+// of test/truth/remedies.test.ts measured (.cache/remedies/<shape>.json): a row per verdict and
+// heap shape, with RSS growth under glibc and with the remedy at the three points the test reads.
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const dir = join(root, ".cache", "remedies");
+if (!existsSync(dir)) {
+  console.error("remedies:table: no measurements: run npx vitest run test/truth/remedies.test.ts first");
+  process.exit(1);
+}
+const mib = (b) => `${(b / 1048576).toFixed(1)} MiB`;
+const rows = readdirSync(dir)
+  .filter((f) => f.endsWith(".json"))
+  .sort()
+  .map((f) => JSON.parse(readFileSync(join(dir, f), "utf8")));
+const lines = [
+  `Measured ${rows.map((r) => r.time.slice(0, 10)).sort().at(-1)} by \`test/truth/remedies.test.ts\` (RSS growth over each child's start: built / after 15 s idle / after trim()).`,
+  "",
+  "| verdict | shape | fragmented (heapstate) | glibc | jemalloc, `MALLOC_CONF` | jemalloc | saved at best |",
+  "|---|---|---|---|---|---|---|",
+  ...rows.map(
+    (r) =>
+      `| \`${r.verdict}\` | \`${r.shape}\` | ${mib(r.fragmentedBytes)} | ${mib(r.glibc.builtBytes)} / ${mib(r.glibc.idleBytes)} / ${mib(r.glibc.purgedBytes)} | \`${r.jemalloc.settings}\` | ${mib(r.jemalloc.builtBytes)} / ${mib(r.jemalloc.idleBytes)} / ${mib(r.jemalloc.purgedBytes)} | ${mib(r.savedBytes)} |`,
+  ),
+];
+const file = join(root, "docs", "diagnosis.md");
+const text = readFileSync(file, "utf8");
+const open = "<!-- remedies:table -->";
+const close = "<!-- /remedies:table -->";
+const a = text.indexOf(open);
+const b = text.indexOf(close);
+if (a < 0 || b < a) {
+  console.error(`remedies:table: ${file} has no ${open} … ${close} block`);
+  process.exit(1);
+}
+writeFileSync(file, `${text.slice(0, a + open.length)}\n${lines.join("\n")}\n${text.slice(b)}`);
+console.log(`remedies:table: ${rows.length} rows written to docs/diagnosis.md`);
