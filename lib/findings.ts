@@ -289,6 +289,11 @@ function age(asOf: string | undefined, time: string | undefined): string {
   return ` (glibc's figures are from ${seconds.toFixed(1)} s earlier: not raised as a warning)`;
 }
 
+/** Whether glibc's arena limit came from the process's environment (MALLOC_ARENA_MAX, the tunable), not glibc's default. */
+function isUserArenaLimit(source: string): boolean {
+  return source === "MALLOC_ARENA_MAX" || source.startsWith("GLIBC_TUNABLES");
+}
+
 /** The arena count at which glibc is "near" its limit: three quarters of it (at least 4). */
 const NEAR_ARENA_LIMIT = 0.75;
 
@@ -343,14 +348,19 @@ function glibcFindings(
     const arenas = main.arenas + threads.arenas;
     const limit = heap.arenaLimit;
     const near = limit !== undefined && arenas >= Math.max(4, Math.ceil(limit.arenas * NEAR_ARENA_LIMIT));
+    const quota = s.cpu?.quotaCpus;
+    const online = s.cpu?.onlineCpus;
+    const n = recommendedArenaMax(quota, online) ?? 2;
+    // A limit the process was started with (MALLOC_ARENA_MAX, glibc.malloc.arena_max) at or below
+    // what would be advised: that advice is followed already, and is never given again.
+    const followed = limit !== undefined && isUserArenaLimit(limit.source) && limit.arenas <= n;
     let said = false;
     if (worth(threads.freeResidentBytes)) {
       said = true;
-      const held = `${formatBytes(threads.freeResidentBytes)} free and resident (${formatBytes(threads.fragmentedBytes)} in pieces smaller than a page, ${formatBytes(threads.releasableBytes)} in whole pages)`;
-      if (near && limit) {
-        const quota = s.cpu?.quotaCpus;
-        const online = s.cpu?.onlineCpus;
-        const n = recommendedArenaMax(quota, online) ?? 2;
+      // The thread arenas' tops are not shrunk by malloc_trim, and are not pieces: said as what they are.
+      const tops = threads.topBytes !== undefined && threads.topBytes >= MiB;
+      const held = `${formatBytes(threads.freeResidentBytes)} free and resident (${formatBytes(threads.releasableBytes)} in whole pages inside free chunks, ${formatBytes(threads.fragmentedBytes)} in pieces smaller than a page${tops ? ` and in the arenas' top chunks, which hold ${formatBytes(threads.topBytes as number)} free` : ""})`;
+      if (near && limit && !followed) {
         const cpus =
           quota !== undefined
             ? `while the cgroup's CPU quota allows ${quota} CPU${quota === 1 ? "" : "s"}`
@@ -369,6 +379,7 @@ function glibcFindings(
             threadArenasFreeResidentBytes: threads.freeResidentBytes,
             threadArenasFragmentedBytes: threads.fragmentedBytes,
             threadArenasReleasableBytes: threads.releasableBytes,
+            ...(threads.topBytes !== undefined ? { threadArenasTopBytes: threads.topBytes } : {}),
             recommendedArenaMax: n,
           },
         });
@@ -377,6 +388,10 @@ function glibcFindings(
         const libuv = names?.["libuv-worker"];
         const workers = names?.WorkerThread;
         const poolEnv = ctx.env?.UV_THREADPOOL_SIZE;
+        const inForce =
+          followed && limit
+            ? ` ${limit.source === "MALLOC_ARENA_MAX" ? `MALLOC_ARENA_MAX=${limit.arenas}` : `glibc.malloc.arena_max=${limit.arenas}`} is in force already${near ? " and reached" : ""}: fewer arenas are not advised.`
+            : "";
         const pool =
           poolEnv !== undefined && /^\d{1,4}$/.test(poolEnv.trim())
             ? `UV_THREADPOOL_SIZE=${poolEnv.trim()}`
@@ -389,7 +404,7 @@ function glibcFindings(
         out.push({
           id: "glibc-thread-arena-high-water",
           severity,
-          message: `glibc's ${threads.arenas} thread arena${threads.arenas === 1 ? "" : "s"} keep ${held}, ${pct(threads.freeResidentBytes, rss)} of RSS: each thread's arena grows to that thread's peak and stays there, since a heap cannot shrink below a live block at its top (they hold ${formatBytes(threads.systemBytes)} from the OS, ${formatBytes(threads.peakSystemBytes)} at their peaks, ${formatBytes(threads.inUseBytes)} in use). The threads: ${who}. trim() returns ${formatBytes(threads.releasableBytes)} now, until the next peak; fewer threadpool threads (UV_THREADPOOL_SIZE) or worker threads lower the sum of the peaks.${stale}`,
+          message: `glibc's ${threads.arenas} thread arena${threads.arenas === 1 ? "" : "s"} keep ${held}, ${pct(threads.freeResidentBytes, rss)} of RSS: each thread's arena grows to that thread's peak and stays there, since a heap cannot shrink below a live block at its top (they hold ${formatBytes(threads.systemBytes)} from the OS, ${formatBytes(threads.peakSystemBytes)} at their peaks, ${formatBytes(threads.inUseBytes)} in use). The threads: ${who}. trim() returns ${formatBytes(threads.releasableBytes)} now, until the next peak; fewer threadpool threads (UV_THREADPOOL_SIZE) or worker threads lower the sum of the peaks.${inForce}${stale}`,
           evidence: {
             ...base(),
             threadArenas: threads.arenas,
@@ -402,6 +417,8 @@ function glibcFindings(
             ...(libuv !== undefined ? { libuvThreads: libuv } : {}),
             ...(workers !== undefined ? { workerThreads: workers } : {}),
             uvThreadpoolSize: poolEnv?.trim() || "4 (default)",
+            ...(threads.topBytes !== undefined ? { threadArenasTopBytes: threads.topBytes } : {}),
+            ...(followed && limit ? { arenaLimit: limit.arenas, arenaLimitSource: limit.source } : {}),
           },
         });
       }

@@ -207,8 +207,16 @@ export interface ArenaGroup {
   freeResidentBytes: number;
   /** Of those, whole pages inside free chunks: what malloc_trim returns (estimated from the chunks' sizes). */
   releasableBytes: number;
-  /** The rest: free pieces smaller than a page, which no trim returns. */
+  /**
+   * The rest: free pieces smaller than a page, which no trim returns, and (other threads' arenas)
+   * what of their top chunks is resident: malloc_trim does not shrink those tops.
+   */
   fragmentedBytes: number;
+  /**
+   * The free top chunks at the ends of the arenas' heaps (malloc_info's `rest` less its bins),
+   * resident or not. The main arena's is within releasableBytes (trim shrinks the break).
+   */
+  topBytes?: number;
 }
 
 /** The CPUs the process may use: what glibc sizes its arenas by, and what the cgroup allows. */

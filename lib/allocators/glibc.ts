@@ -11,6 +11,7 @@ import type { NativeReadInstance } from "../native";
 import { extend } from "../objects";
 import type { AllocatorState, ArenaGroup, Warning } from "../types";
 import {
+  arenaTopBytes,
   arenaTrimmableBytes,
   type MallocInfo,
   type MallocInfoArena,
@@ -158,6 +159,7 @@ function arenaGroups(
     let peak = 0;
     let free = 0;
     let whole = 0;
+    let top = 0;
     for (const a of arenas) {
       if (a.systemBytes === undefined || a.fastFreeBytes === undefined || a.restFreeBytes === undefined)
         return undefined;
@@ -165,6 +167,7 @@ function arenaGroups(
       peak += a.maxSystemBytes ?? a.systemBytes;
       free += a.fastFreeBytes + a.restFreeBytes;
       whole += arenaTrimmableBytes(a, page);
+      top += arenaTopBytes(a) ?? 0;
     }
     free = Math.min(free, system);
     const inUse = system - free;
@@ -180,6 +183,7 @@ function arenaGroups(
       freeResidentBytes: freeResident,
       releasableBytes: releasable,
       fragmentedBytes: freeResident - releasable,
+      topBytes: Math.min(top, free),
     };
   };
   const main = group(

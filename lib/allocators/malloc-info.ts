@@ -170,13 +170,23 @@ export function arenaTrimmableBytes(arena: MallocInfoArena, page: number): numbe
     const perChunk = average - FREE_CHUNK_HEADER - page;
     if (perChunk > 0) total += perChunk * bin.count;
   }
-  if (arena.nr === 0 && arena.restFreeBytes !== undefined) {
-    // `rest` counts the top chunk with the bins; what is left over is the top (± PREV_INUSE bits).
-    const fast = arena.fastFreeBytes ?? 0;
-    const top = arena.restFreeBytes - (inBins - fast);
-    if (top > MIN_CHUNK + page) total += Math.floor((top - MIN_CHUNK - 1) / page) * page;
+  if (arena.nr === 0) {
+    const top = arenaTopBytes(arena, inBins);
+    if (top !== undefined && top > MIN_CHUNK + page) total += Math.floor((top - MIN_CHUNK - 1) / page) * page;
   }
   return Math.max(0, Math.round(total));
+}
+
+/**
+ * An arena's top chunk, the free memory at the end of its heap: `rest` counts it with the bins, and
+ * what is left over once the bins are taken out is the top (± PREV_INUSE bits). Undefined when
+ * malloc_info did not give the totals.
+ */
+export function arenaTopBytes(arena: MallocInfoArena, inBins?: number): number | undefined {
+  if (arena.restFreeBytes === undefined) return undefined;
+  const bins = inBins ?? (arena.bins ?? []).reduce((n, b) => n + b.total, 0);
+  const fast = arena.fastFreeBytes ?? 0;
+  return Math.max(0, arena.restFreeBytes - (bins - fast));
 }
 
 /**

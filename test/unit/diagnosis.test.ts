@@ -4,7 +4,8 @@ import { glibcArenaLimit } from "../../lib/allocators/glibc";
 import { findings, recommendedArenaMax } from "../../lib/findings";
 import { parseCpuList, parseCpuQuota } from "../../lib/procfs/cgroup";
 import { fitLine, fitTrend } from "../../lib/trend";
-import type { Snapshot } from "../../lib/types";
+import type { AllocatorState, ArenaGroup, Breakdown, Snapshot } from "../../lib/types";
+import { withViews } from "../../lib/views";
 
 const MiB = 1024 * 1024;
 
@@ -145,6 +146,89 @@ describe("the leak finding clears when the growth stops", () => {
     expect(f?.evidence.rssRatePerHourBytes).toBe(360 * MiB);
     expect(f?.message).toMatch(
       /about 3\.5 GiB an hour \(allocated bytes; RSS grew about 360\.0 MiB an hour over the same readings: much of what is allocated has not been written/,
+    );
+  });
+});
+
+describe("glibc's thread arenas: the words match the figures, and followed advice is not given again", () => {
+  const group = (over: Partial<ArenaGroup>): ArenaGroup => ({
+    arenas: 1,
+    systemBytes: 0,
+    peakSystemBytes: 0,
+    inUseBytes: 0,
+    freeBytes: 0,
+    residentBytes: 0,
+    freeResidentBytes: 0,
+    releasableBytes: 0,
+    fragmentedBytes: 0,
+    ...over,
+  });
+  /** A reading whose 4 thread arenas keep 100 MiB free, 96 MiB of it in their top chunks. */
+  function reading(limit: { arenas: number; source: string }): Snapshot {
+    const threads = group({
+      arenas: 4,
+      systemBytes: 110 * MiB,
+      peakSystemBytes: 110 * MiB,
+      inUseBytes: 10 * MiB,
+      freeBytes: 100 * MiB,
+      residentBytes: 110 * MiB,
+      freeResidentBytes: 100 * MiB,
+      releasableBytes: 2 * MiB,
+      fragmentedBytes: 98 * MiB,
+      topBytes: 96 * MiB,
+    });
+    const main = group({ systemBytes: 10 * MiB, inUseBytes: 10 * MiB, residentBytes: 10 * MiB });
+    return withViews({
+      schema: "heapstate/2",
+      time: "2026-01-01T00:00:00.000Z",
+      pid: 1,
+      tier: "deep",
+      costMicros: 1,
+      identity: { hostname: "h" },
+      warnings: [],
+      cpu: { onlineCpus: 2 },
+      allocators: [
+        {
+          allocator: "glibc",
+          library: "/lib/libc.so.6",
+          servesMalloc: true,
+          arenas: 5,
+          arenaLimit: limit,
+          arenaGroups: { main, threads },
+        } as AllocatorState,
+      ],
+    } as Snapshot);
+  }
+  const breakdown = { rssBytes: 200 * MiB, unattributedBytes: 0, parts: [] } as unknown as Breakdown;
+  const glibc = (s: Snapshot) =>
+    findings(s, breakdown, {}).filter((f) => f.id.startsWith("glibc-") && f.severity === "warn");
+
+  it("top chunks are named as top chunks, not as pieces smaller than a page", () => {
+    const [f] = glibc(reading({ arenas: 16, source: "8 × 2 online CPUs (glibc's default)" }));
+    expect(f?.message).toContain(
+      "(2.0 MiB in whole pages inside free chunks, 98.0 MiB in pieces smaller than a page and in the arenas' top chunks, which hold 96.0 MiB free)",
+    );
+    expect(f?.evidence.threadArenasTopBytes).toBe(96 * MiB);
+  });
+
+  it("MALLOC_ARENA_MAX=4 already set, near its limit: not advised again; the high-water verdict says it is in force", () => {
+    for (const limit of [
+      { arenas: 4, source: "MALLOC_ARENA_MAX" },
+      { arenas: 4, source: "GLIBC_TUNABLES glibc.malloc.arena_max" },
+      { arenas: 2, source: "MALLOC_ARENA_MAX" },
+    ]) {
+      const found = glibc(reading(limit));
+      expect(found.map((f) => f.id)).toEqual(["glibc-thread-arena-high-water"]);
+      expect(found[0]?.message).not.toMatch(/Start node with MALLOC_ARENA_MAX/);
+      expect(found[0]?.message).toMatch(/(MALLOC_ARENA_MAX|glibc\.malloc\.arena_max)=\d is in force already/);
+    }
+    // Glibc's default limit on 2 CPUs (16), reached: the pile-up verdict, advising 4.
+    const pile = glibc(reading({ arenas: 5, source: "8 × 2 online CPUs (glibc's default)" }));
+    expect(pile.map((f) => f.id)).toEqual(["glibc-arena-pile-up"]);
+    expect(pile[0]?.message).toMatch(/Start node with MALLOC_ARENA_MAX=4/);
+    // A limit set above what is advised is not followed advice: 4 is advised.
+    expect(glibc(reading({ arenas: 6, source: "MALLOC_ARENA_MAX" }))[0]?.message).toMatch(
+      /Start node with MALLOC_ARENA_MAX=4/,
     );
   });
 });
