@@ -16,8 +16,12 @@ const rows = readdirSync(dir)
   .filter((f) => f.endsWith(".json"))
   .sort()
   .map((f) => JSON.parse(readFileSync(join(dir, f), "utf8")));
+const latest = rows
+  .map((r) => r.time.slice(0, 10))
+  .sort()
+  .at(-1);
 const lines = [
-  `Measured ${rows.map((r) => r.time.slice(0, 10)).sort().at(-1)} by \`test/truth/remedies.test.ts\` (RSS growth over each child's start: built / after 15 s idle / after trim()).`,
+  `Measured ${latest} by \`test/truth/remedies.test.ts\` (RSS growth over each child's start: built / after 15 s idle / after trim()).`,
   "",
   "| verdict | shape | fragmented (heapstate) | glibc | jemalloc, `MALLOC_CONF` | jemalloc | saved at best |",
   "|---|---|---|---|---|---|---|",
