@@ -286,6 +286,22 @@ function nativeChildren(
 ): BreakdownChild[] | undefined {
   const v8 = input.v8;
   if (v8?.mallocedBytes === undefined || v8.arrayBuffersBytes === undefined) return undefined;
+  // Reporters of ArrayBuffer memory claim a share of what memoryUsage().arrayBuffers counts.
+  let inArrayBuffers = 0;
+  const abNames: string[] = [];
+  for (const c of input.claims ?? []) {
+    if (c.kind !== "array-buffers") continue;
+    inArrayBuffers += c.allocatedBytes;
+    abNames.push(JSON.stringify(c.name));
+  }
+  if (inArrayBuffers > v8.arrayBuffersBytes) {
+    input.warnings?.push({
+      source: "breakdown",
+      code: "CHILDREN_EXCEED_PART",
+      message: `the reporters of ArrayBuffer memory (${abNames.join(", ")}) claim ${formatBytes(inArrayBuffers)}, more than the ${formatBytes(v8.arrayBuffersBytes)} of ArrayBuffers this isolate has (memoryUsage().arrayBuffers): one counts memory that is not this isolate's ArrayBuffers (a worker's, or malloc'd memory: register it with { kind: "malloc" }); the native heap is not split in this reading`,
+    });
+    return undefined;
+  }
   const children: BreakdownChild[] = [
     {
       name: "native-v8",
@@ -294,16 +310,21 @@ function nativeChildren(
     },
     {
       name: "native-array-buffers",
-      bytes: v8.arrayBuffersBytes,
-      source: "memoryUsage().arrayBuffers (allocated; resident once written)",
+      bytes: v8.arrayBuffersBytes - inArrayBuffers,
+      source:
+        inArrayBuffers > 0
+          ? `memoryUsage().arrayBuffers (allocated; resident once written), less what reporters of ArrayBuffer memory claim`
+          : "memoryUsage().arrayBuffers (allocated; resident once written)",
     },
   ];
+  let mallocClaimed = 0;
   for (const c of input.claims ?? []) {
-    if (c.kind !== "malloc") continue;
+    if (c.kind === "mapped") continue;
+    if (c.kind === "malloc") mallocClaimed += c.allocatedBytes;
     children.push({
       name: "native-reported",
       bytes: c.allocatedBytes,
-      source: `reporter ${JSON.stringify(c.name)}: what it holds${c.asOf !== undefined ? ` (as of ${c.asOf})` : ""}`,
+      source: `reporter ${JSON.stringify(c.name)}: ${c.kind === "array-buffers" ? "the ArrayBuffer memory it holds (within memoryUsage().arrayBuffers)" : "what it holds"}${c.asOf !== undefined ? ` (as of ${c.asOf})` : ""}`,
       label: c.name,
     });
   }
@@ -320,10 +341,17 @@ function nativeChildren(
   for (const c of children) if (c.name !== "native-allocator-slack") claimed += c.bytes;
   const rest = allocated - claimed;
   if (rest < 0) {
+    // The likeliest overlap: malloc reporters whose bytes are ArrayBuffers, counted by V8 already.
+    const overlap =
+      mallocClaimed > 0 && v8.arrayBuffersBytes - inArrayBuffers >= -rest
+        ? `the reporters of malloc memory claim ${formatBytes(mallocClaimed)}, and if they count Buffers or ArrayBuffers (which memoryUsage().arrayBuffers, ${formatBytes(v8.arrayBuffersBytes)} here, counts already), register them with { kind: "array-buffers" }; memory a reporter maps itself is { kind: "mapped" }`
+        : mallocClaimed > 0
+          ? `a reporter counts memory that does not come from this process's malloc (memory it maps itself: { kind: "mapped" }), or other isolates' figures were mixed in`
+          : "other isolates' figures were mixed in";
     input.warnings?.push({
       source: "breakdown",
       code: "CHILDREN_EXCEED_PART",
-      message: `V8, the ArrayBuffers and the reporters claim ${formatBytes(claimed)}, more than the ${formatBytes(allocated)} the allocator has given out: a reporter counts memory that does not come from malloc (register it with { kind: "mapped" }), or other isolates' figures were mixed in; the native heap is not split in this reading`,
+      message: `V8, the ArrayBuffers and the reporters claim ${formatBytes(claimed)}, more than the ${formatBytes(allocated)} the allocator has given out: ${overlap}; the native heap is not split in this reading`,
     });
     return undefined;
   }

@@ -25,14 +25,21 @@ export interface MemoryReport {
   asOf?: string;
 }
 
+/** What a reporter's bytes are, and so where the reading counts them. */
+export const REPORTER_KINDS = ["malloc", "array-buffers", "mapped"] as const;
+export type ReporterKind = (typeof REPORTER_KINDS)[number];
+
 export interface MemoryReporterOptions {
   /**
-   * `malloc` (default): the memory came from the process's malloc, so it is inside the native
-   * heap and the reading shows it as a child of the native heap's in-use part. `mapped`: the
-   * reporter maps its own memory (mmap, a V8 heap of another isolate); its resident bytes are a
-   * part of RSS of their own (`reported`).
+   * `malloc` (default): the memory came from the process's malloc (an addon's buffers, a library's
+   * structures), so it is inside the native heap and the reading shows it as a child of the native
+   * heap's in-use part. `array-buffers`: the bytes are ArrayBuffer or Buffer backing stores of
+   * this isolate (a cache of Buffers), which `memoryUsage().arrayBuffers` counts already: they are
+   * shown as a share of `native-array-buffers`, never counted twice. `mapped`: the reporter maps
+   * its own memory (mmap, a V8 heap of another isolate); its resident bytes are a part of RSS of
+   * their own (`reported`).
    */
-  kind?: "malloc" | "mapped";
+  kind?: ReporterKind;
 }
 
 /** Returns what it holds now, or undefined when it has nothing to say this time. */
@@ -41,7 +48,7 @@ export type MemoryReporter = () => MemoryReport | undefined;
 interface Entry {
   name: string;
   report: MemoryReporter;
-  kind: "malloc" | "mapped";
+  kind: ReporterKind;
 }
 
 const reporters = new Map<string, Entry>();
@@ -55,14 +62,20 @@ const where = "registerMemoryReporter(name, report, options)";
 
 /**
  * Registers a reporter under a unique name (1 to 64 printable characters) and returns the function
- * that unregisters it.
+ * that unregisters it. Say what its bytes are (`kind`): a cache of Buffers holds ArrayBuffer memory,
+ * which the reading counts already, so it is `array-buffers`, and its bytes are shown as a share of
+ * that, not again.
  * @example
- * const cache = new Map();
- * const unregister = registerMemoryReporter("image-cache", () => {
- *   let bytes = 0;
- *   for (const b of cache.values()) bytes += b.byteLength;
- *   return { allocatedBytes: bytes };
- * });
+ * const cache = new Map(); // key → Buffer
+ * const unregister = registerMemoryReporter(
+ *   "image-cache",
+ *   () => {
+ *     let bytes = 0;
+ *     for (const b of cache.values()) bytes += b.byteLength;
+ *     return { allocatedBytes: bytes };
+ *   },
+ *   { kind: "array-buffers" },
+ * );
  */
 export function registerMemoryReporter(
   name: string,
@@ -74,7 +87,7 @@ export function registerMemoryReporter(
   }
   if (typeof report !== "function") throw is.invalidOption(where, `report must be a function, ${is.received(report)}`);
   const o = is.optionsObject(where, options, ["kind"]);
-  const kind = is.oneOf(where, "kind", o.kind, "malloc", ["malloc", "mapped"] as const);
+  const kind = is.oneOf(where, "kind", o.kind, "malloc", REPORTER_KINDS);
   if (reporters.has(name)) {
     throw is.invalidOption(
       where,
@@ -91,7 +104,7 @@ export function registerMemoryReporter(
 /** One reporter's claim in one reading. */
 export interface Claim {
   name: string;
-  kind: "malloc" | "mapped";
+  kind: ReporterKind;
   allocatedBytes: number;
   residentBytes?: number;
   asOf?: string;

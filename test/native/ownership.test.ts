@@ -46,6 +46,34 @@ const cases: Array<[string, PreloadName | undefined, string]> = [
   ["mimalloc", "mimalloc", "native-committed"],
 ];
 
+describe.each(cases.slice(0, 2))("a reporter of a cache of Buffers under %s", (_name, preload) => {
+  const env = preload ? { LD_PRELOAD: requireLib(preload) } : {};
+  const asArrayBuffers = inBeforeAll(() =>
+    runChild<{ after: Reading }>("ownership.cjs", ["buffer-cache", "array-buffers"], env),
+  );
+  const asMalloc = inBeforeAll(() => runChild<{ after: Reading }>("ownership.cjs", ["buffer-cache", "malloc"], env));
+
+  it('{ kind: "array-buffers" }: a share of native-array-buffers, counted once, the breakdown adding up to RSS', () => {
+    const r = asArrayBuffers().after;
+    const c = children(r);
+    expect(r.warnings.map((w) => w.code)).not.toContain("CHILDREN_EXCEED_PART");
+    expect(c.get("native-reported image-cache")).toBe(64 * MiB);
+    // What V8 counts beside the cache (Node's own buffers) is what is left of native-array-buffers.
+    expect(c.get("native-array-buffers")).toBeGreaterThanOrEqual(0);
+    expect(c.get("native-array-buffers")).toBeLessThan(4 * MiB);
+    addsUp(r);
+    expect(Math.abs(r.unattributed)).toBeLessThanOrEqual(Math.max(4 * MiB, 0.03 * r.rss));
+  });
+
+  it("the same reporter as malloc memory double-counts: CHILDREN_EXCEED_PART names the overlap and its fix", () => {
+    const r = asMalloc().after;
+    const w = r.warnings.find((x) => x.code === "CHILDREN_EXCEED_PART");
+    expect(w?.message).toMatch(
+      /the reporters of malloc memory claim 64\.0 MiB, and if they count Buffers or ArrayBuffers .* register them with \{ kind: "array-buffers" \}/,
+    );
+  });
+});
+
 describe.each(cases)("who owns the native heap under %s", (name, preload, parent) => {
   const out = inBeforeAll(() =>
     runChild<{ before: Reading; after: Reading }>(
