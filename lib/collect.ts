@@ -11,6 +11,7 @@ import { type BaselineBudgets, currentBaseline, storeBaseline } from "./baseline
 import { buildBreakdown, withHeldBackGlibcFree, withUnmeasurableGlibcFree } from "./breakdown";
 import { assertSnapshot, HeapstateError, isHeapstateError } from "./errors";
 import { findings, glibcFreeWorthConfirming } from "./findings";
+import { persistentDirty, recordJemallocDirty } from "./jemalloc-decay";
 import { extend } from "./objects";
 import { type ReadPlan, readPlan } from "./options";
 import { locate, readCgroup, readCpu } from "./procfs/cgroup-read";
@@ -236,6 +237,13 @@ function readOnce(o: ReadPlan, policy: ReadPolicy): Snapshot {
     // The native heap no one claims, followed across this process's readings (a leak's trend).
     const unclassified = nativeUnclassified(breakdown);
     if (o.self && unclassified) recordUnclassified(time, unclassified.bytes, snap.process?.rssBytes);
+    // jemalloc's dirty pages, followed across readings: what its decay leaves is what may be named.
+    let jemallocDirty: ReturnType<typeof persistentDirty>;
+    const decayMs = heap?.config?.dirtyDecayMs;
+    if (o.self && heap?.allocator === "jemalloc" && heap.pages?.dirtyBytes !== undefined) {
+      recordJemallocDirty(time, heap.pages.dirtyBytes);
+      if (typeof decayMs === "number") jemallocDirty = persistentDirty(time, decayMs);
+    }
     snap.findings = findings(snap, breakdown, {
       env: o.self ? process.env : undefined,
       // Also when this reading has no split (its glibc figures reused within the walk's back-off):
@@ -243,6 +251,7 @@ function readOnce(o: ReadPlan, policy: ReadPolicy): Snapshot {
       trend: o.self ? unclassifiedTrend() : undefined,
       trendCurrent: unclassified !== undefined,
       baseline: o.self ? currentBaseline() : undefined,
+      jemallocDirty,
     });
   });
   if (o.self) {

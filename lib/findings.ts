@@ -8,6 +8,7 @@ export { FINDING_IDS } from "./types";
 
 import type { Baseline } from "./baseline";
 import { nativeHeap } from "./figures";
+import type { PersistentDirty } from "./jemalloc-decay";
 import type { Trend } from "./trend";
 import { formatBytes } from "./units";
 import { servingAllocator } from "./views";
@@ -47,6 +48,8 @@ export interface FindingContext {
   trendCurrent?: boolean | undefined;
   /** The baseline set by setBaseline(), with its budgets. */
   baseline?: Baseline | undefined;
+  /** jemalloc's dirty pages kept through its whole decay time, across this process's readings. */
+  jemallocDirty?: PersistentDirty | undefined;
 }
 
 export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingContext): Finding[] {
@@ -55,6 +58,7 @@ export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingCont
   const heap = servingAllocator(s);
 
   glibcFindings(out, s, b, heap, ctx);
+  jemallocFindings(out, b, heap, ctx);
 
   const preload = ctx.env?.LD_PRELOAD;
   if (preload) {
@@ -167,6 +171,66 @@ export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingCont
     });
   }
   return out;
+}
+
+/**
+ * jemalloc's own waste, where it is large (64 MiB and 10 % of RSS, as glibc's):
+ * - dirty pages its decay has left in place through its whole decay time (measured across readings:
+ *   one reading's dirty pages may be about to be purged). Without a background thread, jemalloc's
+ *   decay advances only when the process allocates, so an idle process keeps them: the remedy, applied
+ *   in test/truth/remedies.test.ts, is its background thread (MALLOC_CONF=background_thread:true),
+ *   and trim() purges them now;
+ * - room inside its active pages that holds no allocation (active − allocated), mostly free regions
+ *   of slabs that still hold live ones: no remedy can be predicted, as for glibc's fragments.
+ */
+function jemallocFindings(
+  out: Finding[],
+  b: Breakdown | undefined,
+  heap: AllocatorState | undefined,
+  ctx: FindingContext,
+): void {
+  if (heap?.allocator !== "jemalloc" || !b) return;
+  const rss = b.rssBytes;
+  const worth = (bytes: number) => bytes >= RETAINED_MIN && bytes >= rss * RETAINED_SHARE;
+  const kept = ctx.jemallocDirty;
+  const decayMs = heap.config?.dirtyDecayMs;
+  if (kept && typeof decayMs === "number" && worth(kept.bytes)) {
+    const background = heap.config?.backgroundThread === true;
+    const conf = ctx.env?.MALLOC_CONF?.trim();
+    const setting = conf ? `MALLOC_CONF=${conf},background_thread:true` : "MALLOC_CONF=background_thread:true";
+    const seconds = `${Math.round(decayMs / 100) / 10} s`;
+    out.push({
+      id: "jemalloc-dirty-pages-kept",
+      severity: "warn",
+      message: background
+        ? `jemalloc has kept at least ${formatBytes(kept.bytes)} of freed memory in dirty pages (${pct(kept.bytes, rss)} of RSS) through its whole decay time (dirty_decay_ms ${decayMs}, ${kept.readings} readings since ${kept.since}), although its background thread runs: trim() purges them now (about that much).`
+        : `jemalloc has kept at least ${formatBytes(kept.bytes)} of freed memory in dirty pages (${pct(kept.bytes, rss)} of RSS) through its whole decay time (dirty_decay_ms ${decayMs}, ${kept.readings} readings since ${kept.since}): without its background thread, jemalloc's decay advances only when the process allocates, so a quiet process keeps them. Start node with ${setting} (the LD_PRELOAD as now): its background thread purges dirty pages within ${seconds} of their freeing, busy or idle, about ${formatBytes(kept.bytes)} here; trim() purges them now.`,
+      evidence: {
+        rssBytes: rss,
+        keptDirtyBytes: kept.bytes,
+        since: kept.since,
+        readings: kept.readings,
+        dirtyDecayMs: decayMs,
+        backgroundThread: background ? "on" : "off",
+      },
+    });
+  }
+  if (heap.activeBytes !== undefined && heap.allocatedBytes !== undefined) {
+    const slack = heap.activeBytes - heap.allocatedBytes;
+    if (worth(slack)) {
+      out.push({
+        id: "jemalloc-partly-used-slabs",
+        severity: "warn",
+        message: `jemalloc keeps ${formatBytes(slack)} of its active pages free (${pct(slack, rss)} of RSS; active − allocated: mostly free regions of slabs that still hold live ones, ${formatBytes(heap.allocatedBytes)} in use). No allocator gives back a page that still holds a live block, and no setting of jemalloc's does: no remedy can be predicted. What helps: fewer long-lived small objects, or allocating them together (at start-up, or from a pool), so that slabs come free whole.`,
+        evidence: {
+          rssBytes: rss,
+          slackBytes: slack,
+          activeBytes: heap.activeBytes,
+          allocatedBytes: heap.allocatedBytes,
+        },
+      });
+    }
+  }
 }
 
 /** Steady growth of native-unclassified: at least this many readings, this long, this straight a line. */

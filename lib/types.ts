@@ -70,6 +70,8 @@ export const FINDING_IDS = [
   "glibc-retains-freed-memory",
   "glibc-free-fragmented",
   "glibc-may-retain-freed-memory",
+  "jemalloc-dirty-pages-kept",
+  "jemalloc-partly-used-slabs",
   "preload-not-serving-malloc",
   "v8-limit-above-cgroup-limit",
   "near-cgroup-limit",

@@ -20,14 +20,16 @@ const latest = rows
   .map((r) => r.time.slice(0, 10))
   .sort()
   .at(-1);
+const three = (r) => `${mib(r.builtBytes)} / ${mib(r.idleBytes)} / ${mib(r.purgedBytes)}`;
+const idle = rows.map((r) => r.idleSeconds).find((x) => x !== undefined) ?? "?";
 const lines = [
-  `Measured ${latest} by \`test/truth/remedies.test.ts\` (RSS growth over each child's start: built / after 15 s idle / after trim()).`,
+  `Measured ${latest} by \`test/truth/remedies.test.ts\`: RSS growth over each child's start, right after the shape is built / after ${idle} s idle / after trim().`,
   "",
-  "| verdict | shape | fragmented (heapstate) | glibc | jemalloc, `MALLOC_CONF` | jemalloc | saved at best |",
-  "|---|---|---|---|---|---|---|",
+  "| verdict | shape | what the verdict states | without the remedy | with it | RSS saved at best |",
+  "|---|---|---|---|---|---|",
   ...rows.map(
     (r) =>
-      `| \`${r.verdict}\` | \`${r.shape}\` | ${mib(r.fragmentedBytes)} | ${mib(r.glibc.builtBytes)} / ${mib(r.glibc.idleBytes)} / ${mib(r.glibc.purgedBytes)} | \`${r.jemalloc.settings}\` | ${mib(r.jemalloc.builtBytes)} / ${mib(r.jemalloc.idleBytes)} / ${mib(r.jemalloc.purgedBytes)} | ${mib(r.savedBytes)} |`,
+      `| \`${r.verdict}\` | \`${r.shape}\` | ${r.stated.what} ${mib(r.stated.bytes)} | ${r.without.what}: ${three(r.without)} | ${r.with.what}${r.with.settings ? ` with \`MALLOC_CONF=${r.with.settings}\`` : ""}: ${three(r.with)} | ${mib(r.savedBytes)} |`,
   ),
 ];
 const file = join(root, "docs", "diagnosis.md");
