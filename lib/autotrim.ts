@@ -6,19 +6,26 @@
  * Each check reads what a trim would release now (the same reading trim() promises from: glibc's
  * free memory measured from the kernel, jemalloc's dirty and muzzy pages, tcmalloc's free
  * page-heap pages). Below `minReleasableBytes` it does nothing. Otherwise it predicts the pause
- * and does not trim when the prediction is above `maxPauseMs`:
- * - glibc's malloc_trim walks every arena's free lists holding that arena's lock, as the reading's
- *   own walk just did, and makes one madvise call per free chunk that holds a whole page: the
- *   pause is predicted as the walk's time + those chunks (counted from malloc_info) × the cost of
- *   one, which starts at 100 µs (measured here: 32 000 such chunks of a fragmented 1 GiB heap, 2.4 to 2.9 s) and becomes the largest seen;
- * - jemalloc's and tcmalloc's release is predicted from the bytes to release × the largest cost
- *   per MiB seen (0.1 ms to begin with).
- * A trim's pause and release are measured (the trim call's time; smaps_rollup right before and
- * after) and kept; while trims release less than half the floor the interval doubles, up to 16
- * times the one asked for (and never past 2³¹ − 1 ms, the longest delay a Node timer takes: Node
- * turns a longer one into 1 ms), and a good trim resets it.
+ * and does not trim when the prediction is above `maxPauseMs`. What a release costs, measured in
+ * this thread's CPU time on this kind of machine (malloc_trim on seven heap shapes, from 8 free
+ * chunks releasing 513 MiB to 8 million free chunks releasing nothing):
+ * - one madvise call per free chunk that holds a whole page, while the arena's lock is held:
+ *   1.7 µs a call;
+ * - the pages each call gives back: 0.33 µs a page (a 513 MiB chunk, 44 ms);
+ * - glibc first moves every fastbin chunk to the unsorted bin and walks it: 5 ns a chunk (8 million
+ *   of them, 34–51 ms);
+ * so glibc's pause is predicted from malloc_info's chunks and bytes (within 2× of what was measured
+ * on every shape: the README's heap 22–25 ms against 35 predicted, one large chunk 41–49 against
+ * 43, 1 GiB of small free chunks 34–51 against 40, a fragmented 1 GiB heap 105–113 against 88);
+ * jemalloc's and tcmalloc's from their pages alone. After each trim the prediction is scaled by
+ * what the last trim measured against what was predicted for it (between ¼ and 8 times): a
+ * machine twice as slow predicts twice as long from its second trim on.
+ * A trim's pause (its CPU time, and its wall time) and release (smaps_rollup right before and
+ * after) are measured and kept; while trims release less than half the floor the interval doubles,
+ * up to 16 times the one asked for (and never past 2³¹ − 1 ms, the longest delay a Node timer takes:
+ * Node turns a longer one into 1 ms), and a good trim resets it.
  */
-import { type MallocInfo, trimmableChunks } from "./allocators/malloc-info";
+import { type MallocInfo, trimmableBytes, trimmableChunks } from "./allocators/malloc-info";
 import { setAutoTrimState } from "./autotrim-state";
 import { HeapstateError } from "./errors";
 import { readPlan } from "./options";
@@ -43,13 +50,32 @@ export interface AutoTrimmer {
 }
 
 const MiB = 1024 * 1024;
-/** What one madvise of malloc_trim costs, in ms, before a trim has been measured. */
-const PRIOR_MS_PER_CHUNK = 0.1;
-/** What releasing a MiB costs jemalloc or tcmalloc, in ms, before a trim has been measured. */
-const PRIOR_MS_PER_MIB = 0.1;
+/** What a release costs, in µs of this thread's CPU time, measured here (the file's comment). */
+export const TRIM_COST = { perChunkMicros: 1.7, perPageMicros: 0.33, perFastChunkMicros: 0.005 } as const;
+/** The bounds of the scale the last trim's measure sets. */
+const SCALE_MIN = 0.25;
+const SCALE_MAX = 8;
 const MAX_BACKOFF = 16;
 
 let running: AutoTrimmer | undefined;
+
+/**
+ * The pause a release is predicted to take, in ms of CPU time, before any scale: from glibc's
+ * malloc_info (the chunks malloc_trim madvises, the pages they give back, the fastbin chunks it
+ * first consolidates), or, for another allocator, from the bytes it would release.
+ */
+export function predictedReleaseMs(info: MallocInfo | undefined, releasableBytes: number, page: number): number {
+  if (info !== undefined && Array.isArray(info.arenas)) {
+    let fast = 0;
+    for (const a of info.arenas) fast += a.fastFreeChunks ?? 0;
+    const micros =
+      trimmableChunks(info, page) * TRIM_COST.perChunkMicros +
+      (trimmableBytes(info, page) / page) * TRIM_COST.perPageMicros +
+      fast * TRIM_COST.perFastChunkMicros;
+    return micros / 1000;
+  }
+  return ((releasableBytes / page) * TRIM_COST.perPageMicros) / 1000;
+}
 
 /**
  * The interval after a trim: doubled while trims release less than half the floor (or cannot be
@@ -96,8 +122,8 @@ export function startAutoTrim(options?: AutoTrimOptions): AutoTrimmer {
     skippedUnmeasured: 0,
     releasedBytes: 0,
   };
-  let msPerChunk = PRIOR_MS_PER_CHUNK;
-  let msPerMiB = PRIOR_MS_PER_MIB;
+  // What the last trim measured against what was predicted for it: later predictions are scaled by it.
+  let scale = 1;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
 
@@ -118,14 +144,11 @@ export function startAutoTrim(options?: AutoTrimOptions): AutoTrimmer {
       state.lastSkip = { time, reason: "below-floor", releasableBytes: releasable };
       return;
     }
-    // glibc: the reading's walk of the same lists, and one madvise per chunk holding a whole page.
-    const walkMs = (before.sourceCostMicros?.allocators ?? 0) / 1000;
     const heap = before.heap;
     const info = heap?.allocator === "glibc" ? (heap.raw?.malloc_info as MallocInfo | undefined) : undefined;
     const page = typeof heap?.raw?.page_size === "number" ? heap.raw.page_size : 4096;
-    const chunks = info && Array.isArray(info.arenas) ? trimmableChunks(info, page) : undefined;
-    const predictedPauseMs =
-      chunks !== undefined ? walkMs + chunks * msPerChunk : walkMs + (releasable / MiB) * msPerMiB;
+    const modelMs = predictedReleaseMs(info, releasable, page);
+    const predictedPauseMs = Math.round(modelMs * scale * 100) / 100;
     if (predictedPauseMs > maxPauseMs) {
       state.skippedPause++;
       state.lastSkip = { time, reason: "pause", releasableBytes: releasable, predictedPauseMs };
@@ -133,6 +156,7 @@ export function startAutoTrim(options?: AutoTrimOptions): AutoTrimmer {
     }
     const done = release(plan, before);
     const pauseMs = done.pauseMs ?? 0;
+    const cpuMs = done.pauseCpuMs;
     const released =
       done.rssBefore !== undefined && done.rssAfter !== undefined ? done.rssBefore - done.rssAfter : undefined;
     state.trims++;
@@ -143,11 +167,13 @@ export function startAutoTrim(options?: AutoTrimOptions): AutoTrimmer {
       promisedBytes: releasable,
       ...(released !== undefined ? { releasedBytes: released } : {}),
       pauseMs,
+      ...(cpuMs !== undefined ? { pauseCpuMs: cpuMs } : {}),
       predictedPauseMs,
     };
-    // What this trim says one chunk (or MiB) costs; the largest seen is what predicts the next.
-    if (chunks !== undefined && chunks >= 100) msPerChunk = Math.max(msPerChunk, (pauseMs - walkMs) / chunks);
-    if (chunks === undefined && releasable >= 16 * MiB) msPerMiB = Math.max(msPerMiB, pauseMs / (releasable / MiB));
+    // The model scaled to this machine by what this trim cost (its CPU time: time descheduled is not
+    // the trim's), when both are large enough to say anything.
+    const measured = cpuMs ?? pauseMs;
+    if (modelMs >= 1 && measured >= 1) scale = Math.min(SCALE_MAX, Math.max(SCALE_MIN, measured / modelMs));
     state.intervalMs = nextIntervalMs(state.intervalMs, baseIntervalMs, released, minReleasableBytes);
   };
 

@@ -215,7 +215,7 @@ function checkShape(obj: Obj, c: Checker): void {
       const last = c.object(auto, key, "snapshot.autoTrim");
       if (!last) continue;
       c.bytesOf(last, `snapshot.autoTrim.${key}`);
-      c.countsOf(last, `snapshot.autoTrim.${key}`, ["pauseMs", "predictedPauseMs"]);
+      c.countsOf(last, `snapshot.autoTrim.${key}`, ["pauseMs", "pauseCpuMs", "predictedPauseMs"]);
       c.stringsOf(last, `snapshot.autoTrim.${key}`, ["time", "reason"]);
     }
   }

@@ -1,4 +1,6 @@
 /** trim(): give free memory back to the OS, and measure what left RSS. */
+
+import { threadCpu } from "./backoff";
 import { read, refuseInsideReading } from "./collect";
 import { errorText } from "./errors";
 import { native } from "./native";
@@ -47,6 +49,8 @@ export interface Release {
   rssAfter?: number;
   /** The trim call itself (malloc_trim holds each arena's lock meanwhile), in ms. */
   pauseMs?: number;
+  /** The trim call's CPU time on this thread, in ms (absent without the addon's thread clock). */
+  pauseCpuMs?: number;
 }
 
 /** Runs the allocators' release actions, measuring RSS right around them (a failure is a warning in `before`). */
@@ -60,8 +64,11 @@ export function release(o: ReadPlan, before: Snapshot): Release {
     const glibc = servingAllocator(before)?.allocator === "glibc";
     const rssBefore = exactRss(o);
     const t = process.hrtime.bigint();
+    const cpu = threadCpu(binding);
     const done = binding.trim({ glibc });
+    const cpuUsed = threadCpu(binding) - cpu;
     out.pauseMs = Number(process.hrtime.bigint() - t) / 1e6;
+    if (Number.isFinite(cpuUsed)) out.pauseCpuMs = Math.min(out.pauseMs, cpuUsed / 1000);
     const rssAfter = exactRss(o);
     if (rssBefore !== undefined) out.rssBefore = rssBefore;
     if (rssAfter !== undefined) out.rssAfter = rssAfter;

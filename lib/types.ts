@@ -461,7 +461,10 @@ export interface AutoTrimState {
     time: string;
     promisedBytes?: number;
     releasedBytes?: number;
+    /** The trim call's wall time, in ms. */
     pauseMs: number;
+    /** Its CPU time on the trimming thread, in ms: what the pause model is held to. */
+    pauseCpuMs?: number;
     predictedPauseMs: number;
   };
   lastSkip?: {
