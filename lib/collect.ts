@@ -242,7 +242,9 @@ function readOnce(o: ReadPlan, policy: ReadPolicy): Snapshot {
     const decayMs = heap?.config?.dirtyDecayMs;
     if (o.self && heap?.allocator === "jemalloc" && heap.pages?.dirtyBytes !== undefined) {
       recordJemallocDirty(time, heap.pages.dirtyBytes);
-      if (typeof decayMs === "number") jemallocDirty = persistentDirty(time, decayMs);
+      // What the decay left is at most what is dirty now: looked for only when that could matter.
+      if (typeof decayMs === "number" && glibcFreeWorthConfirming(heap.pages.dirtyBytes, snap.process?.rssBytes))
+        jemallocDirty = persistentDirty(time, decayMs);
     }
     snap.findings = findings(snap, breakdown, {
       env: o.self ? process.env : undefined,

@@ -24,7 +24,11 @@ const LAZY_SHARE = 0.1;
 const UNATTRIBUTED_MIN = 64 * MiB;
 const UNATTRIBUTED_SHARE = 0.25;
 
-/** Whether glibc free memory of this size would be worth a finding: what asks the kernel to confirm it. */
+/**
+ * Whether memory an allocator holds and the program does not (glibc's free resident memory,
+ * jemalloc's dirty pages or slack) is large enough for a finding; for glibc, what asks the kernel
+ * to confirm it.
+ */
 export function glibcFreeWorthConfirming(bytes: number, rss: number | undefined): boolean {
   return bytes >= RETAINED_MIN && (rss === undefined || bytes >= rss * RETAINED_SHARE);
 }
@@ -191,7 +195,7 @@ function jemallocFindings(
 ): void {
   if (heap?.allocator !== "jemalloc" || !b) return;
   const rss = b.rssBytes;
-  const worth = (bytes: number) => bytes >= RETAINED_MIN && bytes >= rss * RETAINED_SHARE;
+  const worth = (bytes: number) => glibcFreeWorthConfirming(bytes, rss);
   const kept = ctx.jemallocDirty;
   const decayMs = heap.config?.dirtyDecayMs;
   if (kept && typeof decayMs === "number" && worth(kept.bytes)) {

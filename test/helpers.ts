@@ -154,3 +154,25 @@ export async function idleChild(env: Record<string, string | undefined> = {}): P
   });
   return child;
 }
+
+/**
+ * The first line a child prints on stdout that is a JSON object with `key` (`{"port":…}`), parsed;
+ * rejects with the child's status and stderr when it exits first (stderr must be a pipe to be quoted).
+ */
+export function announced<T>(child: ChildProcess, key: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let out = "";
+    let err = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    child.stdout?.on("data", (d: Buffer) => {
+      out += d.toString();
+      const line = out.split("\n").find((l) => l.startsWith(`{"${key}"`));
+      if (line) resolve(JSON.parse(line) as T);
+    });
+    child.once("exit", (code, signal) =>
+      reject(new Error(`the child exited (${code ?? signal}) before printing ${key}: ${err}`)),
+    );
+  });
+}

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { DEADLINE_MS, IDLE_MS, MAX_CONNECTIONS, MAX_REQUEST_BYTES } from "../../lib/agent";
-import { childEnv, dist, fixtures, MiB, printerAddon } from "../helpers";
+import { announced, childEnv, dist, fixtures, MiB, printerAddon } from "../helpers";
 
 const READING = `${JSON.stringify({ op: "reading", tier: "standard" })}\n`;
 
@@ -41,15 +41,7 @@ async function agentHost(env: Record<string, string> = {}): Promise<Host> {
     stdio: ["ignore", "pipe", "inherit", "ipc"],
   });
   hosts.push(child);
-  const socket = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout?.on("data", (d: Buffer) => {
-      out += d.toString();
-      const line = out.split("\n").find((l) => l.startsWith('{"socket"'));
-      if (line) resolve((JSON.parse(line) as { socket: string }).socket);
-    });
-    child.once("exit", (code) => reject(new Error(`the agent host exited (${code})`)));
-  });
+  const { socket } = await announced<{ socket: string }>(child, "socket");
   const ask = <T>(message: string) =>
     new Promise<T>((resolve) => {
       child.once("message", (m) => resolve(m as T));
@@ -235,19 +227,7 @@ describe("the agent's socket", () => {
       { env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] },
     );
     hosts.push(child);
-    return new Promise((resolve, reject) => {
-      let out = "";
-      let err = "";
-      child.stderr?.on("data", (d: Buffer) => {
-        err += d.toString();
-      });
-      child.stdout?.on("data", (d: Buffer) => {
-        out += d.toString();
-        const line = out.split("\n").find((l) => l.startsWith('{"path"'));
-        if (line) resolve({ child, path: (JSON.parse(line) as { path: string }).path });
-      });
-      child.once("exit", (code) => reject(new Error(`exited ${code}: ${err}`)));
-    });
+    return announced<{ path: string }>(child, "path").then(({ path }) => ({ child, path }));
   }
   const listening = async (path: string) => {
     for (let i = 0; i < 100 && !existsSync(path); i++) await new Promise((r) => setTimeout(r, 20));

@@ -10,7 +10,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { childEnv, dist, fixtures, requireLib } from "../helpers";
+import { announced, childEnv, dist, fixtures, requireLib } from "../helpers";
 
 interface Server {
   child: ChildProcess;
@@ -32,22 +32,10 @@ async function startServer(
     stdio: ["ignore", "pipe", "pipe"],
   });
   let exited = false;
-  let stderr = "";
   child.on("exit", () => {
     exited = true;
   });
-  child.stderr?.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = "";
-    child.stdout?.on("data", (d: Buffer) => {
-      out += d.toString();
-      const line = out.split("\n").find((l) => l.startsWith('{"port"'));
-      if (line) resolve((JSON.parse(line) as { port: number }).port);
-    });
-    child.on("exit", (code) => reject(new Error(`server exited (${code}): ${stderr}`)));
-  });
+  const { port } = await announced<{ port: number }>(child, "port");
   const server = { child, port, exited: () => exited };
   started.push(server);
   return server;

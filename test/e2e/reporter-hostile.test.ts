@@ -8,7 +8,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { childEnv, dist, fixtures } from "../helpers";
+import { announced, childEnv, dist, fixtures } from "../helpers";
 
 const children: ChildProcess[] = [];
 afterAll(() => {
@@ -25,15 +25,7 @@ async function attackServer(attack: string): Promise<{ port: number; child: Chil
   child.stderr?.on("data", (d: Buffer) => {
     stderr += d.toString();
   });
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = "";
-    child.stdout?.on("data", (d: Buffer) => {
-      out += d.toString();
-      const line = out.split("\n").find((l) => l.startsWith('{"port"'));
-      if (line) resolve((JSON.parse(line) as { port: number }).port);
-    });
-    child.on("exit", (code, signal) => reject(new Error(`server exited (${code ?? signal}): ${stderr}`)));
-  });
+  const { port } = await announced<{ port: number }>(child, "port");
   return { port, child, stderr: () => stderr };
 }
 
