@@ -6,6 +6,7 @@
  */
 
 import { arenaBytesOutsideMappings, type GlibcKernelEvidence, withKernelEvidence } from "./allocators/glibc";
+import { walkGlibcHeaps } from "./allocators/glibc-walk";
 import { allocatorsFromReading } from "./allocators/index";
 import { Backoff, type BackoffPolicy, type Clock, costSince, nowMicros, threadCpu } from "./backoff";
 import { regionRss, regionSize } from "./breakdown";
@@ -45,6 +46,24 @@ function arenaEvidence(regions: RegionSummary[] | undefined): GlibcKernelEvidenc
     mainArenaSizeBytes: mainSize,
     threadArenasSizeBytes: threadsSize,
   };
+}
+
+/**
+ * The walk of glibc's own chunks and their pages' residency, added to the kernel's evidence: free
+ * memory measured page by page, so that in-use blocks never written do not hide free pages. When
+ * it cannot close its walk, the estimate (Rss − in use) stands and a note says why.
+ */
+function withWalk(evidence: GlibcKernelEvidence, heap: AllocatorState, warnings: Warning[]): void {
+  const page = typeof heap.raw?.page_size === "number" ? heap.raw.page_size : undefined;
+  if (page === undefined || page <= 0) return;
+  const walk = walkGlibcHeaps(page);
+  evidence.walk = walk;
+  if (walk.problems.length > 0)
+    warnings.push({
+      source: "glibc",
+      code: "GLIBC_WALK_INCOMPLETE",
+      message: `glibc's chunks could not all be walked (${walk.problems.join("; ")}): free memory of those arenas is estimated as their resident pages less their in-use bytes, which counts blocks never written as resident`,
+    });
 }
 
 /** What asking the kernel about glibc's free memory came to. */
@@ -236,6 +255,7 @@ export class AllocatorReader {
       // A repeated reader inside the walk's back-off reuses the last walk: a second look would walk
       // again, past the bound the back-off keeps (a held walk stalls the service 20 ms or more).
       const reused = policy.reuse && heap.asOf !== undefined;
+      if (!reused) withWalk(evidence, heap, warnings);
       const measured = measuredFree(heap, evidence, warnings, reused ? () => "held-back" : outsideLook(o, binding));
       if (measured === "held-back") return "held-back";
       if (measured === undefined) return "unmeasurable";
@@ -260,6 +280,7 @@ export class AllocatorReader {
       const fresh = allocatorsFromReading(reading, [], undefined).heap;
       const evidence = arenaEvidence(regions);
       if (fresh?.allocator !== "glibc" || evidence === undefined) return "not-asked";
+      withWalk(evidence, fresh, warnings);
       const measured = measuredFree(fresh, evidence, warnings, outsideLook(o, binding));
       if (measured === "held-back") return "not-asked"; // its look always walks: not reached
       if (measured === undefined) return "unmeasurable";

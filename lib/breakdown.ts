@@ -90,10 +90,31 @@ function allocatorParts(a: AllocatorState): PartSpec[] {
       break;
     }
     case "glibc": {
-      add("in-use", a.allocatedBytes, "glibc mallinfo2 uordblks + hblkhd");
       const dirty = a.pages?.dirtyBytes;
       const releasable = a.pages?.releasableBytes;
-      if (dirty !== undefined && releasable !== undefined) {
+      const absent = a.pages?.inUseAbsentBytes;
+      if (absent !== undefined && a.allocatedBytes !== undefined) {
+        // Walked: in-use blocks never written are not resident, and are not counted in RSS's parts.
+        add(
+          "in-use",
+          Math.max(0, a.allocatedBytes - absent),
+          "glibc mallinfo2 uordblks + hblkhd, less in-use chunks on pages not resident (a walk of its chunks with pagemap)",
+        );
+      } else {
+        add("in-use", a.allocatedBytes, "glibc mallinfo2 uordblks + hblkhd");
+      }
+      if (dirty !== undefined && releasable !== undefined && absent !== undefined) {
+        add(
+          "free-releasable",
+          releasable,
+          "resident whole pages trim returns: a walk of glibc's free chunks with pagemap",
+        );
+        add(
+          "free-fragmented",
+          dirty - releasable,
+          "free chunks' resident bytes outside those pages: a walk of glibc's chunks with pagemap",
+        );
+      } else if (dirty !== undefined && releasable !== undefined) {
         add(
           "free-releasable",
           releasable,

@@ -519,7 +519,7 @@ function glibcFindings(
       out.push({
         id: "glibc-releasable-now",
         severity,
-        message: `glibc's main arena keeps about ${formatBytes(main.releasableBytes)} of freed memory resident in whole pages (${pct(main.releasableBytes, rss)} of RSS); trim() would give about that much back now (estimated from malloc_info's free-chunk sizes and the arena's resident pages, within 25%), and startAutoTrim() does so when it is worth it.${stale}`,
+        message: `glibc's main arena keeps about ${formatBytes(main.releasableBytes)} of freed memory resident in whole pages (${pct(main.releasableBytes, rss)} of RSS); trim() would give about that much back now (${main.measuredBy === "chunk-walk" ? "measured from a walk of its free chunks and their resident pages" : "estimated from malloc_info's free-chunk sizes and the arena's resident pages, within 25%"}), and startAutoTrim() does so when it is worth it.${stale}`,
         evidence: {
           ...base(),
           releasableBytes: main.releasableBytes,
@@ -557,7 +557,7 @@ function glibcFindings(
       out.push({
         id: "glibc-retains-freed-memory",
         severity,
-        message: `glibc keeps about ${formatBytes(releasable.bytes)} of freed memory resident in whole pages (${pct(releasable.bytes, rss)} of RSS); trim() would give about that much back (estimated from malloc_info's free-chunk sizes and the arenas' resident pages, within 25%).${stale}`,
+        message: `glibc keeps about ${formatBytes(releasable.bytes)} of freed memory resident in whole pages (${pct(releasable.bytes, rss)} of RSS); trim() would give about that much back (${heap.pages?.inUseAbsentBytes !== undefined ? "measured from a walk of its free chunks and their resident pages" : "estimated from malloc_info's free-chunk sizes and the arenas' resident pages, within 25%"}).${stale}`,
         evidence: evidence(releasable),
       });
     } else if (whole && worth(whole.bytes)) {

@@ -118,6 +118,7 @@ export const WARNING_CODES = [
   "REPORTER_INVALID",
   "REPORTER_SKIPPED",
   "CHILDREN_EXCEED_PART",
+  "GLIBC_WALK_INCOMPLETE",
   "AGENT_NOT_USED",
 ] as const;
 export type WarningCode = (typeof WARNING_CODES)[number];
@@ -142,6 +143,9 @@ export type RawValue = string | number | boolean;
  * - `freeBytes`: free, resident or already trimmed; the allocator cannot tell which (glibc `fordblks`).
  * - `topReleasableBytes`: the main arena's top chunk, what trimming the top would return (glibc `keepcost`).
  * - `cachedBytes`: free objects held in caches (tcmalloc central + transfer + thread caches).
+ * - `inUseAbsentBytes`: in-use bytes on pages that are not resident (blocks malloc'd and never
+ *   written). glibc, where its chunks were walked: dirty and releasable bytes are then measured page
+ *   by page (the walk's free chunks on resident pages), not Rss − in use.
  */
 export interface PageStates {
   activeBytes?: number;
@@ -153,6 +157,7 @@ export interface PageStates {
   freeBytes?: number;
   topReleasableBytes?: number;
   cachedBytes?: number;
+  inUseAbsentBytes?: number;
 }
 
 /** One allocator instance in the process: its library, and what it holds. */
@@ -219,6 +224,14 @@ export interface ArenaGroup {
    * resident or not. The main arena's is within releasableBytes (trim shrinks the break).
    */
   topBytes?: number;
+  /**
+   * "chunk-walk": freeResidentBytes and releasableBytes were measured page by page from a walk of
+   * the group's chunks (/proc/self/mem) and their pages' residency (/proc/self/pagemap); absent:
+   * estimated as residentBytes − inUseBytes, which assumes every in-use byte is resident.
+   */
+  measuredBy?: "chunk-walk";
+  /** With a walk: in-use bytes on pages that are not resident. */
+  inUseAbsentBytes?: number;
 }
 
 /** The CPUs the process may use: what glibc sizes its arenas by, and what the cgroup allows. */

@@ -10,6 +10,7 @@ import { errorText } from "../errors";
 import type { NativeReadInstance } from "../native";
 import { extend } from "../objects";
 import type { AllocatorState, ArenaGroup, Warning } from "../types";
+import type { GlibcWalk, WalkedGroup } from "./glibc-walk";
 import {
   arenaTopBytes,
   arenaTrimmableBytes,
@@ -83,6 +84,8 @@ export interface GlibcKernelEvidence {
   threadArenasSizeBytes?: number;
   /** The page size malloc_trim works in. */
   pageBytes?: number;
+  /** A walk of this process's own chunks and their pages' residency (glibc-walk.ts). */
+  walk?: GlibcWalk;
 }
 
 /**
@@ -123,13 +126,30 @@ export function withKernelEvidence(state: AllocatorState, evidence: GlibcKernelE
   const fordblks = state.pages?.freeBytes;
   const uordblks = state.raw?.uordblks;
   if (fordblks === undefined || typeof uordblks !== "number") return state;
+  const info = state.raw?.malloc_info as MallocInfo | undefined;
+  const page = evidence.pageBytes ?? (typeof state.raw?.page_size === "number" ? state.raw.page_size : undefined);
+  const walk = evidence.walk;
+  if (walk?.main && walk.threads) {
+    // Measured page by page: the free chunks' resident bytes and whole pages, and the in-use bytes
+    // on pages never written, which Rss − in use would have counted as resident.
+    const dirty = Math.min(fordblks, walk.main.freeResidentBytes + walk.threads.freeResidentBytes);
+    const pages: NonNullable<AllocatorState["pages"]> = extend(state.pages ?? {}, {
+      dirtyBytes: dirty,
+      releasedBytes: fordblks - dirty,
+      releasableBytes: Math.min(dirty, walk.main.releasableBytes + walk.threads.releasableBytes),
+      inUseAbsentBytes: walk.main.inUseAbsentBytes + walk.threads.inUseAbsentBytes,
+    });
+    const groups =
+      info && Array.isArray(info.arenas) && page !== undefined && page > 0
+        ? arenaGroups(info, page, evidence)
+        : undefined;
+    return extend(state, groups ? { pages, arenaGroups: groups } : { pages });
+  }
   const dirty = Math.max(0, Math.min(fordblks, evidence.arenaRssBytes - uordblks));
   const pages: NonNullable<AllocatorState["pages"]> = extend(state.pages ?? {}, {
     dirtyBytes: dirty,
     releasedBytes: fordblks - dirty,
   });
-  const info = state.raw?.malloc_info as MallocInfo | undefined;
-  const page = evidence.pageBytes ?? (typeof state.raw?.page_size === "number" ? state.raw.page_size : undefined);
   if (info && Array.isArray(info.arenas) && page !== undefined && page > 0) {
     const whole = Math.min(fordblks, trimmableBytes(info, page));
     const pieces = fordblks - whole;
@@ -154,7 +174,7 @@ function arenaGroups(
 ): { main: ArenaGroup; threads: ArenaGroup } | undefined {
   const { mainArenaRssBytes: mainRss, threadArenasRssBytes: threadRss } = evidence;
   if (mainRss === undefined || threadRss === undefined) return undefined;
-  const group = (arenas: MallocInfoArena[], rss: number): ArenaGroup | undefined => {
+  const group = (arenas: MallocInfoArena[], rss: number, walked: WalkedGroup | undefined): ArenaGroup | undefined => {
     let system = 0;
     let peak = 0;
     let free = 0;
@@ -171,6 +191,24 @@ function arenaGroups(
     }
     free = Math.min(free, system);
     const inUse = system - free;
+    if (walked) {
+      const freeResident = Math.min(free, walked.freeResidentBytes);
+      const releasable = Math.min(freeResident, walked.releasableBytes);
+      return {
+        arenas: arenas.length,
+        systemBytes: system,
+        peakSystemBytes: peak,
+        inUseBytes: inUse,
+        freeBytes: free,
+        residentBytes: rss,
+        freeResidentBytes: freeResident,
+        releasableBytes: releasable,
+        fragmentedBytes: freeResident - releasable,
+        topBytes: Math.min(top, free),
+        measuredBy: "chunk-walk",
+        inUseAbsentBytes: walked.inUseAbsentBytes,
+      };
+    }
     const freeResident = Math.max(0, Math.min(free, rss - inUse));
     const releasable = Math.max(0, Math.min(whole, freeResident, freeResident - (free - Math.min(whole, free))));
     return {
@@ -189,10 +227,12 @@ function arenaGroups(
   const main = group(
     info.arenas.filter((a) => a.nr === 0),
     mainRss,
+    evidence.walk?.main,
   );
   const threads = group(
     info.arenas.filter((a) => a.nr !== 0),
     threadRss,
+    evidence.walk?.threads,
   );
   return main && threads ? { main, threads } : undefined;
 }

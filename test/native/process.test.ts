@@ -40,11 +40,15 @@ describe("collect() and trim() from several worker threads and the main thread, 
       const all = [...out.main, ...out.fromWorkers.flat(), out.afterTerminate];
       expect(out.fromWorkers).toHaveLength(4);
       expect(all).toHaveLength(100 + 4 * 100 + 1);
+      // glibc's chunk walk reads heaps the churning workers split, grow and unmap while it reads:
+      // it tries again, and now and then keeps the estimate and says so. Rarely, and never a failure.
+      const incomplete = all.filter((s) => s.codes.includes("GLIBC_WALK_INCOMPLETE")).length;
+      expect(incomplete).toBeLessThanOrEqual(all.length * 0.02);
       for (const s of all) {
         expect(s.allocator).toBe(expected);
         // mimalloc has no allocated counter; its commit figure may be withheld when it underflows.
         if (expected !== "mimalloc") expect(s.allocated).toBeGreaterThan(0);
-        expect(s.codes.filter((c) => c !== "MIMALLOC_COUNTER_INVALID")).toEqual([]);
+        expect(s.codes.filter((c) => c !== "MIMALLOC_COUNTER_INVALID" && c !== "GLIBC_WALK_INCOMPLETE")).toEqual([]);
       }
       expect(out.exitCode).toBe(1); // terminate() resolves with 1 for a worker stopped mid-run
     });

@@ -43,7 +43,7 @@ function expectPromiseKept(r: Round, label: string, promise: number | undefined 
   );
 }
 
-describe.each(["fragmented", "everything"])("the trim promise: %s", (workload) => {
+describe.each(["fragmented", "everything", "untouched"])("the trim promise: %s", (workload) => {
   // As in the truth suite: no V8 background thread moves RSS between trim()'s two readings.
   const out = inBeforeAll(() =>
     runChild<{ rounds: Round[] }>("trim-promise.cjs", [workload], {}, ["--max-semi-space-size=1", "--single-threaded"]),
@@ -54,8 +54,10 @@ describe.each(["fragmented", "everything"])("the trim promise: %s", (workload) =
     const [first] = rounds();
     expectPromiseKept(first, "first trim, the deep reading's promise");
     expectPromiseKept(first, "first trim, trim()'s own promise", first.trimPromisedBytes);
-    if (workload === "everything") {
-      expect(first.releasedBytes).toBeGreaterThan(128 * MiB);
+    if (workload === "everything" || workload === "untouched") {
+      // 160 MiB freed below a pinned top; or 125 MiB freed between blocks never written (whose
+      // pages are not resident: Rss − in use would see almost nothing free).
+      expect(first.releasedBytes).toBeGreaterThan((workload === "everything" ? 128 : 100) * MiB);
       const f = first.beforeFindings.find((x) => x.id === "glibc-releasable-now");
       expect(f?.severity).toBe("warn");
       expect(Math.abs((f?.evidence.releasableBytes as number) - first.releasedBytes)).toBeLessThanOrEqual(
@@ -74,8 +76,18 @@ describe.each(["fragmented", "everything"])("the trim promise: %s", (workload) =
     expect(first.afterFindings.map((x) => x.id)).not.toContain("glibc-releasable-now");
     const releasable = first.afterParts?.find((p) => p.name === "native-free-releasable");
     if (releasable) expect(releasable.bytes).toBeLessThan(8 * MiB);
-    expect(second.promisedBytes as number).toBeLessThan(8 * MiB);
     const promised = second.trimPromisedBytes as number;
+    if (workload === "untouched") {
+      // Between blocks never written, what the readings malloc after the first trim (smaps' text,
+      // the walk's arrays) lands in the freed slots and touches pages the trim had returned: a
+      // second trim returns those (17–23 MiB here), and the promise just before it says so.
+      expect(second.promisedBytes as number, "the deep reading over-promises").toBeLessThanOrEqual(
+        second.releasedBytes + 2 * MiB,
+      );
+      expectPromiseKept(second, "second trim, trim()'s own promise", promised);
+      return;
+    }
+    expect(second.promisedBytes as number).toBeLessThan(8 * MiB);
     expect(promised, "second trim, trim()'s own promise").toEqual(expect.any(Number));
     expect(promised, "it promises no release the first trim failed to make").toBeLessThan(8 * MiB);
     expect(promised - second.releasedBytes, "over-promise").toBeLessThanOrEqual(2 * MiB);
