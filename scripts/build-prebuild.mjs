@@ -6,7 +6,10 @@
 // Each is a Release build from source, stripped, and it is refused when it is not for its
 // architecture or needs a newer glibc or libstdc++ than Node's official Linux binaries do: a
 // consumer able to run Node must be able to load it.
-//   node scripts/build-prebuild.mjs                 rebuild both from source, then copy and check
+//   node scripts/build-prebuild.mjs                 rebuild both from source, then copy and check; a
+//                                                   cross compiler that is missing skips its
+//                                                   architecture with one line (`npm pack`)
+//   node scripts/build-prebuild.mjs --all           both, or fail (`npm test`, and a release)
 //   node scripts/build-prebuild.mjs --arch x64      one architecture only
 //   node scripts/build-prebuild.mjs --check F       only check an existing file F
 import { spawnSync } from "node:child_process";
@@ -78,10 +81,25 @@ function main(argv) {
 
   const archAt = argv.indexOf("--arch");
   const arches = archAt >= 0 ? argv[archAt + 1].split(",") : ["x64", "arm64"];
+  const lenient = archAt < 0 && !argv.includes("--all");
+  for (const tool of ["g++", "make", "python3"]) {
+    if (spawnSync(tool, ["--version"], { stdio: "ignore" }).status !== 0)
+      fail(
+        `${tool} was not found: building the addon needs a C++ toolchain (Debian: apt-get install g++ make python3)`,
+      );
+  }
   rmSync(join(root, "prebuilds"), { recursive: true, force: true });
   for (const arch of arches) {
     const target = TARGETS[arch];
     if (!target) fail(`--arch ${arch}: x64 or arm64`);
+    if (arch !== process.arch && spawnSync(`${target.triple}-g++`, ["--version"], { stdio: "ignore" }).status !== 0) {
+      const why = `${target.triple}-g++ was not found (Debian: apt-get install g++-${target.triple})`;
+      if (!lenient) fail(`prebuilds/linux-${arch}: ${why}`);
+      console.warn(
+        `build-prebuild: prebuilds/linux-${arch} is not built: ${why}; this tarball then loads no addon on linux-${arch} (heapstate works there from procfs and V8 alone)`,
+      );
+      continue;
+    }
     const dir = join(root, "prebuilds", `linux-${arch}`);
     mkdirSync(dir, { recursive: true });
     const out = join(dir, "heapstate.napi.glibc.node");

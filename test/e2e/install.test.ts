@@ -5,6 +5,7 @@
  */
 import { execFileSync, type SpawnSyncReturns, spawnSync } from "node:child_process";
 import {
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -83,10 +84,12 @@ let installSeconds: number;
 beforeAll(() => {
   mkdirSync(app, { recursive: true });
   mkdirSync(bin, { recursive: true });
-  // The tarball of what `npm run build` made (npm pack's own prepack would rebuild the same).
-  const packed = spawnSync("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", work], {
+  // The tarball of what `npm run build` made (prepack would rebuild the same; told not to, it
+  // still takes `prepare` out of the packed manifest, as it does for a release).
+  const packed = spawnSync("npm", ["pack", "--json", "--pack-destination", work], {
     cwd: root,
     encoding: "utf8",
+    env: { ...process.env, HEAPSTATE_PACK_AS_BUILT: "1" },
   });
   expect(packed.status, packed.stderr).toBe(0);
   pack = (JSON.parse(packed.stdout) as PackInfo[])[0] as PackInfo;
@@ -111,6 +114,95 @@ beforeAll(() => {
 }, 240_000);
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe("npm pack without the arm64 cross compiler", () => {
+  it("builds this machine's prebuild, and says in one line which one is missing and what to install", () => {
+    // A copy of what the build reads (so this checkout's prebuilds stay as they are), and a PATH
+    // whose first directory hides the cross toolchain: its aarch64-linux-gnu-* (and
+    // x86_64-linux-gnu-*) commands fail as a missing command does.
+    const copy = join(work, "no-cross");
+    const tools = join(work, "no-cross-bin");
+    mkdirSync(tools, { recursive: true });
+    for (const part of ["native", "scripts", "binding.gyp", "package.json"])
+      cpSync(join(root, part), join(copy, part), { recursive: true });
+    symlinkSync(join(root, "node_modules"), join(copy, "node_modules"));
+    for (const triple of ["aarch64-linux-gnu", "x86_64-linux-gnu"])
+      for (const tool of ["g++", "gcc", "strip"])
+        writeFileSync(join(tools, `${triple}-${tool}`), "#!/bin/sh\necho not found >&2\nexit 127\n", { mode: 0o755 });
+    const PATH = `${tools}:${process.env.PATH}`;
+    const other = arch === "x64" ? "arm64" : "x64";
+    const r = spawnSync(process.execPath, [join(copy, "scripts", "build-prebuild.mjs")], {
+      cwd: copy,
+      encoding: "utf8",
+      env: { ...process.env, PATH },
+      timeout: 180_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(existsSync(join(copy, "prebuilds", `linux-${arch}`, "heapstate.napi.glibc.node"))).toBe(true);
+    expect(existsSync(join(copy, "prebuilds", `linux-${other}`))).toBe(false);
+    const lines = r.stderr.split("\n").filter((l) => l.startsWith("build-prebuild:"));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`prebuilds/linux-${other} is not built: .*apt-get install g\\+\\+-`));
+    // --all (npm test, a release) refuses instead, in one line.
+    const strict = spawnSync(process.execPath, [join(copy, "scripts", "build-prebuild.mjs"), "--all"], {
+      cwd: copy,
+      encoding: "utf8",
+      env: { ...process.env, PATH },
+      timeout: 180_000,
+    });
+    expect(strict.status).toBe(1);
+    expect(strict.stderr.trim().split("\n").pop()).toMatch(
+      /^build-prebuild: prebuilds\/linux-\w+: .*apt-get install g\+\+-/,
+    );
+  }, 240_000);
+});
+
+describe("npm install <git URL>: before the package is published", () => {
+  // What a newcomer does to try an unpublished package: npm clones the repository (here this
+  // checkout's committed HEAD, through a file:// URL), installs its devDependencies, runs its
+  // `prepare` (which builds dist/ and this machine's addon), and packs it. The compilers are on
+  // PATH here: a git install builds from source.
+  const gitApp = join(work, "from-git");
+  let result: SpawnSyncReturns<string>;
+  beforeAll(() => {
+    mkdirSync(gitApp, { recursive: true });
+    writeFileSync(
+      join(gitApp, "package.json"),
+      `${JSON.stringify({ name: "try-it", version: "1.0.0", private: true })}\n`,
+    );
+    const clean: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k) && k !== "NODE_OPTIONS") clean[k] = v;
+    result = spawnSync("npm", ["install", "--no-audit", "--no-fund", `git+file://${root}`], {
+      cwd: gitApp,
+      env: clean,
+      encoding: "utf8",
+      timeout: 300_000,
+    });
+  }, 320_000);
+
+  it("installs, with dist/ and this machine's prebuild built by prepare", () => {
+    expect(result.status, `${result.stdout}\n${result.stderr}`).toBe(0);
+    const pkg = join(gitApp, "node_modules", "heapstate");
+    expect(existsSync(join(pkg, "dist", "index.js"))).toBe(true);
+    expect(existsSync(join(pkg, "prebuilds", `linux-${arch}`, "heapstate.napi.glibc.node"))).toBe(true);
+  });
+
+  it("npx heapstate runs, and require('heapstate') reads the allocator through the addon", () => {
+    const cli = spawnSync("npx", ["--no-install", "heapstate", "--version"], { cwd: gitApp, encoding: "utf8" });
+    expect(cli.stderr).toBe("");
+    expect(cli.stdout.trim()).toBe(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version);
+    const r = spawnSync(
+      process.execPath,
+      [
+        "-e",
+        "const s = require('heapstate').collect(); console.log(JSON.stringify({ a: s.heap?.allocator, w: s.warnings.map((w) => w.code) }))",
+      ],
+      { cwd: gitApp, encoding: "utf8" },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ a: "glibc", w: [] });
+  });
+});
 
 describe("the tarball", () => {
   it("holds the compiled package, the CLI and the prebuilt addon, and nothing a consumer does not need", () => {
