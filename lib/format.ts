@@ -10,13 +10,16 @@ import * as is from "./validate";
 import { visibleCopy } from "./visible";
 
 export interface FormatOptions {
-  /** Wrap lines at this many columns (default 100; 0 for no wrapping), continuations indented under their first. */
+  /**
+   * Wrap lines at this many columns, continuations indented under their first (default 0: no
+   * wrapping, so a log or a file gets whole lines; the CLI passes its terminal's width).
+   */
   width?: number;
 }
 
 function widthOption(where: string, options: unknown): number {
   const o = is.optionsObject(where, options, ["width"]);
-  return is.integer(where, "width", o.width, 100, 0, 10_000);
+  return is.integer(where, "width", o.width, 0, 0, 10_000);
 }
 
 import { servingAllocator, withViews } from "./views";

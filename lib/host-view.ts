@@ -27,8 +27,12 @@ export interface HostProcess {
   pid: number;
   ppid?: number;
   uid?: number;
-  /** The command line, arguments joined by spaces (the kernel's `comm` when cmdline is empty). */
+  /**
+   * The command line, arguments joined by spaces (the kernel's `comm` when cmdline is empty), at
+   * most COMMAND_MAX (4096) characters: a longer one is cut there and `commandTruncated` says so.
+   */
   command: string;
+  commandTruncated?: true;
   /** A Node.js process: its executable is named node (or nodejs), or its comm is "node". */
   node: boolean;
   rssBytes?: number;
@@ -193,6 +197,17 @@ function countArenas(maps: string): number {
   return heaps + 1;
 }
 
+/** The longest command line a view keeps (a process may have one of a megabyte or more). */
+export const COMMAND_MAX = 4096;
+
+function commandOf(argv: string[], comm: string | undefined): { command: string; commandTruncated?: true } {
+  const whole = argv.length > 0 ? argv.join(" ") : `[${comm ?? "?"}]`;
+  if (whole.length <= COMMAND_MAX) return { command: whole };
+  const c = whole.charCodeAt(COMMAND_MAX - 1);
+  const at = c >= 0xd800 && c <= 0xdbff ? COMMAND_MAX - 1 : COMMAND_MAX;
+  return { command: whole.slice(0, at), commandTruncated: true };
+}
+
 function readOne(procRoot: string, pid: number, tier: Tier, read?: string): HostProcess | undefined {
   const unreadable: string[] = [];
   let status: string;
@@ -221,7 +236,7 @@ function readOne(procRoot: string, pid: number, tier: Tier, read?: string): Host
     pid,
     ...(Number.isFinite(ppid) ? { ppid } : {}),
     ...(Number.isFinite(uid) ? { uid } : {}),
-    command: argv.length > 0 ? argv.join(" ") : `[${comm ?? "?"}]`,
+    ...commandOf(argv, comm),
     node: isNode(exe, comm, argv[0]),
     ...(counters.rssBytes !== undefined ? { rssBytes: counters.rssBytes } : {}),
     ...(counters.swapBytes !== undefined ? { swapBytes: counters.swapBytes } : {}),

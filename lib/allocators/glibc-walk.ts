@@ -29,9 +29,19 @@ export interface WalkedGroup {
   chunks: number;
 }
 
+/** glibc's mmapped chunks (blocks of 128 KiB and more, each a mapping of its own). */
+export interface MmappedChunks {
+  chunks: number;
+  bytes: number;
+  /** Of those, bytes on pages that are not resident (never written). */
+  absentBytes: number;
+}
+
 export interface GlibcWalk {
   main?: WalkedGroup;
   threads?: WalkedGroup;
+  /** Found by their header: an anonymous mapping whose first chunk's size is the mapping's length with IS_MMAPPED. */
+  mmapped?: MmappedChunks;
   /** Why a group has no figure (a chain that did not close, a swapped header, a file we could not read). */
   problems: string[];
 }
@@ -381,6 +391,40 @@ function walkThreads(
 }
 
 /**
+ * glibc's mmapped chunks (blocks of 128 KiB or more): each is mapped on its own and starts with its
+ * chunk header, prev_size 0 and size = its length | IS_MMAPPED (2); the kernel merges neighbours
+ * into one mapping, so a mapping is walked chunk by chunk from its start while the headers fit. A
+ * block never written all through keeps its untouched pages out of RSS while mallinfo2's hblkhd
+ * counts them. Only headers are read, and only on pages pagemap shows resident.
+ */
+function mmappedChunks(memFd: number, mapFd: number, page: number, window: Buffer, scratch: Buffer): MmappedChunks {
+  const out: MmappedChunks = { chunks: 0, bytes: 0, absentBytes: 0 };
+  const maps = parseMaps(readFileSync("/proc/self/maps", "latin1"));
+  for (let i = 0; i < maps.length; i++) {
+    const m = maps[i] as MapLine;
+    if (!anonymous(m) || m.perms !== "rw-p" || isArenaHeap(m, maps[i + 1])) continue;
+    const res = new Residency(m.start, m.end, m.start + page, mapFd, page, scratch);
+    if (!res.present(m.start)) continue;
+    const mem = new Memory(window, memFd, (a) => res.presentNow(a), page);
+    for (let p = m.start; p < m.end; ) {
+      const size = mem.u64(p + 8);
+      if (mem.u64(p) !== 0 || size === undefined || size % page !== 2 || p + size - 2 > m.end) break;
+      const len = size - 2;
+      out.chunks++;
+      out.bytes += len;
+      out.absentBytes += len - residentNow(mapFd, scratch, p, p + len, page);
+      p += len;
+    }
+  }
+  return out;
+}
+
+/** Bytes of [from, to) on resident pages, read from pagemap in one pass. */
+function residentNow(mapFd: number, scratch: Buffer, from: number, to: number, page: number): number {
+  return new Residency(from, to, to, mapFd, page, scratch).residentBytes(from, to);
+}
+
+/**
  * Walks glibc's arenas in this process: `[heap]` (the main arena, when the break serves it) and
  * the 64 MiB-aligned anonymous heaps of the other arenas. Call only when glibc serves malloc.
  */
@@ -401,6 +445,7 @@ export function walkGlibcHeaps(pageBytes: number): GlibcWalk {
     const threads = walkThreads(memFd, mapFd, pageBytes, window, scratch);
     if (typeof threads === "string") problems.push(`the other arenas: ${threads}`);
     else out.threads = threads;
+    out.mmapped = mmappedChunks(memFd, mapFd, pageBytes, window, scratch);
     return out;
   } catch (error) {
     problems.push(`reading this process's own pages failed: ${(error as Error).message}`);

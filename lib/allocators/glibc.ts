@@ -137,7 +137,7 @@ export function withKernelEvidence(state: AllocatorState, evidence: GlibcKernelE
       dirtyBytes: dirty,
       releasedBytes: fordblks - dirty,
       releasableBytes: Math.min(dirty, walk.main.releasableBytes + walk.threads.releasableBytes),
-      inUseAbsentBytes: walk.main.inUseAbsentBytes + walk.threads.inUseAbsentBytes,
+      inUseAbsentBytes: walk.main.inUseAbsentBytes + walk.threads.inUseAbsentBytes + (walk.mmapped?.absentBytes ?? 0),
     });
     const groups =
       info && Array.isArray(info.arenas) && page !== undefined && page > 0

@@ -25,10 +25,13 @@ function rollup(pid: number): { rss: number; pss: number; uss: number } {
 }
 
 function cli(args: string[], env: Record<string, string> = {}) {
+  // Another process on the host may have a command line of a megabyte (printed whole by --json
+  // and --width 0): the buffer is not what fails.
   return spawnSync(process.execPath, [join(root, "bin", "heapstate.js"), ...args], {
     env: childEnv(env),
     encoding: "utf8",
-    timeout: 60_000,
+    timeout: 120_000,
+    maxBuffer: 256 << 20,
   });
 }
 
@@ -85,11 +88,17 @@ describe("a process tree: a parent and four forked children sharing pages", () =
     expect(text.stdout).toMatch(/Σ pss .* \(each shared page counted once/);
     expect(text.stdout).toContain("tree-shared-pages");
     const json = JSON.parse(cli(["--tree", String(parent.pid), "--json"]).stdout) as {
-      tree: { root: number; processes: Array<{ pid: number }> };
+      schema: string;
+      tree: { root: number; pssShare: Record<string, number>; findings: unknown[] };
+      processes: Array<{ pid: number }>;
       host: object;
     };
+    // The host view's shape, with the tree's own fields under `tree`.
+    expect(json.schema).toBe("heapstate-host/1");
+    expect(Object.keys(json).sort()).toEqual(["host", "processes", "schema", "tier", "time", "totals", "tree"]);
     expect(json.tree.root).toBe(parent.pid);
-    expect(json.tree.processes).toHaveLength(5);
+    expect(json.processes).toHaveLength(5);
+    expect(Object.keys(json.tree.pssShare).sort()).toEqual(json.processes.map((p) => String(p.pid)).sort());
     const gone = cli(["--tree", "4194304"]);
     expect(gone.status).toBe(1);
     expect(gone.stderr.trim().split("\n")).toEqual(["heapstate: process 4194304 does not exist"]);
@@ -132,18 +141,81 @@ describe("the host's Node processes", () => {
     expect(text.status, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/^host$/m);
     expect(text.stdout).toMatch(/^node processes \(\d+, by rss; this CLI, process \d+, left out/m);
-    expect(text.stdout).toMatch(new RegExp(`^ +${jemalloc.pid} .* jemalloc \\(preload\\) `, "m"));
+    expect(text.stdout).toMatch(new RegExp(`^ +${jemalloc.pid} .* jemalloc \\(p\\) `, "m"));
+    expect(text.stdout).toMatch(/^ {2}sizes: K\/M\/G = KiB\/MiB\/GiB; \(p\) preloaded \(LD_PRELOAD\)$/m);
     expect(text.stdout).toMatch(new RegExp(`^ +${glibcA.pid} .* glibc `, "m"));
     const json = JSON.parse(cli(["--json"]).stdout) as {
+      schema: string;
       host: { kernel: string };
       processes: Array<{ pid: number; command: string }>;
       totals: { rssBytes: number };
     };
+    expect(json.schema).toBe("heapstate-host/1");
     expect(json.host.kernel).toBeTruthy();
     expect(json.processes.map((p) => p.pid)).toEqual(expect.arrayContaining([glibcA.pid, glibcB.pid, jemalloc.pid]));
     expect(json.processes.some((p) => p.command.includes("heapstate.js --json"))).toBe(false);
     const all = JSON.parse(cli(["--json", "--all", "--tier", "fast"]).stdout) as { processes: unknown[] };
     expect(all.processes.length).toBeGreaterThan(json.processes.length);
+  });
+});
+
+describe("the host table fits 100 columns, whatever the command lines", () => {
+  let long: ChildProcess;
+  let workers: ChildProcess[] = [];
+  beforeAll(async () => {
+    // A command line of 1.2 MiB with a newline in it (another user's, on a shared host), and three
+    // workers of one service told apart only by their last argument.
+    const huge = Array.from({ length: 10 }, (_, i) => `--pad${i}=${"x".repeat(120_000)}`);
+    long = spawn(process.execPath, [join(fixtures, "children", "idle.cjs"), "a\nfake row", ...huge], {
+      env: childEnv(),
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    workers = [1, 2, 3].map((n) =>
+      spawn(
+        process.execPath,
+        [join(fixtures, "children", "idle.cjs"), "--port", "8080", "--log-level", "info", `--worker=${n}`],
+        {
+          env: childEnv(),
+          stdio: ["ignore", "pipe", "inherit"],
+        },
+      ),
+    );
+    await Promise.all([long, ...workers].map((c) => new Promise((r) => c.stdout?.once("data", r))));
+  });
+  afterAll(() => {
+    for (const c of [long, ...workers]) c.kill();
+  });
+
+  it("by default (not a terminal) every line is at most 100 columns, and the workers' rows differ by their tails", () => {
+    const r = cli([]);
+    expect(r.status, r.stderr).toBe(0);
+    for (const line of r.stdout.split("\n")) expect([...line].length, line).toBeLessThanOrEqual(100);
+    const rows = r.stdout.split("\n").filter((l) => workers.some((w) => new RegExp(`^ +${w.pid} `).test(l)));
+    expect(rows).toHaveLength(3);
+    for (const [i, w] of workers.entries()) {
+      const row = rows.find((l) => new RegExp(`^ +${w.pid} `).test(l)) as string;
+      expect(row).toMatch(/ node idle\.cjs /);
+      expect(row.endsWith(`--worker=${i + 1}`), row).toBe(true);
+    }
+    // The newline is escaped, not a row of its own.
+    expect(r.stdout).not.toMatch(/^fake row/m);
+    const narrow = cli(["--width", "80"]);
+    for (const line of narrow.stdout.split("\n")) expect([...line].length, line).toBeLessThanOrEqual(80);
+  });
+
+  it("--json keeps a command exact up to 4096 characters and marks the cut", () => {
+    const json = JSON.parse(cli(["--json"]).stdout) as {
+      processes: Array<{ pid: number; command: string; commandTruncated?: boolean }>;
+    };
+    const row = json.processes.find((p) => p.pid === long.pid);
+    expect(row?.command).toHaveLength(4096);
+    expect(row?.commandTruncated).toBe(true);
+    expect(
+      row?.command.startsWith(`${process.execPath} ${join(fixtures, "children", "idle.cjs")} a\nfake row --pad0=xxx`),
+    ).toBe(true);
+    const worker = json.processes.find((p) => p.pid === workers[0]?.pid);
+    expect(worker?.commandTruncated).toBeUndefined();
+    expect(worker?.command.endsWith("--worker=1")).toBe(true);
   });
 });
 

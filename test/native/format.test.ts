@@ -19,6 +19,16 @@ describe("formatHuman", () => {
     expect(text).toMatch(/^ {2}unattributed {2,}/m);
   });
 
+  it("keeps whole lines unless asked to wrap (a log is not a terminal); wraps at the width it is given", () => {
+    const s = collect();
+    const whole = formatHuman(s).split("\n");
+    // The parts' sources run past 100 columns: not cut by default.
+    expect(whole.some((l) => l.length > 100)).toBe(true);
+    const wrapped = formatHuman(s, { width: 80 }).split("\n");
+    for (const line of wrapped) expect(line.length).toBeLessThanOrEqual(80);
+    expect(wrapped.length).toBeGreaterThan(whole.length);
+  });
+
   it("says (unknown) for what was not measured, never 0", () => {
     const s = collect();
     delete s.process?.swapBytes;
