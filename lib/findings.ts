@@ -497,11 +497,13 @@ function glibcFindings(
       // (pieces smaller than a page lie on pages a live block shares).
       const page = typeof heap.raw?.page_size === "number" && heap.raw.page_size > 0 ? heap.raw.page_size : 4096;
       const residentPages = Math.round(main.residentBytes / page);
-      const livePages = Math.max(0, Math.round((main.residentBytes - main.releasableBytes) / page));
+      // Counted page by page where glibc's chunks were walked; else estimated from the arena's figures.
+      const walkedLive = main.livePages;
+      const livePages = walkedLive ?? Math.max(0, Math.round((main.residentBytes - main.releasableBytes) / page));
       out.push({
         id: "glibc-main-arena-fragmentation",
         severity,
-        message: `glibc's main arena ([heap]) keeps ${formatBytes(main.fragmentedBytes)} of free memory resident in pieces smaller than a page (${pct(main.fragmentedBytes, rss)} of RSS), between ${formatBytes(main.inUseBytes)} in use: about ${livePages} of its ${residentPages} resident pages (${pct(livePages, Math.max(1, residentPages))}) hold live data (estimated: its resident pages outside its whole free pages). trim() returns only whole free pages, MALLOC_ARENA_MAX does not change the main arena, and no allocator gives back a page that still holds a live block: no remedy can be predicted from glibc's figures (another allocator helps only where the freed blocks differ in size from the survivors, which they do not tell; docs/diagnosis.md has what was measured). What helps: fewer long-lived small objects, or allocating them together (at start-up, or from a pool), so that what is freed comes in whole pages.${stale}`,
+        message: `glibc's main arena ([heap]) keeps ${formatBytes(main.fragmentedBytes)} of free memory resident in pieces smaller than a page (${pct(main.fragmentedBytes, rss)} of RSS), between ${formatBytes(main.inUseBytes)} in use: about ${livePages} of its ${residentPages} resident pages (${pct(livePages, Math.max(1, residentPages))}) hold live data (${walkedLive !== undefined ? "counted by a walk of its chunks: the resident pages an in-use block touches" : "estimated: its resident pages outside its whole free pages"}). trim() returns only whole free pages, MALLOC_ARENA_MAX does not change the main arena, and no allocator gives back a page that still holds a live block: no remedy can be predicted from glibc's figures (another allocator helps only where the freed blocks differ in size from the survivors, which they do not tell; docs/diagnosis.md has what was measured). What helps: fewer long-lived small objects, or allocating them together (at start-up, or from a pool), so that what is freed comes in whole pages.${stale}`,
         evidence: {
           ...base(),
           mainArenaFragmentedBytes: main.fragmentedBytes,

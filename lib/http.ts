@@ -448,6 +448,7 @@ export function createHandler(options?: HandlerOptions): Handler {
         after: show(t.after),
         ...(t.promisedBytes !== undefined ? { promisedBytes: t.promisedBytes } : {}),
         ...(t.releasedBytes !== undefined ? { releasedBytes: t.releasedBytes } : {}),
+        ...(t.rssGrewBytes !== undefined ? { rssGrewBytes: t.rssGrewBytes } : {}),
         actions: shown.paths ? t.actions : t.actions.map((a) => ({ ...a, library: basename(a.library) })),
       };
       return { status: 200, type: "application/json; charset=utf-8", body: `${JSON.stringify(body, null, 2)}\n` };

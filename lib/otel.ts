@@ -19,7 +19,7 @@ type Observer = {
 };
 
 /** The part of @opentelemetry/api's Meter used here. */
-interface MeterLike {
+export interface MeterLike {
   createObservableGauge(name: string, options?: { description?: string; unit?: string }): unknown;
   createObservableCounter?(name: string, options?: { description?: string; unit?: string }): unknown;
   createObservableUpDownCounter?(name: string, options?: { description?: string; unit?: string }): unknown;
@@ -27,7 +27,7 @@ interface MeterLike {
   removeBatchObservableCallback(callback: unknown, instruments: unknown[]): void;
 }
 
-interface ProviderLike {
+export interface ProviderLike {
   getMeter(name: string, version?: string): unknown;
 }
 
@@ -68,14 +68,55 @@ function globalProvider(where: string): ProviderLike {
   );
 }
 
+/** The options form: `registerOtel({ meterProvider })`, as OpenTelemetry's instrumentations take it. */
+export interface OtelOptions {
+  /** The MeterProvider to take heapstate's meter from (default: the global one). */
+  meterProvider?: ProviderLike;
+  /** A Meter to register on, instead of one from a provider. */
+  meter?: MeterLike;
+  /** How old a cached reading a collection may use (default 1000 ms). */
+  maxAgeMs?: number;
+}
+
+/** A plain options object (not a provider or a meter, which are objects too). */
+function isOptionsForm(x: unknown): boolean {
+  if (x === null || typeof x !== "object" || isMeter(x) || isProvider(x)) return false;
+  try {
+    return Object.keys(x).every((k) => k === "meterProvider" || k === "meter" || k === "maxAgeMs");
+  } catch {
+    return false;
+  }
+}
+
 /**
- * Registers heapstate's instruments on a meter named "heapstate" from `provider` (a MeterProvider;
- * the global one when omitted), or on the Meter given. Returns a function that unregisters them.
+ * Registers heapstate's instruments on a meter named "heapstate" from a MeterProvider (the global
+ * one when none is given), or on the Meter given. Two forms: `registerOtel(provider, { maxAgeMs })`
+ * and `registerOtel({ meterProvider, meter, maxAgeMs })`. Returns a function that unregisters them.
  * @example
  * const { metrics } = require("@opentelemetry/api");
- * const stop = registerOtel(metrics.getMeterProvider());
+ * const stop = registerOtel({ meterProvider: metrics.getMeterProvider() });
  */
-export function registerOtel(provider?: unknown, options?: { maxAgeMs?: number }): () => void {
+export function registerOtel(options?: OtelOptions): () => void;
+export function registerOtel(provider: ProviderLike | MeterLike, options?: { maxAgeMs?: number }): () => void;
+export function registerOtel(first?: unknown, second?: { maxAgeMs?: number }): () => void {
+  let provider: unknown = first;
+  let options: unknown = second;
+  if (isOptionsForm(first)) {
+    if (second !== undefined)
+      throw is.invalidOption(
+        "registerOtel(options)",
+        "give the options in one object ({ meterProvider, maxAgeMs }), not a second argument",
+      );
+    const o = first as OtelOptions;
+    if (o.meter !== undefined && o.meterProvider !== undefined)
+      throw is.invalidOption("registerOtel(options)", "meter and meterProvider: give one of them");
+    provider = o.meter ?? o.meterProvider;
+    options = o.maxAgeMs === undefined ? undefined : { maxAgeMs: o.maxAgeMs };
+  }
+  return register(provider, options);
+}
+
+function register(provider: unknown, options: unknown): () => void {
   const where = "registerOtel(provider, options)";
   const o = is.optionsObject(where, options, ["maxAgeMs"]);
   const maxAgeMs = is.maxAgeMs(where, o.maxAgeMs, 1000);

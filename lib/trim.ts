@@ -32,7 +32,12 @@ export function trim(): TrimResult {
   const b = done.rssBefore ?? before.process?.rssBytes;
   const a = done.rssAfter ?? after.process?.rssBytes;
   const result: TrimResult = { before, after, actions: done.actions };
-  if (a !== undefined && b !== undefined) result.releasedBytes = b - a;
+  if (a !== undefined && b !== undefined) {
+    // The net fall of RSS across the trim. RSS that rose instead (a collection or another thread
+    // allocated in between, more than the trim gave back) is no release: said apart, not negative.
+    result.releasedBytes = Math.max(0, b - a);
+    if (a > b) result.rssGrewBytes = a - b;
+  }
   if (promisedBytes !== undefined) result.promisedBytes = promisedBytes;
   return result;
 }

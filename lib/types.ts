@@ -232,6 +232,8 @@ export interface ArenaGroup {
   measuredBy?: "chunk-walk";
   /** With a walk: in-use bytes on pages that are not resident. */
   inUseAbsentBytes?: number;
+  /** With a walk: resident pages holding a byte of an in-use chunk (no allocator can give those back). */
+  livePages?: number;
 }
 
 /** The CPUs the process may use: what glibc sizes its arenas by, and what the cgroup allows. */
@@ -501,10 +503,17 @@ export interface TrimResult {
   before: Snapshot;
   after: Snapshot;
   /**
-   * smaps_rollup's Rss right before the trim − right after it (negative if RSS grew meanwhile); from
-   * the two readings when the addon is not loaded. Absent if RSS was not measured.
+   * smaps_rollup's Rss right before the trim − right after it, never negative: 0 when RSS rose
+   * across the trim (then `rssGrewBytes` says by how much); from the two readings when the addon is
+   * not loaded. Absent if RSS was not measured.
    */
   releasedBytes?: number;
+  /**
+   * How much RSS rose across the trim, when it did: something allocated while the trim ran (a
+   * collection, another thread) more than the trim gave back, often when there was nothing to
+   * trim. Absent when RSS fell or stayed.
+   */
+  rssGrewBytes?: number;
   /**
    * What the trim was expected to release, from the reading just before it: glibc's releasable
    * pages (its free memory measured from the kernel), jemalloc's dirty and muzzy pages, tcmalloc's

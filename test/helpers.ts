@@ -68,7 +68,7 @@ export function runChild<T = unknown>(
         env: childEnv({ HEAPSTATE_TEST_DIST: dist, HEAPSTATE_TEST_PRINTER: printerAddon, ...extraEnv }),
         encoding: "utf8",
         maxBuffer: 64 << 20,
-        timeout: 60_000,
+        timeout: scaled(60_000),
       },
     );
     const lines = stdout.trim().split("\n");
@@ -175,4 +175,25 @@ export function announced<T>(child: ChildProcess, key: string): Promise<T> {
       reject(new Error(`the child exited (${code ?? signal}) before printing ${key}: ${err}`)),
     );
   });
+}
+
+/**
+ * What a finished child did, for a failed assertion's message: its status, the signal that ended
+ * it, spawn's own error (ENOBUFS, ETIMEDOUT) and the end of its stderr, so that a failure on a busy
+ * host says why, not "expected null to be 0".
+ */
+export function runInfo(r: {
+  status: number | null;
+  signal?: NodeJS.Signals | null;
+  error?: Error;
+  stderr?: string | Buffer;
+}): string {
+  const err = String(r.stderr ?? "").slice(-2000);
+  return `status ${r.status}, signal ${r.signal ?? "none"}${r.error ? `, ${r.error.message}` : ""}; stderr: ${err || "(empty)"}`;
+}
+
+/** A time allowance scaled by the host's load at the start of the run (vitest.config.mts): 1–4×. */
+export function scaled(ms: number): number {
+  const f = Number(process.env.HEAPSTATE_TEST_TIME_SCALE);
+  return Math.round(ms * (Number.isFinite(f) && f >= 1 ? f : 1));
 }

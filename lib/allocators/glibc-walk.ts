@@ -25,6 +25,8 @@ export interface WalkedGroup {
   inUseResidentBytes: number;
   /** Bytes of in-use chunks on pages never written or given back (not resident). */
   inUseAbsentBytes: number;
+  /** Resident pages that hold a byte of an in-use chunk (its header included): pages no trim can return. */
+  livePages: number;
   /** Chunks walked. */
   chunks: number;
 }
@@ -164,7 +166,14 @@ class Residency {
 }
 
 function emptyGroup(): WalkedGroup {
-  return { freeResidentBytes: 0, releasableBytes: 0, inUseResidentBytes: 0, inUseAbsentBytes: 0, chunks: 0 };
+  return {
+    freeResidentBytes: 0,
+    releasableBytes: 0,
+    inUseResidentBytes: 0,
+    inUseAbsentBytes: 0,
+    livePages: 0,
+    chunks: 0,
+  };
 }
 
 /**
@@ -185,6 +194,8 @@ function walkChain(
   let p = first;
   let size = mem.u64(p + 8);
   let retried = false;
+  // Chunks come in address order: a page is counted live once, at the first in-use chunk on it.
+  let lastLive = -1;
   while (true) {
     if (size === undefined) return "a chunk header could not be read (swapped out, or unmapped while walked)";
     const sz = size - (size % 8);
@@ -225,6 +236,10 @@ function walkChain(
       const resident = res.residentBytes(p, next);
       g.inUseResidentBytes += resident;
       g.inUseAbsentBytes += sz - resident;
+      const last = Math.floor((next - 1) / page);
+      for (let q = Math.max(lastLive + 1, Math.floor(p / page)); q <= last; q++)
+        if (res.present(q * page)) g.livePages++;
+      lastLive = last;
     }
     if (isTop) break;
     p = next;
@@ -234,6 +249,7 @@ function walkChain(
   into.releasableBytes += g.releasableBytes;
   into.inUseResidentBytes += g.inUseResidentBytes;
   into.inUseAbsentBytes += g.inUseAbsentBytes;
+  into.livePages += g.livePages;
   into.chunks += g.chunks;
   return undefined;
 }
@@ -312,6 +328,7 @@ function walkThreadHeap(mem: Memory, res: Residency, h: number, into: WalkedGrou
           into.releasableBytes += g.releasableBytes;
           into.inUseResidentBytes += g.inUseResidentBytes;
           into.inUseAbsentBytes += g.inUseAbsentBytes;
+          into.livePages += g.livePages;
           into.chunks += g.chunks;
           return undefined;
         }

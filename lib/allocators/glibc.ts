@@ -207,6 +207,7 @@ function arenaGroups(
         topBytes: Math.min(top, free),
         measuredBy: "chunk-walk",
         inUseAbsentBytes: walked.inUseAbsentBytes,
+        livePages: walked.livePages,
       };
     }
     const freeResident = Math.max(0, Math.min(free, rss - inUse));

@@ -91,7 +91,10 @@ export function parseFlags(args: string[], spec: Spec): { flags: Map<string, str
       flags.set(name, true);
     } else if (kind === "value") {
       const v = inline ?? args[++i];
-      if (v === undefined || (inline === undefined && v.startsWith("-"))) return `option ${name} needs a value`;
+      if (v === undefined) return `option ${name} needs a value`;
+      // A negative number is a value (a wrong one, said by the option's own check); another option is not.
+      if (inline === undefined && v.startsWith("-") && !/^-\d/.test(v))
+        return `option ${name} needs a value, not the option ${JSON.stringify(v)}`;
       flags.set(name, v);
     } else {
       const next = args[i + 1];

@@ -21,7 +21,17 @@ export function diffCommand(args: string[], io: CliIo): number {
       text = readBounded(file);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      throw new HeapstateError("INVALID_SNAPSHOT", `${file}: ${code && code !== "EFBIG" ? code : errorText(error)}`);
+      const words: Record<string, string> = {
+        ENOENT: "no such file",
+        EACCES: "permission denied",
+        EISDIR: "is a directory, not a saved reading",
+        ENOTDIR: "a part of the path is not a directory",
+      };
+      const said = code !== undefined ? words[code] : undefined;
+      throw new HeapstateError(
+        "INVALID_SNAPSHOT",
+        `${file}: ${said ? `${said} (${code})` : code && code !== "EFBIG" ? code : errorText(error)}`,
+      );
     }
     try {
       return parseSnapshot(text);

@@ -145,21 +145,34 @@ export function showHost(args: string[], io: CliIo): number | Promise<number> {
     paint: painter(io, flags.has("--no-color")),
     width,
   };
-  if (watchSpec) return watch(options, watchSpec.seconds, watchSpec.count, io);
-  if (pid === undefined || pid === process.pid) return output(read(options), options, io, "self");
-  // Another process: its own full reading through its agent when it runs one that may be trusted,
-  // else procfs, with a warning naming why an agent found for it was not used.
-  return askAgent(pid, tier).then((a) => {
-    if (a !== undefined && "snapshot" in a) return output(a.snapshot, options, io, "agent");
-    const s = read(options);
-    if (a !== undefined)
-      s.warnings.push({
-        source: "agent",
-        code: "AGENT_NOT_USED",
-        message: `process ${pid}'s agent was not used (${a.refused}): this reading is from procfs`,
-      });
-    return output(s, options, io, "procfs");
-  });
+  const self = pid === undefined || pid === process.pid;
+  // Watched, each reading is made the way one reading is: another process through its agent too.
+  if (watchSpec) return watch(options, watchSpec.seconds, watchSpec.count, io, () => readProcess(options, self));
+  if (self) return output(read(options), options, io, "self");
+  return readProcess(options, false).then((r) => output(r.snapshot, options, io, r.source));
+}
+
+/**
+ * One reading of the process asked for. Another process: its own full reading through its agent
+ * when it runs one that may be trusted, else procfs, with a warning naming why an agent found for
+ * it was not used.
+ */
+export async function readProcess(
+  options: ShowOptions,
+  self: boolean,
+): Promise<{ snapshot: Snapshot; source: "self" | "agent" | "procfs" }> {
+  if (self || options.pid === undefined) return { snapshot: read(options), source: "self" };
+  const pid = options.pid;
+  const a = await askAgent(pid, options.tier);
+  if (a !== undefined && "snapshot" in a) return { snapshot: a.snapshot, source: "agent" };
+  const s = read(options);
+  if (a !== undefined)
+    s.warnings.push({
+      source: "agent",
+      code: "AGENT_NOT_USED",
+      message: `process ${pid}'s agent was not used (${a.refused}): this reading is from procfs`,
+    });
+  return { snapshot: s, source: "procfs" };
 }
 
 function output(s: Snapshot, options: ShowOptions, io: CliIo, source: "self" | "agent" | "procfs"): number {

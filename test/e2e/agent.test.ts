@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentSocket } from "../../lib/agent-client";
 import { hostProcesses } from "../../lib/host-view";
-import { childEnv, fixtures, requireRoot, root } from "../helpers";
+import { childEnv, fixtures, requireRoot, root, runInfo, scaled } from "../helpers";
 
 async function agentChild(env: Record<string, string> = {}): Promise<{ child: ChildProcess; socket: string }> {
   const child = spawn(process.execPath, [join(fixtures, "children", "idle.cjs")], {
@@ -58,7 +58,8 @@ function cli(args: string[]) {
   return spawnSync(process.execPath, [join(root, "bin", "heapstate.js"), ...args], {
     env: childEnv(),
     encoding: "utf8",
-    timeout: 60_000,
+    maxBuffer: 256 << 20,
+    timeout: scaled(60_000),
   });
 }
 
@@ -81,7 +82,7 @@ describe("a process running the agent", () => {
 
   it("answers its own full reading: --pid shows its allocator, which procfs alone cannot", () => {
     const r = cli(["--pid", String(child.pid), "--json"]);
-    expect(r.status, r.stderr).toBe(0);
+    expect(r.status, runInfo(r)).toBe(0);
     const s = JSON.parse(r.stdout) as {
       pid: number;
       readBy: string;
@@ -102,6 +103,20 @@ describe("a process running the agent", () => {
     const text = cli(["--pid", String(child.pid), "--width", "0"]).stdout;
     expect(text).toMatch(/^ {2}serves malloc +glibc /m);
     expect(text).toContain(`read by process ${child.pid}'s own heapstate agent`);
+  });
+
+  it("--pid P --watch reads through P's agent each time, as one reading does", () => {
+    const r = cli(["--pid", String(child.pid), "--watch", "0.2", "--count", "2", "--width", "0"]);
+    expect(r.status, runInfo(r)).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines).toHaveLength(2);
+    for (const line of lines) {
+      expect(line).toMatch(/ heap allocated [\d.]+ \w+/);
+      expect(line).not.toContain("(unknown)");
+      expect(line).toContain(`(read by process ${child.pid}'s own agent)`);
+    }
+    const json = cli(["--pid", String(child.pid), "--watch", "0.2", "--count", "1", "--json"]);
+    expect((JSON.parse(json.stdout) as { readBy: string }).readBy).toBe("agent");
   });
 
   it("the arenas the host view counts from maps are the heaps glibc's own malloc_info lists", async () => {
@@ -135,7 +150,9 @@ describe("a process running the agent", () => {
     expect(row?.source).toBe("agent");
     expect(row?.agent?.allocator).toBe("glibc");
     expect(view.processes.filter((p) => p.pid !== child.pid).every((p) => p.source === "procfs" || p.agent)).toBe(true);
-    expect(cli(["--width", "0"]).stdout).toMatch(new RegExp(`^ +${child.pid} .* glibc [\\d.]+ \\(agent\\) `, "m"));
+    const text = cli(["--width", "0"]).stdout;
+    expect(text).toMatch(new RegExp(`^ +${child.pid} .* glibc \\(a\\) `, "m"));
+    expect(text).toMatch(/^ {2}sizes: .*\(a\) from the process's own agent/m);
   });
 
   it("malformed, unknown, trim-when-not-enabled and oversized requests get an error; the agent keeps answering", async () => {
@@ -172,9 +189,9 @@ describe("a process running the agent", () => {
         "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ntry:\n  s.connect(sys.argv[1]); print('connected')\nexcept OSError as e: print(e.errno)",
         socket,
       ],
-      { encoding: "utf8" },
+      { encoding: "utf8", maxBuffer: 256 << 20 },
     );
-    expect(r.status, r.stderr).toBe(0);
+    expect(r.status, runInfo(r)).toBe(0);
     // EACCES (13): the directory is 0700 and the socket 0600.
     expect(r.stdout.trim()).toBe("13");
   });
@@ -188,7 +205,7 @@ describe("a killed agent", () => {
     await new Promise((r) => child.once("exit", r));
     expect(existsSync(socket)).toBe(true); // SIGKILL: no exit handler ran
     const view = cli(["--json", "--tier", "fast"]);
-    expect(view.status, view.stderr).toBe(0);
+    expect(view.status, runInfo(view)).toBe(0);
     expect(
       (JSON.parse(view.stdout) as { processes: Array<{ pid: number }> }).processes.map((p) => p.pid),
     ).not.toContain(pid);
@@ -206,9 +223,9 @@ describe("a killed agent", () => {
         "-e",
         `setTimeout(() => console.log(require(${JSON.stringify(join(root, "dist", "agent-client.js"))}).agentSocket(process.pid)), 100)`,
       ],
-      { env: childEnv(), encoding: "utf8", timeout: 30_000 },
+      { env: childEnv(), encoding: "utf8", maxBuffer: 256 << 20, timeout: scaled(30_000) },
     );
-    expect(r.status, r.stderr).toBe(0);
+    expect(r.status, runInfo(r)).toBe(0);
     const path = r.stdout.trim();
     expect(path).toMatch(new RegExp(`/${r.pid}\\.sock$`));
     expect(existsSync(path)).toBe(false);

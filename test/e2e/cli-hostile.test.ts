@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { childEnv, printerAddon, root } from "../helpers";
+import { childEnv, printerAddon, root, scaled } from "../helpers";
 
 const bin = join(root, "bin", "heapstate.js");
 
@@ -17,13 +17,19 @@ function sh(script: string, env: Record<string, string | undefined> = {}) {
   const r = spawnSync("/bin/bash", ["-c", script], {
     env: childEnv({ HEAPSTATE: `${process.execPath} ${bin}`, ...env }),
     encoding: "utf8",
-    timeout: 60_000,
+    maxBuffer: 256 << 20,
+    timeout: scaled(60_000),
   });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
 function cli(args: string[], env: Record<string, string | undefined> = {}) {
-  const r = spawnSync(process.execPath, [bin, ...args], { env: childEnv(env), encoding: "utf8", timeout: 30_000 });
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    env: childEnv(env),
+    encoding: "utf8",
+    maxBuffer: 256 << 20,
+    timeout: scaled(30_000),
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -163,7 +169,7 @@ describe("HEAPSTATE_BINDING naming what is not the addon", () => {
           "-e",
           `const h=require(${JSON.stringify(join(root, "dist", "index.js"))}); console.log(JSON.stringify(h.hostInfo().addon))`,
         ],
-        { env: childEnv({ HEAPSTATE_BINDING: file }), encoding: "utf8", timeout: 30_000 },
+        { env: childEnv({ HEAPSTATE_BINDING: file }), encoding: "utf8", maxBuffer: 256 << 20, timeout: scaled(30_000) },
       );
       expect(host.status, `${file}: ${host.stderr}`).toBe(0);
       expect((JSON.parse(host.stdout) as { loaded: boolean }).loaded, file).toBe(false);

@@ -10,12 +10,17 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { main } from "../../lib/cli";
 import { parseSnapshot } from "../../lib/parse";
 import type { Snapshot } from "../../lib/types";
-import { childEnv, idleChild, inBeforeAll, parseJson, requireLib, requireRoot, root } from "../helpers";
+import { childEnv, idleChild, inBeforeAll, parseJson, requireLib, requireRoot, root, scaled } from "../helpers";
 
 const bin = join(root, "bin", "heapstate.js");
 
 function cli(args: string[], env: Record<string, string | undefined> = {}) {
-  const r = spawnSync(process.execPath, [bin, ...args], { env: childEnv(env), encoding: "utf8", timeout: 30_000 });
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    env: childEnv(env),
+    encoding: "utf8",
+    maxBuffer: 256 << 20,
+    timeout: scaled(30_000),
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -175,7 +180,7 @@ describe("show-host --pid as an unprivileged user against a root-owned process",
         "--pid",
         String(target.pid),
       ],
-      { env: childEnv(), encoding: "utf8", cwd: copy },
+      { env: childEnv(), encoding: "utf8", maxBuffer: 256 << 20, cwd: copy },
     );
     expectOneLineError(
       { code: r.status, err: r.stderr },
@@ -239,7 +244,11 @@ describe("diff", () => {
 
   it("a missing file or a non-snapshot: one line, exit 1; wrong arity: exit 2", () => {
     writeFileSync(join(dir, "not.json"), '{"hello": 1}');
-    expectOneLineError(cli(["diff", join(dir, "a.json"), join(dir, "nope.json")]), 1, /nope\.json: ENOENT/);
+    expectOneLineError(
+      cli(["diff", join(dir, "a.json"), join(dir, "nope.json")]),
+      1,
+      /nope\.json: no such file \(ENOENT\)/,
+    );
     expectOneLineError(
       cli(["diff", join(dir, "a.json"), join(dir, "not.json")]),
       1,
@@ -256,6 +265,13 @@ describe("usage", () => {
     expectOneLineError(await inProcess(["--pid", "abc"]), 2, /--pid takes a process id/);
     expectOneLineError(await inProcess(["--tier", "huge"]), 2, /--tier takes fast, standard or deep/);
     expectOneLineError(await inProcess(["--top", "0"]), 2, /--top takes a whole number from 1 to 1000/);
+    // A negative number is a wrong value, said as one; an option in its place is named.
+    expectOneLineError(await inProcess(["--top", "-1"]), 2, /--top takes a whole number from 1 to 1000, received "-1"/);
+    expectOneLineError(
+      await inProcess(["--self", "--top", "--json"]),
+      2,
+      /option --top needs a value, not the option "--json"/,
+    );
     expectOneLineError(await inProcess(["--count", "3"]), 2, /--count goes with --watch/);
     expectOneLineError(await inProcess(["frobnicate"]), 2, /unknown command "frobnicate"/);
     expectOneLineError(await inProcess(["diff", "--frob", "a", "b"]), 2, /heapstate diff: unknown option "--frob"/);
@@ -299,7 +315,11 @@ describe("--watch", () => {
     // when the child handles it), and the line after the bin is what reports its exit status.
     const socket = `heapstate-test-${process.pid}`;
     const tmux = (...a: string[]) =>
-      execFileSync("tmux", ["-L", socket, "-f", "/dev/null", ...a], { encoding: "utf8", env: childEnv() });
+      execFileSync("tmux", ["-L", socket, "-f", "/dev/null", ...a], {
+        encoding: "utf8",
+        maxBuffer: 256 << 20,
+        env: childEnv(),
+      });
     const script = `"$0" "$1" --self --watch 0.3 --tier fast; echo "EXIT=$?"; sleep 30`;
     tmux("new-session", "-d", "-s", "watch", "-x", "160", "-y", "60", "bash", "-c", script, process.execPath, bin);
     try {
@@ -337,6 +357,7 @@ describe("colour", () => {
   const scriptRun = (env: Record<string, string | undefined>) =>
     execFileSync("script", ["-qec", `${process.execPath} ${bin} --self --tier fast`, "/dev/null"], {
       encoding: "utf8",
+      maxBuffer: 256 << 20,
       env: childEnv({ SHELL: "/bin/sh", CI: undefined, ...env }),
     });
 
@@ -384,6 +405,7 @@ describe("the README's commands", () => {
     const out = execFileSync("npx", ["--no-install", "heapstate", "show-host", "--self", "--tier", "fast"], {
       cwd: root,
       encoding: "utf8",
+      maxBuffer: 256 << 20,
       env: childEnv(),
     });
     expect(out).toContain("serves malloc");

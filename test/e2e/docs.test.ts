@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { childEnv, fixtures, root } from "../helpers";
+import { childEnv, fixtures, root, scaled } from "../helpers";
 
 interface Snippet {
   file: string;
@@ -86,7 +86,7 @@ describe("the documents' snippets", () => {
       // ("// needs: sharp"): without that package here, it must at least parse.
       const needs = /^\/\/ needs: (\S+)/.exec(s.code)?.[1];
       if (needs !== undefined && !resolvable(needs)) {
-        const check = spawnSync(process.execPath, ["--check", file], { encoding: "utf8" });
+        const check = spawnSync(process.execPath, ["--check", file], { encoding: "utf8", maxBuffer: 256 << 20 });
         expect(check.status, `${s.file}:${s.line}\n${check.stderr}`).toBe(0);
         return;
       }
@@ -95,7 +95,8 @@ describe("the documents' snippets", () => {
         cwd: dir,
         env: childEnv(),
         encoding: "utf8",
-        timeout: 30_000,
+        maxBuffer: 256 << 20,
+        timeout: scaled(30_000),
       });
       expect(r.status, `${s.file}:${s.line}\n${r.stderr}`).toBe(0);
       const served = [...r.stderr.matchAll(/\[served (\d+) (\w+)\]\n/g)];
@@ -118,7 +119,8 @@ describe("the documents' snippets", () => {
           const r = spawnSync(process.execPath, [join(root, "bin", "heapstate.js"), ...words.slice(2)], {
             env: childEnv(),
             encoding: "utf8",
-            timeout: 60_000,
+            maxBuffer: 256 << 20,
+            timeout: scaled(60_000),
           });
           expect(r.status, `${s.file}:${s.line}: ${line}\n${r.stderr}`).toBe(0);
           expect(r.stdout.length, line).toBeGreaterThan(0);

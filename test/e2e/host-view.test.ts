@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectTree, hostProcesses } from "../../lib/host-view";
-import { childEnv, fixtures, idleChild, requireLib, root } from "../helpers";
+import { childEnv, fixtures, idleChild, requireLib, requireRoot, root, runInfo, scaled } from "../helpers";
 
 const MiB = 1024 * 1024;
 const work = mkdtempSync(join(tmpdir(), "heapstate-hostview-"));
@@ -30,8 +30,8 @@ function cli(args: string[], env: Record<string, string> = {}) {
   return spawnSync(process.execPath, [join(root, "bin", "heapstate.js"), ...args], {
     env: childEnv(env),
     encoding: "utf8",
-    timeout: 120_000,
     maxBuffer: 256 << 20,
+    timeout: scaled(120_000),
   });
 }
 
@@ -82,7 +82,7 @@ describe("a process tree: a parent and four forked children sharing pages", () =
 
   it("--tree PID prints the rows with each one's share and the totals; --json gives the same as data", () => {
     const text = cli(["--tree", String(parent.pid), "--width", "0"]);
-    expect(text.status, text.stderr).toBe(0);
+    expect(text.status, runInfo(text)).toBe(0);
     expect(text.stdout).toMatch(new RegExp(`^process tree of ${parent.pid} \\(5 processes, by rss\\)`, "m"));
     for (const pid of kids) expect(text.stdout).toMatch(new RegExp(`^ +${pid} +${parent.pid} .*%`, "m"));
     expect(text.stdout).toMatch(/Σ pss .* \(each shared page counted once/);
@@ -138,7 +138,7 @@ describe("the host's Node processes", () => {
 
   it("show-host lists them (not itself), with --json the same as data", () => {
     const text = cli(["--width", "0"]);
-    expect(text.status, text.stderr).toBe(0);
+    expect(text.status, runInfo(text)).toBe(0);
     expect(text.stdout).toMatch(/^host$/m);
     expect(text.stdout).toMatch(/^node processes \(\d+, by rss; this CLI, process \d+, left out/m);
     expect(text.stdout).toMatch(new RegExp(`^ +${jemalloc.pid} .* jemalloc \\(p\\) `, "m"));
@@ -188,7 +188,7 @@ describe("the host table fits 100 columns, whatever the command lines", () => {
 
   it("by default (not a terminal) every line is at most 100 columns, and the workers' rows differ by their tails", () => {
     const r = cli([]);
-    expect(r.status, r.stderr).toBe(0);
+    expect(r.status, runInfo(r)).toBe(0);
     for (const line of r.stdout.split("\n")) expect([...line].length, line).toBeLessThanOrEqual(100);
     const rows = r.stdout.split("\n").filter((l) => workers.some((w) => new RegExp(`^ +${w.pid} `).test(l)));
     expect(rows).toHaveLength(3);
@@ -201,6 +201,19 @@ describe("the host table fits 100 columns, whatever the command lines", () => {
     expect(r.stdout).not.toMatch(/^fake row/m);
     const narrow = cli(["--width", "80"]);
     for (const line of narrow.stdout.split("\n")) expect([...line].length, line).toBeLessThanOrEqual(80);
+  });
+
+  it("as a user who may not read the others' smaps: the totals say permission denied, not the tier", (ctx) => {
+    requireRoot(ctx, "reading the view as another user");
+    const r = spawnSync(
+      "setpriv",
+      ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, join(root, "bin", "heapstate.js")],
+      { env: childEnv(), encoding: "utf8", maxBuffer: 256 << 20, timeout: scaled(60_000) },
+    );
+    expect(r.status, runInfo(r)).toBe(0);
+    expect(r.stdout).toMatch(/^ {2}Σ pss \(permission denied: run as the processes' user or as root\)$/m);
+    expect(r.stdout).toMatch(/^ {2}\? could not be read: smaps_rollup: EACCES/m);
+    expect(r.stdout).not.toContain("not read in this tier");
   });
 
   it("--json keeps a command exact up to 4096 characters and marks the cut", () => {
@@ -238,10 +251,10 @@ describe("200 processes", () => {
     const r = spawnSync(
       "strace",
       ["-f", "-qq", "-e", "trace=openat", "-o", trace, process.execPath, join(root, "bin", "heapstate.js"), "--json"],
-      { env: childEnv(), encoding: "utf8", timeout: 60_000, maxBuffer: 64 * MiB },
+      { env: childEnv(), encoding: "utf8", maxBuffer: 256 << 20, timeout: scaled(60_000) },
     );
     const took = Date.now() - start;
-    expect(r.status, r.stderr).toBe(0);
+    expect(r.status, runInfo(r)).toBe(0);
     const listed = (JSON.parse(r.stdout) as { processes: Array<{ pid: number }> }).processes.map((p) => p.pid);
     for (const c of fakes) expect(listed).toContain(c.pid);
     expect(took).toBeLessThan(10_000);
@@ -262,9 +275,9 @@ describe("200 processes", () => {
         "--deep",
         "--json",
       ],
-      { env: childEnv(), encoding: "utf8", timeout: 120_000, maxBuffer: 64 * MiB },
+      { env: childEnv(), encoding: "utf8", maxBuffer: 256 << 20, timeout: scaled(120_000) },
     );
-    expect(deep.status, deep.stderr).toBe(0);
+    expect(deep.status, runInfo(deep)).toBe(0);
     expect(readFileSync(trace, "utf8")).toMatch(/\/smaps"/);
   }, 180_000);
 });

@@ -19,7 +19,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fixtures, parseJson, requireLib, root } from "../helpers";
+import { fixtures, parseJson, requireLib, root, runInfo, scaled } from "../helpers";
 
 const work = mkdtempSync(join(tmpdir(), "heapstate-install-"));
 const app = join(work, "app");
@@ -28,7 +28,7 @@ const installed = join(app, "node_modules", "heapstate");
 const arch = process.arch;
 
 function which(name: string): string {
-  return execFileSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" }).trim();
+  return execFileSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8", maxBuffer: 256 << 20 }).trim();
 }
 
 /**
@@ -58,7 +58,7 @@ function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 }
 
 function run(cmd: string, args: string[], extra: Record<string, string> = {}): SpawnSyncReturns<string> {
-  return spawnSync(cmd, args, { cwd: app, env: env(extra), encoding: "utf8", timeout: 180_000 });
+  return spawnSync(cmd, args, { cwd: app, env: env(extra), encoding: "utf8", maxBuffer: 256 << 20, timeout: 180_000 });
 }
 
 /** Runs a CommonJS script in the consumer directory and returns the JSON it prints last. */
@@ -89,9 +89,10 @@ beforeAll(() => {
   const packed = spawnSync("npm", ["pack", "--json", "--pack-destination", work], {
     cwd: root,
     encoding: "utf8",
+    maxBuffer: 256 << 20,
     env: { ...process.env, HEAPSTATE_PACK_AS_BUILT: "1" },
   });
-  expect(packed.status, packed.stderr).toBe(0);
+  expect(packed.status, runInfo(packed)).toBe(0);
   pack = (JSON.parse(packed.stdout) as PackInfo[])[0] as PackInfo;
   tarball = join(work, pack.filename);
 
@@ -134,10 +135,11 @@ describe("npm pack without the arm64 cross compiler", () => {
     const r = spawnSync(process.execPath, [join(copy, "scripts", "build-prebuild.mjs")], {
       cwd: copy,
       encoding: "utf8",
+      maxBuffer: 256 << 20,
       env: { ...process.env, PATH },
       timeout: 180_000,
     });
-    expect(r.status, r.stderr).toBe(0);
+    expect(r.status, runInfo(r)).toBe(0);
     expect(existsSync(join(copy, "prebuilds", `linux-${arch}`, "heapstate.napi.glibc.node"))).toBe(true);
     expect(existsSync(join(copy, "prebuilds", `linux-${other}`))).toBe(false);
     const lines = r.stderr.split("\n").filter((l) => l.startsWith("build-prebuild:"));
@@ -147,6 +149,7 @@ describe("npm pack without the arm64 cross compiler", () => {
     const strict = spawnSync(process.execPath, [join(copy, "scripts", "build-prebuild.mjs"), "--all"], {
       cwd: copy,
       encoding: "utf8",
+      maxBuffer: 256 << 20,
       env: { ...process.env, PATH },
       timeout: 180_000,
     });
@@ -176,6 +179,7 @@ describe("npm install <git URL>: before the package is published", () => {
       cwd: gitApp,
       env: clean,
       encoding: "utf8",
+      maxBuffer: 256 << 20,
       timeout: 300_000,
     });
   }, 320_000);
@@ -188,7 +192,11 @@ describe("npm install <git URL>: before the package is published", () => {
   });
 
   it("npx heapstate runs, and require('heapstate') reads the allocator through the addon", () => {
-    const cli = spawnSync("npx", ["--no-install", "heapstate", "--version"], { cwd: gitApp, encoding: "utf8" });
+    const cli = spawnSync("npx", ["--no-install", "heapstate", "--version"], {
+      cwd: gitApp,
+      encoding: "utf8",
+      maxBuffer: 256 << 20,
+    });
     expect(cli.stderr).toBe("");
     expect(cli.stdout.trim()).toBe(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version);
     const r = spawnSync(
@@ -197,9 +205,9 @@ describe("npm install <git URL>: before the package is published", () => {
         "-e",
         "const s = require('heapstate').collect(); console.log(JSON.stringify({ a: s.heap?.allocator, w: s.warnings.map((w) => w.code) }))",
       ],
-      { cwd: gitApp, encoding: "utf8" },
+      { cwd: gitApp, encoding: "utf8", maxBuffer: 256 << 20 },
     );
-    expect(r.status, r.stderr).toBe(0);
+    expect(r.status, runInfo(r)).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({ a: "glibc", w: [] });
   });
 });
@@ -234,6 +242,7 @@ describe("the tarball", () => {
       [join(root, "node_modules", "publint", "src", "cli.js"), "run", tarball, "--strict"],
       {
         encoding: "utf8",
+        maxBuffer: 256 << 20,
       },
     );
     expect(r.status, r.stdout + r.stderr).toBe(0);
@@ -246,7 +255,7 @@ describe("the tarball", () => {
       encoding: "utf8",
       maxBuffer: 64 << 20,
     });
-    expect(r.status, r.stderr).toBe(0);
+    expect(r.status, runInfo(r)).toBe(0);
     const report = parseJson(r.stdout) as { problems?: unknown[] | Record<string, unknown> };
     const problems = Array.isArray(report.problems) ? report.problems : Object.values(report.problems ?? {});
     expect(problems).toEqual([]);
@@ -265,9 +274,10 @@ describe("npm install <tarball>, scripts allowed", () => {
       cwd: plain,
       env: env(),
       encoding: "utf8",
-      timeout: 120_000,
+      maxBuffer: 256 << 20,
+      timeout: scaled(120_000),
     });
-    expect(r.status, r.stderr).toBe(0);
+    expect(r.status, runInfo(r)).toBe(0);
     expect(`${r.stdout}${r.stderr}`).not.toMatch(/install-scripts|install script|prepare|node-gyp/);
     const manifest = JSON.parse(readFileSync(join(plain, "node_modules", "heapstate", "package.json"), "utf8")) as {
       scripts?: Record<string, string>;
@@ -286,13 +296,17 @@ describe("npm install <tarball>, scripts allowed", () => {
 describe("npm install <tarball> --ignore-scripts, with no compiler on PATH", () => {
   it("the consumer's PATH has no compiler, make or Python", () => {
     for (const tool of ["cc", "gcc", "g++", "c++", "clang", "make", "python3", "node-gyp"]) {
-      const r = spawnSync(join(bin, "sh"), ["-c", `command -v ${tool}`], { env: env(), encoding: "utf8" });
+      const r = spawnSync(join(bin, "sh"), ["-c", `command -v ${tool}`], {
+        env: env(),
+        encoding: "utf8",
+        maxBuffer: 256 << 20,
+      });
       expect(r.status, `${tool} is on the consumer's PATH: ${r.stdout}`).not.toBe(0);
     }
   });
 
   it("installs the package and its one dependency, builds nothing", () => {
-    expect(install.status, install.stderr).toBe(0);
+    expect(install.status, runInfo(install)).toBe(0);
     const deps = readdirSync(join(app, "node_modules")).filter((n) => !n.startsWith("."));
     expect(deps.sort()).toEqual(["heapstate", "node-gyp-build"]);
     expect(existsSync(join(installed, "build"))).toBe(false);
@@ -372,7 +386,7 @@ describe("npm install <tarball> --ignore-scripts, with no compiler on PATH", () 
 
   it("its types check in a TypeScript consumer (CommonJS and ESM), and wrong uses are caught", () => {
     const types = run(join(bin, "npm"), ["install", "--ignore-scripts", "--no-audit", "--no-fund", "@types/node@^20"]);
-    expect(types.status, types.stderr).toBe(0);
+    expect(types.status, runInfo(types)).toBe(0);
     const tsconfig = {
       compilerOptions: {
         module: "nodenext",
@@ -460,15 +474,15 @@ collect({ tier: "everything" });
 
   it("npx heapstate show-host reports the prebuilt addon and the allocator", () => {
     const r = run(join(bin, "npx"), ["--no-install", "heapstate", "show-host", "--self"]);
-    expect(r.status, r.stderr).toBe(0);
+    expect(r.status, runInfo(r)).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^  heapstate addon +prebuilt for linux-${arch} \\(glibc\\)$`, "m"));
     // The glibc version as glibc's own getconf reports it ("glibc 2.36").
-    const glibc = execFileSync("getconf", ["GNU_LIBC_VERSION"], { encoding: "utf8" }).trim();
+    const glibc = execFileSync("getconf", ["GNU_LIBC_VERSION"], { encoding: "utf8", maxBuffer: 256 << 20 }).trim();
     expect(r.stdout).toMatch(new RegExp(`^  serves malloc +${glibc.replace(".", "\\.")} \\(`, "m"));
     const je = run(join(bin, "npx"), ["--no-install", "heapstate", "show-host", "--self"], {
       LD_PRELOAD: requireLib("jemalloc"),
     });
-    expect(je.status, je.stderr).toBe(0);
+    expect(je.status, runInfo(je)).toBe(0);
     expect(je.stdout).toMatch(/^ {2}serves malloc +jemalloc /m);
   });
 
@@ -493,7 +507,7 @@ collect({ tier: "everything" });
         `no native addon for linux-${arch} (glibc): this package carries prebuilt addons for linux-${other} (glibc) only`,
       );
       const r = run(join(bin, "npx"), ["--no-install", "heapstate", "show-host", "--self"]);
-      expect(r.status, r.stderr).toBe(0);
+      expect(r.status, runInfo(r)).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^  heapstate addon +none for linux-${arch} \\(glibc\\)`, "m"));
       expect(r.stdout).toContain("[NATIVE_UNSUPPORTED_PLATFORM]");
     } finally {

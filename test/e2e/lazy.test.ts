@@ -7,7 +7,7 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { childEnv, dist } from "../helpers";
+import { childEnv, dist, runInfo, scaled } from "../helpers";
 
 interface Probe {
   modules: string[];
@@ -31,10 +31,11 @@ function probe(code: string, esm = false): Probe[] {
     {
       env: childEnv(),
       encoding: "utf8",
-      timeout: 30_000,
+      maxBuffer: 256 << 20,
+      timeout: scaled(30_000),
     },
   );
-  expect(r.status, r.stderr).toBe(0);
+  expect(r.status, runInfo(r)).toBe(0);
   return JSON.parse(r.stdout) as Probe[];
 }
 

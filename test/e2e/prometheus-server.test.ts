@@ -10,7 +10,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { childEnv, dist, fixtures, root } from "../helpers";
+import { childEnv, dist, fixtures, root, scaled } from "../helpers";
 
 const rules = join(root, "monitoring", "heapstate.rules.yml");
 const dashboard = join(root, "monitoring", "heapstate-dashboard.json");
@@ -98,7 +98,7 @@ beforeAll(async () => {
       expect(targets.activeTargets[0]?.health, targets.activeTargets[0]?.lastError).toBe("up");
       expect((await instant("heapstate_memory_rss_bytes")).length).toBe(1);
     },
-    { timeout: 60_000, interval: 250 },
+    { timeout: scaled(60_000), interval: 250 },
   );
 }, 90_000);
 
@@ -147,7 +147,7 @@ describe("a Prometheus server scraping /debug/memory with no params", () => {
   });
 
   it("the alerting rules load and evaluate without error; promtool checks them", async () => {
-    const r = spawnSync("promtool", ["check", "rules", rules], { encoding: "utf8" });
+    const r = spawnSync("promtool", ["check", "rules", rules], { encoding: "utf8", maxBuffer: 256 << 20 });
     expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
     await vi.waitFor(
       async () => {

@@ -16,7 +16,7 @@ import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { childEnv, requireRoot, root } from "../helpers";
+import { childEnv, requireRoot, root, runInfo, scaled } from "../helpers";
 
 const bin = join(root, "bin", "heapstate.js");
 const isRoot = process.getuid?.() === 0;
@@ -83,8 +83,9 @@ function asUser(uid: number, command: string[], env: Record<string, string> = {}
 function asAttacker(command: string[]): void {
   const r = spawnSync("setpriv", [`--reuid=${ATTACKER}`, `--regid=${ATTACKER}`, "--clear-groups", ...command], {
     encoding: "utf8",
+    maxBuffer: 256 << 20,
   });
-  expect(r.status, r.stderr).toBe(0);
+  expect(r.status, runInfo(r)).toBe(0);
   cleanup.push(command.at(-1) as string);
 }
 
@@ -131,8 +132,8 @@ function cli(args: string[]) {
   const r = spawnSync(process.execPath, [bin, ...args], {
     env: childEnv(),
     encoding: "utf8",
-    timeout: 60_000,
     maxBuffer: 256 << 20,
+    timeout: scaled(60_000),
   });
   expect(r.status, `${args.join(" ")}: ${r.stderr}`).toBe(0);
   return r.stdout;
@@ -356,9 +357,9 @@ describe("the CLI's own stale-socket sweep, through a directory another user pla
         process.execPath,
         join(copy, "bin", "heapstate.js"),
       ],
-      { env: childEnv(), encoding: "utf8", cwd: copy, timeout: 60_000, maxBuffer: 256 << 20 },
+      { env: childEnv(), encoding: "utf8", maxBuffer: 256 << 20, cwd: copy, timeout: scaled(60_000) },
     );
-    expect(r.status, r.stderr).toBe(0);
+    expect(r.status, runInfo(r)).toBe(0);
     expect(existsSync(stale)).toBe(true);
     expect(existsSync(join(target, "4194303.sock"))).toBe(true);
   });

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { FileRecord, KeyFigures, SidecarRun } from "../../lib/sidecar";
 import { HeapstateReporter } from "../../lib/vitest/reporter";
-import { childEnv, fixtures, glibcTotals, inBeforeAll, MiB, parseJson, root, runChild } from "../helpers";
+import { childEnv, fixtures, glibcTotals, inBeforeAll, MiB, parseJson, root, runChild, scaled } from "../helpers";
 
 const projects: string[] = [];
 afterAll(() => {
@@ -50,7 +50,8 @@ function runVitest(dir: string, pool: string, options: object = {}, config: "two
       CI: "1",
     }),
     encoding: "utf8",
-    timeout: 120_000,
+    maxBuffer: 256 << 20,
+    timeout: scaled(120_000),
   });
   const file = join(dir, (options as { outputFile?: string }).outputFile ?? ".vitest/heapstate/sidecar.json");
   const sidecar = existsSync(file) ? (parseJson(readFileSync(file, "utf8")) as SidecarRun) : undefined;

@@ -16,8 +16,8 @@ function promotedPerScavenge(body: string): { scavenges: number; averageBytes: n
   const script = `const h = require(${JSON.stringify(dist)});\n${body}`;
   const text = execFileSync(process.execPath, ["--trace-gc-nvp", "-e", script], {
     encoding: "utf8",
+    maxBuffer: 256 << 20,
     env: childEnv(),
-    maxBuffer: 256 * 1024 * 1024,
   });
   let scavenges = 0;
   let promoted = 0;
@@ -43,6 +43,7 @@ process.stdout.write(JSON.stringify(out));
 `;
   const text = execFileSync(process.execPath, ["--allow-natives-syntax", "-e", script], {
     encoding: "utf8",
+    maxBuffer: 256 << 20,
     env: childEnv(),
   });
   return JSON.parse(text) as Record<string, boolean>;

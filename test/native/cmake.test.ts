@@ -10,7 +10,9 @@ const gypBinding = join(root, "build", "Release", "heapstate.node");
 
 function discover(file: string, env: Record<string, string> = {}) {
   const script = `const d = require(${JSON.stringify(file)}).discover(); console.log(JSON.stringify({ owner: d.mallocOwner, instances: d.instances }))`;
-  return JSON.parse(execFileSync(process.execPath, ["-e", script], { env: childEnv(env), encoding: "utf8" }));
+  return JSON.parse(
+    execFileSync(process.execPath, ["-e", script], { env: childEnv(env), encoding: "utf8", maxBuffer: 256 << 20 }),
+  );
 }
 
 describe("cmake-js build", () => {
@@ -19,7 +21,7 @@ describe("cmake-js build", () => {
   });
 
   it("exports only the Node-API entry points", () => {
-    const out = execFileSync("nm", ["-D", "--defined-only", cmakeBinding], { encoding: "utf8" });
+    const out = execFileSync("nm", ["-D", "--defined-only", cmakeBinding], { encoding: "utf8", maxBuffer: 256 << 20 });
     expect(
       out
         .trim()

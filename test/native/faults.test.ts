@@ -8,7 +8,7 @@ import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { childEnv, fixtures, requireRoot, root, runChild } from "../helpers";
+import { childEnv, fixtures, requireRoot, root, runChild, scaled } from "../helpers";
 
 describe("files that may not be read (EACCES)", () => {
   const dir = mkdtempSync(join(tmpdir(), "heapstate-eacces-"));
@@ -32,6 +32,7 @@ describe("files that may not be read (EACCES)", () => {
       ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, "-e", script],
       {
         encoding: "utf8",
+        maxBuffer: 256 << 20,
         env: childEnv({ HEAPSTATE_NO_NATIVE: "1" }),
         cwd: "/",
       },
@@ -85,7 +86,7 @@ describe("smaps of tens of thousands of mappings", () => {
     const control = spawnSync(
       "/bin/sh",
       ["-c", 'ulimit -c 0; exec "$0" "$@"', process.execPath, ...cap, "-e", script],
-      { encoding: "utf8", timeout: 60_000 },
+      { encoding: "utf8", maxBuffer: 256 << 20, timeout: scaled(60_000) },
     );
     expect(control.status, control.stderr.slice(0, 300)).not.toBe(0);
     expect(control.stderr).toMatch(/heap out of memory|heap limit/);

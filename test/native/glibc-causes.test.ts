@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { ArenaGroup, CpuState, Finding } from "../../lib/types";
-import { childEnv, dist, fixtures, inBeforeAll, MiB, printerAddon, requireRoot, runChild } from "../helpers";
+import { childEnv, dist, fixtures, inBeforeAll, MiB, printerAddon, requireRoot, runChild, scaled } from "../helpers";
 
 interface Reading {
   tier: string;
@@ -175,7 +175,7 @@ describe("glibc holding free memory, by cause", () => {
             env: childEnv({ HEAPSTATE_TEST_DIST: dist, HEAPSTATE_TEST_PRINTER: printerAddon }),
             encoding: "utf8",
             maxBuffer: 64 << 20,
-            timeout: 120_000,
+            timeout: scaled(120_000),
           },
         );
         const out = JSON.parse(stdout.trim().split("\n").at(-1) as string) as Out;

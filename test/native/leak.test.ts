@@ -22,6 +22,7 @@ async function child(mode: string): Promise<Out> {
   const { stdout } = await promisify(execFile)(process.execPath, [join(fixtures, "children", "leak.cjs"), mode], {
     env: childEnv({ HEAPSTATE_TEST_DIST: dist, HEAPSTATE_TEST_PRINTER: printerAddon }),
     encoding: "utf8",
+    maxBuffer: 256 << 20,
     timeout: 90_000,
   });
   return JSON.parse(stdout.trim().split("\n").at(-1) as string) as Out;

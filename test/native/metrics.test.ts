@@ -274,7 +274,25 @@ describe("registerOtel", () => {
   it("without a provider it uses the global one; a bad one is INVALID_OPTION", () => {
     const stop = registerOtel();
     stop();
-    expect(() => registerOtel(42)).toThrow(expect.objectContaining({ code: "INVALID_OPTION" }));
+    expect(() => registerOtel(42 as never)).toThrow(expect.objectContaining({ code: "INVALID_OPTION" }));
+  });
+
+  it("takes the options form { meterProvider, maxAgeMs } (the README's), and says which mix it refuses", async () => {
+    const reader = new TestReader();
+    const provider = new MeterProvider({ readers: [reader] });
+    const unregister = registerOtel({ meterProvider: provider, maxAgeMs: 500 });
+    const { resourceMetrics, errors } = await reader.collect();
+    expect(errors).toEqual([]);
+    const scope = resourceMetrics.scopeMetrics.find((s) => s.scope.name === "heapstate");
+    expect(scope?.metrics.map((m) => m.descriptor.name)).toContain("heapstate.memory.rss");
+    unregister();
+    await provider.shutdown();
+    const both = () => registerOtel({ meterProvider: provider, meter: provider.getMeter("x") });
+    expect(both).toThrow(expect.objectContaining({ code: "INVALID_OPTION" }));
+    expect(() => registerOtel({ meterProvider: provider } as never, { maxAgeMs: 1 })).toThrow(
+      expect.objectContaining({ code: "INVALID_OPTION" }),
+    );
+    expect(() => registerOtel({ maxAgeMs: -1 })).toThrow(expect.objectContaining({ code: "INVALID_OPTION" }));
   });
 });
 
@@ -327,6 +345,7 @@ describe("startSampler", () => {
       {
         env: childEnv(),
         encoding: "utf8",
+        maxBuffer: 256 << 20,
         timeout: 10_000,
       },
     );

@@ -4,7 +4,7 @@
  * "older than the build machine", Debian's musl-gcc for a musl executable.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -12,7 +12,7 @@ import { chooseAddon } from "../../lib/native";
 import { elfInterpreter, libcOfInterpreter, platformInfo } from "../../lib/platform";
 import type { Snapshot } from "../../lib/types";
 import { compareVersions, highestByNamespace, versionNeeds } from "../../scripts/elf-needs.cjs";
-import { childEnv, dist, fixtures, parseJson, root } from "../helpers";
+import { childEnv, dist, fixtures, parseJson, root, scaled } from "../helpers";
 
 const built = join(fixtures, "native", "build");
 const muslProgram = join(built, "tiny-musl");
@@ -21,7 +21,7 @@ const prebuild = join(root, "prebuilds", `linux-${process.arch}`, "heapstate.nap
 
 /** The interpreter as readelf prints it: "[Requesting program interpreter: /lib/ld-musl-x86_64.so.1]". */
 function readelfInterpreter(file: string): string | undefined {
-  const out = execFileSync("readelf", ["-l", "-W", file], { encoding: "utf8" });
+  const out = execFileSync("readelf", ["-l", "-W", file], { encoding: "utf8", maxBuffer: 256 << 20 });
   return /Requesting program interpreter: ([^\]]+)\]/.exec(out)?.[1];
 }
 
@@ -58,6 +58,8 @@ describe("which C library an executable uses (its ELF interpreter)", () => {
     const truncated = join(tmpdir(), `heapstate-truncated-elf-${process.pid}`);
     writeFileSync(truncated, readFileSync(process.execPath).subarray(0, 80));
     expect(elfInterpreter(truncated)).toBeUndefined();
+    rmSync(text);
+    rmSync(truncated);
     expect(elfInterpreter("/nonexistent/heapstate")).toBeUndefined();
     expect(platformInfo(staticProgram, "linux", "x64")).toEqual({ os: "linux", arch: "x64", label: "linux-x64" });
     expect(libcOfInterpreter("/lib/ld-musl-aarch64.so.1")).toBe("musl");
@@ -121,7 +123,7 @@ describe("the prebuilt addon", () => {
       ).toBeLessThanOrEqual(0);
     }
     // Not one symbol may be bound to a glibc-private or 2.34 version (dl* moved into libc there).
-    const text = execFileSync("readelf", ["--dyn-syms", "-W", prebuild], { encoding: "utf8" });
+    const text = execFileSync("readelf", ["--dyn-syms", "-W", prebuild], { encoding: "utf8", maxBuffer: 256 << 20 });
     expect(text).not.toMatch(/@GLIBC_(PRIVATE|2\.3[2-9])/);
   });
 
@@ -137,7 +139,8 @@ describe("the prebuilt addon", () => {
       return spawnSync(loader, ["--library-path", libraryPath, process.execPath, "-e", script], {
         env: childEnv({ HEAPSTATE_TEST_DIST: dist, ...env }),
         encoding: "utf8",
-        timeout: 60_000,
+        maxBuffer: 256 << 20,
+        timeout: scaled(60_000),
       });
     }
 
@@ -186,7 +189,8 @@ describe("the arm64 prebuild, in Node for arm64 under qemu-user", () => {
     return spawnSync(qemu, ["-L", sysroot, arm64Node, "-e", script], {
       env: childEnv({ HEAPSTATE_TEST_DIST: dist, ...env }),
       encoding: "utf8",
-      timeout: 120_000,
+      maxBuffer: 256 << 20,
+      timeout: scaled(120_000),
     });
   }
 
@@ -194,7 +198,9 @@ describe("the arm64 prebuild, in Node for arm64 under qemu-user", () => {
     expect(existsSync(arm64Prebuild), `${arm64Prebuild} (npm run build:prebuild makes it; npm test runs it)`).toBe(
       true,
     );
-    expect(execFileSync("readelf", ["-h", arm64Prebuild], { encoding: "utf8" })).toMatch(/Machine:\s+AArch64/);
+    expect(execFileSync("readelf", ["-h", arm64Prebuild], { encoding: "utf8", maxBuffer: 256 << 20 })).toMatch(
+      /Machine:\s+AArch64/,
+    );
     const mine = highestByNamespace(versionNeeds(arm64Prebuild));
     const node = highestByNamespace(versionNeeds(arm64Node));
     expect(Object.keys(mine)).toContain("GLIBC");
@@ -226,6 +232,7 @@ describe("the arm64 prebuild, in Node for arm64 under qemu-user", () => {
     // The version that Debian's cross package of glibc says it is ("2.36-8cross1" → "2.36").
     const cross = execFileSync("dpkg-query", ["-W", "-f", "$" + "{Version}", "libc6-arm64-cross"], {
       encoding: "utf8",
+      maxBuffer: 256 << 20,
     });
     expect(cross.startsWith(`${out.heap?.version}-`)).toBe(true);
     expect(out.heap?.allocatedBytes).toBeGreaterThan(0);

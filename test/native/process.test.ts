@@ -211,7 +211,7 @@ describe("without the binding", () => {
 
 describe("the addon's surface", () => {
   it("exports its Node-API entry points and nothing else (no allocator symbol)", () => {
-    const symbols = execFileSync("nm", ["-D", "--defined-only", binding], { encoding: "utf8" })
+    const symbols = execFileSync("nm", ["-D", "--defined-only", binding], { encoding: "utf8", maxBuffer: 256 << 20 })
       .trim()
       .split("\n")
       .map((line) => line.split(/\s+/).pop());
@@ -226,7 +226,9 @@ describe("the addon's surface", () => {
         try { call(); errors.push("no error"); } catch (e) { errors.push(e.constructor.name + ": " + e.message); }
       }
       console.log(JSON.stringify({ errors, after: b.read().instances.length }));`;
-    const out = parseJson(execFileSync(process.execPath, ["-e", script], { env: childEnv(), encoding: "utf8" })) as {
+    const out = parseJson(
+      execFileSync(process.execPath, ["-e", script], { env: childEnv(), encoding: "utf8", maxBuffer: 256 << 20 }),
+    ) as {
       errors: string[];
       after: number;
     };
@@ -248,6 +250,7 @@ describe("the addon's surface", () => {
       execFileSync(process.execPath, ["-e", script], {
         env: childEnv({ LD_PRELOAD: requireLib("jemalloc") }),
         encoding: "utf8",
+        maxBuffer: 256 << 20,
       }),
     ) as { first: number; second: number; libc: { family: string; version?: string } };
     expect(out.libc).toEqual({ family: "glibc", version: expect.stringMatching(/^2\.\d+$/) });
@@ -258,7 +261,9 @@ describe("the addon's surface", () => {
 
 describe("module systems", () => {
   const check = (args: string[]) =>
-    parseJson(execFileSync(process.execPath, args, { cwd: root, env: childEnv(), encoding: "utf8" })) as {
+    parseJson(
+      execFileSync(process.execPath, args, { cwd: root, env: childEnv(), encoding: "utf8", maxBuffer: 256 << 20 }),
+    ) as {
       allocator: string;
       same?: boolean;
     };
