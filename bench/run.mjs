@@ -919,8 +919,8 @@ writeFileSync(join(outDir, `${base}.json`), `${JSON.stringify(results, null, 2)}
 writeFileSync(join(outDir, `${base}.md`), `${md.join("\n")}\n`);
 writeFileSync(join(outDir, smoke ? "bench-smoke-scaling.svg" : "scaling.svg"), `${svg}\n`);
 if (!smoke) {
-  // The README's performance table, between its markers, from this run.
-  const readme = join(root, "README.md");
+  // docs/performance.md's table of the targets, between its markers, from this run.
+  const readme = join(root, "docs", "performance.md");
   const text = readFileSync(readme, "utf8");
   const start = "<!-- bench:targets -->";
   const end = "<!-- /bench:targets -->";
@@ -928,7 +928,7 @@ if (!smoke) {
   const b = text.indexOf(end);
   if (a >= 0 && b > a) {
     const table = [
-      `Measured ${m.date.slice(0, 10)} by \`npm run bench\` (${m.cpus} CPUs, Node ${m.node}); every row, and the reasons for each miss, in [docs/performance.md](docs/performance.md) and [bench/results.md](bench/results.md).`,
+      `Measured ${m.date.slice(0, 10)} by \`npm run bench\` (${m.cpus} CPUs, Node ${m.node}); every row in [bench/results.md](../bench/results.md); the reasons for each miss below.`,
       "",
       "| target | measured | goal | |",
       "|---|---|---|---|",

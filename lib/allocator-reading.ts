@@ -56,13 +56,14 @@ function arenaEvidence(regions: RegionSummary[] | undefined): GlibcKernelEvidenc
 function withWalk(evidence: GlibcKernelEvidence, heap: AllocatorState, warnings: Warning[]): void {
   const page = typeof heap.raw?.page_size === "number" ? heap.raw.page_size : undefined;
   if (page === undefined || page <= 0) return;
-  const walk = walkGlibcHeaps(page);
+  const hblkhd = heap.raw?.hblkhd;
+  const walk = walkGlibcHeaps(page, typeof hblkhd === "number" ? hblkhd : undefined);
   evidence.walk = walk;
   if (walk.problems.length > 0)
     warnings.push({
       source: "glibc",
       code: "GLIBC_WALK_INCOMPLETE",
-      message: `glibc's chunks could not all be walked (${walk.problems.join("; ")}): free memory of those arenas is estimated as their resident pages less their in-use bytes, which counts blocks never written as resident`,
+      message: `glibc's chunks could not all be walked: ${walk.problems.join("; ")} (an estimate of free memory is the arenas' resident pages less their in-use bytes, which counts blocks never written as resident)`,
     });
 }
 

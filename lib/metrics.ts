@@ -151,7 +151,7 @@ export const METRICS: readonly MetricSpec[] = [
     instrument: "updowncounter",
     unit: "By",
     aggregator: "sum",
-    help: "The parts within a part (heapstate_memory_parent): who owns the native heap (native_v8, native_array_buffers, native_reported, native_allocator_slack, native_unclassified) and V8's heap by space; a parent's children add up to its heapstate_memory_breakdown_bytes point",
+    help: "The parts within a part (heapstate_memory_parent): who owns the native heap (native_v8, native_array_buffers, native_reported, native_allocator_slack, native_not_resident (negative: in-use blocks never written), native_unclassified) and V8's heap by space; a parent's children add up to its heapstate_memory_breakdown_bytes point",
     points: (s) =>
       (s.breakdown?.parts ?? []).flatMap((p) =>
         (p.children ?? []).map((c) => ({

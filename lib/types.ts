@@ -56,6 +56,7 @@ export const CHILD_NAMES = [
   "native-array-buffers",
   "native-reported",
   "native-allocator-slack",
+  "native-not-resident",
   "native-unclassified",
   "v8-space",
 ] as const;

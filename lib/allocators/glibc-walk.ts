@@ -37,6 +37,8 @@ export interface MmappedChunks {
   bytes: number;
   /** Of those, bytes on pages that are not resident (never written). */
   absentBytes: number;
+  /** Whether the chunks found hold all that mallinfo2's hblkhd counts. */
+  complete: boolean;
 }
 
 export interface GlibcWalk {
@@ -407,45 +409,60 @@ function walkThreads(
   return why;
 }
 
+/** How much of mappings that do not start with a chunk a search for mmapped chunks reads at most. */
+const MMAP_SEARCH_BUDGET = 64 * 1024 * 1024;
+
 /**
  * glibc's mmapped chunks (blocks of 128 KiB or more): each is mapped on its own and starts with its
- * chunk header, prev_size 0 and size = its length | IS_MMAPPED (2); the kernel merges neighbours
- * into one mapping, so a mapping is walked chunk by chunk from its start while the headers fit. A
- * block never written all through keeps its untouched pages out of RSS while mallinfo2's hblkhd
- * counts them. Only headers are read, and only on pages pagemap shows resident.
+ * chunk header, prev_size 0 and size = its length | IS_MMAPPED (2). The kernel merges neighbouring
+ * mappings into one, so a mapping is looked through page by page (only pages pagemap shows
+ * resident; a chunk's header page always is), skipping each chunk found by its size, until the
+ * chunks found hold the `expected` bytes mallinfo2's hblkhd counts, or the search has read its
+ * budget. A block never written all through keeps its untouched pages out of RSS while hblkhd
+ * counts them: those are `absentBytes`.
  */
-function mmappedChunks(memFd: number, mapFd: number, page: number, window: Buffer, scratch: Buffer): MmappedChunks {
-  const out: MmappedChunks = { chunks: 0, bytes: 0, absentBytes: 0 };
+function mmappedChunks(
+  memFd: number,
+  mapFd: number,
+  page: number,
+  window: Buffer,
+  scratch: Buffer,
+  expected: number | undefined,
+): MmappedChunks {
+  const out: MmappedChunks = { chunks: 0, bytes: 0, absentBytes: 0, complete: false };
   const maps = parseMaps(readFileSync("/proc/self/maps", "latin1"));
+  let searched = 0;
   for (let i = 0; i < maps.length; i++) {
+    if (expected !== undefined && out.bytes >= expected) break;
     const m = maps[i] as MapLine;
     if (!anonymous(m) || m.perms !== "rw-p" || isArenaHeap(m, maps[i + 1])) continue;
-    const res = new Residency(m.start, m.end, m.start + page, mapFd, page, scratch);
-    if (!res.present(m.start)) continue;
-    const mem = new Memory(window, memFd, (a) => res.presentNow(a), page);
+    const res = new Residency(m.start, m.end, m.end, mapFd, page, scratch);
+    const mem = new Memory(window, memFd, (a) => res.present(a), page);
     for (let p = m.start; p < m.end; ) {
-      const size = mem.u64(p + 8);
-      if (mem.u64(p) !== 0 || size === undefined || size % page !== 2 || p + size - 2 > m.end) break;
-      const len = size - 2;
-      out.chunks++;
-      out.bytes += len;
-      out.absentBytes += len - residentNow(mapFd, scratch, p, p + len, page);
-      p += len;
+      if (expected !== undefined && out.bytes >= expected) break;
+      const size = res.present(p) ? mem.u64(p + 8) : undefined;
+      if (size !== undefined && size % page === 2 && size - 2 <= m.end - p && mem.u64(p) === 0) {
+        const len = size - 2;
+        out.chunks++;
+        out.bytes += len;
+        out.absentBytes += len - res.residentBytes(p, p + len);
+        p += len;
+        continue;
+      }
+      if (p !== m.start) searched += page;
+      if (searched > MMAP_SEARCH_BUDGET) return out;
+      p += page;
     }
   }
+  out.complete = expected !== undefined && out.bytes === expected;
   return out;
-}
-
-/** Bytes of [from, to) on resident pages, read from pagemap in one pass. */
-function residentNow(mapFd: number, scratch: Buffer, from: number, to: number, page: number): number {
-  return new Residency(from, to, to, mapFd, page, scratch).residentBytes(from, to);
 }
 
 /**
  * Walks glibc's arenas in this process: `[heap]` (the main arena, when the break serves it) and
  * the 64 MiB-aligned anonymous heaps of the other arenas. Call only when glibc serves malloc.
  */
-export function walkGlibcHeaps(pageBytes: number): GlibcWalk {
+export function walkGlibcHeaps(pageBytes: number, mmappedBytes?: number): GlibcWalk {
   const problems: string[] = [];
   let memFd: number | undefined;
   let mapFd: number | undefined;
@@ -457,12 +474,16 @@ export function walkGlibcHeaps(pageBytes: number): GlibcWalk {
     mapFd = openSync("/proc/self/pagemap", "r");
     const out: GlibcWalk = { problems };
     const main = walkMain(memFd, mapFd, pageBytes, window, scratch);
-    if (typeof main === "string") problems.push(`the main arena: ${main}`);
+    if (typeof main === "string") problems.push(`the main arena: ${main}, so its free memory is estimated`);
     else out.main = main;
     const threads = walkThreads(memFd, mapFd, pageBytes, window, scratch);
-    if (typeof threads === "string") problems.push(`the other arenas: ${threads}`);
+    if (typeof threads === "string") problems.push(`the other arenas: ${threads}, so their free memory is estimated`);
     else out.threads = threads;
-    out.mmapped = mmappedChunks(memFd, mapFd, pageBytes, window, scratch);
+    out.mmapped = mmappedChunks(memFd, mapFd, pageBytes, window, scratch, mmappedBytes);
+    if (!out.mmapped.complete)
+      problems.push(
+        `glibc's mmapped chunks: ${out.mmapped.bytes} of the ${mmappedBytes ?? "?"} bytes mallinfo2 counts were found, and the untouched pages of the others are counted in native-in-use as if resident`,
+      );
     return out;
   } catch (error) {
     problems.push(`reading this process's own pages failed: ${(error as Error).message}`);

@@ -10,13 +10,42 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { childEnv, fixtures, root, scaled } from "../helpers";
+import { childEnv, fixtures, printerAddon, root, runInfo, scaled } from "../helpers";
 
 interface Snippet {
   file: string;
   line: number;
   lang: string;
   code: string;
+  /** A text block right after a JavaScript one (nothing but blank lines between): what it prints. */
+  output?: string;
+}
+
+/**
+ * A printed text's shape: its lines with every figure (numbers, their units, times) made one
+ * token and runs of spaces one space. Figures differ from run to run; the lines, their labels and
+ * their sentences must not.
+ */
+function shape(text: string): string[] {
+  return text
+    .trimEnd()
+    .split("\n")
+    .map((l) =>
+      l
+        .replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, "TIME")
+        .replace(/[-+]?\d+(\.\d+)?/g, "#")
+        .replace(/# ?(B|KiB|MiB|GiB|TiB|µs|ms|%)(?![\w])/g, "#U")
+        .replace(/\s+/g, " ")
+        .trim(),
+    );
+}
+
+/** An `unattributed` line's figure and share, when a text shows one. */
+function unattributed(text: string): { bytes: number; share: number } | undefined {
+  const m = /^ {2}unattributed +(-?[\d.]+) (B|KiB|MiB|GiB) +(-?[\d.]+)%/m.exec(text);
+  if (!m) return undefined;
+  const unit = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[m[2] as "B"];
+  return { bytes: Number(m[1]) * unit, share: Number(m[3]) / 100 };
 }
 
 const documents = [
@@ -37,6 +66,13 @@ function snippets(file: string): Snippet[] {
     const body: string[] = [];
     for (i++; i < lines.length && lines[i] !== "```"; i++) body.push(lines[i] as string);
     out.push({ file, line: start + 1, lang: open[1] as string, code: body.join("\n") });
+    // The block right after a JavaScript one, with only blank lines between, is what it prints.
+    const prev = out[out.length - 2];
+    const self = out[out.length - 1] as Snippet;
+    if (self.lang === "text" && prev && (prev.lang === "js" || prev.lang === "ts") && prev.output === undefined) {
+      const between = lines.slice(prev.line + prev.code.split("\n").length + 1, start);
+      if (between.every((l) => l.trim() === "")) prev.output = self.code;
+    }
   }
   return out;
 }
@@ -103,8 +139,42 @@ describe("the documents' snippets", () => {
       expect(served.length, `${s.file}:${s.line}: servers answered`).toBe((s.code.match(/\.listen\(/g) ?? []).length);
       for (const m of served) expect(m[2], `${s.file}:${s.line}: port ${m[1]}`).toBe("200");
       expect(r.stderr.replace(/\[served \d+ \w+\]\n/g, ""), `${s.file}:${s.line}`).not.toMatch(/Error|Warning/);
+      if (s.output !== undefined) {
+        // What it prints has the shape of the block the document shows after it.
+        expect(shape(r.stdout), `${s.file}:${s.line}: its output against the block after it`).toEqual(shape(s.output));
+      }
+      // A snippet that shows where the RSS is leaves little unattributed: max(4 MiB, 3 %).
+      const u = unattributed(r.stdout);
+      if (u !== undefined) {
+        const rss = Math.abs(u.share) > 0 ? Math.abs(u.bytes / u.share) : 0;
+        expect(Math.abs(u.bytes), `${s.file}:${s.line}: unattributed ${u.bytes}`).toBeLessThanOrEqual(
+          Math.max(4 * 1024 * 1024, 0.03 * rss),
+        );
+      }
     });
   }
+
+  it("every JavaScript block followed by a text block is compared with it (the README's and the docs')", () => {
+    const compared = all.filter((x) => x.output !== undefined).map((x) => `${x.file}:${x.line}`);
+    expect(compared).toContain(
+      `docs/diagnosis.md:${all.find((x) => x.file === "docs/diagnosis.md" && x.code.includes("deflate-streams"))?.line}`,
+    );
+  });
+
+  it("README's first example has the shape scripts/readme-example.cjs prints today (the heap it describes, made again)", () => {
+    const readme = readFileSync(join(root, "README.md"), "utf8");
+    const from = readme.indexOf("## What it tells you");
+    const block = snippets("README.md").find((x) => x.lang === "text" && readme.indexOf(x.code) > from);
+    expect(block, "the README's example block").toBeDefined();
+    const r = spawnSync(process.execPath, ["--expose-gc", join(root, "scripts", "readme-example.cjs")], {
+      env: childEnv({ HEAPSTATE_TEST_DIST: join(root, "dist", "index.js"), HEAPSTATE_TEST_PRINTER: printerAddon }),
+      encoding: "utf8",
+      maxBuffer: 64 << 20,
+      timeout: scaled(120_000),
+    });
+    expect(r.status, runInfo(r)).toBe(0);
+    expect(shape(r.stdout)).toEqual(shape(block?.code ?? ""));
+  });
 
   for (const s of all.filter((x) => x.lang === "sh")) {
     it(`${s.file}:${s.line} names commands that work`, () => {
