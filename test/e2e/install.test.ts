@@ -429,6 +429,38 @@ ${body}`,
     expect(ok.stdout + ok.stderr).toBe("");
     expect(ok.status).toBe(0);
 
+    // Classic resolution (module commonjs, node10: typesVersions, not exports), the README's forms.
+    const classic = join(app, "classic");
+    mkdirSync(classic, { recursive: true });
+    writeFileSync(
+      join(classic, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: {
+          module: "commonjs",
+          moduleResolution: "node10",
+          target: "es2022",
+          strict: true,
+          noEmit: true,
+          types: ["node"],
+        },
+      }),
+    );
+    writeFileSync(
+      join(classic, "consumer.ts"),
+      `import { heapstate } from "heapstate/vitest";
+import { registerOtel } from "heapstate/otel";
+import { registerPrometheus } from "heapstate/prometheus";
+import { collect } from "heapstate";
+declare const meterProvider: { getMeter(name: string, version?: string): unknown };
+export const plugin = heapstate({ budgets: { nativeHeapBytes: "50MiB" } });
+export const stop = registerOtel({ meterProvider, maxAgeMs: 1000 });
+export const used = [registerPrometheus, collect().pid];
+`,
+    );
+    const classicRun = run(join(bin, "node"), [tsc, "-p", classic]);
+    expect(classicRun.stdout + classicRun.stderr).toBe("");
+    expect(classicRun.status).toBe(0);
+
     const bad = join(app, "bad");
     mkdirSync(bad, { recursive: true });
     writeFileSync(join(bad, "tsconfig.json"), JSON.stringify(tsconfig));
