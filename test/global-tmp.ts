@@ -1,36 +1,29 @@
 /**
- * The suite removes what it creates in the temporary directory: every `heapstate-*` entry that
- * appears there during the run and is still there at its end is removed, and named on stderr (a
- * test that leaves one should clean up after itself; this keeps a developer's /tmp clean meanwhile).
- * Entries that were there before the run, or that are not ours (another user's), are left alone.
+ * The suite's own temporary directory: every test and every child it starts gets TMPDIR set to a
+ * fresh directory (mode 1777 like /tmp, since some tests run children as other users), removed
+ * with all it holds when the run ends. What a test leaves behind there is named on stderr (it
+ * should clean up after itself), and nothing is ever left in the machine's temporary directory,
+ * nor taken from another run's.
  */
-import { lstatSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-function ours(): Set<string> {
-  const dir = tmpdir();
-  const uid = process.getuid?.();
-  const out = new Set<string>();
-  for (const name of readdirSync(dir)) {
-    if (!name.startsWith("heapstate-")) continue;
-    try {
-      if (uid === undefined || lstatSync(join(dir, name)).uid === uid) out.add(name);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
 export default function setup(): () => void {
-  const before = ours();
+  const dir = mkdtempSync(join(tmpdir(), "heapstate-suite-"));
+  chmodSync(dir, 0o1777);
+  process.env.TMPDIR = dir;
   return () => {
-    const left = [...ours()].filter((n) => !before.has(n));
-    for (const name of left) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    let left: string[] = [];
+    try {
+      left = readdirSync(dir);
+    } catch {
+      // already gone
+    }
+    rmSync(dir, { recursive: true, force: true });
     if (left.length > 0)
       process.stderr.write(
-        `test/global-tmp.ts: removed ${left.length} leftover(s) in ${tmpdir()}: ${left.slice(0, 8).join(", ")}\n`,
+        `test/global-tmp.ts: removed ${left.length} leftover(s) of this run: ${left.slice(0, 8).join(", ")}\n`,
       );
   };
 }

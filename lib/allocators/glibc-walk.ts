@@ -413,13 +413,23 @@ function walkThreads(
 const MMAP_SEARCH_BUDGET = 64 * 1024 * 1024;
 
 /**
+ * What may stay unfound of the mmapped bytes mallinfo2 counts: other threads map and unmap large
+ * blocks between mallinfo2 and the walk, so an exact match is not to be had; what stays unfound
+ * keeps at most this much of untouched pages in native-in-use.
+ */
+function mmapSlack(expected: number): number {
+  return Math.max(4 * 1024 * 1024, expected / 10);
+}
+
+/**
  * glibc's mmapped chunks (blocks of 128 KiB or more): each is mapped on its own and starts with its
- * chunk header, prev_size 0 and size = its length | IS_MMAPPED (2). The kernel merges neighbouring
- * mappings into one, so a mapping is looked through page by page (only pages pagemap shows
- * resident; a chunk's header page always is), skipping each chunk found by its size, until the
- * chunks found hold the `expected` bytes mallinfo2's hblkhd counts, or the search has read its
- * budget. A block never written all through keeps its untouched pages out of RSS while hblkhd
- * counts them: those are `absentBytes`.
+ * chunk header, prev_size 0 and size = its length | IS_MMAPPED (2). A block never written all
+ * through keeps its untouched pages out of RSS while mallinfo2's hblkhd counts them: those are
+ * `absentBytes`. The kernel merges neighbouring mappings into one, so each mapping's chain is
+ * followed from its start first (a header page is always resident, and only headers are read);
+ * when that leaves more of hblkhd unfound than `mmapSlack`, the mappings are looked through page
+ * by page (resident pages only), skipping each chunk found by its size, until enough is found or
+ * the search has read its budget.
  */
 function mmappedChunks(
   memFd: number,
@@ -430,31 +440,37 @@ function mmappedChunks(
   expected: number | undefined,
 ): MmappedChunks {
   const out: MmappedChunks = { chunks: 0, bytes: 0, absentBytes: 0, complete: false };
-  const maps = parseMaps(readFileSync("/proc/self/maps", "latin1"));
+  const maps = parseMaps(readFileSync("/proc/self/maps", "latin1")).filter(
+    (m, i, all) => anonymous(m) && m.perms === "rw-p" && !isArenaHeap(m, all[i + 1]),
+  );
+  const enough = () => expected !== undefined && expected - out.bytes <= mmapSlack(expected);
   let searched = 0;
-  for (let i = 0; i < maps.length; i++) {
-    if (expected !== undefined && out.bytes >= expected) break;
-    const m = maps[i] as MapLine;
-    if (!anonymous(m) || m.perms !== "rw-p" || isArenaHeap(m, maps[i + 1])) continue;
-    const res = new Residency(m.start, m.end, m.end, mapFd, page, scratch);
-    const mem = new Memory(window, memFd, (a) => res.present(a), page);
-    for (let p = m.start; p < m.end; ) {
-      if (expected !== undefined && out.bytes >= expected) break;
-      const size = res.present(p) ? mem.u64(p + 8) : undefined;
-      if (size !== undefined && size % page === 2 && size - 2 <= m.end - p && mem.u64(p) === 0) {
-        const len = size - 2;
-        out.chunks++;
-        out.bytes += len;
-        out.absentBytes += len - res.residentBytes(p, p + len);
-        p += len;
-        continue;
+  for (const search of [false, true]) {
+    if (enough() || (search && expected === undefined)) break;
+    out.chunks = 0;
+    out.bytes = 0;
+    out.absentBytes = 0;
+    for (const m of maps) {
+      const res = new Residency(m.start, m.end, m.end, mapFd, page, scratch);
+      const mem = new Memory(window, memFd, (a) => res.present(a), page);
+      for (let p = m.start; p < m.end; ) {
+        const size = res.present(p) ? mem.u64(p + 8) : undefined;
+        if (size !== undefined && size % page === 2 && size - 2 <= m.end - p && mem.u64(p) === 0) {
+          const len = size - 2;
+          out.chunks++;
+          out.bytes += len;
+          out.absentBytes += len - res.residentBytes(p, p + len);
+          p += len;
+          continue;
+        }
+        if (!search) break;
+        searched += page;
+        if (searched > MMAP_SEARCH_BUDGET) return out;
+        p += page;
       }
-      if (p !== m.start) searched += page;
-      if (searched > MMAP_SEARCH_BUDGET) return out;
-      p += page;
     }
   }
-  out.complete = expected !== undefined && out.bytes === expected;
+  out.complete = enough();
   return out;
 }
 
@@ -482,7 +498,7 @@ export function walkGlibcHeaps(pageBytes: number, mmappedBytes?: number): GlibcW
     out.mmapped = mmappedChunks(memFd, mapFd, pageBytes, window, scratch, mmappedBytes);
     if (!out.mmapped.complete)
       problems.push(
-        `glibc's mmapped chunks: ${out.mmapped.bytes} of the ${mmappedBytes ?? "?"} bytes mallinfo2 counts were found, and the untouched pages of the others are counted in native-in-use as if resident`,
+        `glibc's mmapped chunks: ${out.mmapped.bytes} of the ${mmappedBytes ?? "?"} bytes mallinfo2 counts were found (in a search of at most 64 MiB), and the untouched pages of the others are counted in native-in-use as if resident`,
       );
     return out;
   } catch (error) {

@@ -27,7 +27,7 @@ interface Snippet {
  * their sentences must not.
  */
 function shape(text: string): string[] {
-  return text
+  const lines = text
     .trimEnd()
     .split("\n")
     .map((l) =>
@@ -38,6 +38,9 @@ function shape(text: string): string[] {
         .replace(/\s+/g, " ")
         .trim(),
     );
+  // V8's heap spaces are V8's own list, which differs between Node versions (trusted_space came
+  // with V8 12): a run of them is one line of the shape.
+  return lines.filter((l, i) => !(l.startsWith("v#-space ") && lines[i - 1]?.startsWith("v#-space ")));
 }
 
 /** An `unattributed` line's figure and share, when a text shows one. */

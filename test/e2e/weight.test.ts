@@ -22,11 +22,26 @@ function promotedPerScavenge(body: string): { scavenges: number; averageBytes: n
   let scavenges = 0;
   let promoted = 0;
   for (const line of text.split("\n")) {
-    if (!/\bgc=s\b/.test(line)) continue;
-    const m = /\bpromoted=(\d+)/.exec(line);
-    if (!m) continue;
+    // name=value pairs up to V8 13; V8 14 (Node 26) prints `GC: {json}` instead.
+    const json = /GC: (\{.*\})\s*$/.exec(line)?.[1];
+    let kind: string | undefined;
+    let bytes: number | undefined;
+    if (json !== undefined) {
+      try {
+        const o = JSON.parse(json) as { gc?: string; promoted?: number };
+        kind = o.gc;
+        bytes = o.promoted;
+      } catch {
+        continue;
+      }
+    } else {
+      kind = /\bgc=(\w+)/.exec(line)?.[1];
+      const m = /\bpromoted=(\d+)/.exec(line);
+      bytes = m ? Number(m[1]) : undefined;
+    }
+    if (kind !== "s" || bytes === undefined) continue;
     scavenges++;
-    promoted += Number(m[1]);
+    promoted += bytes;
   }
   const averageBytes = scavenges === 0 ? 0 : promoted / scavenges;
   console.log(`promoted per scavenge: ${Math.round(averageBytes)} B over ${scavenges} scavenges`);
