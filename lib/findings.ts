@@ -427,7 +427,12 @@ function glibcFindings(
       said = true;
       // The thread arenas' tops are not shrunk by malloc_trim, and are not pieces: said as what they are.
       const tops = threads.topBytes !== undefined && threads.topBytes >= MiB;
-      const held = `${formatBytes(threads.freeResidentBytes)} free and resident (${formatBytes(threads.releasableBytes)} in whole pages inside free chunks, ${formatBytes(threads.fragmentedBytes)} in pieces smaller than a page${tops ? ` and in the arenas' top chunks, which hold ${formatBytes(threads.topBytes as number)} free` : ""})`;
+      // Walked, the tops' resident bytes are measured apart from the pieces; else they are said together.
+      const topResident = threads.topResidentBytes;
+      const held =
+        topResident !== undefined
+          ? `${formatBytes(threads.freeResidentBytes)} free and resident (${formatBytes(threads.releasableBytes)} in whole pages inside free chunks, ${formatBytes(topResident)} in the arenas' top chunks, which malloc_trim does not shrink, ${formatBytes(threads.fragmentedBytes - topResident)} in pieces smaller than a page)`
+          : `${formatBytes(threads.freeResidentBytes)} free and resident (${formatBytes(threads.releasableBytes)} in whole pages inside free chunks, ${formatBytes(threads.fragmentedBytes)} in pieces smaller than a page${tops ? ` and in the arenas' top chunks, which hold ${formatBytes(threads.topBytes as number)} free` : ""})`;
       if (near && limit && !followed) {
         const cpus =
           quota !== undefined
@@ -448,6 +453,7 @@ function glibcFindings(
             threadArenasFragmentedBytes: threads.fragmentedBytes,
             threadArenasReleasableBytes: threads.releasableBytes,
             ...(threads.topBytes !== undefined ? { threadArenasTopBytes: threads.topBytes } : {}),
+            ...(topResident !== undefined ? { threadArenasTopResidentBytes: topResident } : {}),
             recommendedArenaMax: n,
           },
         });
@@ -486,6 +492,7 @@ function glibcFindings(
             ...(workers !== undefined ? { workerThreads: workers } : {}),
             uvThreadpoolSize: poolEnv?.trim() || "4 (default)",
             ...(threads.topBytes !== undefined ? { threadArenasTopBytes: threads.topBytes } : {}),
+            ...(topResident !== undefined ? { threadArenasTopResidentBytes: topResident } : {}),
             ...(followed && limit ? { arenaLimit: limit.arenas, arenaLimitSource: limit.source } : {}),
           },
         });

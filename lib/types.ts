@@ -235,6 +235,8 @@ export interface ArenaGroup {
   inUseAbsentBytes?: number;
   /** With a walk: resident pages holding a byte of an in-use chunk (no allocator can give those back). */
   livePages?: number;
+  /** With a walk, other threads' arenas: the resident bytes of their top chunks (within fragmentedBytes; malloc_trim leaves them). */
+  topResidentBytes?: number;
 }
 
 /** The CPUs the process may use: what glibc sizes its arenas by, and what the cgroup allows. */

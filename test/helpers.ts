@@ -1,6 +1,7 @@
 /** Shared test helpers: paths, the Debian allocator libraries, and child processes. */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { beforeAll } from "vitest";
 import type { Snapshot } from "../lib/types";
@@ -196,4 +197,17 @@ export function runInfo(r: {
 export function scaled(ms: number): number {
   const f = Number(process.env.HEAPSTATE_TEST_TIME_SCALE);
   return Math.round(ms * (Number.isFinite(f) && f >= 1 ? f : 1));
+}
+
+/**
+ * A world-readable copy of what the CLI needs (dist, bin, package.json, the prebuilds and
+ * node-gyp-build), for tests that run it as another user: a checkout may sit where only its owner
+ * can read. Returns the copy's bin/heapstate.js; the copy is in the suite's TMPDIR.
+ */
+export function worldReadableCli(): string {
+  const copy = mkdtempSync(join(tmpdir(), "heapstate-cli-"));
+  for (const part of ["dist", "bin", "package.json", "prebuilds", join("node_modules", "node-gyp-build")])
+    cpSync(join(root, part), join(copy, part), { recursive: true });
+  chmodSync(copy, 0o755);
+  return join(copy, "bin", "heapstate.js");
 }

@@ -27,6 +27,8 @@ export interface WalkedGroup {
   inUseAbsentBytes: number;
   /** Resident pages that hold a byte of an in-use chunk (its header included): pages no trim can return. */
   livePages: number;
+  /** Of freeResidentBytes, the top chunks' (other arenas' tops: malloc_trim does not shrink them). */
+  topResidentBytes: number;
   /** Chunks walked. */
   chunks: number;
 }
@@ -174,6 +176,7 @@ function emptyGroup(): WalkedGroup {
     inUseResidentBytes: 0,
     inUseAbsentBytes: 0,
     livePages: 0,
+    topResidentBytes: 0,
     chunks: 0,
   };
 }
@@ -224,7 +227,9 @@ function walkChain(
       free = nextSize % 2 === 0;
     }
     if (free) {
-      g.freeResidentBytes += res.residentBytes(p, next);
+      const resident = res.residentBytes(p, next);
+      g.freeResidentBytes += resident;
+      if (isTop && !mainTop) g.topResidentBytes += resident;
       if (isTop && mainTop) {
         // systrim(0): top_size − MINSIZE − 1, rounded down to pages, from the top's end.
         const extra = Math.floor((sz - MINSIZE - 1) / page) * page;
@@ -252,6 +257,7 @@ function walkChain(
   into.inUseResidentBytes += g.inUseResidentBytes;
   into.inUseAbsentBytes += g.inUseAbsentBytes;
   into.livePages += g.livePages;
+  into.topResidentBytes += g.topResidentBytes;
   into.chunks += g.chunks;
   return undefined;
 }
@@ -331,6 +337,7 @@ function walkThreadHeap(mem: Memory, res: Residency, h: number, into: WalkedGrou
           into.inUseResidentBytes += g.inUseResidentBytes;
           into.inUseAbsentBytes += g.inUseAbsentBytes;
           into.livePages += g.livePages;
+          into.topResidentBytes += g.topResidentBytes;
           into.chunks += g.chunks;
           return undefined;
         }

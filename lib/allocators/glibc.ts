@@ -208,6 +208,7 @@ function arenaGroups(
         measuredBy: "chunk-walk",
         inUseAbsentBytes: walked.inUseAbsentBytes,
         livePages: walked.livePages,
+        topResidentBytes: Math.min(freeResident - releasable, walked.topResidentBytes),
       };
     }
     const freeResident = Math.max(0, Math.min(free, rss - inUse));

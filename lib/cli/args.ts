@@ -100,6 +100,9 @@ export function parseFlags(args: string[], spec: Spec): { flags: Map<string, str
       const next = args[i + 1];
       if (inline !== undefined) flags.set(name, inline);
       else if (next !== undefined && /^\d+(\.\d+)?$/.test(next)) flags.set(name, args[++i] as string);
+      // A word after it that is not an option is a value it cannot take: said as the option's.
+      else if (next !== undefined && !next.startsWith("-"))
+        return `option ${name} takes a number, received ${JSON.stringify(next)}`;
       else flags.set(name, true);
     }
   }

@@ -267,6 +267,7 @@ describe("usage", () => {
     expectOneLineError(await inProcess(["--top", "0"]), 2, /--top takes a whole number from 1 to 1000/);
     // A negative number is a wrong value, said as one; an option in its place is named.
     expectOneLineError(await inProcess(["--top", "-1"]), 2, /--top takes a whole number from 1 to 1000, received "-1"/);
+    expectOneLineError(await inProcess(["--watch", "x"]), 2, /option --watch takes a number, received "x"/);
     expectOneLineError(
       await inProcess(["--self", "--top", "--json"]),
       2,

@@ -11,7 +11,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectTree, hostProcesses } from "../../lib/host-view";
-import { childEnv, fixtures, idleChild, requireLib, requireRoot, root, runInfo, scaled } from "../helpers";
+import {
+  childEnv,
+  fixtures,
+  idleChild,
+  requireLib,
+  requireRoot,
+  root,
+  runInfo,
+  scaled,
+  worldReadableCli,
+} from "../helpers";
 
 const MiB = 1024 * 1024;
 const work = mkdtempSync(join(tmpdir(), "heapstate-hostview-"));
@@ -207,7 +217,7 @@ describe("the host table fits 100 columns, whatever the command lines", () => {
     requireRoot(ctx, "reading the view as another user");
     const r = spawnSync(
       "setpriv",
-      ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, join(root, "bin", "heapstate.js")],
+      ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, worldReadableCli()],
       { env: childEnv(), encoding: "utf8", maxBuffer: 256 << 20, timeout: scaled(60_000) },
     );
     expect(r.status, runInfo(r)).toBe(0);

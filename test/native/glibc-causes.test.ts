@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { ArenaGroup, CpuState, Finding } from "../../lib/types";
+import { formatBytes } from "../../lib/units";
 import { childEnv, dist, fixtures, inBeforeAll, MiB, printerAddon, requireRoot, runChild, scaled } from "../helpers";
 
 interface Reading {
@@ -148,6 +149,22 @@ describe("glibc holding free memory, by cause", () => {
         if (r.threadNames?.["libuv-worker"] !== undefined) expect(f.message).toMatch(/\b4 libuv threadpool threads\b/);
         expect(f.message).not.toMatch(/MALLOC_ARENA_MAX=|LD_PRELOAD/);
       }
+    });
+
+    it("the deep reading says the arenas' top chunks apart from the pieces smaller than a page", () => {
+      // Walked, the tops' resident bytes are measured: within malloc_info's own count of the
+      // tops' free bytes, and not called pieces.
+      const f = verdict(out().deep, "glibc-thread-arena-high-water");
+      const top = f.evidence.threadArenasTopResidentBytes as number;
+      expect(top).toEqual(expect.any(Number));
+      expect(top).toBeLessThanOrEqual(
+        (f.evidence.threadArenasTopBytes as number) + 4096 * (f.evidence.threadArenas as number),
+      );
+      const pieces =
+        (f.evidence.threadArenasFreeResidentBytes as number) - (f.evidence.threadArenasReleasableBytes as number) - top;
+      expect(f.message).toContain(
+        `${formatBytes(top)} in the arenas' top chunks, which malloc_trim does not shrink, ${formatBytes(pieces)} in pieces smaller than a page`,
+      );
     });
   });
 
