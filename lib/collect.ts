@@ -15,7 +15,7 @@ import { persistentDirty, recordJemallocDirty } from "./jemalloc-decay";
 import { extend } from "./objects";
 import { type ReadPlan, readPlan } from "./options";
 import { locate, readCgroup, readCpu } from "./procfs/cgroup-read";
-import { type Claim, callReporters } from "./reporters";
+import { type Claim, callReporters, workerClaims } from "./reporters";
 import { mergeTotals, readRegions, readStatus, readThreadNames, readTotals, sourceWarning } from "./sources";
 import { recordUnclassified, unclassifiedTrend } from "./trend";
 import { type Breakdown, type BreakdownChild, type CollectOptions, SCHEMA, type Snapshot, type Warning } from "./types";
@@ -155,6 +155,8 @@ function readOnce(o: ReadPlan, policy: ReadPolicy): Snapshot {
     });
     guard("reporters", () => {
       claims = callReporters(warnings);
+      const workers = workerClaims();
+      if (workers.length > 0) claims = [...claims, ...workers];
     });
   } else {
     warnings.push({

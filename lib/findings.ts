@@ -63,6 +63,7 @@ export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingCont
 
   glibcFindings(out, s, b, heap, ctx);
   jemallocFindings(out, b, heap, ctx);
+  tcmallocFindings(out, b, heap, ctx);
 
   const preload = ctx.env?.LD_PRELOAD;
   if (preload) {
@@ -235,6 +236,40 @@ function jemallocFindings(
       });
     }
   }
+}
+
+/**
+ * tcmalloc's free pages kept: its page heap's free spans, mapped and resident (pageheap_free_bytes).
+ * gperftools returns them to the system only a little at a time as the process frees more
+ * (TCMALLOC_RELEASE_RATE), never by time, so a quiet process keeps them. The remedy, applied in
+ * test/truth/remedies.test.ts: TCMALLOC_AGGRESSIVE_DECOMMIT=true, under which a span freed is
+ * returned at once; trim() (ReleaseFreeMemory) returns them now. With aggressive decommit on, the
+ * free bytes are not kept, and nothing is said.
+ */
+function tcmallocFindings(
+  out: Finding[],
+  b: Breakdown | undefined,
+  heap: AllocatorState | undefined,
+  ctx: FindingContext,
+): void {
+  if (heap?.allocator !== "tcmalloc" || !heap.servesMalloc || !b) return;
+  const free = heap.pages?.dirtyBytes;
+  const rss = b.rssBytes;
+  if (free === undefined || !glibcFreeWorthConfirming(free, rss)) return;
+  const aggressive = heap.config?.aggressiveMemoryDecommit === true;
+  const preload = ctx.env?.LD_PRELOAD ? " (the LD_PRELOAD as now)" : "";
+  out.push({
+    id: "tcmalloc-free-pages-kept",
+    severity: "warn",
+    message: aggressive
+      ? `tcmalloc keeps ${formatBytes(free)} of free pages mapped and resident in its page heap (${pct(free, rss)} of RSS) although aggressive decommit is on: trim() returns them now (about that much).`
+      : `tcmalloc keeps ${formatBytes(free)} of free pages mapped and resident in its page heap (${pct(free, rss)} of RSS; pageheap_free_bytes): it gives free pages back only a little at a time as the process frees more (TCMALLOC_RELEASE_RATE), never as time passes, so a quiet process keeps them. Start node with TCMALLOC_AGGRESSIVE_DECOMMIT=true${preload}: a span freed is given back at once, about ${formatBytes(free)} here; trim() returns them now.`,
+    evidence: {
+      rssBytes: rss,
+      pageheapFreeBytes: free,
+      aggressiveMemoryDecommit: aggressive ? "on" : "off",
+    },
+  });
 }
 
 /** Steady growth of native-unclassified: at least this many readings, this long, this straight a line. */

@@ -73,6 +73,7 @@ export const FINDING_IDS = [
   "glibc-may-retain-freed-memory",
   "jemalloc-dirty-pages-kept",
   "jemalloc-partly-used-slabs",
+  "tcmalloc-free-pages-kept",
   "preload-not-serving-malloc",
   "v8-limit-above-cgroup-limit",
   "near-cgroup-limit",

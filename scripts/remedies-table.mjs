@@ -29,7 +29,7 @@ const lines = [
   "|---|---|---|---|---|---|",
   ...rows.map(
     (r) =>
-      `| \`${r.verdict}\` | \`${r.shape}\` | ${r.stated.what} ${mib(r.stated.bytes)} | ${r.without.what}: ${three(r.without)} | ${r.with.what}${r.with.settings ? ` with \`MALLOC_CONF=${r.with.settings}\`` : ""}: ${three(r.with)} | ${mib(r.savedBytes)} |`,
+      `| \`${r.verdict}\` | \`${r.shape}\` | ${r.stated.what} ${mib(r.stated.bytes)} | ${r.without.what}: ${three(r.without)} | ${r.with.what}${r.with.settings ? ` with \`${r.with.settings.includes("=") ? r.with.settings : `MALLOC_CONF=${r.with.settings}`}\`` : ""}: ${three(r.with)} | ${mib(r.savedBytes)} |`,
   ),
 ];
 const file = join(root, "docs", "diagnosis.md");

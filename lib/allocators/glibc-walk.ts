@@ -460,25 +460,60 @@ function mmappedChunks(
     for (const m of maps) {
       const res = new Residency(m.start, m.end, m.end, mapFd, page, scratch);
       const mem = new Memory(window, memFd, (a) => res.present(a), page);
-      for (let p = m.start; p < m.end; ) {
-        const size = res.present(p) ? mem.u64(p + 8) : undefined;
-        if (size !== undefined && size % page === 2 && size - 2 <= m.end - p && mem.u64(p) === 0) {
-          const len = size - 2;
-          out.chunks++;
-          out.bytes += len;
-          out.absentBytes += len - res.residentBytes(p, p + len);
-          p += len;
-          continue;
-        }
-        if (!search) break;
-        searched += page;
-        if (searched > MMAP_SEARCH_BUDGET) return out;
-        p += page;
-      }
+      const view: MappingView = {
+        start: m.start,
+        end: m.end,
+        page,
+        present: (a) => res.present(a),
+        u64: (a) => mem.u64(a),
+        resident: (from, to) => res.residentBytes(from, to),
+      };
+      searched += scanMapping(view, search, MMAP_SEARCH_BUDGET - searched, out);
+      if (searched > MMAP_SEARCH_BUDGET) return out;
     }
   }
   out.complete = enough();
   return out;
+}
+
+/** One mapping as the search for mmapped chunks reads it (the real one, or a test's). */
+export interface MappingView {
+  start: number;
+  end: number;
+  page: number;
+  /** Whether the page holding this address is resident (only those are read). */
+  present(addr: number): boolean;
+  /** The 8 bytes at addr, or undefined when they cannot be read. */
+  u64(addr: number): number | undefined;
+  /** Bytes of [from, to) on resident pages. */
+  resident(from: number, to: number): number;
+}
+
+/**
+ * The mmapped chunks of one mapping, added into `into`: the chain of headers from its start, and
+ * with `search`, every resident page start after what is not a header, until the end or `budget`
+ * bytes of searching. A header must be prev_size 0 and size = a whole number of pages (at least
+ * one, so that the walk always moves on), IS_MMAPPED, within the mapping: memory holding 0 and 2
+ * at a page's start is not a chunk of no size. Returns the bytes searched.
+ */
+export function scanMapping(v: MappingView, search: boolean, budget: number, into: MmappedChunks): number {
+  let searched = 0;
+  for (let p = v.start; p < v.end; ) {
+    const size = v.present(p) ? v.u64(p + 8) : undefined;
+    if (size !== undefined && size % v.page === 2 && size - 2 >= v.page && size - 2 <= v.end - p && v.u64(p) === 0) {
+      const len = size - 2;
+      into.chunks++;
+      into.bytes += len;
+      into.absentBytes += len - v.resident(p, p + len);
+      p += len;
+      continue;
+    }
+    if (!search) break;
+    searched += v.page;
+    if (searched > budget) break;
+    p += v.page;
+  }
+  return searched;
 }
 
 /**

@@ -157,6 +157,34 @@ describe("the documents' snippets", () => {
     });
   }
 
+  // A text block that shows a command's output (`$ npx heapstate …`): the command is run, and the
+  // lines that do not depend on which processes the host runs (the table's header, the legend
+  // under it, the totals' wording) must be in what it prints, in the same shape.
+  for (const s of all.filter((x) => x.lang === "text" && x.code.startsWith("$ npx heapstate"))) {
+    it(`${s.file}:${s.line}: the command's output has the block's fixed lines`, () => {
+      const [first, ...rest] = s.code.split("\n");
+      const args = (first as string).replace("$ npx heapstate", "").trim().split(/\s+/).filter(Boolean);
+      const r = spawnSync(process.execPath, [join(root, "bin", "heapstate.js"), ...args], {
+        env: childEnv(),
+        encoding: "utf8",
+        maxBuffer: 256 << 20,
+        timeout: scaled(60_000),
+      });
+      expect(r.status, runInfo(r)).toBe(0);
+      const printed = new Set(shape(r.stdout));
+      const fixed = rest.filter((l) => /^ +pid +ppid |^ {2}sizes: |^ {2}Σ (rss|pss|uss) |^node processes \(/.test(l));
+      expect(fixed.length, "the block shows the table's fixed lines").toBeGreaterThanOrEqual(4);
+      for (const line of fixed) {
+        // The legend names only the tags its rows use; the header's widths follow the figures.
+        const want = (shape(line)[0] as string).replace(/; \(p\) .*$/, "");
+        expect(
+          [...printed].some((p) => p.replace(/; \([pa]\) .*$/, "") === want),
+          `${s.file}:${s.line}: ${line.trim()}`,
+        ).toBe(true);
+      }
+    });
+  }
+
   it("every JavaScript block followed by a text block is compared with it (the README's and the docs')", () => {
     const compared = all.filter((x) => x.output !== undefined).map((x) => `${x.file}:${x.line}`);
     expect(compared).toContain(

@@ -79,9 +79,18 @@ interface Run {
 
 /** Builds the shape in a child with `env`, reading its RSS at each point. */
 async function measure(shape: string, env: Record<string, string> = {}): Promise<Run> {
-  const c = await remedyChild(shape, env);
-  const start = c.rss();
-  const built = await c.send<{ findings: Finding[] }>("build");
+  // A child whose main arena lies outside [heap] (ASLR, now and then) cannot have its glibc free
+  // memory measured: it says so and another is started, three times at most.
+  let c = await remedyChild(shape, env);
+  let start = c.rss();
+  let built = await c.send<{ findings: Finding[]; rerun?: string }>("build");
+  for (let attempt = 1; built.rerun !== undefined; attempt++) {
+    c.child.kill("SIGKILL");
+    if (attempt >= 3) throw new Error(`${shape}: ${built.rerun}, three times`);
+    c = await remedyChild(shape, env);
+    start = c.rss();
+    built = await c.send<{ findings: Finding[]; rerun?: string }>("build");
+  }
   const afterBuild = c.rss();
   await c.send(`wait ${IDLE_MS}`);
   const afterIdle = c.rss();
@@ -159,6 +168,40 @@ describe.concurrent("fragmentation of glibc's main arena: no remedy is predicted
       }
     }, 120_000);
   }
+});
+
+describe.concurrent("tcmalloc's own waste", () => {
+  it("free spans kept in its page heap: TCMALLOC_AGGRESSIVE_DECOMMIT=true gives back what the finding says", async ({
+    expect,
+  }) => {
+    const tcmalloc = requireLib("tcmalloc");
+    const [plain, remedied] = await Promise.all([
+      measure("spans", { LD_PRELOAD: tcmalloc }),
+      measure("spans", { LD_PRELOAD: tcmalloc, TCMALLOC_AGGRESSIVE_DECOMMIT: "true" }),
+    ]);
+    // tcmalloc returns nothing by time: the finding stands after the idle time too.
+    const f = plain.idleFindings.find((x) => x.id === "tcmalloc-free-pages-kept");
+    expect(f?.severity, JSON.stringify(plain.idleFindings.map((x) => x.id))).toBe("warn");
+    expect(f?.message).toContain("Start node with TCMALLOC_AGGRESSIVE_DECOMMIT=true (the LD_PRELOAD as now)");
+    const kept = f?.evidence.pageheapFreeBytes as number;
+    expect(f?.message).toContain(`about ${(kept / MiB).toFixed(1)} MiB here`);
+    const saved = plain.idle - remedied.idle;
+    record("tcmalloc-spans", {
+      verdict: "tcmalloc-free-pages-kept",
+      shape: "spans",
+      stated: { what: "free in the page heap", bytes: kept },
+      without: { what: "tcmalloc", ...points(plain) },
+      with: { what: "tcmalloc", settings: "TCMALLOC_AGGRESSIVE_DECOMMIT=true", ...points(remedied) },
+      savedBytes: saved,
+    });
+    // The remedy applied, at the same point: RSS lower by about what the finding said.
+    expect(saved, JSON.stringify({ kept, plain, remedied })).toBeGreaterThanOrEqual(0.75 * kept);
+    // trim() alone, as the finding says, returns them too.
+    expect(plain.idle - plain.purged).toBeGreaterThanOrEqual(0.75 * kept);
+    // Once applied, heapstate does not say it again.
+    expect(remedied.findings.map((x) => x.id)).not.toContain("tcmalloc-free-pages-kept");
+    expect(remedied.idleFindings.map((x) => x.id)).not.toContain("tcmalloc-free-pages-kept");
+  }, 120_000);
 });
 
 describe.concurrent("jemalloc's own waste", () => {
