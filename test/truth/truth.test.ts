@@ -374,6 +374,15 @@ describe.each(runs)("the truth under %s", (which, preload) => {
               expect(Math.min(...slack), at).toBeGreaterThanOrEqual(64 * MiB);
               break;
             }
+            case "tcmalloc-free-pages-kept": {
+              // tcmalloc's own printer: "Bytes in page heap freelist" (free, mapped), around the reading.
+              const free = judged(c).flatMap(([, b, a]) =>
+                [b, a].map((i) => tcmallocStat(i.printer, "Bytes in page heap freelist")),
+              );
+              within(f.evidence.pageheapFreeBytes as number, at, Math.min(...free), Math.max(...free));
+              expect(Math.min(...free), at).toBeGreaterThanOrEqual(64 * MiB);
+              break;
+            }
             default:
               unchecked.push(`${at}: ${f.message}`);
           }
