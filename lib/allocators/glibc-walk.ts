@@ -7,10 +7,12 @@
  * a malloc_chunk, page-aligned, to its end; and the main arena's top above its first MINSIZE).
  *
  * Only our own process, and without side effects: pagemap is read first and no page it shows
- * absent is ever read (a read would map the zero page and count as resident). A header on a page
- * that is not resident (swapped out) ends the walk without a figure. Other threads malloc while
- * we walk: every header is checked (alignment, bounds, the chain's exact end), and a heap whose
- * chain does not close gives no figure; the caller keeps its estimate then.
+ * absent is ever read (a read would map the zero page and count as resident; a page that became
+ * resident since is asked again). A header on a page that is not resident (swapped out) ends the
+ * walk without a figure. Other threads malloc while we walk: every header is checked (alignment,
+ * bounds, the chain's exact end), and a heap whose chain does not close gives no figure; the
+ * caller keeps its estimate then. The layouts are 64-bit glibc's (x64, arm64): elsewhere no chain
+ * closes, and the estimate stands. glibc's mmapped chunks (hblkhd) are found by their headers too.
  */
 
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
@@ -39,14 +41,14 @@ export interface MmappedChunks {
   bytes: number;
   /** Of those, bytes on pages that are not resident (never written). */
   absentBytes: number;
-  /** Whether the chunks found hold all that mallinfo2's hblkhd counts. */
+  /** Whether the chunks found hold what mallinfo2's hblkhd counts, all but `mmapSlack` (others map and unmap meanwhile). */
   complete: boolean;
 }
 
 export interface GlibcWalk {
   main?: WalkedGroup;
   threads?: WalkedGroup;
-  /** Found by their header: an anonymous mapping whose first chunk's size is the mapping's length with IS_MMAPPED. */
+  /** glibc's mmapped chunks, found by their headers in anonymous mappings (mmappedChunks). */
   mmapped?: MmappedChunks;
   /** Why a group has no figure (a chain that did not close, a swapped header, a file we could not read). */
   problems: string[];
