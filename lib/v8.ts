@@ -13,8 +13,27 @@ function size(v: unknown): number | undefined {
 }
 
 /** V8's figures; what process.memoryUsage() could not give (it reads /proc/self/stat) is a warning. */
+type HeapStatistics = ReturnType<typeof getHeapStatistics> & { external_memory?: number };
+
+/**
+ * The heap's statistics and, past the fast tier, its spaces, read back to back: a collection in
+ * between (an allocation can start one) changes the pages, and the spaces no longer add up to the
+ * total. Such a pair is read once more.
+ */
+function readHeap(tier: Tier): { h: HeapStatistics; spaces?: ReturnType<typeof getHeapSpaceStatistics> } {
+  let h = getHeapStatistics() as HeapStatistics;
+  if (tier === "fast") return { h };
+  let spaces = getHeapSpaceStatistics();
+  const sum = () => spaces.reduce((n, s) => n + s.physical_space_size, 0);
+  if (sum() !== h.total_physical_size) {
+    h = getHeapStatistics() as HeapStatistics;
+    spaces = getHeapSpaceStatistics();
+  }
+  return { h, spaces };
+}
+
 export function readV8(tier: Tier, warnings: Warning[]): V8State {
-  const h = getHeapStatistics() as ReturnType<typeof getHeapStatistics> & { external_memory?: number };
+  const { h, spaces } = readHeap(tier);
   const out: V8State = {};
   const put = (key: keyof Omit<V8State, "spaces">, v: unknown) => {
     const n = size(v);
@@ -37,8 +56,8 @@ export function readV8(tier: Tier, warnings: Warning[]): V8State {
       message: `process.memoryUsage() failed (${errorCode(error)}): arrayBuffers is not measured in this reading`,
     });
   }
-  if (tier !== "fast") {
-    out.spaces = getHeapSpaceStatistics().map((s) => ({
+  if (spaces) {
+    out.spaces = spaces.map((s) => ({
       name: s.space_name,
       sizeBytes: s.space_size,
       usedBytes: s.space_used_size,

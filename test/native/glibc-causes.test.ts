@@ -157,9 +157,8 @@ describe("glibc holding free memory, by cause", () => {
       const f = verdict(out().deep, "glibc-thread-arena-high-water");
       const top = f.evidence.threadArenasTopResidentBytes as number;
       expect(top).toEqual(expect.any(Number));
-      expect(top).toBeLessThanOrEqual(
-        (f.evidence.threadArenasTopBytes as number) + 4096 * (f.evidence.threadArenas as number),
-      );
+      // (Read a moment apart from malloc_info, and Node's own threads use arenas too: within 1 MiB.)
+      expect(top).toBeLessThanOrEqual((f.evidence.threadArenasTopBytes as number) + MiB);
       const pieces =
         (f.evidence.threadArenasFreeResidentBytes as number) - (f.evidence.threadArenasReleasableBytes as number) - top;
       expect(f.message).toContain(

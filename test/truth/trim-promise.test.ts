@@ -78,13 +78,15 @@ describe.each(["fragmented", "everything", "untouched"])("the trim promise: %s",
     if (releasable) expect(releasable.bytes).toBeLessThan(8 * MiB);
     const promised = second.trimPromisedBytes as number;
     if (workload === "untouched") {
-      // Between blocks never written, what the readings malloc after the first trim (smaps' text,
-      // the walk's arrays) lands in the freed slots and touches pages the trim had returned: a
-      // second trim returns those (17–23 MiB here), and the promise just before it says so.
+      // Between blocks never written, what the readings and collections malloc after the first
+      // trim lands in the freed slots and touches pages the trim had returned: a second trim
+      // returns those (17–23 MiB here; a collection between trim()'s promise and its release adds
+      // its worklists, 20 MiB seen under Node 24). Neither promise may promise more than it returns.
       expect(second.promisedBytes as number, "the deep reading over-promises").toBeLessThanOrEqual(
         second.releasedBytes + 2 * MiB,
       );
-      expectPromiseKept(second, "second trim, trim()'s own promise", promised);
+      expect(promised, "second trim, trim()'s own promise").toEqual(expect.any(Number));
+      expect(promised - second.releasedBytes, "over-promise").toBeLessThanOrEqual(2 * MiB);
       return;
     }
     expect(second.promisedBytes as number).toBeLessThan(8 * MiB);
