@@ -268,7 +268,14 @@ function readAnswer(data: unknown): { threadId: number; answer: WorkerAnswer } |
     workersSeen = true;
     return undefined;
   }
-  if (typeof d.threadId !== "number" || typeof d.time !== "string" || !Array.isArray(d.claims)) return undefined;
+  if (
+    typeof d.threadId !== "number" ||
+    !Number.isSafeInteger(d.threadId) ||
+    typeof d.time !== "string" ||
+    !Number.isFinite(Date.parse(d.time)) ||
+    !Array.isArray(d.claims)
+  )
+    return undefined;
   const claims: Claim[] = [];
   for (const c of d.claims.slice(0, 64) as Array<Partial<Claim>>) {
     const allocated = byteFigure(c?.allocatedBytes);

@@ -12,7 +12,6 @@ function size(v: unknown): number | undefined {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
 }
 
-/** V8's figures; what process.memoryUsage() could not give (it reads /proc/self/stat) is a warning. */
 type HeapStatistics = ReturnType<typeof getHeapStatistics> & { external_memory?: number };
 
 /**
@@ -32,6 +31,7 @@ function readHeap(tier: Tier): { h: HeapStatistics; spaces?: ReturnType<typeof g
   return { h, spaces };
 }
 
+/** V8's figures; what process.memoryUsage() could not give (it reads /proc/self/stat) is a warning. */
 export function readV8(tier: Tier, warnings: Warning[]): V8State {
   const { h, spaces } = readHeap(tier);
   const out: V8State = {};

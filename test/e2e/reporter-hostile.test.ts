@@ -63,7 +63,9 @@ describe("a reporter that attacks the reading that calls it", () => {
         const body = await r.text();
         if (format === "json") {
           const reading = JSON.parse(body) as Reading;
-          const failed = reading.warnings.filter((w) => w.source === "reporter attack");
+          // (Throwing costs a first call more than 1 ms on a loaded machine now and then: REPORTER_SLOW
+          // beside it is a true figure, not this test's subject.)
+          const failed = reading.warnings.filter((w) => w.source === "reporter attack" && w.code !== "REPORTER_SLOW");
           expect(failed.map((w) => w.code)).toEqual(["REPORTER_FAILED"]);
           expect(failed[0]?.message).toMatch(reason);
           // The good reporter, called after the attacker, still counts.
