@@ -254,6 +254,12 @@ function walkChain(
     p = next;
     size = nextSize;
   }
+  addGroup(into, g);
+  return undefined;
+}
+
+/** Adds one walked heap's figures into a group's. */
+function addGroup(into: WalkedGroup, g: WalkedGroup): void {
   into.freeResidentBytes += g.freeResidentBytes;
   into.releasableBytes += g.releasableBytes;
   into.inUseResidentBytes += g.inUseResidentBytes;
@@ -261,7 +267,6 @@ function walkChain(
   into.livePages += g.livePages;
   into.topResidentBytes += g.topResidentBytes;
   into.chunks += g.chunks;
-  return undefined;
 }
 
 interface MapLine {
@@ -331,18 +336,9 @@ function walkThreadHeap(mem: Memory, res: Residency, h: number, into: WalkedGrou
         firsts.push(h + info);
       }
       for (const first of firsts) {
-        const g = emptyGroup();
-        const why = walkChain(mem, res, first, end, false, g);
-        if (why === undefined) {
-          into.freeResidentBytes += g.freeResidentBytes;
-          into.releasableBytes += g.releasableBytes;
-          into.inUseResidentBytes += g.inUseResidentBytes;
-          into.inUseAbsentBytes += g.inUseAbsentBytes;
-          into.livePages += g.livePages;
-          into.topResidentBytes += g.topResidentBytes;
-          into.chunks += g.chunks;
-          return undefined;
-        }
+        // walkChain adds into `into` only when the chain closes.
+        const why = walkChain(mem, res, first, end, false, into);
+        if (why === undefined) return undefined;
         last = why;
       }
     }

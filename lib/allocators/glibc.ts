@@ -191,29 +191,12 @@ function arenaGroups(
     }
     free = Math.min(free, system);
     const inUse = system - free;
-    if (walked) {
-      const freeResident = Math.min(free, walked.freeResidentBytes);
-      const releasable = Math.min(freeResident, walked.releasableBytes);
-      return {
-        arenas: arenas.length,
-        systemBytes: system,
-        peakSystemBytes: peak,
-        inUseBytes: inUse,
-        freeBytes: free,
-        residentBytes: rss,
-        freeResidentBytes: freeResident,
-        releasableBytes: releasable,
-        fragmentedBytes: freeResident - releasable,
-        topBytes: Math.min(top, free),
-        measuredBy: "chunk-walk",
-        inUseAbsentBytes: walked.inUseAbsentBytes,
-        livePages: walked.livePages,
-        topResidentBytes: Math.min(freeResident - releasable, walked.topResidentBytes),
-      };
-    }
-    const freeResident = Math.max(0, Math.min(free, rss - inUse));
-    const releasable = Math.max(0, Math.min(whole, freeResident, freeResident - (free - Math.min(whole, free))));
-    return {
+    // Walked: measured page by page. Else: Rss − in use (which counts never-written blocks as resident).
+    const freeResident = walked ? Math.min(free, walked.freeResidentBytes) : Math.max(0, Math.min(free, rss - inUse));
+    const releasable = walked
+      ? Math.min(freeResident, walked.releasableBytes)
+      : Math.max(0, Math.min(whole, freeResident, freeResident - (free - Math.min(whole, free))));
+    const out: ArenaGroup = {
       arenas: arenas.length,
       systemBytes: system,
       peakSystemBytes: peak,
@@ -225,6 +208,13 @@ function arenaGroups(
       fragmentedBytes: freeResident - releasable,
       topBytes: Math.min(top, free),
     };
+    if (walked) {
+      out.measuredBy = "chunk-walk";
+      out.inUseAbsentBytes = walked.inUseAbsentBytes;
+      out.livePages = walked.livePages;
+      out.topResidentBytes = Math.min(freeResident - releasable, walked.topResidentBytes);
+    }
+    return out;
   };
   const main = group(
     info.arenas.filter((a) => a.nr === 0),

@@ -12,11 +12,11 @@
  *   procfs, and nothing deleted (a file outside the directory survives).
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { childEnv, requireRoot, root, runInfo, scaled } from "../helpers";
+import { childEnv, requireRoot, root, runInfo, scaled, worldReadableCli } from "../helpers";
 
 const bin = join(root, "bin", "heapstate.js");
 const isRoot = process.getuid?.() === 0;
@@ -322,16 +322,14 @@ describe("an agent socket another user planted or could have swapped is never tr
 });
 
 describe("the CLI's own stale-socket sweep, through a directory another user planted under its name", () => {
-  const copy = mkdtempSync(join(tmpdir(), "heapstate-cli-"));
   const target = mkdtempSync(join(tmpdir(), "heapstate-target-"));
-  cleanup.push(copy, target);
+  cleanup.push(target);
 
   it("deletes nothing: the operator's files behind the attacker's link survive", (ctx) => {
     requireRoot(ctx, "running the CLI as another user", BECAUSE);
     // A world-readable copy of what the CLI needs, so another user can run it.
-    for (const part of ["dist", "bin", "package.json", "prebuilds", join("node_modules", "node-gyp-build")])
-      cpSync(join(root, part), join(copy, part), { recursive: true });
-    chmodSync(copy, 0o755);
+    const copy = dirname(dirname(worldReadableCli()));
+    cleanup.push(copy);
     // The operator's directory, with what looks like stale sockets (no such processes) and a file.
     chmodSync(target, 0o700);
     chownSync(target, OPERATOR, OPERATOR);
