@@ -468,7 +468,14 @@ function glibcFindings(
         topResident !== undefined
           ? `${formatBytes(threads.freeResidentBytes)} free and resident (${formatBytes(threads.releasableBytes)} in whole pages inside free chunks, ${formatBytes(topResident)} in the arenas' top chunks, which malloc_trim does not shrink, ${formatBytes(threads.fragmentedBytes - topResident)} in pieces smaller than a page)`
           : `${formatBytes(threads.freeResidentBytes)} free and resident (${formatBytes(threads.releasableBytes)} in whole pages inside free chunks, ${formatBytes(threads.fragmentedBytes)} in pieces smaller than a page${tops ? ` and in the arenas' top chunks, which hold ${formatBytes(threads.topBytes as number)} free` : ""})`;
-      if (near && limit && !followed) {
+      // What fewer arenas could return: the free memory of all but the thread arenas the advised
+      // limit leaves (it counts the main arena), shared evenly over the arenas. Only as far as the
+      // threads' peaks come at different times (a later thread reuses, in a shared arena, what an
+      // earlier one freed); threads that hold their peaks at once need the memory in any arena.
+      const keptArenas = Math.max(0, n - 1);
+      const fewerReturn =
+        threads.arenas > keptArenas ? threads.freeResidentBytes * (1 - keptArenas / threads.arenas) : 0;
+      if (near && limit && !followed && fewerReturn > 0) {
         const cpus =
           quota !== undefined
             ? `while the cgroup's CPU quota allows ${quota} CPU${quota === 1 ? "" : "s"}`
@@ -476,7 +483,7 @@ function glibcFindings(
         out.push({
           id: "glibc-arena-pile-up",
           severity,
-          message: `glibc has ${arenas} arenas, near its limit of ${limit.arenas} (${limit.source}) ${cpus}, and the ${threads.arenas} thread arenas keep ${held}, ${pct(threads.freeResidentBytes, rss)} of RSS: glibc gives threads arenas of their own up to that limit, and each keeps its free memory. Start node with MALLOC_ARENA_MAX=${n} (two per CPU ${quota !== undefined ? "the quota allows" : "online"}); trim() returns the whole pages meanwhile.${stale}`,
+          message: `glibc has ${arenas} arenas, near its limit of ${limit.arenas} (${limit.source}) ${cpus}, and the ${threads.arenas} thread arenas keep ${held}, ${pct(threads.freeResidentBytes, rss)} of RSS: glibc gives threads arenas of their own up to that limit, and each keeps its free memory. With MALLOC_ARENA_MAX=${n} (two per CPU ${quota !== undefined ? "the quota allows" : "online"}) they would share ${keptArenas} thread arena${keptArenas === 1 ? "" : "s"}, which returns up to about ${formatBytes(fewerReturn)} here where the threads' peaks come at different times (a later thread reuses what an earlier one freed), and nothing where they hold their peaks at once; one reading cannot tell which (docs/diagnosis.md has both measured). trim() returns the ${formatBytes(threads.releasableBytes)} in whole pages now.${stale}`,
           evidence: {
             ...base(),
             arenaLimit: limit.arenas,
@@ -490,6 +497,7 @@ function glibcFindings(
             ...(threads.topBytes !== undefined ? { threadArenasTopBytes: threads.topBytes } : {}),
             ...(topResident !== undefined ? { threadArenasTopResidentBytes: topResident } : {}),
             recommendedArenaMax: n,
+            fewerArenasReturnAtMostBytes: Math.round(fewerReturn),
           },
         });
       } else {
@@ -506,6 +514,19 @@ function glibcFindings(
             ? `UV_THREADPOOL_SIZE=${poolEnv.trim()}`
             : "UV_THREADPOOL_SIZE=4, the default";
         const total = s.process?.threads;
+        // What one threadpool thread fewer returns: the thread arenas' free memory over the pool's
+        // threads (counted by name where Node names them, else the pool's size), as far as they are
+        // what holds it; over all the thread arenas when there are fewer arenas than pool threads.
+        const poolThreads =
+          libuv ??
+          (poolEnv !== undefined && /^\d{1,4}$/.test(poolEnv.trim())
+            ? Math.min(1024, Math.max(1, Number(poolEnv.trim())))
+            : 4);
+        const perPoolThread = threads.freeResidentBytes / Math.max(1, Math.min(poolThreads, threads.arenas));
+        const fewerThreads =
+          poolThreads > 1
+            ? ` Each threadpool thread fewer (UV_THREADPOOL_SIZE) lowers the sum of the peaks by about ${formatBytes(perPoolThread)} here (the thread arenas' free memory over the pool's ${poolThreads} threads, where they are what holds it), worker threads fewer likewise.`
+            : " The threadpool has one thread already; worker threads fewer lower the sum of the peaks.";
         const who =
           libuv !== undefined
             ? `${libuv} libuv threadpool thread${libuv === 1 ? "" : "s"} (${pool})${workers !== undefined ? ` and ${workers} worker thread${workers === 1 ? "" : "s"}` : ""}${total !== undefined ? `, of ${total} threads in all` : ""}`
@@ -513,7 +534,7 @@ function glibcFindings(
         out.push({
           id: "glibc-thread-arena-high-water",
           severity,
-          message: `glibc's ${threads.arenas} thread arena${threads.arenas === 1 ? "" : "s"} keep ${held}, ${pct(threads.freeResidentBytes, rss)} of RSS: each thread's arena grows to that thread's peak and stays there, since a heap cannot shrink below a live block at its top (they hold ${formatBytes(threads.systemBytes)} from the OS, ${formatBytes(threads.peakSystemBytes)} at their peaks, ${formatBytes(threads.inUseBytes)} in use). The threads: ${who}. trim() returns ${formatBytes(threads.releasableBytes)} now, until the next peak; fewer threadpool threads (UV_THREADPOOL_SIZE) or worker threads lower the sum of the peaks.${inForce}${stale}`,
+          message: `glibc's ${threads.arenas} thread arena${threads.arenas === 1 ? "" : "s"} keep ${held}, ${pct(threads.freeResidentBytes, rss)} of RSS: each thread's arena grows to that thread's peak and stays there, since a heap cannot shrink below a live block at its top (they hold ${formatBytes(threads.systemBytes)} from the OS, ${formatBytes(threads.peakSystemBytes)} at their peaks, ${formatBytes(threads.inUseBytes)} in use). The threads: ${who}. trim() returns ${formatBytes(threads.releasableBytes)} now, until the next peak.${fewerThreads}${inForce}${stale}`,
           evidence: {
             ...base(),
             threadArenas: threads.arenas,
@@ -526,6 +547,8 @@ function glibcFindings(
             ...(libuv !== undefined ? { libuvThreads: libuv } : {}),
             ...(workers !== undefined ? { workerThreads: workers } : {}),
             uvThreadpoolSize: poolEnv?.trim() || "4 (default)",
+            poolThreads,
+            perPoolThreadFreeResidentBytes: Math.round(perPoolThread),
             ...(threads.topBytes !== undefined ? { threadArenasTopBytes: threads.topBytes } : {}),
             ...(topResident !== undefined ? { threadArenasTopResidentBytes: topResident } : {}),
             ...(followed && limit ? { arenaLimit: limit.arenas, arenaLimitSource: limit.source } : {}),

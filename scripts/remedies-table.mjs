@@ -21,15 +21,14 @@ const latest = rows
   .sort()
   .at(-1);
 const three = (r) => `${mib(r.builtBytes)} / ${mib(r.idleBytes)} / ${mib(r.purgedBytes)}`;
-const idle = rows.map((r) => r.idleSeconds).find((x) => x !== undefined) ?? "?";
 const lines = [
-  `Measured ${latest} by \`test/truth/remedies.test.ts\`: RSS growth over each child's start, right after the shape is built / after ${idle} s idle / after trim().`,
+  `Measured ${latest} by \`test/truth/remedies.test.ts\`: RSS growth over each child's start, right after the shape is built / after the row's idle time (an allocator's decay runs; glibc has none) / after trim().`,
   "",
-  "| verdict | shape | what the verdict states | without the remedy | with it | RSS saved at best |",
-  "|---|---|---|---|---|---|",
+  "| verdict | shape | what the verdict states | idle | without the remedy | with it | RSS saved at best |",
+  "|---|---|---|---|---|---|---|",
   ...rows.map(
     (r) =>
-      `| \`${r.verdict}\` | \`${r.shape}\` | ${r.stated.what} ${mib(r.stated.bytes)} | ${r.without.what}: ${three(r.without)} | ${r.with.what}${r.with.settings ? ` with \`${r.with.settings.includes("=") ? r.with.settings : `MALLOC_CONF=${r.with.settings}`}\`` : ""}: ${three(r.with)} | ${mib(r.savedBytes)} |`,
+      `| \`${r.verdict}\` | \`${r.shape}\` | ${r.stated.what} ${mib(r.stated.bytes)} | ${r.idleSeconds ?? "?"} s | ${r.without.what}: ${three(r.without)} | ${r.with.what}${r.with.settings ? ` with \`${r.with.settings.includes("=") ? r.with.settings : `MALLOC_CONF=${r.with.settings}`}\`` : ""}: ${three(r.with)} | ${mib(r.savedBytes)} |`,
   ),
 ];
 const file = join(root, "docs", "diagnosis.md");

@@ -219,16 +219,39 @@ describe("glibc's thread arenas: the words match the figures, and followed advic
     ]) {
       const found = glibc(reading(limit));
       expect(found.map((f) => f.id)).toEqual(["glibc-thread-arena-high-water"]);
-      expect(found[0]?.message).not.toMatch(/Start node with MALLOC_ARENA_MAX/);
+      expect(found[0]?.message).not.toMatch(/With MALLOC_ARENA_MAX/);
       expect(found[0]?.message).toMatch(/(MALLOC_ARENA_MAX|glibc\.malloc\.arena_max)=\d is in force already/);
     }
     // Glibc's default limit on 2 CPUs (16), reached: the pile-up verdict, advising 4.
     const pile = glibc(reading({ arenas: 5, source: "8 × 2 online CPUs (glibc's default)" }));
     expect(pile.map((f) => f.id)).toEqual(["glibc-arena-pile-up"]);
-    expect(pile[0]?.message).toMatch(/Start node with MALLOC_ARENA_MAX=4/);
-    // A limit set above what is advised is not followed advice: 4 is advised.
-    expect(glibc(reading({ arenas: 6, source: "MALLOC_ARENA_MAX" }))[0]?.message).toMatch(
-      /Start node with MALLOC_ARENA_MAX=4/,
+    // 4 arenas leave 3 thread arenas of the 4: up to a quarter of their 100 MiB, said as a
+    // condition (peaks at different times), with what it is where the peaks come at once.
+    expect(pile[0]?.message).toContain(
+      "With MALLOC_ARENA_MAX=4 (two per CPU online) they would share 3 thread arenas, which returns up to about 25.0 MiB here where the threads' peaks come at different times",
     );
+    expect(pile[0]?.message).toContain("and nothing where they hold their peaks at once");
+    expect(pile[0]?.evidence.fewerArenasReturnAtMostBytes).toBe(25 * MiB);
+    // A limit set above what is advised is not followed advice: 4 is advised.
+    expect(glibc(reading({ arenas: 6, source: "MALLOC_ARENA_MAX" }))[0]?.message).toMatch(/With MALLOC_ARENA_MAX=4 /);
+  });
+
+  it("one threadpool thread fewer: the thread arenas' free memory over the pool's threads", () => {
+    const s = reading({ arenas: 64, source: "8 × 8 online CPUs (glibc's default)" });
+    const names = { "libuv-worker": 4 };
+    const f = findings({ ...s, process: { threads: 12, threadNames: names } } as Snapshot, breakdown, {}).find(
+      (x) => x.id === "glibc-thread-arena-high-water",
+    );
+    expect(f?.message).toContain(
+      "Each threadpool thread fewer (UV_THREADPOOL_SIZE) lowers the sum of the peaks by about 25.0 MiB here",
+    );
+    // The pool's size from the environment where Node does not name its threads; clamped as libuv does.
+    const env = (v: string) =>
+      findings(s, breakdown, { env: { UV_THREADPOOL_SIZE: v } }).find((x) => x.id === "glibc-thread-arena-high-water")
+        ?.evidence.poolThreads;
+    expect(env("2")).toBe(2);
+    expect(env("0")).toBe(1);
+    expect(env("4096")).toBe(1024);
+    expect(env("lots")).toBe(4);
   });
 });
