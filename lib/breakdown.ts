@@ -249,6 +249,16 @@ export function buildBreakdown(input: BreakdownInput, time?: string): Breakdown 
     add("file", proc?.rssFileBytes, "status RssFile (code and other file mappings)");
     add("shmem", proc?.rssShmemBytes, "status RssShmem");
   }
+  const anonMappings = anonMappingsBytes(input, parts);
+  if (anonMappings !== undefined) {
+    parts.push({
+      name: "anon-mappings",
+      bytes: anonMappings,
+      source:
+        "smaps Rss of anonymous mappings outside glibc's arenas and stacks, less V8's heap, glibc's mmapped chunks and the other parts there: V8's pooled pages, other isolates, native mmap",
+      estimated: true,
+    });
+  }
   let attributed = 0;
   for (const p of parts) attributed += p.bytes;
   const breakdown: Breakdown = {
@@ -408,6 +418,31 @@ function nativeChildren(
  * allocators' parts − LazyFree). That also counts other threads' V8 heaps, other allocators and
  * mmap by native code, so it is an upper bound, never a part.
  */
+/**
+ * The anonymous memory no other part holds, where the kernel's regions tell where it lies: the
+ * anonymous private mappings outside glibc's arenas and the stacks hold V8's heap, glibc's mmapped
+ * chunks, any other allocator's memory and the reporters' own mappings; what they hold beyond those
+ * is V8's pages that its collector freed but keeps pooled (a young generation that grew and shrank)
+ * or has not yet unmapped, other isolates' heaps, and memory native code maps itself. Measured in
+ * this process with glibc serving malloc and its free memory measured (its main arena inside
+ * [heap], so none of glibc's memory is anonymous beyond its mmapped chunks).
+ */
+function anonMappingsBytes(input: BreakdownInput, parts: BreakdownPart[]): number | undefined {
+  const heap = input.allocators.find((a) => a.servesMalloc);
+  if (!input.self || heap?.allocator !== "glibc" || heap.arenaGroups === undefined) return undefined;
+  if (input.warnings?.some((w) => w.code === "GLIBC_ARENA_OUTSIDE_HEAP")) return undefined;
+  const hblkhd = typeof heap.raw?.hblkhd === "number" ? heap.raw.hblkhd : undefined;
+  const anon = regionRss(input.regions, "anon");
+  if (anon === undefined || hblkhd === undefined) return undefined;
+  let held = hblkhd + (input.process?.lazyFreeBytes ?? 0);
+  for (const p of parts) {
+    if (p.name === "v8-heap" || p.name === "reported" || p.name.startsWith("other-")) held += p.bytes;
+  }
+  // Below 0 when V8 was read after the kernel and counted a page the kernel no longer had: the
+  // other parts hold it all, and the difference stays in the signed remainder.
+  return Math.max(0, anon - held);
+}
+
 function glibcFreeBound(input: BreakdownInput, parts: BreakdownPart[]): BreakdownBound | undefined {
   const heap = input.allocators.find((a) => a.servesMalloc);
   if (heap?.allocator !== "glibc" || heap.pages?.dirtyBytes !== undefined) return undefined;

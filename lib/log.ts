@@ -40,6 +40,7 @@ export function memoryField(options?: { maxAgeMs?: number }): MemoryField {
         "native-free-fragmented": "free(fragmented)",
         "native-metadata": "meta",
         "lazy-free": "lazyfree",
+        "anon-mappings": "anon",
       };
       const shown = b.parts
         .filter((p) => p.bytes > 0)

@@ -51,7 +51,7 @@ const PARTS = [
   ["native-free-fragmented", "#ff9d9a", "native free, fragmented"],
   ["native-metadata", "#b07aa1", "allocator metadata"], ["other", "#d4a6c8", "other allocators"],
   ["reported", "#86bcb6", "reporters' own mappings"],
-  ["lazy-free", "#76b7b2", "lazy-free (MADV_FREE)"],
+  ["lazy-free", "#76b7b2", "lazy-free (MADV_FREE)"], ["anon-mappings", "#a0cbe8", "other anonymous mappings"],
   ["stacks", "#59a14f", "stacks"], ["code", "#9c755f", "code"], ["file", "#bab0ac", "files"],
   ["shmem", "#edc948", "shmem"], ["unattributed", "#d3d3d3", "unattributed"]];
 const units = ["B", "KiB", "MiB", "GiB", "TiB"];

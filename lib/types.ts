@@ -38,6 +38,7 @@ export const PART_NAMES = [
   "other-committed",
   "reported",
   "lazy-free",
+  "anon-mappings",
   "malloc-arenas",
   "stacks",
   "code",
