@@ -21,13 +21,13 @@ if (typeof global.gc !== "function") {
   process.exit(2);
 }
 const h = require(join(root, "dist", "index.js"));
-const { prometheusText } = require(join(root, "dist", "prometheus.js"));
-const { forEachMapping, SmapsParser } = require(join(root, "dist", "procfs", "smaps.js"));
-const { streamProcFile } = require(join(root, "dist", "procfs", "read.js"));
-const { RegionAccumulator } = require(join(root, "dist", "regions.js"));
-const { readKept } = require(join(root, "dist", "procfs", "read.js"));
-const { native } = require(join(root, "dist", "native.js"));
-const { readAllocators } = require(join(root, "dist", "native-read.js"));
+const { prometheusText } = require(join(root, "dist", "faces", "metrics", "prometheus.js"));
+const { forEachMapping, SmapsParser } = require(join(root, "dist", "core", "procfs", "smaps.js"));
+const { streamProcFile } = require(join(root, "dist", "core", "procfs", "read.js"));
+const { RegionAccumulator } = require(join(root, "dist", "core", "read", "regions.js"));
+const { readKept } = require(join(root, "dist", "core", "procfs", "read.js"));
+const { native } = require(join(root, "dist", "core", "addon", "native.js"));
+const { readAllocators } = require(join(root, "dist", "core", "addon", "native-read.js"));
 const MiB = 1024 * 1024;
 
 const log = (s) => process.stderr.write(`${s}\n`);

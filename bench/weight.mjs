@@ -48,7 +48,7 @@ const run = async () => {
     else if (step === "sampler") h.startSampler({ intervalMs: 3600000, tier: "fast" }).stop();
     else if (step === "prometheus") {
       const client = require("prom-client");
-      require(dist + "/prometheus.js").registerPrometheus({ registry: new client.Registry() });
+      require(dist + "/faces/metrics/prometheus.js").registerPrometheus({ registry: new client.Registry() });
     } else if (step === "prom-client") require("prom-client");
     global.gc();
     out.push({ step, rssKiB: kib("VmRSS") - before.rss, anonKiB: kib("RssAnon") - before.anon });

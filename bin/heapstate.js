@@ -3,7 +3,7 @@
 const { existsSync } = require("node:fs");
 const { join, resolve } = require("node:path");
 
-const cli = join(__dirname, "..", "dist", "cli.js");
+const cli = join(__dirname, "..", "dist", "faces", "cli", "index.js");
 if (!existsSync(cli)) {
   // A checkout that was never built (a folder install from a clone, before `npm run build`).
   process.stderr.write(

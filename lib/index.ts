@@ -1,61 +1,79 @@
 /**
  * heapstate: where is a Node.js process's memory? The public API, as an explicit list.
+ *
+ * What comes from the core (lib/core/: reading, the model, judging, acting) is loaded with
+ * `require("heapstate")`: a first reading must work even when the process has run out of
+ * descriptors and could not open a module file then. What comes from a face (lib/faces/: the HTTP
+ * handler and its page, the sampler and its history, text, the log field, the agent) is loaded on
+ * its first call, because it lives in the faces' wing: the build writes the entry so from this
+ * list (scripts/build-ts.mjs), and `require("heapstate")` opens no file there
+ * (test/e2e/lazy.test.ts).
  * @packageDocumentation
  */
 
-export { type Agent, type AgentOptions, startAgent } from "./agent";
-export { type AutoTrimmer, type AutoTrimOptions, startAutoTrim } from "./autotrim";
-export { type BaselineBudgets, baseline, clearBaseline } from "./baseline";
-export { collect, setBaseline } from "./collect";
-export { diff, type FieldChange, type IdentityChange, type SnapshotDiff } from "./diff";
-export { HeapstateError, type HeapstateErrorCode } from "./errors";
-export { formatDiff, formatHuman } from "./format";
-export { diffSamples, type FindingEpisode, findingEpisodes, type SampleDiff } from "./history";
-export { type AddonState, type AllocatorEnvironment, allocatorEnvironment, type HostState, hostInfo } from "./host";
 export {
+  type AddonState,
+  type AllocatorEnvironment,
+  type AllocatorName,
+  type AllocatorState,
+  type ArenaGroup,
+  type AutoTrimmer,
+  type AutoTrimOptions,
+  type AutoTrimState,
+  allocatorEnvironment,
+  type BaselineBudgets,
+  type Breakdown,
+  type BreakdownChild,
+  type BreakdownPart,
+  baseline,
+  type CgroupState,
+  type CollectOptions,
+  type CpuState,
+  clearBaseline,
+  collect,
   collectTree,
+  diff,
+  type FieldChange,
+  type Finding,
+  formatBytes,
+  HeapstateError,
+  type HeapstateErrorCode,
   type HostProcess,
+  type HostState,
   type HostView,
   type HostViewOptions,
+  hostInfo,
   hostProcesses,
-  type ProcessTotals,
-  type ProcessTree,
-  type TreeFinding,
-} from "./host-view";
-export { createFetchHandler, createHandler, type FetchInfo, type HandlerOptions } from "./http";
-export { type MemoryField, memoryField } from "./log";
-export { parseSnapshot } from "./parse";
-export {
+  type IdentityChange,
   type MemoryReport,
   type MemoryReporter,
   type MemoryReporterOptions,
+  type PageStates,
+  type ProcessState,
+  type ProcessTotals,
+  type ProcessTree,
+  parseSnapshot,
+  type RawValue,
+  type RegionSummary,
   registerMemoryReporter,
   reportWorkerHeap,
-} from "./reporters";
-export { type Sample, type Sampler, type SamplerOptions, startSampler } from "./sampler";
-export { snapshot } from "./snapshot";
-export { trim } from "./trim";
-export type {
-  AllocatorName,
-  AllocatorState,
-  ArenaGroup,
-  AutoTrimState,
-  Breakdown,
-  BreakdownChild,
-  BreakdownPart,
-  CgroupState,
-  CollectOptions,
-  CpuState,
-  Finding,
-  PageStates,
-  ProcessState,
-  RawValue,
-  RegionSummary,
-  Snapshot,
-  Tier,
-  TrimAction,
-  TrimResult,
-  V8State,
-  Warning,
-} from "./types";
-export { formatBytes } from "./units";
+  type Snapshot,
+  type SnapshotDiff,
+  setBaseline,
+  snapshot,
+  startAutoTrim,
+  type Tier,
+  type TreeFinding,
+  type TrimAction,
+  type TrimResult,
+  trim,
+  type V8State,
+  type Warning,
+} from "./core";
+// The faces' functions: the build makes each load its face on its first call (scripts/build-ts.mjs).
+export { type Agent, type AgentOptions, startAgent } from "./faces/agent/server";
+export { formatDiff, formatHuman } from "./faces/format";
+export { diffSamples, type FindingEpisode, findingEpisodes, type SampleDiff } from "./faces/history";
+export { createFetchHandler, createHandler, type FetchInfo, type HandlerOptions } from "./faces/http/handler";
+export { type MemoryField, memoryField } from "./faces/log";
+export { type Sample, type Sampler, type SamplerOptions, startSampler } from "./faces/sampler";

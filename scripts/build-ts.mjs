@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Compiles lib/ to CommonJS in dist/ (lib/vitest/setup.mts to ESM: it imports vitest), then writes
+// Compiles lib/ to CommonJS in dist/ (lib/faces/vitest/setup.mts to ESM: it imports vitest), then writes
 // the ESM entries: thin wrappers that re-export the CommonJS modules' names, so `import` and
 // `require` share one module instance (one cache, one loaded addon) instead of two copies.
 import { spawnSync } from "node:child_process";
@@ -22,63 +22,69 @@ for (const args of [["--removeComments", "--declaration", "false"], ["--emitDecl
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
-// The main entry, its faces made lazy: tsc's `require` of every module at load becomes, for each
-// function of a face (the HTTP handler and its page, the sampler, the CLI's views, the agent,
-// formatting, parsing), a wrapper that requires its module on the first call. The reading core
-// (collect, snapshot, trim, baselines, reporters) stays loaded by `require("heapstate")`: a first
-// reading must work even when the process has run out of descriptors and could not open a module
-// file then. The addon is loaded by the first reading that needs it. The source (lib/index.ts)
-// keeps plain re-exports, so the tests, which run the TypeScript, see the same names.
+// The main entry, written from lib/index.ts's own export list (read with TypeScript's parser):
+// a name exported from the core (lib/core/) is required with the entry, since a first reading must
+// work even when the process has run out of descriptors and could not open a module file then; a
+// name exported from a face (lib/faces/) is a function that requires its face on its first call.
+// Which is which comes from where the module lives, not from a list. tsc's declarations stay as
+// they are, so editors keep each function's documentation.
 {
-  const EAGER = new Set(["./errors", "./units", "./collect", "./snapshot", "./trim", "./baseline", "./reporters"]);
-  const file = join(dist, "index.js");
-  const text = readFileSync(file, "utf8");
-  const modules = new Map();
-  for (const m of text.matchAll(/^var (\w+) = require\("(\.\/[\w/-]+)"\);$/gm)) modules.set(m[1], m[2]);
-  const exported = [
-    ...text.matchAll(
-      /^Object\.defineProperty\(exports, "(\w+)", \{ enumerable: true, get: function \(\) \{ return (\w+)\.(\w+); \} \}\);$/gm,
-    ),
-  ];
-  const header = text.slice(0, text.indexOf('Object.defineProperty(exports, "__esModule"'));
+  const ts = require("typescript");
+  const source = readFileSync(join(root, "lib", "index.ts"), "utf8");
+  const file = ts.createSourceFile("index.ts", source, ts.ScriptTarget.ES2022, false, ts.ScriptKind.TS);
   const out = [
-    header.trimEnd(),
+    '"use strict";',
+    "// Written by scripts/build-ts.mjs from lib/index.ts: the core loads with the entry, each face on first use.",
     'Object.defineProperty(exports, "__esModule", { value: true });',
     "const once = (id) => { let m; return () => (m ??= require(id)); };",
   ];
-  const used = new Set();
-  for (const [, name, variable, member] of exported) {
-    const id = modules.get(variable);
-    if (id === undefined) throw new Error(`build-ts: ${name} comes from an unknown module variable ${variable}`);
-    if (EAGER.has(id)) {
-      if (!used.has(id)) {
-        out.push(`const ${variable} = require("${id}");`);
-        used.add(id);
+  const modules = new Map();
+  let names = 0;
+  for (const statement of file.statements) {
+    if (!ts.isExportDeclaration(statement) || statement.isTypeOnly) continue;
+    const from = statement.moduleSpecifier?.text;
+    const clause = statement.exportClause;
+    if (from === undefined || !clause || !ts.isNamedExports(clause))
+      throw new Error("build-ts: lib/index.ts may only re-export named values from modules");
+    const id = from.replace(/\/index$/, "");
+    const face = /^\.\/faces\//.test(id);
+    if (!face && !/^\.\/core$/.test(id))
+      throw new Error(`build-ts: lib/index.ts exports from ${from}, in neither wing`);
+    let variable = modules.get(id);
+    if (variable === undefined) {
+      variable = `m${modules.size}`;
+      modules.set(id, variable);
+      out.push(face ? `const ${variable} = once("${id}");` : `const ${variable} = require("${id}");`);
+    }
+    for (const spec of clause.elements) {
+      if (spec.isTypeOnly) continue;
+      const name = spec.name.text;
+      const member = (spec.propertyName ?? spec.name).text;
+      names++;
+      if (!face) {
+        out.push(`Object.defineProperty(exports, "${name}", { enumerable: true, get: () => ${variable}.${member} });`);
+        continue;
       }
-      out.push(`Object.defineProperty(exports, "${name}", { enumerable: true, get: () => ${variable}.${member} });`);
-      continue;
+      const value = require(join(dist, `${id}.js`))[member];
+      if (typeof value !== "function" || /^class\b/.test(Function.prototype.toString.call(value)))
+        throw new Error(
+          `build-ts: ${name} (from ${from}) is not a plain function: a face's export must be one to load lazily`,
+        );
+      out.push(`exports.${name} = function ${name}(...args) { return ${variable}().${member}.apply(this, args); };`);
     }
-    const value = require(join(dist, `${id}.js`))[member];
-    if (typeof value !== "function" || /^class\b/.test(Function.prototype.toString.call(value)))
-      throw new Error(`build-ts: ${name} (from ${id}) is not a plain function: list ${id} as eager`);
-    if (!used.has(id)) {
-      out.push(`const ${variable} = once("${id}");`);
-      used.add(id);
-    }
-    out.push(`exports.${name} = function ${name}(...args) { return ${variable}().${member}.apply(this, args); };`);
   }
-  if (exported.length < 10) throw new Error("build-ts: dist/index.js did not have the expected shape");
-  writeFileSync(file, `${out.join("\n")}\n`);
+  if (names < 10) throw new Error("build-ts: lib/index.ts did not have the expected shape");
+  writeFileSync(join(dist, "index.js"), `${out.join("\n")}\n`);
 }
 
 // [entry without extension, the export that is also the default (or none)]
 // "*": the namespace is the default export (`import heapstate from "heapstate"`).
 const entries = [
   ["index", "*"],
-  ["sidecar", undefined],
-  ["prometheus", undefined],
-  ["otel", undefined],
-  ["vitest/index", "HeapstateReporter"],
+  ["faces/sidecar/index", undefined],
+  ["faces/metrics/prometheus", undefined],
+  ["faces/metrics/otel", undefined],
+  ["faces/vitest/index", "HeapstateReporter"],
 ];
 for (const [entry, defaultName] of entries) {
   const base = entry.split("/").pop();
@@ -99,7 +105,7 @@ for (const [entry, defaultName] of entries) {
 // heapstate/vitest-setup is an ES module that Vitest imports; `require` of it gets a CommonJS
 // stand-in that says so, instead of Node's ERR_REQUIRE_ESM or a Vitest internal-state error.
 writeFileSync(
-  join(dist, "vitest", "setup.js"),
+  join(dist, "faces", "vitest", "setup.js"),
   `"use strict";\nthrow new Error("heapstate/vitest-setup is a Vitest setup file (an ES module): name it in setupFiles of vitest.config, do not require() it");\n`,
 );
-writeFileSync(join(dist, "vitest", "setup.d.ts"), "export {};\n");
+writeFileSync(join(dist, "faces", "vitest", "setup.d.ts"), "export {};\n");

@@ -4,8 +4,8 @@ import { chmodSync, cpSync, existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { beforeAll } from "vitest";
-import type { Snapshot } from "../lib/types";
-import { withViews } from "../lib/views";
+import type { Snapshot } from "../lib/core/model/types";
+import { withViews } from "../lib/core/model/views";
 
 export const root = resolve(__dirname, "..");
 export const dist = join(root, "dist", "index.js");

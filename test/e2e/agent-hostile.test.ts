@@ -14,7 +14,7 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { DEADLINE_MS, IDLE_MS, MAX_CONNECTIONS, MAX_REQUEST_BYTES } from "../../lib/agent";
+import { DEADLINE_MS, IDLE_MS, MAX_CONNECTIONS, MAX_REQUEST_BYTES } from "../../lib/faces/agent/server";
 import { announced, childEnv, dist, fixtures, MiB, printerAddon } from "../helpers";
 
 const READING = `${JSON.stringify({ op: "reading", tier: "standard" })}\n`;

@@ -9,8 +9,8 @@ import { existsSync, statSync } from "node:fs";
 import { connect } from "node:net";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { agentSocket } from "../../lib/agent-client";
-import { hostProcesses } from "../../lib/host-view";
+import { hostProcesses } from "../../lib/core/read/host-view";
+import { agentSocket } from "../../lib/faces/agent/client";
 import { childEnv, fixtures, requireRoot, root, runInfo, scaled } from "../helpers";
 
 async function agentChild(env: Record<string, string> = {}): Promise<{ child: ChildProcess; socket: string }> {
@@ -219,9 +219,9 @@ describe("a killed agent", () => {
       process.execPath,
       [
         "--require",
-        join(root, "dist", "agent-register.js"),
+        join(root, "dist", "faces", "agent", "register.js"),
         "-e",
-        `setTimeout(() => console.log(require(${JSON.stringify(join(root, "dist", "agent-client.js"))}).agentSocket(process.pid)), 100)`,
+        `setTimeout(() => console.log(require(${JSON.stringify(join(root, "dist", "faces", "agent", "client.js"))}).agentSocket(process.pid)), 100)`,
       ],
       { env: childEnv(), encoding: "utf8", maxBuffer: 256 << 20, timeout: scaled(30_000) },
     );

@@ -7,9 +7,9 @@ import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { main } from "../../lib/cli";
-import { parseSnapshot } from "../../lib/parse";
-import type { Snapshot } from "../../lib/types";
+import { parseSnapshot } from "../../lib/core/model/parse";
+import type { Snapshot } from "../../lib/core/model/types";
+import { main } from "../../lib/faces/cli";
 import { childEnv, idleChild, inBeforeAll, parseJson, requireLib, requireRoot, root, scaled } from "../helpers";
 
 const bin = join(root, "bin", "heapstate.js");

@@ -231,8 +231,10 @@ describe("the tarball", () => {
     ).toEqual([]);
   });
 
-  it("stays small (budget: 256 KiB packed, 1 MiB unpacked)", () => {
-    expect(pack.size).toBeLessThan(256 * 1024);
+  // The two prebuilt addons are about 100 KiB of it packed. 256 KiB held until the core and the
+  // faces became two wings (2.6 KiB more of paths and indexes, at 261 KiB before): 272 KiB now.
+  it("stays small (budget: 272 KiB packed, 1 MiB unpacked)", () => {
+    expect(pack.size).toBeLessThan(272 * 1024);
     expect(pack.unpackedSize).toBeLessThan(1024 * 1024);
   });
 
@@ -364,7 +366,7 @@ describe("npm install <tarball> --ignore-scripts, with no compiler on PATH", () 
         prometheusSample: /^heapstate_memory_rss_bytes \\d+$/m.test(text),
         otel: typeof registerOtel === "function" && registerOtel === require("heapstate/otel").registerOtel,
         sidecar: typeof sidecar.start === "function" && sidecar.start === require("heapstate/sidecar").start,
-        setupResolves: import.meta.resolve("heapstate/vitest-setup").endsWith("/dist/vitest/setup.mjs"),
+        setupResolves: import.meta.resolve("heapstate/vitest-setup").endsWith("/dist/faces/vitest/setup.mjs"),
         setup,
         allocator: h.collect().heap?.allocator,
       }));`,

@@ -1,8 +1,9 @@
 /**
- * The observer's weight at load: require("heapstate") (and its ES module) loads the reading core
- * and no face (HTTP handler, page, Prometheus, sampler, CLI views, agent) until a function needs
- * it, and the addon only with the first reading. Checked in fresh processes on the built package:
- * which of its modules Node loaded, and whether the addon is mapped (/proc/self/maps).
+ * The observer's weight at load: require("heapstate") (and its ES module) loads the core
+ * (dist/core/) and no face (dist/faces/: HTTP handler, page, Prometheus, sampler, CLI, agent)
+ * until a function needs it, and the addon only with the first reading. Checked in fresh processes
+ * on the built package: which of its modules Node loaded, and whether the addon is mapped
+ * (/proc/self/maps).
  */
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
@@ -39,20 +40,8 @@ function probe(code: string, esm = false): Probe[] {
   return JSON.parse(r.stdout) as Probe[];
 }
 
-const faces = [
-  "http.js",
-  "page.js",
-  "prometheus.js",
-  "metrics.js",
-  "sampler.js",
-  "otel.js",
-  "sidecar.js",
-  "cli.js",
-  "host-view.js",
-  "agent.js",
-  "format.js",
-  "parse.js",
-];
+/** The modules of the faces' wing that were loaded. */
+const faces = (p: Probe | undefined) => (p?.modules ?? []).filter((m) => m.startsWith("dist/faces/"));
 
 describe("loading heapstate", () => {
   it("require loads the reading core and no face or addon; each face loads on first use, the addon with the first reading", () => {
@@ -63,14 +52,19 @@ describe("loading heapstate", () => {
       probe();
       h.collect({ tier: "fast" });
       probe();`);
-    expect(loaded?.modules).toContain("dist/collect.js");
-    for (const f of faces) expect(loaded?.modules, f).not.toContain(`dist/${f}`);
+    expect(loaded?.modules).toContain("dist/core/read/collect.js");
+    expect(faces(loaded)).toEqual([]);
     expect(loaded?.addon).toBe(false);
     // The handler's face (with the readers it will use on a request), and no addon before a reading.
-    for (const f of ["http.js", "page.js"]) expect(handler?.modules).toContain(`dist/${f}`);
+    for (const f of ["http/handler.js", "http/page.js"]) expect(handler?.modules).toContain(`dist/faces/${f}`);
+    expect(
+      faces(handler).every((f) => /^dist\/faces\/(http\/|sampler|history|format|metrics\/)/.test(f)),
+      faces(handler).join(),
+    ).toBe(true);
     expect(handler?.addon).toBe(false);
-    // A reading: the readers and the addon, and not the faces it does not use.
-    expect(reading?.modules).toContain("dist/collect.js");
+    // A reading: the readers and the addon, and no other face.
+    expect(reading?.modules).toContain("dist/core/read/collect.js");
+    expect(faces(reading)).toEqual(faces(handler));
     expect(reading?.addon).toBe(true);
   });
 
@@ -79,8 +73,8 @@ describe("loading heapstate", () => {
       const h = require(${JSON.stringify(dist)});
       h.snapshot();
       probe();`);
-    for (const f of faces) expect(reading?.modules, f).not.toContain(`dist/${f}`);
-    expect(reading?.modules).toContain("dist/collect.js");
+    expect(faces(reading)).toEqual([]);
+    expect(reading?.modules).toContain("dist/core/read/collect.js");
   });
 
   it("the ES module entry loads the same: the reading core, no face, no addon", () => {
@@ -90,8 +84,8 @@ describe("loading heapstate", () => {
       probe();`,
       true,
     );
-    expect(loaded?.modules).toContain("dist/collect.js");
-    for (const f of faces) expect(loaded?.modules, f).not.toContain(`dist/${f}`);
+    expect(loaded?.modules).toContain("dist/core/read/collect.js");
+    expect(faces(loaded)).toEqual([]);
     expect(loaded?.addon).toBe(false);
   });
 });

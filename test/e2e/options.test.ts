@@ -8,7 +8,12 @@ import { AggregationTemporality, MeterProvider, MetricReader } from "@openteleme
 import fc from "fast-check";
 import client from "prom-client";
 import { describe, expect, it } from "vitest";
-import { HeapstateError } from "../../lib/errors";
+import { HeapstateError } from "../../lib/core/base/errors";
+import { registerOtel } from "../../lib/faces/metrics/otel";
+import { registerPrometheus } from "../../lib/faces/metrics/prometheus";
+import { start } from "../../lib/faces/sidecar";
+import { heapstate } from "../../lib/faces/vitest/plugin";
+import { HeapstateReporter } from "../../lib/faces/vitest/reporter";
 import {
   clearBaseline,
   collect,
@@ -25,11 +30,6 @@ import {
   startAutoTrim,
   startSampler,
 } from "../../lib/index";
-import { registerOtel } from "../../lib/otel";
-import { registerPrometheus } from "../../lib/prometheus";
-import { start } from "../../lib/sidecar";
-import { heapstate } from "../../lib/vitest/plugin";
-import { HeapstateReporter } from "../../lib/vitest/reporter";
 
 class TestReader extends MetricReader {
   protected override async onShutdown(): Promise<void> {}

@@ -12,8 +12,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SCHEMA } from "../../lib/core/model/types";
 import { createHandler } from "../../lib/index";
-import { SCHEMA } from "../../lib/types";
 
 const executablePath = "/usr/bin/chromium";
 const REBOUND = "rebind.test";

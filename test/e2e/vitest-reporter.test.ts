@@ -8,8 +8,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symli
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import type { FileRecord, KeyFigures, SidecarRun } from "../../lib/sidecar";
-import { HeapstateReporter } from "../../lib/vitest/reporter";
+import type { FileRecord, KeyFigures, SidecarRun } from "../../lib/faces/sidecar";
+import { HeapstateReporter } from "../../lib/faces/vitest/reporter";
 import { childEnv, fixtures, glibcTotals, inBeforeAll, MiB, parseJson, root, runChild, scaled } from "../helpers";
 
 const projects: string[] = [];

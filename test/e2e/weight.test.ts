@@ -93,7 +93,7 @@ for (const tier of ["fast", "standard"]) {
     const out = sameClasses(`
 const s1 = h.collect({ tier: "fast" });
 const s2 = h.collect({ tier: "fast" });
-const { prometheusText } = require(${JSON.stringify(dist.replace(/index\.js$/, "prometheus.js"))});
+const { prometheusText } = require(${JSON.stringify(dist.replace(/index\.js$/, "faces/metrics/prometheus.js"))});
 prometheusText(s1);
 const cached = () => h.snapshot({ maxAgeMs: 0 });
 cached();

@@ -5,7 +5,7 @@
  * the allocator's own stats printer.
  */
 import { describe, expect, it } from "vitest";
-import type { AllocatorName, AllocatorState, Snapshot } from "../../lib/types";
+import type { AllocatorName, AllocatorState, Snapshot } from "../../lib/core/model/types";
 import { glibcTotals, inBeforeAll, MiB, type PreloadName, requireLib, runChild } from "../helpers";
 
 interface AllocateOutput {

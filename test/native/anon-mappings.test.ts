@@ -5,7 +5,7 @@
  * max(4 MiB, 3 %) of RSS at every reading, not in the remainder with no word.
  */
 import { describe, expect, it } from "vitest";
-import type { Breakdown } from "../../lib/types";
+import type { Breakdown } from "../../lib/core/model/types";
 import { inBeforeAll, MiB, printerAddon, runChild } from "../helpers";
 
 const part = (b: Breakdown | undefined, name: string) => b?.parts.find((p) => p.name === name)?.bytes;

@@ -6,9 +6,9 @@
  * while it runs, and gone once stopped.
  */
 import { describe, expect, it } from "vitest";
+import type { AutoTrimState } from "../../lib/core/model/types";
+import { prometheusText } from "../../lib/faces/metrics/prometheus";
 import { collect, startAutoTrim } from "../../lib/index";
-import { prometheusText } from "../../lib/prometheus";
-import type { AutoTrimState } from "../../lib/types";
 import { inBeforeAll, MiB, requireLib, runChild } from "../helpers";
 
 interface Out {

@@ -3,10 +3,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
-import { parseMallocInfo } from "../../lib/allocators/malloc-info";
-import { costSince, nowMicros, threadCpu } from "../../lib/backoff";
+import { native } from "../../lib/core/addon/native";
+import { parseMallocInfo } from "../../lib/core/allocators/malloc-info";
+import { costSince, nowMicros, threadCpu } from "../../lib/core/base/backoff";
 import { collect, HeapstateError, snapshot, trim } from "../../lib/index";
-import { native } from "../../lib/native";
 
 function codeOf(fn: () => unknown): string | undefined {
   try {

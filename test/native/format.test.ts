@@ -1,8 +1,8 @@
 /** formatHuman, diff/formatDiff and parseSnapshot. */
 import { describe, expect, it } from "vitest";
+import type { Snapshot } from "../../lib/core/model/types";
+import { prometheusText } from "../../lib/faces/metrics/prometheus";
 import { collect, diff, formatDiff, formatHuman, HeapstateError, parseSnapshot } from "../../lib/index";
-import { prometheusText } from "../../lib/prometheus";
-import type { Snapshot } from "../../lib/types";
 import { MiB } from "../helpers";
 
 describe("formatHuman", () => {

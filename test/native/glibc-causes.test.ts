@@ -9,8 +9,8 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { ArenaGroup, CpuState, Finding } from "../../lib/types";
-import { formatBytes } from "../../lib/units";
+import { formatBytes } from "../../lib/core/base/units";
+import type { ArenaGroup, CpuState, Finding } from "../../lib/core/model/types";
 import { childEnv, dist, fixtures, inBeforeAll, MiB, printerAddon, requireRoot, runChild, scaled } from "../helpers";
 
 interface Reading {

@@ -8,8 +8,8 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
+import type { Finding } from "../../lib/core/model/types";
 import { baseline, clearBaseline, collect, diff, registerMemoryReporter, setBaseline } from "../../lib/index";
-import type { Finding } from "../../lib/types";
 import { childEnv, dist, fixtures, inBeforeAll, MiB, printerAddon } from "../helpers";
 
 interface Out {

@@ -8,11 +8,11 @@ import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { AggregationTemporality, DataPointType, MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
 import client from "prom-client";
 import { describe, expect, it, vi } from "vitest";
-import { FINDING_IDS } from "../../lib/findings";
+import { FINDING_IDS } from "../../lib/core/judge/findings";
+import { registerOtel } from "../../lib/faces/metrics/otel";
+import { prometheusText, registerPrometheus } from "../../lib/faces/metrics/prometheus";
+import { METRICS, prometheusName } from "../../lib/faces/metrics/table";
 import { collect, memoryField, snapshot, startSampler } from "../../lib/index";
-import { METRICS, prometheusName } from "../../lib/metrics";
-import { registerOtel } from "../../lib/otel";
-import { prometheusText, registerPrometheus } from "../../lib/prometheus";
 import { childEnv, dist, inBeforeAll, root } from "../helpers";
 import { type Family, promtoolCheck, pythonParse } from "../oracles";
 
@@ -128,7 +128,7 @@ describe("prometheusText", () => {
   });
 
   it("every finding id findings.ts can emit is in FINDING_IDS", () => {
-    const source = readFileSync(join(root, "lib", "findings.ts"), "utf8");
+    const source = readFileSync(join(root, "lib", "core", "judge", "findings.ts"), "utf8");
     const emitted = [...source.matchAll(/id: "([a-z0-9-]+)"/g)].map((m) => m[1]);
     expect(emitted.length).toBeGreaterThanOrEqual(9);
     for (const id of emitted) expect(FINDING_IDS).toContain(id);

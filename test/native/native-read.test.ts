@@ -7,7 +7,7 @@
  * by exactly one: each call advanced it once).
  */
 import { describe, expect, it } from "vitest";
-import type { NativeReading } from "../../lib/native";
+import type { NativeReading } from "../../lib/core/addon/native";
 import { inBeforeAll, jemallocStaticAddon, MiB, type PreloadName, requireLib, runChild } from "../helpers";
 
 interface Output {

@@ -9,8 +9,8 @@
 
 import { Worker } from "node:worker_threads";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import type { BreakdownPart, Finding, Warning } from "../../lib/core/model/types";
 import { collect, registerMemoryReporter, reportWorkerHeap } from "../../lib/index";
-import type { BreakdownPart, Finding, Warning } from "../../lib/types";
 import { inBeforeAll, MiB, type PreloadName, requireLib, runChild } from "../helpers";
 
 interface Reading {

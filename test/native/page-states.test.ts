@@ -6,7 +6,7 @@
  * stays resident until trim().
  */
 import { describe, expect, it } from "vitest";
-import type { AllocatorState, BreakdownBound, Finding, Warning } from "../../lib/types";
+import type { AllocatorState, BreakdownBound, Finding, Warning } from "../../lib/core/model/types";
 import { inBeforeAll, MiB, requireLib, runChild } from "../helpers";
 
 interface Kernel {

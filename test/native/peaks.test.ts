@@ -5,8 +5,8 @@
  * The PeakConsumer's bookkeeping (several consumers, one resetting) is held in-process.
  */
 import { describe, expect, it } from "vitest";
+import { PeakConsumer } from "../../lib/core/judge/peaks";
 import { collect } from "../../lib/index";
-import { PeakConsumer } from "../../lib/peaks";
 import { inBeforeAll, MiB, runChild } from "../helpers";
 
 interface Out {

@@ -8,9 +8,9 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { chooseAddon } from "../../lib/native";
-import { elfInterpreter, libcOfInterpreter, platformInfo } from "../../lib/platform";
-import type { Snapshot } from "../../lib/types";
+import { chooseAddon } from "../../lib/core/addon/native";
+import { elfInterpreter, libcOfInterpreter, platformInfo } from "../../lib/core/addon/platform";
+import type { Snapshot } from "../../lib/core/model/types";
 import { compareVersions, highestByNamespace, versionNeeds } from "../../scripts/elf-needs.cjs";
 import { childEnv, dist, fixtures, parseJson, root, scaled } from "../helpers";
 

@@ -7,7 +7,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import type { Snapshot } from "../../lib/types";
+import type { Snapshot } from "../../lib/core/model/types";
 import {
   childEnv,
   inBeforeAll,

@@ -5,7 +5,7 @@
  * glibc walk backs off on a heap with many free chunks.
  */
 import { describe, expect, it } from "vitest";
-import type { Breakdown, BreakdownPart, Finding, Snapshot, Warning } from "../../lib/types";
+import type { Breakdown, BreakdownPart, Finding, Snapshot, Warning } from "../../lib/core/model/types";
 import { inBeforeAll, MiB, type PreloadName, requireLib, runChild } from "../helpers";
 import { expectHonestNumbers } from "../unit/honest";
 

@@ -14,7 +14,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, it } from "vitest";
-import type { Finding } from "../../lib/types";
+import type { Finding } from "../../lib/core/model/types";
 import { childEnv, dist, fixtures, MiB, printerAddon, requireLib, root } from "../helpers";
 
 interface Child {

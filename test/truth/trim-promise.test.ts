@@ -14,7 +14,7 @@
  * Node 24), and the trim returns those pages too.
  */
 import { describe, expect, it } from "vitest";
-import type { BreakdownPart, Finding } from "../../lib/types";
+import type { BreakdownPart, Finding } from "../../lib/core/model/types";
 import { inBeforeAll, MiB, runChild } from "../helpers";
 
 interface Round {

@@ -17,7 +17,7 @@
  * - no warning that the independent figures contradict.
  */
 import { describe, expect, it } from "vitest";
-import type { AllocatorState, BreakdownPart, Finding, Snapshot } from "../../lib/types";
+import type { AllocatorState, BreakdownPart, Finding, Snapshot } from "../../lib/core/model/types";
 import { inBeforeAll, jemallocStaticAddon, MiB, type PreloadName, requireLib, runChild } from "../helpers";
 
 interface Kernel {

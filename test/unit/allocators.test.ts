@@ -1,9 +1,9 @@
 /** The policy over raw readings: which instances are reported, which is the heap, page conversion. */
 import { describe, expect, it } from "vitest";
-import { allocatorsFromReading } from "../../lib/allocators/index";
-import { buildBreakdown } from "../../lib/breakdown";
-import type { NativeReadInstance, NativeReading } from "../../lib/native";
-import type { AllocatorState, Warning } from "../../lib/types";
+import type { NativeReadInstance, NativeReading } from "../../lib/core/addon/native";
+import { allocatorsFromReading } from "../../lib/core/allocators/index";
+import { buildBreakdown } from "../../lib/core/model/breakdown";
+import type { AllocatorState, Warning } from "../../lib/core/model/types";
 import { MiB } from "../helpers";
 
 const libc = "/lib/x86_64-linux-gnu/libc.so.6";

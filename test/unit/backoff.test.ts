@@ -1,6 +1,6 @@
 /** The back-off policy on a fake clock (no sleeping), and what a read is said to cost. */
 import { describe, expect, it } from "vitest";
-import { Backoff, costSince, nowMicros, threadCpu } from "../../lib/backoff";
+import { Backoff, costSince, nowMicros, threadCpu } from "../../lib/core/base/backoff";
 
 describe("Backoff", () => {
   it("a read that costs under 1 ms is always due", () => {

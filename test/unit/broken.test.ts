@@ -7,8 +7,8 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import type { Snapshot } from "../../lib/core/model/types";
 import { collect, HeapstateError } from "../../lib/index";
-import type { Snapshot } from "../../lib/types";
 import { fixtures } from "../helpers";
 import { expectHonestNumbers } from "./honest";
 

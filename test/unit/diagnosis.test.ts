@@ -1,11 +1,11 @@
 /** The pure parts of the diagnosis: the trend's line, the CPU files, MALLOC_ARENA_MAX, the leak finding. */
 import { describe, expect, it } from "vitest";
-import { glibcArenaLimit } from "../../lib/allocators/glibc";
-import { findings, recommendedArenaMax } from "../../lib/findings";
-import { parseCpuList, parseCpuQuota } from "../../lib/procfs/cgroup";
-import { fitLine, fitTrend } from "../../lib/trend";
-import type { AllocatorState, ArenaGroup, Breakdown, Snapshot } from "../../lib/types";
-import { withViews } from "../../lib/views";
+import { glibcArenaLimit } from "../../lib/core/allocators/glibc";
+import { findings, recommendedArenaMax } from "../../lib/core/judge/findings";
+import { fitLine, fitTrend } from "../../lib/core/judge/trend";
+import type { AllocatorState, ArenaGroup, Breakdown, Snapshot } from "../../lib/core/model/types";
+import { withViews } from "../../lib/core/model/views";
+import { parseCpuList, parseCpuQuota } from "../../lib/core/procfs/cgroup";
 
 const MiB = 1024 * 1024;
 

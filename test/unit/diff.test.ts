@@ -6,10 +6,10 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { diff } from "../../lib/diff";
-import { formatDiff } from "../../lib/format";
-import { parseSnapshot } from "../../lib/parse";
-import type { Snapshot } from "../../lib/types";
+import { diff } from "../../lib/core/model/diff";
+import { parseSnapshot } from "../../lib/core/model/parse";
+import type { Snapshot } from "../../lib/core/model/types";
+import { formatDiff } from "../../lib/faces/format";
 import { fixtures, MiB } from "../helpers";
 
 const load = (f: string) => parseSnapshot(readFileSync(join(fixtures, "snapshots", f), "utf8"));

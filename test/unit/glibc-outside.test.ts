@@ -7,12 +7,12 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { measuredFree } from "../../lib/allocator-reading";
-import { arenaBytesOutsideMappings } from "../../lib/allocators/glibc";
-import { withHeldBackGlibcFree } from "../../lib/breakdown";
-import { readPlan } from "../../lib/options";
-import { readBreakHeapBytes } from "../../lib/sources";
-import type { AllocatorState, Breakdown, BreakdownBound, Warning } from "../../lib/types";
+import { arenaBytesOutsideMappings } from "../../lib/core/allocators/glibc";
+import { withHeldBackGlibcFree } from "../../lib/core/model/breakdown";
+import type { AllocatorState, Breakdown, BreakdownBound, Warning } from "../../lib/core/model/types";
+import { measuredFree } from "../../lib/core/read/allocator-reading";
+import { readPlan } from "../../lib/core/read/options";
+import { readBreakHeapBytes } from "../../lib/core/read/sources";
 
 const MiB = 1 << 20;
 const state = (raw: Record<string, unknown>): AllocatorState => ({

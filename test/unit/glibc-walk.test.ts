@@ -3,7 +3,7 @@
  * page holds, the search ends; only whole headers count.
  */
 import { describe, expect, it } from "vitest";
-import { type MappingView, type MmappedChunks, scanMapping } from "../../lib/allocators/glibc-walk";
+import { type MappingView, type MmappedChunks, scanMapping } from "../../lib/core/allocators/glibc-walk";
 
 const PAGE = 4096;
 

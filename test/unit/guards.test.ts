@@ -5,13 +5,13 @@
  * OpenTelemetry provider whose failure surfaced raw.
  */
 import { describe, expect, it } from "vitest";
-import { nextIntervalMs } from "../../lib/autotrim";
-import { HeapstateError } from "../../lib/errors";
-import { createFetchHandler } from "../../lib/http";
-import { registerOtel } from "../../lib/otel";
-import { callReporters, registerMemoryReporter, reportWorkerHeap } from "../../lib/reporters";
-import type { Warning } from "../../lib/types";
-import { MAX_TIMER_MS } from "../../lib/validate";
+import { nextIntervalMs } from "../../lib/core/act/autotrim";
+import { HeapstateError } from "../../lib/core/base/errors";
+import { MAX_TIMER_MS } from "../../lib/core/base/validate";
+import type { Warning } from "../../lib/core/model/types";
+import { callReporters, registerMemoryReporter, reportWorkerHeap } from "../../lib/core/read/reporters";
+import { createFetchHandler } from "../../lib/faces/http/handler";
+import { registerOtel } from "../../lib/faces/metrics/otel";
 
 function invalidOption(fn: () => unknown): HeapstateError {
   try {

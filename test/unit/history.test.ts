@@ -1,8 +1,8 @@
 /** The findings' episodes and the comparison of two samples, on samples built here. */
 import { describe, expect, it } from "vitest";
-import { diffSamples, findingEpisodes } from "../../lib/history";
-import type { Sample } from "../../lib/sampler";
-import type { FindingId } from "../../lib/types";
+import type { FindingId } from "../../lib/core/model/types";
+import { diffSamples, findingEpisodes } from "../../lib/faces/history";
+import type { Sample } from "../../lib/faces/sampler";
 
 const at = (second: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, second)).toISOString();
 

@@ -9,13 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { main } from "../../lib/cli";
-import { diff } from "../../lib/diff";
-import { HeapstateError } from "../../lib/errors";
-import { formatDiff, formatHuman } from "../../lib/format";
-import { parseSnapshot } from "../../lib/parse";
-import { prometheusText } from "../../lib/prometheus";
-import type { Snapshot } from "../../lib/types";
+import { HeapstateError } from "../../lib/core/base/errors";
+import { diff } from "../../lib/core/model/diff";
+import { parseSnapshot } from "../../lib/core/model/parse";
+import type { Snapshot } from "../../lib/core/model/types";
+import { main } from "../../lib/faces/cli";
+import { formatDiff, formatHuman } from "../../lib/faces/format";
+import { prometheusText } from "../../lib/faces/metrics/prometheus";
 import { fixtures } from "../helpers";
 
 const saved = ["deep-jemalloc.json", "standard-glibc.json"].map((f) =>

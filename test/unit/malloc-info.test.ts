@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseMallocInfo } from "../../lib/allocators/malloc-info";
-import { HeapstateError } from "../../lib/errors";
+import { parseMallocInfo } from "../../lib/core/allocators/malloc-info";
+import { HeapstateError } from "../../lib/core/base/errors";
 import { fixtures } from "../helpers";
 
 const dir = join(fixtures, "malloc-info");

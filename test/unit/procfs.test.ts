@@ -7,13 +7,13 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import type { Snapshot } from "../../lib/core/model/types";
+import { locateMemoryCgroup, parseLimit, parseMountinfo, parseProcCgroup } from "../../lib/core/procfs/cgroup";
+import { readProcFile, readProcText } from "../../lib/core/procfs/read";
+import { forEachMapping, type Mapping, parseSmapsTotals } from "../../lib/core/procfs/smaps";
+import { parseStatus } from "../../lib/core/procfs/status";
+import { categorize } from "../../lib/core/read/regions";
 import { collect } from "../../lib/index";
-import { locateMemoryCgroup, parseLimit, parseMountinfo, parseProcCgroup } from "../../lib/procfs/cgroup";
-import { readProcFile, readProcText } from "../../lib/procfs/read";
-import { forEachMapping, type Mapping, parseSmapsTotals } from "../../lib/procfs/smaps";
-import { parseStatus } from "../../lib/procfs/status";
-import { categorize } from "../../lib/regions";
-import type { Snapshot } from "../../lib/types";
 import { fixtures } from "../helpers";
 import { expectHonestNumbers } from "./honest";
 

@@ -8,9 +8,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseMallocInfo } from "../../lib/allocators/malloc-info";
-import { HeapstateError } from "../../lib/errors";
-import { parseSnapshot } from "../../lib/parse";
+import { parseMallocInfo } from "../../lib/core/allocators/malloc-info";
+import { HeapstateError } from "../../lib/core/base/errors";
+import { wrap } from "../../lib/core/base/units";
+import { parseSnapshot } from "../../lib/core/model/parse";
 import {
   locateMemoryCgroup,
   parseCounter,
@@ -18,12 +19,11 @@ import {
   parseLimit,
   parseMountinfo,
   parseProcCgroup,
-} from "../../lib/procfs/cgroup";
-import { forEachMapping, parseSmapsTotals } from "../../lib/procfs/smaps";
-import { parseStatm } from "../../lib/procfs/statm";
-import { parseStatus } from "../../lib/procfs/status";
-import { summarize } from "../../lib/regions";
-import { wrap } from "../../lib/units";
+} from "../../lib/core/procfs/cgroup";
+import { forEachMapping, parseSmapsTotals } from "../../lib/core/procfs/smaps";
+import { parseStatm } from "../../lib/core/procfs/statm";
+import { parseStatus } from "../../lib/core/procfs/status";
+import { summarize } from "../../lib/core/read/regions";
 import { fixtures } from "../helpers";
 import { expectHonestNumbers } from "./honest";
 

@@ -2,9 +2,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseFlatKeyed } from "../../lib/procfs/cgroup";
-import { parseSmapsTotals } from "../../lib/procfs/smaps";
-import { parseStatus } from "../../lib/procfs/status";
+import { parseFlatKeyed } from "../../lib/core/procfs/cgroup";
+import { parseSmapsTotals } from "../../lib/core/procfs/smaps";
+import { parseStatus } from "../../lib/core/procfs/status";
 import { fixtures } from "../helpers";
 
 /**

@@ -10,15 +10,15 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { hostViewText, treeText } from "../../lib/cli/hostview";
-import { oneLine } from "../../lib/cli/io";
-import { diff } from "../../lib/diff";
-import { errorText } from "../../lib/errors";
-import { formatDiff, formatHuman } from "../../lib/format";
-import type { HostProcess, HostView, ProcessTree } from "../../lib/host-view";
-import { parseSnapshot } from "../../lib/parse";
-import type { Snapshot } from "../../lib/types";
-import { visible, visibleCopy } from "../../lib/visible";
+import { errorText } from "../../lib/core/base/errors";
+import { visible, visibleCopy } from "../../lib/core/base/visible";
+import { diff } from "../../lib/core/model/diff";
+import { parseSnapshot } from "../../lib/core/model/parse";
+import type { Snapshot } from "../../lib/core/model/types";
+import type { HostProcess, HostView, ProcessTree } from "../../lib/core/read/host-view";
+import { hostViewText, treeText } from "../../lib/faces/cli/hostview";
+import { oneLine } from "../../lib/faces/cli/io";
+import { formatDiff, formatHuman } from "../../lib/faces/format";
 import { fixtures } from "../helpers";
 
 /** What may never reach a terminal from a text face: C0 but the newline, DEL, C1, bidi controls, separators, lone surrogates. */

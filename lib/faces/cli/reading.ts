@@ -1,0 +1,24 @@
+/** What show-host reads, as chosen on the command line, and the one reading it makes of it. */
+
+import type { Snapshot, Tier } from "../../core";
+import { collect } from "../../core";
+import type { Paint } from "./io";
+
+export interface ShowOptions {
+  pid?: number | undefined;
+  tier: Tier;
+  top?: number | undefined;
+  addresses: boolean;
+  json: boolean;
+  paint: Paint;
+  /** Where text is wrapped. */
+  width: number;
+}
+
+export function read(o: ShowOptions): Snapshot {
+  return collect({
+    tier: o.tier,
+    ...(o.pid !== undefined ? { pid: o.pid } : {}),
+    includeAddresses: o.top !== undefined || o.addresses,
+  });
+}
