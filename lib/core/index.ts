@@ -41,4 +41,5 @@ export * from "./read/options";
 export * from "./read/read-file";
 export * from "./read/regions";
 export * from "./read/reporters";
+export * from "./read/request";
 export * from "./read/snapshot";

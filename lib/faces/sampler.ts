@@ -10,7 +10,7 @@ import {
   type Finding,
   type FindingId,
   is,
-  nativeHeap,
+  keyFigures,
   PeakConsumer,
   partKey,
   type Snapshot,
@@ -70,23 +70,21 @@ const BUDGET = 0.01;
 export function compact(s: Snapshot): Sample {
   const parts: Record<string, number> = {};
   for (const p of s.breakdown?.parts ?? []) parts[partKey(p)] = p.bytes;
+  const k = keyFigures(s);
   const sample: Sample = {
-    time: s.time,
-    tier: s.tier,
+    time: k.time,
+    tier: k.tier,
     parts,
     ...(s.findings ? { findings: s.findings.map((f) => ({ id: f.id, severity: f.severity })) } : {}),
     costMicros: s.costMicros,
   };
-  if (s.process?.rssBytes !== undefined) sample.rssBytes = s.process.rssBytes;
-  if (s.breakdown) sample.unattributedBytes = s.breakdown.unattributedBytes;
-  const heap = nativeHeap(s);
-  if (heap?.counter === "allocated") sample.allocatedBytes = heap.bytes;
-  if (heap?.counter === "committed") sample.committedBytes = heap.bytes;
-  const unclassified = s.breakdown?.parts
-    .flatMap((p) => p.children ?? [])
-    .find((c) => c.name === "native-unclassified");
-  if (unclassified) sample.nativeUnclassifiedBytes = unclassified.bytes;
-  if (s.peak) sample.peakRssBytes = s.peak.rssBytes;
+  if (k.rssBytes !== undefined) sample.rssBytes = k.rssBytes;
+  if (k.unattributedBytes !== undefined) sample.unattributedBytes = k.unattributedBytes;
+  if (k.nativeHeap?.counter === "allocated") sample.allocatedBytes = k.nativeHeap.bytes;
+  if (k.nativeHeap?.counter === "committed") sample.committedBytes = k.nativeHeap.bytes;
+  if (k.nativeUnclassifiedBytes !== undefined) sample.nativeUnclassifiedBytes = k.nativeUnclassifiedBytes;
+  // The sampler follows peaks between its samples: a peak of another window is not this sample's.
+  if (k.peakSince !== undefined && k.peakRssBytes !== undefined) sample.peakRssBytes = k.peakRssBytes;
   return sample;
 }
 

@@ -263,10 +263,18 @@ describe("usage", () => {
     expectOneLineError(await inProcess(["--frobnicate"]), 2, /unknown option "--frobnicate"/);
     expectOneLineError(await inProcess(["show-host", "--pid"]), 2, /option --pid needs a value/);
     expectOneLineError(await inProcess(["--pid", "abc"]), 2, /--pid takes a process id/);
-    expectOneLineError(await inProcess(["--tier", "huge"]), 2, /--tier takes fast, standard or deep/);
-    expectOneLineError(await inProcess(["--top", "0"]), 2, /--top takes a whole number from 1 to 1000/);
+    expectOneLineError(
+      await inProcess(["--tier", "huge"]),
+      2,
+      /--tier must be fast, standard or deep, received "huge"/,
+    );
+    expectOneLineError(await inProcess(["--top", "0"]), 2, /--top must be a whole number from 1 to 1000/);
     // A negative number is a wrong value, said as one; an option in its place is named.
-    expectOneLineError(await inProcess(["--top", "-1"]), 2, /--top takes a whole number from 1 to 1000, received "-1"/);
+    expectOneLineError(
+      await inProcess(["--top", "-1"]),
+      2,
+      /--top must be a whole number from 1 to 1000, received "-1"/,
+    );
     expectOneLineError(await inProcess(["--watch", "x"]), 2, /option --watch takes a number, received "x"/);
     expectOneLineError(
       await inProcess(["--self", "--top", "--json"]),

@@ -28,10 +28,11 @@
 import { type MallocInfo, trimmableBytes, trimmableChunks } from "../allocators/malloc-info";
 import { HeapstateError } from "../base/errors";
 import * as is from "../base/validate";
+import { trimPromise } from "../model/figures";
 import type { AutoTrimState } from "../model/types";
 import { setAutoTrimState } from "../read/autotrim-state";
 import { readPlan } from "../read/options";
-import { promiseOf, promiseReading, release } from "./trim";
+import { promiseReading, release } from "./trim";
 
 export interface AutoTrimOptions {
   /** Between checks (default 60 000 ms, at least 100 ms). */
@@ -131,7 +132,7 @@ export function startAutoTrim(options?: AutoTrimOptions): AutoTrimmer {
     state.checks++;
     const time = new Date().toISOString();
     const before = promiseReading(plan);
-    const releasable = promiseOf(before);
+    const releasable = trimPromise(before);
     if (releasable === undefined) {
       // Nothing to hold a trim to: mimalloc promises nothing, and glibc's free memory may not be
       // measurable here (GLIBC_ARENA_OUTSIDE_HEAP, or the walk held back): no trim on a guess.

@@ -3,6 +3,7 @@
 import { native } from "../addon/native";
 import { threadCpu } from "../base/backoff";
 import { errorText } from "../base/errors";
+import { trimPromise } from "../model/figures";
 import type { Snapshot, TrimAction, TrimResult } from "../model/types";
 import { servingAllocator } from "../model/views";
 import { readProcFile } from "../procfs/read";
@@ -26,7 +27,7 @@ export function trim(): TrimResult {
   // The reading before measures glibc's free memory from the kernel whatever its size: the promise
   // is made from it, right before the trim it is checked against.
   const before = promiseReading(o);
-  const promisedBytes = promiseOf(before);
+  const promisedBytes = trimPromise(before);
   const done = release(o, before);
   const after = read(o, { reuse: false });
   const b = done.rssBefore ?? before.process?.rssBytes;
@@ -99,32 +100,4 @@ function exactRss(o: ReadPlan): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/**
- * What the trim is expected to release, from each allocator it trims: glibc's releasable pages,
- * jemalloc's dirty and muzzy pages (a purge of every arena), tcmalloc's free page-heap pages
- * (ReleaseFreeMemory; its caches stay). Undefined when none of them can say.
- */
-export function promiseOf(s: Snapshot): number | undefined {
-  let total: number | undefined;
-  const add = (n: number | undefined) => {
-    if (n !== undefined) total = (total ?? 0) + n;
-  };
-  for (const a of s.allocators) {
-    switch (a.allocator) {
-      case "glibc":
-        if (a.servesMalloc) add(a.pages?.releasableBytes);
-        break;
-      case "jemalloc":
-        if (a.pages?.dirtyBytes !== undefined) add(a.pages.dirtyBytes + (a.pages.muzzyBytes ?? 0));
-        break;
-      case "tcmalloc":
-        add(a.pages?.dirtyBytes);
-        break;
-      case "mimalloc":
-        break;
-    }
-  }
-  return total;
 }

@@ -7,7 +7,7 @@ import type { AllocatorState, Breakdown, BreakdownPart, Finding, PartName, Snaps
 export { FINDING_IDS } from "../model/types";
 
 import { formatBytes } from "../base/units";
-import { nativeHeap } from "../model/figures";
+import { nativeHeap, nativeUnclassifiedBytes } from "../model/figures";
 import { servingAllocator } from "../model/views";
 import type { Baseline } from "./baseline";
 import type { PersistentDirty } from "./jemalloc-decay";
@@ -345,12 +345,10 @@ function leakFinding(
 /** Growth over the baseline past its budgets. */
 function baselineFindings(out: Finding[], s: Snapshot, base: Baseline | undefined): void {
   if (!base) return;
-  const unclassified = (x: Snapshot) =>
-    x.breakdown?.parts.flatMap((p) => p.children ?? []).find((c) => c.name === "native-unclassified")?.bytes;
   const figures: Array<[keyof Baseline["budgets"], string, (x: Snapshot) => number | undefined]> = [
     ["rssBytes", "RSS", (x) => x.process?.rssBytes],
     ["nativeHeapBytes", "the native heap", (x) => nativeHeap(x)?.bytes],
-    ["nativeUnclassifiedBytes", "the native heap no one claims (native-unclassified)", unclassified],
+    ["nativeUnclassifiedBytes", "the native heap no one claims (native-unclassified)", nativeUnclassifiedBytes],
     ["v8HeapBytes", "V8's heap", (x) => x.v8?.heapUsedBytes],
   ];
   for (const [key, label, figure] of figures) {

@@ -13,15 +13,8 @@ import { findings, glibcFreeWorthConfirming } from "../judge/findings";
 import { persistentDirty, recordJemallocDirty } from "../judge/jemalloc-decay";
 import { recordUnclassified, unclassifiedTrend } from "../judge/trend";
 import { buildBreakdown, withHeldBackGlibcFree, withUnmeasurableGlibcFree } from "../model/breakdown";
-import {
-  type Breakdown,
-  type BreakdownChild,
-  type Claim,
-  type CollectOptions,
-  SCHEMA,
-  type Snapshot,
-  type Warning,
-} from "../model/types";
+import { nativeUnclassifiedBytes } from "../model/figures";
+import { type Claim, type CollectOptions, SCHEMA, type Snapshot, type Warning } from "../model/types";
 import { withViews } from "../model/views";
 import { locate, readCgroup, readCpu } from "../procfs/cgroup-read";
 import { AllocatorReader, type ReadPolicy } from "./allocator-reading";
@@ -88,13 +81,6 @@ export function setBaseline(options?: { snapshot?: Snapshot; budgets?: BaselineB
 /** collect() for a reader that repeats (sampler, handler, metrics): glibc's walk may be reused within its back-off. */
 export function collectRepeated(options?: CollectOptions): Snapshot {
   return read(readPlan(options), { reuse: true });
-}
-
-function nativeUnclassified(breakdown: Breakdown | undefined): BreakdownChild | undefined {
-  for (const p of breakdown?.parts ?? []) {
-    for (const c of p.children ?? []) if (c.name === "native-unclassified") return c;
-  }
-  return undefined;
 }
 
 /** Whether a reading runs on this thread now: what a memory reporter called from inside it may not start. */
@@ -245,8 +231,8 @@ function readOnce(o: ReadPlan, policy: ReadPolicy): Snapshot {
       if (names) snap.process.threadNames = names;
     }
     // The native heap no one claims, followed across this process's readings (a leak's trend).
-    const unclassified = nativeUnclassified(breakdown);
-    if (o.self && unclassified) recordUnclassified(time, unclassified.bytes, snap.process?.rssBytes);
+    const unclassified = nativeUnclassifiedBytes({ breakdown });
+    if (o.self && unclassified !== undefined) recordUnclassified(time, unclassified, snap.process?.rssBytes);
     // jemalloc's dirty pages, followed across readings: what its decay leaves is what may be named.
     let jemallocDirty: ReturnType<typeof persistentDirty>;
     const decayMs = heap?.config?.dirtyDecayMs;

@@ -58,7 +58,14 @@ export interface HostProcess {
    * its allocator's figures and findings.
    */
   source: "procfs" | "agent";
-  agent?: { allocator: string; version?: string; allocatedBytes?: number; findings: string[] };
+  /** The process's own reading through its agent: its serving allocator, native heap (its key figure, the counter named) and findings. */
+  agent?: {
+    allocator: string;
+    version?: string;
+    nativeHeapBytes?: number;
+    nativeHeapCounter?: "allocated" | "committed";
+    findings: string[];
+  };
   /**
    * Why an agent socket found for the process was not used (not provably the process's own: a
    * directory or socket of another user's, a socket not among its descriptors; or no answer that

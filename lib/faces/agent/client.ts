@@ -20,6 +20,7 @@ import {
   commonFindings,
   type HostProcess,
   type HostView,
+  keyFigures,
   type ProcessTree,
   type ProcfsAllocator,
   parseSnapshot,
@@ -295,6 +296,18 @@ function answerOf(line: string, pid: number): AgentAnswer {
   return { snapshot: s };
 }
 
+/** What a host view's row shows of a process's own reading: its serving allocator, native heap (its key figure) and findings. */
+export function agentFigures(s: Snapshot): NonNullable<HostProcess["agent"]> {
+  const serving = servingAllocator(s);
+  const native = keyFigures(s).nativeHeap;
+  return {
+    allocator: serving?.allocator ?? "unknown",
+    ...(serving?.version ? { version: serving.version } : {}),
+    ...(native ? { nativeHeapBytes: native.bytes, nativeHeapCounter: native.counter } : {}),
+    findings: (s.findings ?? []).map((f) => f.id),
+  };
+}
+
 /** The host view with each row that has an agent filled from the process's own reading. */
 export async function withAgents<V extends HostView>(view: V, tier: Tier): Promise<V> {
   cleanStaleSockets();
@@ -303,22 +316,12 @@ export async function withAgents<V extends HostView>(view: V, tier: Tier): Promi
       const a = await askAgent(p.pid, tier);
       if (a === undefined) return p;
       if ("refused" in a) return { ...p, agentNotUsed: a.refused };
-      const s = a.snapshot;
-      const heap = servingAllocator(s);
+      const serving = servingAllocator(a.snapshot)?.allocator;
       return {
         ...p,
         source: "agent",
-        ...(heap
-          ? {
-              allocator: { name: heap.allocator as ProcfsAllocator, how: p.allocator?.how ?? "libc" },
-              agent: {
-                allocator: heap.allocator,
-                ...(heap.version ? { version: heap.version } : {}),
-                ...(heap.allocatedBytes !== undefined ? { allocatedBytes: heap.allocatedBytes } : {}),
-                findings: (s.findings ?? []).map((f) => f.id),
-              },
-            }
-          : { agent: { allocator: "unknown", findings: (s.findings ?? []).map((f) => f.id) } }),
+        ...(serving ? { allocator: { name: serving as ProcfsAllocator, how: p.allocator?.how ?? "libc" } } : {}),
+        agent: agentFigures(a.snapshot),
       };
     }),
   );

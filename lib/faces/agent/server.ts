@@ -26,7 +26,7 @@ import { chmodSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { isMainThread } from "node:worker_threads";
-import { collectRepeated, errorText, is, nowMicros, TIERS, type Tier, trim } from "../../core";
+import { collectRepeated, errorText, is, nowMicros, parseReadRequest, trim } from "../../core";
 
 export const MAX_REQUEST_BYTES = 4096;
 /** Connections served at once; more are answered with an error line and closed. */
@@ -115,10 +115,9 @@ function handle(line: string, allowTrim: boolean): object {
     return { ok: false, error: "the request must be a JSON object" };
   const r = request as { op?: unknown; tier?: unknown };
   if (r.op === "reading") {
-    const tier = r.tier ?? "standard";
-    if (typeof tier !== "string" || !(TIERS as readonly string[]).includes(tier))
-      return { ok: false, error: "tier must be fast, standard or deep" };
-    return { ok: true, snapshot: collectRepeated({ tier: tier as Tier }) };
+    const request = parseReadRequest({ tier: r.tier });
+    if ("error" in request) return { ok: false, error: request.error };
+    return { ok: true, snapshot: collectRepeated({ tier: request.tier }) };
   }
   if (r.op === "trim") {
     if (!allowTrim) return { ok: false, error: "trim is not enabled in this agent (startAgent({ trim: true }))" };

@@ -1,6 +1,6 @@
 /** show-host: the host, the allocator environment and a process's heap state, once or watched. */
 
-import type { Snapshot, Tier } from "../../core";
+import type { Snapshot } from "../../core";
 import {
   type AddonState,
   ALLOCATOR_ENV,
@@ -12,6 +12,7 @@ import {
   type HostState,
   hostInfo,
   MAX_PID,
+  parseReadRequest,
   rows,
   servingAllocator,
   type TopMapping,
@@ -75,30 +76,17 @@ export function showHost(args: string[], io: CliIo): number | Promise<number> {
     return usageError(io, "", "--self and --pid name two processes: one of them");
   if (tree !== undefined && (flags.has("--self") || flags.has("--pid")))
     return usageError(io, "", "--tree reads a process and its descendants: not with --pid or --self");
-  let tier: Tier = "standard";
-  if (flags.has("--tier")) {
-    const t = flags.get("--tier");
-    if (t !== "fast" && t !== "standard" && t !== "deep") {
-      return usageError(io, "", `--tier takes fast, standard or deep, received ${JSON.stringify(t)}`);
-    }
-    tier = t;
-  }
-  let top: number | undefined;
-  if (flags.has("--top")) {
-    top = positiveInt(flags.get("--top"), 1000);
-    if (top === undefined)
-      return usageError(
-        io,
-        "",
-        `--top takes a whole number from 1 to 1000, received ${JSON.stringify(flags.get("--top"))}`,
-      );
-  }
   const addresses = flags.has("--addresses");
-  if (flags.has("--deep") || top !== undefined || addresses) {
-    if (flags.has("--tier") && tier !== "deep")
-      return usageError(io, "", "--deep, --top and --addresses need the deep tier");
-    tier = "deep";
-  }
+  const request = parseReadRequest(
+    {
+      tier: flags.get("--tier"),
+      top: flags.get("--top"),
+      deep: flags.has("--deep") || flags.has("--top") || addresses,
+    },
+    { tier: "--tier", top: "--top", deep: "--deep, --top and --addresses" },
+  );
+  if ("error" in request) return usageError(io, "", request.error);
+  const { tier, top } = request;
   const width = widthFlag(flags.get("--width"), io);
   if (typeof width === "string") return usageError(io, "", width);
   // The host view: no single process named. Its tier says what is read of each process.

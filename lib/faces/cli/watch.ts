@@ -1,7 +1,7 @@
 /** --watch: a reading every few seconds, with what changed since the first. */
 
 import type { Snapshot } from "../../core";
-import { formatBytes, nativeHeap, rows } from "../../core";
+import { formatBytes, keyFigures, rows } from "../../core";
 import { formatHuman } from "../format";
 import { type CliIo, EXIT, fail } from "./io";
 import { read, type ShowOptions } from "./reading";
@@ -11,12 +11,14 @@ function signed(n: number | undefined): string {
   return n > 0 ? ` (+${formatBytes(n)})` : n < 0 ? ` (${formatBytes(n)})` : " (±0)";
 }
 
-function watchFigures(s: Snapshot): Array<[string, number | undefined]> {
+/** The watch line's figures: the reading's key figures (the core's `keyFigures`). */
+export function watchFigures(s: Snapshot): Array<[string, number | undefined]> {
+  const k = keyFigures(s);
   return [
-    ["rss", s.process?.rssBytes],
-    [`heap ${nativeHeap(s)?.counter ?? "allocated"}`, nativeHeap(s)?.bytes],
-    ["v8 used", s.v8?.heapUsedBytes],
-    ["unattributed", s.breakdown?.unattributedBytes],
+    ["rss", k.rssBytes],
+    [`heap ${k.nativeHeap?.counter ?? "allocated"}`, k.nativeHeap?.bytes],
+    ["v8 used", k.v8HeapUsedBytes],
+    ["unattributed", k.unattributedBytes],
   ];
 }
 

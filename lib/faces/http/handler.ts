@@ -19,9 +19,9 @@ import {
   is,
   isHeapstateError,
   PeakConsumer,
+  parseReadRequest,
   type Snapshot,
   snapshot,
-  TIERS,
   type Tier,
   topMappings,
   trim,
@@ -323,18 +323,8 @@ function parseQuery(query: URLSearchParams, accept: string | undefined): Query |
   const format = query.get("format") ?? negotiate(accept);
   if (!(formats as readonly string[]).includes(format))
     return `format must be one of ${formats.join(", ")}, received ${JSON.stringify(format.slice(0, 40))}`;
-  const tierParam = query.get("tier");
-  if (tierParam !== null && !(TIERS as readonly string[]).includes(tierParam)) {
-    return `tier must be fast, standard or deep, received ${JSON.stringify(tierParam.slice(0, 40))}`;
-  }
-  const topParam = query.get("top");
-  let top: number | undefined;
-  if (topParam !== null) {
-    if (!/^\d{1,4}$/.test(topParam) || Number(topParam) < 1 || Number(topParam) > 1000) {
-      return `top must be a whole number from 1 to 1000, received ${JSON.stringify(topParam.slice(0, 40))}`;
-    }
-    top = Number(topParam);
-  }
+  const request = parseReadRequest({ tier: query.get("tier"), top: query.get("top") });
+  if ("error" in request) return request.error;
   const historyParam = query.get("history");
   if (historyParam !== null && historyParam !== "0" && historyParam !== "1")
     return `history must be 0 or 1, received ${JSON.stringify(historyParam.slice(0, 40))}`;
@@ -348,12 +338,9 @@ function parseQuery(query: URLSearchParams, accept: string | undefined): Query |
     if (format !== "json") return "diff is answered as JSON only (format=json)";
     diff = times as [string, string];
   }
-  const tier = (tierParam as Tier | null) ?? (top !== undefined ? "deep" : "standard");
-  if (top !== undefined && tier !== "deep") return "top needs the deep tier";
   return {
     format: format as Format,
-    tier,
-    ...(top !== undefined ? { top } : {}),
+    ...request,
     history: historyParam === "1",
     ...(diff ? { diff } : {}),
   };

@@ -140,7 +140,10 @@ function showTip(ev) {
     if (name === "unattributed") { if (s.unattributedBytes !== undefined) line(label, fmt(s.unattributedBytes)); continue; }
     if (name === "other" || name === "reported" ? valueOf(s, name) > 0 : s.parts[name] !== undefined) line(label, fmt(valueOf(s, name)));
   }
-  if (s.allocatedBytes !== undefined) line("allocated", fmt(s.allocatedBytes));
+  if (s.allocatedBytes !== undefined) line("native heap (allocated)", fmt(s.allocatedBytes));
+  if (s.committedBytes !== undefined) line("native heap (committed)", fmt(s.committedBytes));
+  if (s.nativeUnclassifiedBytes !== undefined) line("native-unclassified", fmt(s.nativeUnclassifiedBytes));
+  if (s.peakRssBytes !== undefined) line("peak RSS", fmt(s.peakRssBytes));
   const f = (s.findings || []).map(x => x.id);
   tip.append(el("div", "findings: " + (f.length ? f.join(", ") : "none")));
   const r = document.getElementById("plot").getBoundingClientRect();

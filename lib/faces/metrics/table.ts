@@ -11,7 +11,7 @@
  */
 
 import type { AllocatorState, PageStates, Snapshot } from "../../core";
-import { extend, FINDING_IDS } from "../../core";
+import { extend, FINDING_IDS, keyFigures } from "../../core";
 
 /** One point: its attributes (OpenTelemetry names and types) and value. */
 export interface MetricPoint {
@@ -120,7 +120,28 @@ export const METRICS: readonly MetricSpec[] = [
     unit: "By",
     aggregator: "sum",
     help: "Resident set size that heapstate_memory_breakdown_bytes partitions (smaps_rollup Rss, or status VmRSS in the fast tier), same reading",
-    points: (s) => (s.process?.rssBytes !== undefined ? [{ attributes: {}, value: s.process.rssBytes }] : []),
+    points: (s) => {
+      const rss = keyFigures(s).rssBytes;
+      return rss !== undefined ? [{ attributes: {}, value: rss }] : [];
+    },
+  },
+  {
+    otelName: "heapstate.memory.native_heap",
+    instrument: "updowncounter",
+    unit: "By",
+    aggregator: "sum",
+    help: 'The native heap: the serving allocator\'s allocated bytes, or its committed bytes where it counts no allocated bytes (mimalloc 2.0; heapstate_native_heap_counter says "committed")',
+    points: (s) => {
+      const heap = keyFigures(s).nativeHeap;
+      return heap
+        ? [
+            {
+              attributes: { "heapstate.allocator.name": heap.allocator, "heapstate.native_heap.counter": heap.counter },
+              value: heap.bytes,
+            },
+          ]
+        : [];
+    },
   },
   {
     otelName: "heapstate.memory.breakdown",
@@ -172,7 +193,13 @@ export const METRICS: readonly MetricSpec[] = [
     unit: "By",
     aggregator: "sum",
     help: "The peak RSS since the previous scrape (registerPrometheus({ resetPeak: true }) resets VmHWM at each), else since the last reset or the process start",
-    points: (s) => (s.peak ? [{ attributes: {}, value: s.peak.rssBytes }] : []),
+    points: (s) => {
+      // This consumer's window only: a reading that follows no peaks has none to give.
+      const k = keyFigures(s);
+      return k.peakSince !== undefined && k.peakRssBytes !== undefined
+        ? [{ attributes: {}, value: k.peakRssBytes }]
+        : [];
+    },
   },
   {
     otelName: "heapstate.v8.external",
@@ -180,7 +207,10 @@ export const METRICS: readonly MetricSpec[] = [
     unit: "By",
     aggregator: "sum",
     help: "V8's external memory of this isolate (process.memoryUsage().external: Buffers' backing stores and what addons declare)",
-    points: (s) => (s.v8?.externalBytes !== undefined ? [{ attributes: {}, value: s.v8.externalBytes }] : []),
+    points: (s) => {
+      const v = keyFigures(s).v8ExternalBytes;
+      return v !== undefined ? [{ attributes: {}, value: v }] : [];
+    },
   },
   {
     otelName: "heapstate.v8.array_buffers",
@@ -188,7 +218,10 @@ export const METRICS: readonly MetricSpec[] = [
     unit: "By",
     aggregator: "sum",
     help: "ArrayBuffer and Buffer backing stores of this isolate (process.memoryUsage().arrayBuffers), inside the native heap",
-    points: (s) => (s.v8?.arrayBuffersBytes !== undefined ? [{ attributes: {}, value: s.v8.arrayBuffersBytes }] : []),
+    points: (s) => {
+      const v = keyFigures(s).arrayBuffersBytes;
+      return v !== undefined ? [{ attributes: {}, value: v }] : [];
+    },
   },
   ...allocatorFigures.map(
     ([key, suffix, help]): MetricSpec => ({

@@ -3,9 +3,9 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { threadId } from "node:worker_threads";
 import {
+  keyFigures as coreKeyFigures,
   diff,
   is,
-  nativeHeap,
   PeakConsumer,
   read,
   readPlan,
@@ -16,24 +16,24 @@ import {
 } from "../../core";
 import type { FileRecord, Growth, KeyFigures } from "./types";
 
+/** A reading's key figures (the core's `keyFigures`), as a sidecar file records them. */
 export function keyFigures(s: Snapshot): KeyFigures {
-  const k: KeyFigures = { time: s.time };
+  const f = coreKeyFigures(s);
+  const k: KeyFigures = { time: f.time };
   const set = <K extends keyof KeyFigures>(key: K, v: KeyFigures[K] | undefined) => {
     if (v !== undefined) k[key] = v;
   };
   set("allocator", servingAllocator(s)?.allocator);
-  set("rssBytes", s.process?.rssBytes);
-  // A reused reading (`asOf`) is an earlier moment's figure: nativeHeap() gives none then.
-  const heap = nativeHeap(s);
-  if (heap) {
-    k.nativeHeapBytes = heap.bytes;
-    k.nativeHeapSource = `${heap.allocator} ${heap.counter}`;
+  set("rssBytes", f.rssBytes);
+  if (f.nativeHeap) {
+    k.nativeHeapBytes = f.nativeHeap.bytes;
+    k.nativeHeapSource = `${f.nativeHeap.allocator} ${f.nativeHeap.counter}`;
   }
-  set("v8HeapUsedBytes", s.v8?.heapUsedBytes);
-  set("v8ExternalBytes", s.v8?.externalBytes);
-  set("arrayBuffersBytes", s.v8?.arrayBuffersBytes);
-  set("unattributedBytes", s.breakdown?.unattributedBytes);
-  set("peakRssBytes", s.process?.peakRssBytes);
+  set("v8HeapUsedBytes", f.v8HeapUsedBytes);
+  set("v8ExternalBytes", f.v8ExternalBytes);
+  set("arrayBuffersBytes", f.arrayBuffersBytes);
+  set("unattributedBytes", f.unattributedBytes);
+  set("peakRssBytes", f.peakRssBytes);
   return k;
 }
 

@@ -10,6 +10,7 @@
  */
 import { createRequire } from "node:module";
 import { afterAll, beforeAll } from "vitest";
+import type * as Core from "../../core/index.js";
 import type { Tier } from "../../core/index.js";
 import type * as Sidecar from "../sidecar/index.js";
 
@@ -17,6 +18,7 @@ import type * as Sidecar from "../sidecar/index.js";
 // workspace), its files lie outside node_modules and the runner would transform this CommonJS
 // module as source, which it is not.
 const sidecar = createRequire(import.meta.url)("../sidecar/index.js") as typeof Sidecar;
+const core = createRequire(import.meta.url)("../../core/index.js") as typeof Core;
 
 type Meta = Record<string, unknown>;
 interface TaskLike {
@@ -34,8 +36,13 @@ function suiteOf(args: unknown[]): TaskLike | undefined {
   return undefined;
 }
 
-const tierEnv = process.env.HEAPSTATE_VITEST_TIER;
-const tier: Tier = tierEnv === "fast" || tierEnv === "deep" ? tierEnv : "standard";
+// The tier as the core parses every face's request: a typo is an error, not a silent "standard".
+const request = core.parseReadRequest(
+  { tier: process.env.HEAPSTATE_VITEST_TIER },
+  { tier: "HEAPSTATE_VITEST_TIER", top: "top" },
+);
+if ("error" in request) throw new Error(`heapstate/vitest-setup: ${request.error}`);
+const tier: Tier = request.tier;
 const gc = process.env.HEAPSTATE_VITEST_GC !== "0";
 
 let measurement: ReturnType<typeof sidecar.start> | undefined;
