@@ -32,10 +32,12 @@ export {
   clearBaseline,
   collect,
   collectTree,
+  createProcess,
   diff,
   type FieldChange,
   type Finding,
   formatBytes,
+  type HeapProcess,
   HeapstateError,
   type HeapstateErrorCode,
   type HostProcess,
@@ -74,6 +76,7 @@ export {
 export { type Agent, type AgentOptions, startAgent } from "./faces/agent/server";
 export { formatDiff, formatHuman } from "./faces/format";
 export { diffSamples, type FindingEpisode, findingEpisodes, type SampleDiff } from "./faces/history";
-export { createFetchHandler, createHandler, type FetchInfo, type HandlerOptions } from "./faces/http/handler";
+export { createFetchHandler, type FetchInfo } from "./faces/http/fetch";
+export { createHandler, type HandlerOptions } from "./faces/http/handler";
 export { type MemoryField, memoryField } from "./faces/log";
 export { type Sample, type Sampler, type SamplerOptions, startSampler } from "./faces/sampler";

@@ -10,7 +10,8 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectTree, hostProcesses } from "../../lib/core/read/host-view";
+import { collectTree } from "../../lib/core/read/host-tree";
+import { hostProcesses } from "../../lib/core/read/host-view";
 import {
   childEnv,
   fixtures,

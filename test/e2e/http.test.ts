@@ -2,7 +2,7 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isLoopback } from "../../lib/faces/http/handler";
+import { isLoopback } from "../../lib/faces/http/guard";
 import {
   createHandler,
   type HandlerOptions,

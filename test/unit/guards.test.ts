@@ -9,8 +9,8 @@ import { nextIntervalMs } from "../../lib/core/act/autotrim";
 import { HeapstateError } from "../../lib/core/base/errors";
 import { MAX_TIMER_MS } from "../../lib/core/base/validate";
 import type { Warning } from "../../lib/core/model/types";
-import { callReporters, registerMemoryReporter, reportWorkerHeap } from "../../lib/core/read/reporters";
-import { createFetchHandler } from "../../lib/faces/http/handler";
+import { defaultReporters, registerMemoryReporter, reportWorkerHeap } from "../../lib/core/read/reporters";
+import { createFetchHandler } from "../../lib/faces/http/fetch";
 import { registerOtel } from "../../lib/faces/metrics/otel";
 
 function invalidOption(fn: () => unknown): HeapstateError {
@@ -93,7 +93,7 @@ describe("reportWorkerHeap", () => {
     await settle();
     expect(registered("works")).toBe(true);
     const warnings: Warning[] = [];
-    expect(callReporters(warnings).find((c) => c.name === "works")?.residentBytes).toBe(1 << 20);
+    expect(defaultReporters.call(warnings).find((c) => c.name === "works")?.residentBytes).toBe(1 << 20);
     exit?.();
     expect(registered("works")).toBe(false);
   });

@@ -1,6 +1,7 @@
 /** Findings across a process tree, on rows built here: a finding several workers share, and one process growing alone. */
 import { describe, expect, it } from "vitest";
-import { commonFindings, growthFindings, type HostProcess, type ProcessTree } from "../../lib/core/read/host-view";
+import { commonFindings, growthFindings } from "../../lib/core/read/host-tree";
+import type { HostProcess, ProcessTree } from "../../lib/core/read/host-view";
 
 const MiB = 1024 * 1024;
 const row = (pid: number, pssMiB: number, findings?: string[]): HostProcess => ({

@@ -30,8 +30,8 @@ import { HeapstateError } from "../base/errors";
 import * as is from "../base/validate";
 import { trimPromise } from "../model/figures";
 import type { AutoTrimState } from "../model/types";
-import { setAutoTrimState } from "../read/autotrim-state";
 import { readPlan } from "../read/options";
+import { defaultProcess } from "../read/process";
 import { promiseReading, release } from "./trim";
 
 export interface AutoTrimOptions {
@@ -57,8 +57,6 @@ export const TRIM_COST = { perChunkMicros: 1.7, perPageMicros: 0.33, perFastChun
 const SCALE_MIN = 0.25;
 const SCALE_MAX = 8;
 const MAX_BACKOFF = 16;
-
-let running: AutoTrimmer | undefined;
 
 /**
  * The pause a release is predicted to take, in ms of CPU time, before any scale: from glibc's
@@ -107,7 +105,7 @@ export function startAutoTrim(options?: AutoTrimOptions): AutoTrimmer {
   const baseIntervalMs = is.intervalMs(where, "intervalMs", o.intervalMs, 60_000, 100);
   const minReleasableBytes = is.integer(where, "minReleasableBytes", o.minReleasableBytes, 64 * MiB, 0, 2 ** 52);
   const maxPauseMs = is.finite(where, "maxPauseMs", o.maxPauseMs, 50, 0, 60_000);
-  if (running?.running) {
+  if (defaultProcess.autoTrimmer?.running) {
     throw new HeapstateError("INVALID_OPTION", `${where}: an auto-trim is already running; stop() it first`);
   }
   const plan = readPlan(undefined, where);
@@ -199,14 +197,10 @@ export function startAutoTrim(options?: AutoTrimOptions): AutoTrimmer {
     stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
-      if (running === trimmer) {
-        running = undefined;
-        setAutoTrimState(undefined);
-      }
+      if (defaultProcess.autoTrimmer === trimmer) defaultProcess.autoTrimmer = undefined;
     },
   };
-  running = trimmer;
-  setAutoTrimState(() => structuredClone(state));
+  defaultProcess.autoTrimmer = trimmer;
   schedule();
   return trimmer;
 }

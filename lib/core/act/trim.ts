@@ -8,8 +8,9 @@ import type { Snapshot, TrimAction, TrimResult } from "../model/types";
 import { servingAllocator } from "../model/views";
 import { readProcFile } from "../procfs/read";
 import { parseSmapsTotals } from "../procfs/smaps";
-import { read, refuseInsideReading } from "../read/collect";
+import { refuseInsideReading } from "../read/collect";
 import { type ReadPlan, readPlan } from "../read/options";
+import { defaultProcess } from "../read/process";
 
 /**
  * Gives free memory back to the OS: glibc `malloc_trim(0)`; jemalloc `thread.tcache.flush` and
@@ -29,7 +30,7 @@ export function trim(): TrimResult {
   const before = promiseReading(o);
   const promisedBytes = trimPromise(before);
   const done = release(o, before);
-  const after = read(o, { reuse: false });
+  const after = defaultProcess.read(o, { reuse: false });
   const b = done.rssBefore ?? before.process?.rssBytes;
   const a = done.rssAfter ?? after.process?.rssBytes;
   const result: TrimResult = { before, after, actions: done.actions };
@@ -45,7 +46,7 @@ export function trim(): TrimResult {
 
 /** A reading that measures what a trim would release (glibc's free memory confirmed whatever its size). */
 export function promiseReading(o: ReadPlan): Snapshot {
-  return read(o, { reuse: false, confirmGlibc: "always" });
+  return defaultProcess.read(o, { reuse: false, confirmGlibc: "always" });
 }
 
 /** What one release did: the actions, RSS right around them, and how long the allocators took. */

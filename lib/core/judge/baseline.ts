@@ -23,29 +23,27 @@ export interface Baseline {
   budgets: Partial<Record<keyof BaselineBudgets, number>>;
 }
 
-let stored: Baseline | undefined;
-
 const budgetKeys = ["rssBytes", "nativeHeapBytes", "nativeUnclassifiedBytes", "v8HeapBytes"] as const;
 
-/** Stores the baseline (a reading of this process) with its budgets; used by setBaseline(). */
-export function storeBaseline(snapshot: Snapshot, budgets: unknown, where: string): void {
-  const o = is.optionsObject(`${where}: budgets`, budgets, budgetKeys);
-  const checked: Baseline["budgets"] = {};
-  for (const k of budgetKeys) if (o[k] !== undefined) checked[k] = is.byteSize(`${where}: budgets.${k}`, o[k]);
-  stored = { snapshot, budgets: checked };
-}
+/** One process's baseline and its budgets (each {@link HeapProcess} has its own). */
+export class BaselineStore {
+  private stored: Baseline | undefined;
 
-/** The baseline set by setBaseline(), or undefined. */
-export function baseline(): Snapshot | undefined {
-  return stored?.snapshot;
-}
+  /** Stores the baseline (a reading of this process) with its budgets, checked; used by setBaseline(). */
+  store(snapshot: Snapshot, budgets: unknown, where: string): void {
+    const o = is.optionsObject(`${where}: budgets`, budgets, budgetKeys);
+    const checked: Baseline["budgets"] = {};
+    for (const k of budgetKeys) if (o[k] !== undefined) checked[k] = is.byteSize(`${where}: budgets.${k}`, o[k]);
+    this.stored = { snapshot, budgets: checked };
+  }
 
-/** The baseline and its budgets, for the findings. */
-export function currentBaseline(): Baseline | undefined {
-  return stored;
-}
+  /** The baseline and its budgets, for the findings; undefined when none was set. */
+  current(): Baseline | undefined {
+    return this.stored;
+  }
 
-/** Forgets the baseline. */
-export function clearBaseline(): void {
-  stored = undefined;
+  /** Forgets the baseline. */
+  clear(): void {
+    this.stored = undefined;
+  }
 }

@@ -8,22 +8,35 @@
  */
 
 /** A reading's dirty figure. */
-interface Point {
+export interface Point {
   t: number;
   dirty: number;
 }
 
 const KEEP = 64;
-const points: Point[] = [];
+/** One process's dirty figures, the last 64 readings (each {@link HeapProcess} has its own). */
+export class DirtyHistory {
+  private readonly points: Point[] = [];
 
-/** Adds a reading's dirty bytes (a clock that went back starts again). */
-export function recordJemallocDirty(time: string, dirtyBytes: number): void {
-  const t = Date.parse(time);
-  if (!Number.isFinite(t)) return;
-  const last = points.at(-1);
-  if (last !== undefined && t < last.t) points.length = 0;
-  points.push({ t, dirty: dirtyBytes });
-  if (points.length > KEEP) points.splice(0, points.length - KEEP);
+  /** Adds a reading's dirty bytes (a clock that went back starts again). */
+  record(time: string, dirtyBytes: number): void {
+    const t = Date.parse(time);
+    if (!Number.isFinite(t)) return;
+    const last = this.points.at(-1);
+    if (last !== undefined && t < last.t) this.points.length = 0;
+    this.points.push({ t, dirty: dirtyBytes });
+    if (this.points.length > KEEP) this.points.splice(0, this.points.length - KEEP);
+  }
+
+  /** What the decay left by `nowTime` (see {@link persistentDirty}). */
+  persistent(nowTime: string, decayMs: number): PersistentDirty | undefined {
+    return persistentDirty(nowTime, decayMs, this.points);
+  }
+
+  /** Forgets every reading. */
+  reset(): void {
+    this.points.length = 0;
+  }
 }
 
 /** What the decay left: the dirty pages kept through the last `decayMs`. */
@@ -40,11 +53,7 @@ export interface PersistentDirty {
  * The dirty bytes jemalloc kept through its whole decay time, or undefined when the readings do not
  * span `decayMs` yet (or decay is off: a decay time of 0 purges at once, −1 never). Exported for tests.
  */
-export function persistentDirty(
-  nowTime: string,
-  decayMs: number,
-  from: readonly Point[] = points,
-): PersistentDirty | undefined {
+export function persistentDirty(nowTime: string, decayMs: number, from: readonly Point[]): PersistentDirty | undefined {
   const now = Date.parse(nowTime);
   if (!Number.isFinite(now) || !(decayMs > 0)) return undefined;
   // The readings from the last one at or before now − decayMs onwards: they cover the decay time.
@@ -65,9 +74,4 @@ export function persistentDirty(
     n++;
   }
   return n >= 2 ? { bytes: least, since: new Date((from[start] as Point).t).toISOString(), readings: n } : undefined;
-}
-
-/** Forgets every reading (tests). */
-export function resetJemallocDirty(): void {
-  points.length = 0;
 }

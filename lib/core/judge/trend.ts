@@ -34,46 +34,50 @@ const RECENT_MIN = 3;
 
 const MIN_SPACING_MS = 500;
 const KEEP = 720;
-const times: number[] = [];
-const values: number[] = [];
-/** RSS at each kept reading; NaN where the reading had none. */
-const rssValues: number[] = [];
+/**
+ * One process's kept readings of native-unclassified and RSS, and the line through them. Each
+ * {@link HeapProcess} has its own; a clock that goes back starts it again.
+ */
+export class UnclassifiedTrend {
+  private readonly times: number[] = [];
+  private readonly values: number[] = [];
+  /** RSS at each kept reading; NaN where the reading had none. */
+  private readonly rssValues: number[] = [];
+  private version = 0;
+  private fitted: { version: number; trend: Trend | undefined } | undefined;
 
-/** Adds a reading's figure and its RSS (readings closer than 500 ms to the last kept one are skipped). */
-export function recordUnclassified(time: string, bytes: number, rssBytes?: number): void {
-  const t = Date.parse(time);
-  if (!Number.isFinite(t)) return;
-  const last = times.at(-1);
-  if (last !== undefined && t - last < MIN_SPACING_MS) return;
-  if (last !== undefined && t < last) {
-    // The clock went back: start again rather than fit across it.
-    times.length = 0;
-    values.length = 0;
-    rssValues.length = 0;
+  /** Adds a reading's figure and its RSS (readings closer than 500 ms to the last kept one are skipped). */
+  record(time: string, bytes: number, rssBytes?: number): void {
+    const t = Date.parse(time);
+    if (!Number.isFinite(t)) return;
+    const last = this.times.at(-1);
+    if (last !== undefined && t - last < MIN_SPACING_MS) return;
+    if (last !== undefined && t < last) this.reset(); // the clock went back: start again rather than fit across it
+    this.times.push(t);
+    this.values.push(bytes);
+    this.rssValues.push(rssBytes ?? Number.NaN);
+    this.version++;
+    if (this.times.length > KEEP) {
+      this.times.splice(0, this.times.length - KEEP);
+      this.values.splice(0, this.values.length - KEEP);
+      this.rssValues.splice(0, this.rssValues.length - KEEP);
+    }
   }
-  times.push(t);
-  values.push(bytes);
-  rssValues.push(rssBytes ?? Number.NaN);
-  version++;
-  if (times.length > KEEP) {
-    times.splice(0, times.length - KEEP);
-    values.splice(0, values.length - KEEP);
-    rssValues.splice(0, rssValues.length - KEEP);
+
+  /** The line through the kept readings; undefined with fewer than 3. Fitted again only when a point was added. */
+  trend(): Trend | undefined {
+    if (this.fitted?.version !== this.version)
+      this.fitted = { version: this.version, trend: fitTrend(this.times, this.values, this.rssValues) };
+    return this.fitted.trend;
   }
-}
 
-/** The line through the kept readings; undefined with fewer than 3. Fitted again only when a point was added. */
-export function unclassifiedTrend(): Trend | undefined {
-  if (fitted?.version !== version) fitted = { version, trend: fitTrend(times, values, rssValues) };
-  return fitted.trend;
-}
-
-/** Forgets every reading (tests, and a process that wants a fresh start). */
-export function resetTrend(): void {
-  times.length = 0;
-  values.length = 0;
-  rssValues.length = 0;
-  version++;
+  /** Forgets every reading (a process that wants a fresh start). */
+  reset(): void {
+    this.times.length = 0;
+    this.values.length = 0;
+    this.rssValues.length = 0;
+    this.version++;
+  }
 }
 
 /**
@@ -100,8 +104,6 @@ export function fitTrend(ts: readonly number[], vs: readonly number[], rss?: rea
   }
   return long;
 }
-let version = 0;
-let fitted: { version: number; trend: Trend | undefined } | undefined;
 
 /** Least squares through (t ms, v bytes). Exported for tests. */
 export function fitLine(ts: readonly number[], vs: readonly number[]): Trend | undefined {

@@ -5,27 +5,39 @@
 import { hostname as osHostname } from "node:os";
 import { glibcArenaLimit } from "../allocators/glibc";
 import { nowMicros } from "../base/backoff";
-import { assertSnapshot, HeapstateError, isHeapstateError } from "../base/errors";
+import { HeapstateError, isHeapstateError } from "../base/errors";
 import { extend } from "../base/objects";
-import * as is from "../base/validate";
-import { type BaselineBudgets, currentBaseline, storeBaseline } from "../judge/baseline";
+import type { BaselineStore } from "../judge/baseline";
 import { findings, glibcFreeWorthConfirming } from "../judge/findings";
-import { persistentDirty, recordJemallocDirty } from "../judge/jemalloc-decay";
-import { recordUnclassified, unclassifiedTrend } from "../judge/trend";
+import type { DirtyHistory, PersistentDirty } from "../judge/jemalloc-decay";
+import type { UnclassifiedTrend } from "../judge/trend";
 import { buildBreakdown, withHeldBackGlibcFree, withUnmeasurableGlibcFree } from "../model/breakdown";
 import { nativeUnclassifiedBytes } from "../model/figures";
-import { type Claim, type CollectOptions, SCHEMA, type Snapshot, type Warning } from "../model/types";
+import { type AutoTrimState, type Claim, SCHEMA, type Snapshot, type Warning } from "../model/types";
 import { withViews } from "../model/views";
 import { locate, readCgroup, readCpu } from "../procfs/cgroup-read";
-import { AllocatorReader, type ReadPolicy } from "./allocator-reading";
-import { autoTrimState } from "./autotrim-state";
-import { type ReadPlan, readPlan } from "./options";
-import { callReporters, workerClaims } from "./reporters";
+import type { AllocatorReader, ReadPolicy } from "./allocator-reading";
+import type { ReadPlan } from "./options";
+import { type ReporterRegistry, workerClaims } from "./reporters";
 import { mergeTotals, readRegions, readStatus, readThreadNames, readTotals, sourceWarning } from "./sources";
 import { readV8 } from "./v8";
 
-/** The process-wide allocator reader: glibc's back-off and confirmation state live here. */
-export const allocatorReader = new AllocatorReader();
+/**
+ * What a reading keeps across readings of one process: glibc's back-off and confirmation state,
+ * the trend of native-unclassified, jemalloc's dirty pages, the baseline, the reporters and the
+ * running auto-trim. A {@link HeapProcess} is one; every reading is of one.
+ */
+export interface ReadState {
+  readonly allocators: AllocatorReader;
+  readonly trend: UnclassifiedTrend;
+  readonly dirty: DirtyHistory;
+  readonly baselines: BaselineStore;
+  readonly reporters: ReporterRegistry;
+  /** Whether this state's readings ask worker threads for their reporters' claims (the default process's do). */
+  readonly asksWorkers: boolean;
+  /** The running auto-trim's record, if one runs on this state. */
+  autoTrimState(): AutoTrimState | undefined;
+}
 
 let host: string | undefined;
 
@@ -33,54 +45,6 @@ let host: string | undefined;
 function hostname(): string {
   host ??= osHostname();
   return host;
-}
-
-/**
- * Reads the process now: allocator counters (own process only), V8, the kernel's figures and the
- * memory cgroup; reconciles them into a breakdown of RSS and states findings. Advances jemalloc's
- * epoch once (twice in the rare reading during which a library defining an allocator is loaded or
- * unloaded: its counters are then read again with the new set), and walks glibc's heap afresh (a
- * one-shot reading never reuses an earlier walk; snapshot() is the cached reading for hot paths).
- * A source that cannot be read becomes a warning and the rest stands; throws
- * {@link HeapstateError} for bad options, and for another `pid` that does not exist, exits while
- * being read, may not be read, is a kernel thread or a zombie.
- * @example
- * const s = collect();                    // tier "standard"
- * console.log(s.heap?.allocator, s.breakdown?.unattributedBytes, s.findings);
- * collect({ tier: "deep" }).regions;      // smaps regions by category
- */
-export function collect(options?: CollectOptions): Snapshot {
-  return read(readPlan(options), { reuse: false });
-}
-
-/**
- * Sets this process's baseline: `snapshot`, or a standard reading now, with optional budgets for
- * growth over it (bytes or "100MiB") that every later reading checks. Returns the baseline.
- * @example
- * setBaseline({ budgets: { nativeUnclassifiedBytes: "100MiB" } }); // after warm-up
- * // later: formatDiff(diff(baseline(), collect()))
- */
-export function setBaseline(options?: { snapshot?: Snapshot; budgets?: BaselineBudgets }): Snapshot {
-  const where = "setBaseline(options)";
-  const o = is.optionsObject(where, options, ["snapshot", "budgets"]);
-  if (o.snapshot !== undefined) {
-    try {
-      assertSnapshot(o.snapshot, where);
-    } catch {
-      throw is.invalidOption(
-        where,
-        `snapshot must be a reading from collect() or parseSnapshot(), ${is.received(o.snapshot)}`,
-      );
-    }
-  }
-  const s = (o.snapshot as Snapshot | undefined) ?? collect();
-  storeBaseline(s, o.budgets, where);
-  return s;
-}
-
-/** collect() for a reader that repeats (sampler, handler, metrics): glibc's walk may be reused within its back-off. */
-export function collectRepeated(options?: CollectOptions): Snapshot {
-  return read(readPlan(options), { reuse: true });
 }
 
 /** Whether a reading runs on this thread now: what a memory reporter called from inside it may not start. */
@@ -100,17 +64,17 @@ export function refuseInsideReading(where: string): void {
     );
 }
 
-export function read(o: ReadPlan, policy: ReadPolicy): Snapshot {
+export function read(state: ReadState, o: ReadPlan, policy: ReadPolicy): Snapshot {
   refuseInsideReading(o.self ? "collect()" : `collect({ pid: ${o.pid} })`);
   reading = true;
   try {
-    return readOnce(o, policy);
+    return readOnce(state, o, policy);
   } finally {
     reading = false;
   }
 }
 
-function readOnce(o: ReadPlan, policy: ReadPolicy): Snapshot {
+function readOnce(state: ReadState, o: ReadPlan, policy: ReadPolicy): Snapshot {
   const start = nowMicros();
   const time = new Date().toISOString();
   const warnings: Warning[] = [];
@@ -143,13 +107,13 @@ function readOnce(o: ReadPlan, policy: ReadPolicy): Snapshot {
 
   let claims: Claim[] = [];
   if (o.self) {
-    guard("allocators", () => allocatorReader.read(snap, o.tier, policy, warnings));
+    guard("allocators", () => state.allocators.read(snap, o.tier, policy, warnings));
     guard("v8", () => {
       snap.v8 = readV8(o.tier, warnings);
     });
     guard("reporters", () => {
-      claims = callReporters(warnings);
-      const workers = workerClaims();
+      claims = state.reporters.call(warnings);
+      const workers = state.asksWorkers ? workerClaims() : [];
       if (workers.length > 0) claims = [...claims, ...workers];
     });
   } else {
@@ -211,7 +175,7 @@ function readOnce(o: ReadPlan, policy: ReadPolicy): Snapshot {
             (policy.confirmGlibc !== "never" && glibcFreeWorthConfirming(bound.atMostBytes, breakdown?.rssBytes)))));
     if (confirm) {
       const t = nowMicros();
-      const confirmed = allocatorReader.confirmGlibcFree(snap, o, policy, warnings);
+      const confirmed = state.allocators.confirmGlibcFree(snap, o, policy, warnings);
       if (o.tier !== "deep") costs.glibcConfirm = nowMicros() - t;
       // Built again on the confirmed figures; its warnings were said the first time.
       if (confirmed === "measured")
@@ -232,28 +196,28 @@ function readOnce(o: ReadPlan, policy: ReadPolicy): Snapshot {
     }
     // The native heap no one claims, followed across this process's readings (a leak's trend).
     const unclassified = nativeUnclassifiedBytes({ breakdown });
-    if (o.self && unclassified !== undefined) recordUnclassified(time, unclassified, snap.process?.rssBytes);
+    if (o.self && unclassified !== undefined) state.trend.record(time, unclassified, snap.process?.rssBytes);
     // jemalloc's dirty pages, followed across readings: what its decay leaves is what may be named.
-    let jemallocDirty: ReturnType<typeof persistentDirty>;
+    let jemallocDirty: PersistentDirty | undefined;
     const decayMs = heap?.config?.dirtyDecayMs;
     if (o.self && heap?.allocator === "jemalloc" && heap.pages?.dirtyBytes !== undefined) {
-      recordJemallocDirty(time, heap.pages.dirtyBytes);
+      state.dirty.record(time, heap.pages.dirtyBytes);
       // What the decay left is at most what is dirty now: looked for only when that could matter.
       if (typeof decayMs === "number" && glibcFreeWorthConfirming(heap.pages.dirtyBytes, snap.process?.rssBytes))
-        jemallocDirty = persistentDirty(time, decayMs);
+        jemallocDirty = state.dirty.persistent(time, decayMs);
     }
     snap.findings = findings(snap, breakdown, {
       env: o.self ? process.env : undefined,
       // Also when this reading has no split (its glibc figures reused within the walk's back-off):
       // the line is through earlier measured readings, and the finding says up to when.
-      trend: o.self ? unclassifiedTrend() : undefined,
+      trend: o.self ? state.trend.trend() : undefined,
       trendCurrent: unclassified !== undefined,
-      baseline: o.self ? currentBaseline() : undefined,
+      baseline: o.self ? state.baselines.current() : undefined,
       jemallocDirty,
     });
   });
   if (o.self) {
-    const auto = autoTrimState();
+    const auto = state.autoTrimState();
     if (auto) snap.autoTrim = auto;
   }
   snap.sourceCostMicros = costs;

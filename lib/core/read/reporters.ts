@@ -48,14 +48,95 @@ interface Entry {
   kind: ReporterKind;
 }
 
-const reporters = new Map<string, Entry>();
-
 /** Per reporter call: more than this is named in a warning. */
 const SLOW_MICROS = 1000;
 /** Per reading: once the reporters have cost this much, the rest are skipped. */
 const BUDGET_MICROS = 5000;
 
 const where = "registerMemoryReporter(name, report, options)";
+
+/**
+ * One process's memory reporters (each {@link HeapProcess} has its own; registerMemoryReporter()
+ * registers with the default one, which is also the one a worker's main thread asks).
+ */
+export class ReporterRegistry {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(private readonly answersMainThread = false) {}
+
+  /** Registers a reporter (see {@link registerMemoryReporter}); returns the function that unregisters it. */
+  register(name: string, report: MemoryReporter, options?: MemoryReporterOptions): () => void {
+    if (typeof name !== "string" || !/^[\x20-\x7e]{1,64}$/.test(name)) {
+      throw is.invalidOption(where, `name must be 1 to 64 printable ASCII characters, ${is.received(name)}`);
+    }
+    if (typeof report !== "function")
+      throw is.invalidOption(where, `report must be a function, ${is.received(report)}`);
+    const o = is.optionsObject(where, options, ["kind"]);
+    const kind = is.oneOf(where, "kind", o.kind, "malloc", REPORTER_KINDS);
+    if (this.entries.has(name)) {
+      throw is.invalidOption(
+        where,
+        `a reporter named ${JSON.stringify(name)} is already registered (unregister it first)`,
+      );
+    }
+    const entry: Entry = { name, report, kind };
+    this.entries.set(name, entry);
+    // In a worker thread, the main thread's readings ask for this worker's claims too.
+    if (this.answersMainThread && !isMainThread) answerMainThread(this);
+    return () => {
+      if (this.entries.get(name) === entry) this.entries.delete(name);
+    };
+  }
+
+  /**
+   * Calls every reporter once, within the reading's budget; what goes wrong becomes a warning naming
+   * that reporter, and the others' claims stand.
+   */
+  call(warnings: Warning[]): Claim[] {
+    const claims: Claim[] = [];
+    if (this.entries.size === 0) return claims;
+    const start = nowMicros();
+    const skipped: string[] = [];
+    for (const r of [...this.entries.values()]) {
+      if (nowMicros() - start > BUDGET_MICROS) {
+        skipped.push(r.name);
+        continue;
+      }
+      const t = nowMicros();
+      const outcome = callOne(r);
+      const cost = nowMicros() - t;
+      const source = `reporter ${r.name}`;
+      const named = `the memory reporter ${JSON.stringify(r.name)}`;
+      if (cost > SLOW_MICROS) {
+        warnings.push({
+          source,
+          code: "REPORTER_SLOW",
+          message: `${named} took ${(cost / 1000).toFixed(1)} ms (a reporter runs inside every reading: keep it under 1 ms)`,
+        });
+      }
+      if ("claim" in outcome) claims.push(outcome.claim);
+      else if ("failed" in outcome)
+        warnings.push({ source, code: "REPORTER_FAILED", message: `${named} ${outcome.failed}: it is left out` });
+      else if ("invalid" in outcome)
+        warnings.push({
+          source,
+          code: "REPORTER_INVALID",
+          message: `${named} returned ${outcome.invalid}, not { allocatedBytes${r.kind === "mapped" ? ", residentBytes" : "?"} } of byte counts: it is left out`,
+        });
+    }
+    if (skipped.length > 0) {
+      warnings.push({
+        source: "reporters",
+        code: "REPORTER_SKIPPED",
+        message: `the memory reporters had cost ${BUDGET_MICROS / 1000} ms in this reading; not called: ${skipped.map((n) => JSON.stringify(n)).join(", ")}`,
+      });
+    }
+    return claims;
+  }
+}
+
+/** The reporters of the default process: registerMemoryReporter() adds to them. */
+export const defaultReporters = new ReporterRegistry(true);
 
 /**
  * Registers a reporter under a unique name (1 to 64 printable characters) and returns the function
@@ -79,25 +160,7 @@ export function registerMemoryReporter(
   report: MemoryReporter,
   options?: MemoryReporterOptions,
 ): () => void {
-  if (typeof name !== "string" || !/^[\x20-\x7e]{1,64}$/.test(name)) {
-    throw is.invalidOption(where, `name must be 1 to 64 printable ASCII characters, ${is.received(name)}`);
-  }
-  if (typeof report !== "function") throw is.invalidOption(where, `report must be a function, ${is.received(report)}`);
-  const o = is.optionsObject(where, options, ["kind"]);
-  const kind = is.oneOf(where, "kind", o.kind, "malloc", REPORTER_KINDS);
-  if (reporters.has(name)) {
-    throw is.invalidOption(
-      where,
-      `a reporter named ${JSON.stringify(name)} is already registered (unregister it first)`,
-    );
-  }
-  const entry: Entry = { name, report, kind };
-  reporters.set(name, entry);
-  // In a worker thread, the main thread's readings ask for this worker's claims too.
-  if (!isMainThread) answerMainThread();
-  return () => {
-    if (reporters.get(name) === entry) reporters.delete(name);
-  };
+  return defaultReporters.register(name, report, options);
 }
 
 function byteFigure(v: unknown): number | undefined {
@@ -153,52 +216,6 @@ function callOne(r: Entry): Outcome {
 }
 
 /**
- * Calls every reporter once, within the reading's budget; what goes wrong becomes a warning naming
- * that reporter, and the others' claims stand.
- */
-export function callReporters(warnings: Warning[]): Claim[] {
-  const claims: Claim[] = [];
-  if (reporters.size === 0) return claims;
-  const start = nowMicros();
-  const skipped: string[] = [];
-  for (const r of [...reporters.values()]) {
-    if (nowMicros() - start > BUDGET_MICROS) {
-      skipped.push(r.name);
-      continue;
-    }
-    const t = nowMicros();
-    const outcome = callOne(r);
-    const cost = nowMicros() - t;
-    const source = `reporter ${r.name}`;
-    const named = `the memory reporter ${JSON.stringify(r.name)}`;
-    if (cost > SLOW_MICROS) {
-      warnings.push({
-        source,
-        code: "REPORTER_SLOW",
-        message: `${named} took ${(cost / 1000).toFixed(1)} ms (a reporter runs inside every reading: keep it under 1 ms)`,
-      });
-    }
-    if ("claim" in outcome) claims.push(outcome.claim);
-    else if ("failed" in outcome)
-      warnings.push({ source, code: "REPORTER_FAILED", message: `${named} ${outcome.failed}: it is left out` });
-    else if ("invalid" in outcome)
-      warnings.push({
-        source,
-        code: "REPORTER_INVALID",
-        message: `${named} returned ${outcome.invalid}, not { allocatedBytes${r.kind === "mapped" ? ", residentBytes" : "?"} } of byte counts: it is left out`,
-      });
-  }
-  if (skipped.length > 0) {
-    warnings.push({
-      source: "reporters",
-      code: "REPORTER_SKIPPED",
-      message: `the memory reporters had cost ${BUDGET_MICROS / 1000} ms in this reading; not called: ${skipped.map((n) => JSON.stringify(n)).join(", ")}`,
-    });
-  }
-  return claims;
-}
-
-/**
  * Reporters registered in worker threads reach the main thread's readings over a BroadcastChannel
  * (one process: nothing leaves it). A worker with reporters says hello (again every 5 s until it
  * is first asked, in case the main thread was not listening yet); each main-thread reading then
@@ -217,7 +234,7 @@ const HELLO_EVERY_MS = 5000;
 let workerChannel: BroadcastChannel | undefined;
 
 /** In a worker: answer the main thread's asks with this worker's claims, and say hello until asked. */
-function answerMainThread(): void {
+function answerMainThread(registry: ReporterRegistry): void {
   if (workerChannel) return;
   const ch = new BroadcastChannel(CHANNEL);
   ch.unref();
@@ -232,7 +249,7 @@ function answerMainThread(): void {
       clearInterval(hello);
       hello = undefined;
     }
-    const claims = callReporters([]);
+    const claims = registry.call([]);
     ch.postMessage({ threadId, time: new Date().toISOString(), claims });
   };
 }

@@ -4,10 +4,10 @@ import { runInNewContext } from "node:vm";
 import { threadId } from "node:worker_threads";
 import {
   keyFigures as coreKeyFigures,
+  defaultProcess,
   diff,
   is,
   PeakConsumer,
-  read,
   readPlan,
   type Snapshot,
   servingAllocator,
@@ -66,7 +66,7 @@ export function fullGc(): void {
  * of every file cost and allocate alike.
  */
 function reading(tier: Tier): Snapshot {
-  return read(readPlan({ tier }), { reuse: false, confirmGlibc: "never" });
+  return defaultProcess.read(readPlan({ tier }), { reuse: false, confirmGlibc: "never" });
 }
 
 /** A measurement under way. */
