@@ -91,6 +91,21 @@ describe("prometheusText", () => {
     expect(states.includes("free") && states.includes("dirty")).toBe(false);
   });
 
+  it("the answer names the one reading it comes from: its tier and where its RSS was read", () => {
+    const fast = pythonParse(prometheusText(collect({ tier: "fast" })));
+    expect(family(fast, "heapstate_reading").samples).toEqual([
+      expect.objectContaining({
+        labels: { heapstate_reading_tier: "fast", heapstate_memory_rss_source: "status" },
+        value: 1,
+      }),
+    ]);
+    // The standard reading above: smaps_rollup's Rss, the RSS the breakdown partitions.
+    expect(family(fs(), "heapstate_reading").samples[0]?.labels).toEqual({
+      heapstate_reading_tier: "standard",
+      heapstate_memory_rss_source: "smaps_rollup",
+    });
+  });
+
   it("V8's external and ArrayBuffer bytes are exported", () => {
     expect(family(fs(), "heapstate_v8_external_bytes").samples[0]?.value).toBeGreaterThan(0);
     expect(family(fs(), "heapstate_v8_array_buffers_bytes").samples[0]?.value).toBeGreaterThanOrEqual(0);

@@ -60,6 +60,11 @@ export function prometheusLabel(attribute: string): string {
   return attribute.replace(/[^a-zA-Z0-9_]/g, "_");
 }
 
+/** One point without attributes, or none when the figure was not measured (never a 0). */
+function one(value: number | undefined): MetricPoint[] {
+  return value !== undefined ? [{ attributes: {}, value }] : [];
+}
+
 /** Label values of the closed sets (parts, states, finding ids) in one style: snake_case. */
 function snake(v: string): string {
   return v.replace(/-/g, "_");
@@ -120,10 +125,7 @@ export const METRICS: readonly MetricSpec[] = [
     unit: "By",
     aggregator: "sum",
     help: "Resident set size that heapstate_memory_breakdown_bytes partitions (smaps_rollup Rss, or status VmRSS in the fast tier), same reading",
-    points: (s) => {
-      const rss = keyFigures(s).rssBytes;
-      return rss !== undefined ? [{ attributes: {}, value: rss }] : [];
-    },
+    points: (s) => one(keyFigures(s).rssBytes),
   },
   {
     otelName: "heapstate.memory.native_heap",
@@ -207,10 +209,7 @@ export const METRICS: readonly MetricSpec[] = [
     unit: "By",
     aggregator: "sum",
     help: "V8's external memory of this isolate (process.memoryUsage().external: Buffers' backing stores and what addons declare)",
-    points: (s) => {
-      const v = keyFigures(s).v8ExternalBytes;
-      return v !== undefined ? [{ attributes: {}, value: v }] : [];
-    },
+    points: (s) => one(keyFigures(s).v8ExternalBytes),
   },
   {
     otelName: "heapstate.v8.array_buffers",
@@ -218,10 +217,7 @@ export const METRICS: readonly MetricSpec[] = [
     unit: "By",
     aggregator: "sum",
     help: "ArrayBuffer and Buffer backing stores of this isolate (process.memoryUsage().arrayBuffers), inside the native heap",
-    points: (s) => {
-      const v = keyFigures(s).arrayBuffersBytes;
-      return v !== undefined ? [{ attributes: {}, value: v }] : [];
-    },
+    points: (s) => one(keyFigures(s).arrayBuffersBytes),
   },
   ...allocatorFigures.map(
     ([key, suffix, help]): MetricSpec => ({
@@ -270,7 +266,7 @@ export const METRICS: readonly MetricSpec[] = [
     unit: "By",
     aggregator: "max",
     help: "Memory cgroup usage (memory.current, v1 memory.usage_in_bytes): cgroup-wide, the same for every process in it",
-    points: (s) => (s.cgroup ? [{ attributes: {}, value: s.cgroup.usageBytes }] : []),
+    points: (s) => one(s.cgroup?.usageBytes),
   },
   {
     otelName: "heapstate.cgroup.limit",
@@ -278,7 +274,7 @@ export const METRICS: readonly MetricSpec[] = [
     unit: "By",
     aggregator: "max",
     help: "Memory cgroup limit (memory.max, v1 memory.limit_in_bytes); absent when unlimited",
-    points: (s) => (s.cgroup?.limitBytes !== undefined ? [{ attributes: {}, value: s.cgroup.limitBytes }] : []),
+    points: (s) => one(s.cgroup?.limitBytes),
   },
   {
     otelName: "heapstate.cgroup.oom_kills",
@@ -286,7 +282,7 @@ export const METRICS: readonly MetricSpec[] = [
     unit: "{kill}",
     aggregator: "max",
     help: "OOM kills in the memory cgroup (memory.events oom_kill, v1 memory.oom_control oom_kill)",
-    points: (s) => (s.cgroup?.oomKillEvents !== undefined ? [{ attributes: {}, value: s.cgroup.oomKillEvents }] : []),
+    points: (s) => one(s.cgroup?.oomKillEvents),
   },
   {
     otelName: "heapstate.autotrim.trims",
@@ -294,7 +290,7 @@ export const METRICS: readonly MetricSpec[] = [
     unit: "{trim}",
     aggregator: "sum",
     help: "Trims the running auto-trim (startAutoTrim) has made",
-    points: (s) => (s.autoTrim ? [{ attributes: {}, value: s.autoTrim.trims }] : []),
+    points: (s) => one(s.autoTrim?.trims),
   },
   {
     otelName: "heapstate.autotrim.skipped",
@@ -321,7 +317,7 @@ export const METRICS: readonly MetricSpec[] = [
     unit: "By",
     aggregator: "sum",
     help: "RSS the auto-trim's trims released, in all (smaps_rollup right before and after each)",
-    points: (s) => (s.autoTrim ? [{ attributes: {}, value: s.autoTrim.releasedBytes }] : []),
+    points: (s) => one(s.autoTrim?.releasedBytes),
   },
   {
     otelName: "heapstate.autotrim.last_pause",
@@ -329,7 +325,7 @@ export const METRICS: readonly MetricSpec[] = [
     unit: "s",
     aggregator: "max",
     help: "How long the auto-trim's last trim held the allocator (the trim call's time)",
-    points: (s) => (s.autoTrim?.lastTrim ? [{ attributes: {}, value: s.autoTrim.lastTrim.pauseMs / 1000 }] : []),
+    points: (s) => one(s.autoTrim?.lastTrim && s.autoTrim.lastTrim.pauseMs / 1000),
   },
   {
     otelName: "heapstate.autotrim.interval",
@@ -337,7 +333,7 @@ export const METRICS: readonly MetricSpec[] = [
     unit: "s",
     aggregator: "max",
     help: "The auto-trim's interval in force (it doubles while trims release little)",
-    points: (s) => (s.autoTrim ? [{ attributes: {}, value: s.autoTrim.intervalMs / 1000 }] : []),
+    points: (s) => one(s.autoTrim && s.autoTrim.intervalMs / 1000),
   },
   {
     otelName: "heapstate.finding",
@@ -354,12 +350,31 @@ export const METRICS: readonly MetricSpec[] = [
     },
   },
   {
+    otelName: "heapstate.reading",
+    instrument: "gauge",
+    unit: "{reading}",
+    aggregator: "max",
+    help: "1, labelled with the tier of the reading every family of this answer comes from and where its RSS was read (status VmRSS in the fast tier, smaps_rollup Rss above it)",
+    points: (s) => {
+      const source = keyFigures(s).rssSource;
+      return [
+        {
+          attributes: {
+            "heapstate.reading.tier": s.tier,
+            ...(source ? { "heapstate.memory.rss.source": source } : {}),
+          },
+          value: 1,
+        },
+      ];
+    },
+  },
+  {
     otelName: "heapstate.snapshot.cost",
     instrument: "gauge",
     unit: "s",
     aggregator: "max",
     help: "What reading the snapshot cost (costMicros)",
-    points: (s) => [{ attributes: {}, value: s.costMicros / 1e6 }],
+    points: (s) => one(s.costMicros / 1e6),
   },
 ];
 
