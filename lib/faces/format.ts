@@ -19,11 +19,9 @@ function widthOption(where: string, options: unknown): number {
 import { servingAllocator, withViews } from "../core";
 
 const pageLabels: Array<[keyof PageStates, string]> = [
-  ["activeBytes", "active"],
   ["dirtyBytes", "dirty (free, resident)"],
   ["releasableBytes", "of which releasable by trim"],
   ["muzzyBytes", "muzzy (MADV_FREE, lazily freed)"],
-  ["retainedBytes", "retained (released, virtual only)"],
   ["releasedBytes", "released (unmapped)"],
   ["freeBytes", "free (resident or trimmed)"],
   ["topReleasableBytes", "top chunk (trimmable)"],
@@ -122,26 +120,27 @@ export function formatHuman(snapshot: Snapshot, options?: FormatOptions): string
   }
 
   const b = s.breakdown;
-  if (b) {
-    lines.push(`where the RSS is (${formatBytes(b.rssBytes)}, from ${b.rssSource}):`);
+  const rss = s.process?.rssBytes;
+  if (b && rss !== undefined) {
+    lines.push(`where the RSS is (${formatBytes(rss)}, from ${s.process?.rssSource ?? "status"}):`);
     const pairs: Array<[string, string]> = [];
     for (const part of b.parts) {
       pairs.push([
         partKey(part),
-        `${formatBytes(part.bytes).padStart(10)} ${percent(part.bytes, b.rssBytes)}  ${part.estimated ? "~ " : ""}${part.source}`,
+        `${formatBytes(part.bytes).padStart(10)} ${percent(part.bytes, rss)}  ${part.estimated ? "~ " : ""}${part.source}`,
       ]);
       // The parts within a part, indented under it: who owns the native heap, and (deep) V8's spaces.
       for (const child of part.children ?? []) {
         if (child.name === "v8-space" && s.tier !== "deep") continue;
         pairs.push([
           `  ${partKey(child)}`,
-          `${formatBytes(child.bytes).padStart(10)} ${percent(child.bytes, b.rssBytes)}  ${child.estimated ? "~ " : ""}${child.source}`,
+          `${formatBytes(child.bytes).padStart(10)} ${percent(child.bytes, rss)}  ${child.estimated ? "~ " : ""}${child.source}`,
         ]);
       }
     }
     pairs.push([
       "unattributed",
-      `${formatBytes(b.unattributedBytes).padStart(10)} ${percent(b.unattributedBytes, b.rssBytes)}  what nobody accounts for`,
+      `${formatBytes(b.unattributedBytes).padStart(10)} ${percent(b.unattributedBytes, rss)}  what nobody accounts for`,
     ]);
     for (const bound of b.bounds ?? []) {
       pairs.push([
@@ -156,7 +155,7 @@ export function formatHuman(snapshot: Snapshot, options?: FormatOptions): string
         heap.allocatedBytes !== undefined ? `allocated ${formatBytes(heap.allocatedBytes)}` : undefined,
         heap.activeBytes !== undefined ? `active ${formatBytes(heap.activeBytes)}` : undefined,
         heap.residentBytes !== undefined ? `resident ${formatBytes(heap.residentBytes)}` : undefined,
-        `rss ${formatBytes(b.rssBytes)}`,
+        `rss ${formatBytes(rss)}`,
       ].filter(Boolean);
       const ratios = [
         c.activeRatio !== undefined ? `active/allocated ${c.activeRatio}` : undefined,

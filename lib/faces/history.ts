@@ -54,8 +54,8 @@ export function findingEpisodes(samples: readonly Sample[]): FindingEpisode[] {
 
 /** Two moments of the history compared: the page's "pick two moments". */
 export interface SampleDiff {
-  from: { time: string; tier: string };
-  to: { time: string; tier: string };
+  from: { time: string; tier: Tier };
+  to: { time: string; tier: Tier };
   elapsedMs: number;
   /** What the comparison leaves out and why. */
   notes: string[];

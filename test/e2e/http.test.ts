@@ -143,7 +143,7 @@ describe("formats", () => {
       history: unknown[];
     };
     expect(body.history).toEqual([]);
-    expect(parseSnapshot(body.snapshot).schema).toBe("heapstate/2");
+    expect(parseSnapshot(body.snapshot).schema).toBe("heapstate/3");
   });
 
   it("HEAD answers headers only", async () => {
@@ -273,8 +273,8 @@ describe("POST trim, when enabled", () => {
       releasedBytes: number;
       actions: Array<{ action: string }>;
     };
-    expect(parseSnapshot(body.before).schema).toBe("heapstate/2");
-    expect(parseSnapshot(body.after).schema).toBe("heapstate/2");
+    expect(parseSnapshot(body.before).schema).toBe("heapstate/3");
+    expect(parseSnapshot(body.after).schema).toBe("heapstate/3");
     expect(body.releasedBytes).toEqual(expect.any(Number));
     expect(body.actions.map((a) => a.action)).toEqual(["malloc_trim"]);
     const get = await fetch(`${base}/debug/memory/trim`);

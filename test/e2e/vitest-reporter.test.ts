@@ -131,7 +131,7 @@ describe.each(versions)("%s", (_label, vitestDir) => {
 
   it("the run records the main process's heap state and the host", () => {
     const run = forks().sidecar as SidecarRun;
-    expect(run.main.schema).toBe("heapstate/2");
+    expect(run.main.schema).toBe("heapstate/3");
     expect(run.main.heap?.allocator).toBe("glibc");
     expect(run.host.kernel).toBeTruthy();
     expect(run.host.node).toBe(process.versions.node);
@@ -211,7 +211,7 @@ describe("a baseline that cannot be used", () => {
       ["corrupt.json", "{ not json", /baseline not used: sidecar .*corrupt\.json: .*JSON/],
       [
         "foreign.json",
-        JSON.stringify({ schema: "heapstate/2", pid: 1 }),
+        JSON.stringify({ schema: "heapstate/3", pid: 1 }),
         /baseline not used: .*foreign\.json: not a heapstate sidecar/,
       ],
       ["null.json", "null", /baseline not used: .*null\.json: not a heapstate sidecar/],

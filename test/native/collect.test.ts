@@ -21,7 +21,7 @@ function codeOf(fn: () => unknown): string | undefined {
 describe("collect()", () => {
   it("returns the contract's keys and measures its own cost", () => {
     const s = collect();
-    expect(s.schema).toBe("heapstate/2");
+    expect(s.schema).toBe("heapstate/3");
     expect(s.pid).toBe(process.pid);
     expect(s.tier).toBe("standard");
     expect(new Date(s.time).toISOString()).toBe(s.time);
@@ -95,7 +95,7 @@ describe("collect()", () => {
       const after = read();
       const checks: Array<[string, number | undefined, number, number]> = [
         ["rss", s.process?.rssBytes, kb(before.status, "VmRSS"), kb(after.status, "VmRSS")],
-        ["breakdown.rss", s.breakdown?.rssBytes, kb(before.rollup, "Rss"), kb(after.rollup, "Rss")],
+        ["process.rss", s.process?.rssBytes, kb(before.rollup, "Rss"), kb(after.rollup, "Rss")],
         ["pss", s.process?.pssBytes, kb(before.rollup, "Pss"), kb(after.rollup, "Pss")],
       ];
       const bad = checks.filter(

@@ -91,7 +91,7 @@ describe("parseSnapshot", () => {
 
   it("drops byte figures that are not numbers, with a warning", () => {
     const s = parseSnapshot({
-      schema: "heapstate/2",
+      schema: "heapstate/3",
       time: "2026-01-01T00:00:00.000Z",
       pid: 42,
       tier: "standard",
@@ -108,8 +108,8 @@ describe("parseSnapshot", () => {
       ["[1,2]", /expected a JSON object, received an array/],
       ["{}", /not a heapstate snapshot/],
       [{ schema: "prometheus/1", pid: 1, time: "2026-01-01T00:00:00Z" }, /not a heapstate snapshot/],
-      [{ schema: "heapstate/2", pid: -3, time: "2026-01-01T00:00:00Z" }, /"pid" must be a positive integer/],
-      [{ schema: "heapstate/2", pid: 3, time: "yesterday" }, /"time" must be an ISO-8601 time/],
+      [{ schema: "heapstate/3", pid: -3, time: "2026-01-01T00:00:00Z" }, /"pid" must be a positive integer/],
+      [{ schema: "heapstate/3", pid: 3, time: "yesterday" }, /"time" must be an ISO-8601 time/],
     ];
     for (const [input, reason] of bad) {
       let error: unknown;

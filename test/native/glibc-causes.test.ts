@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { formatBytes } from "../../lib/core/base/units";
-import type { ArenaGroup, CpuState, Finding } from "../../lib/core/model/types";
+import type { ArenaGroup, CpuState, Finding, FindingId, FindingOf } from "../../lib/core/model/types";
 import { childEnv, dist, fixtures, inBeforeAll, MiB, printerAddon, requireRoot, runChild, scaled } from "../helpers";
 
 interface Reading {
@@ -50,13 +50,13 @@ function causes(r: Reading): Finding[] {
 }
 
 /** The one glibc verdict of a reading, a warning. */
-function verdict(r: Reading, id: string): Finding {
+function verdict<K extends FindingId>(r: Reading, id: K): FindingOf<K> {
   const found = causes(r);
   expect(
     found.map((f) => f.id),
     `${r.tier}: ${found.map((f) => f.message).join(" | ")}`,
   ).toEqual([id]);
-  const f = found[0] as Finding;
+  const f = found[0] as FindingOf<K>;
   expect(f.severity).toBe("warn");
   return f;
 }

@@ -38,7 +38,7 @@ describe("jemalloc page states (dirty_decay_ms:1000, muzzy_decay_ms:60000)", () 
   });
 
   it("allocated: the blocks are active pages", () => {
-    expect(pages(out().allocated).activeBytes).toBeGreaterThanOrEqual(SIZE);
+    expect(out().allocated.heap.activeBytes).toBeGreaterThanOrEqual(SIZE);
     expect(out().allocated.heap.allocatedBytes).toBeGreaterThanOrEqual(SIZE);
   });
 
@@ -72,8 +72,7 @@ describe("jemalloc page states (dirty_decay_ms:1000, muzzy_decay_ms:60000)", () 
     // reading trim() takes after it (1.05 MiB once, under CI's parallel suite on Node 24).
     expect(pages(out().trimmed).muzzyBytes).toBeLessThan(2 * MiB);
     expect(pages(out().trimmed).dirtyBytes).toBeLessThan(2 * MiB);
-    const retainedGain =
-      (pages(out().trimmed).retainedBytes as number) - (pages(out().decayed).retainedBytes as number);
+    const retainedGain = (out().trimmed.heap.retainedBytes as number) - (out().decayed.heap.retainedBytes as number);
     expect(retainedGain).toBeGreaterThanOrEqual(MOST);
     expect(out().trimmed.kernel.lazyFree).toBeLessThan(4 * MiB);
     expect(out().decayed.kernel.rssAnon - out().trimmed.kernel.rssAnon).toBeGreaterThanOrEqual(MOST);

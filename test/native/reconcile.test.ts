@@ -5,17 +5,18 @@
  * glibc walk backs off on a heap with many free chunks.
  */
 import { describe, expect, it } from "vitest";
-import type { Breakdown, BreakdownPart, Finding, Snapshot, Warning } from "../../lib/core/model/types";
+import type { BreakdownPart, Finding, Snapshot, Warning } from "../../lib/core/model/types";
 import { inBeforeAll, MiB, type PreloadName, requireLib, runChild } from "../helpers";
 import { expectHonestNumbers } from "../unit/honest";
 
 const GROWTH = 200 * MiB;
 
-function sumsExactly(b: Breakdown | undefined): void {
+function sumsExactly(s: Snapshot): void {
+  const b = s.breakdown;
   expect(b).toBeDefined();
   if (!b) return;
-  expect(b.rssSource).toBe("smaps_rollup");
-  expect(b.parts.reduce((n, p) => n + p.bytes, 0) + b.unattributedBytes).toBe(b.rssBytes);
+  expect(s.process?.rssSource).toBe("smaps_rollup");
+  expect(b.parts.reduce((n, p) => n + p.bytes, 0) + b.unattributedBytes).toBe(s.process?.rssBytes);
 }
 
 function part(s: Snapshot, name: string): number {
@@ -47,8 +48,8 @@ describe.each(cases)("reconciliation under %s", (name, preload, nativePart) => {
   });
 
   it("parts and the unattributed remainder add up to RSS exactly", () => {
-    sumsExactly(out().before.breakdown);
-    sumsExactly(out().after.breakdown);
+    sumsExactly(out().before);
+    sumsExactly(out().after);
   });
 
   it(`200 MiB of touched Buffers grow ${nativePart} by about 200 MiB, not the remainder`, () => {
@@ -56,7 +57,7 @@ describe.each(cases)("reconciliation under %s", (name, preload, nativePart) => {
     // "About": allocators that keep free committed pages (mimalloc) grow by a little less.
     expect(grew).toBeGreaterThanOrEqual(GROWTH - 16 * MiB);
     expect(grew).toBeLessThanOrEqual(GROWTH + 16 * MiB);
-    const rssGrew = (out().after.breakdown?.rssBytes ?? 0) - (out().before.breakdown?.rssBytes ?? 0);
+    const rssGrew = (out().after.process?.rssBytes ?? 0) - (out().before.process?.rssBytes ?? 0);
     expect(rssGrew).toBeGreaterThanOrEqual(GROWTH - 8 * MiB);
     const unattributed =
       (out().after.breakdown?.unattributedBytes ?? 0) - (out().before.breakdown?.unattributedBytes ?? 0);

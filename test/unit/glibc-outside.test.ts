@@ -142,8 +142,6 @@ describe("measured, or said to be unmeasurable", () => {
 
   it("the bound of a reading held back says a one-shot deep reading measures it; other bounds are left as they are", () => {
     const b: Breakdown = {
-      rssBytes: 100 * MiB,
-      rssSource: "status",
       parts: [],
       unattributedBytes: 0,
       bounds: [
@@ -156,7 +154,7 @@ describe("measured, or said to be unmeasurable", () => {
     expect(held.bounds?.[0]?.confirm).toContain('a one-shot deep reading measures it (collect({ tier: "deep" })');
     expect(held.bounds?.[1]?.confirm).toBe("c");
     expect(b.bounds?.[0]?.confirm).toBe("the deep tier measures it");
-    const none: Breakdown = { rssBytes: 1, rssSource: "status", parts: [], unattributedBytes: 1 };
+    const none: Breakdown = { parts: [], unattributedBytes: 1 };
     expect(withHeldBackGlibcFree(none)).toBe(none);
   });
 

@@ -236,7 +236,7 @@ describe("input-sized arrays", () => {
     const many = {
       ...s,
       warnings: Array.from({ length: 1e6 }, (_, i) => ({
-        source: "x",
+        source: "v8" as const,
         code: "SOURCE_FAILED" as const,
         message: `${i}`,
       })),
@@ -251,7 +251,7 @@ describe("input-sized arrays", () => {
     const d = { ...diff(s, s), changes };
     expect(formatDiff(d).split("\n").length).toBeGreaterThan(1e6);
     const regions = Array.from({ length: 3e5 }, (_, i) => ({
-      category: `c${i}`,
+      category: `anon:c${i}` as const,
       count: 1,
       sizeBytes: 4096,
       rssBytes: i,

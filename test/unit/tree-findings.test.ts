@@ -1,10 +1,11 @@
 /** Findings across a process tree, on rows built here: a finding several workers share, and one process growing alone. */
 import { describe, expect, it } from "vitest";
+import type { FindingId } from "../../lib/core/model/types";
 import { commonFindings, growthFindings } from "../../lib/core/read/host-tree";
 import type { HostProcess, ProcessTree } from "../../lib/core/read/host-view";
 
 const MiB = 1024 * 1024;
-const row = (pid: number, pssMiB: number, findings?: string[]): HostProcess => ({
+const row = (pid: number, pssMiB: number, findings?: FindingId[]): HostProcess => ({
   pid,
   command: "node worker.js",
   node: true,

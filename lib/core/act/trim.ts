@@ -4,7 +4,7 @@ import { native } from "../addon/native";
 import { threadCpu } from "../base/backoff";
 import { errorText } from "../base/errors";
 import { trimPromise } from "../model/figures";
-import type { Snapshot, TrimAction, TrimResult } from "../model/types";
+import { type Snapshot, TRIM_ACTIONS, type TrimAction, type TrimActionName, type TrimResult } from "../model/types";
 import { servingAllocator } from "../model/views";
 import { readProcFile } from "../procfs/read";
 import { parseSmapsTotals } from "../procfs/smaps";
@@ -81,7 +81,8 @@ export function release(o: ReadPlan, before: Snapshot): Release {
     if (rssAfter !== undefined) out.rssAfter = rssAfter;
     for (const inst of done.instances ?? []) {
       for (const [action, result] of Object.entries(inst.actions)) {
-        out.actions.push({ allocator: inst.allocator, library: inst.library, action, result });
+        if (isTrimAction(action))
+          out.actions.push({ allocator: inst.allocator, library: inst.library, action, result });
       }
     }
   } catch (error) {
@@ -101,4 +102,9 @@ function exactRss(o: ReadPlan): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** An action name the addon returned, checked against the closed set trim() documents. */
+function isTrimAction(name: string): name is TrimActionName {
+  return (TRIM_ACTIONS as readonly string[]).includes(name);
 }

@@ -1,7 +1,8 @@
 /**
  * jemalloc: mallctl counters → AllocatorState. Sources (jemalloc 5.3 names):
  * allocated/active/resident/mapped/metadata/retained ← `stats.*`; arenas ← `arenas.narenas`;
- * pages ← `stats.arenas.4096.{pactive,pdirty,pmuzzy}` × `arenas.page` (4096 = all arenas merged).
+ * pages ← `stats.arenas.4096.{pdirty,pmuzzy}` × `arenas.page` (4096 = all arenas merged); the
+ * active page count `pactive` stays in `raw` (activeBytes is stats.active: one figure, stored once).
  */
 
 import type { NativeReadInstance } from "../addon/native";
@@ -18,7 +19,6 @@ const JEMALLOC_MAPPED = [
   "stats.metadata",
   "stats.retained",
   "arenas.narenas",
-  "stats.arenas.4096.pactive",
   "stats.arenas.4096.pdirty",
   "stats.arenas.4096.pmuzzy",
   "config.stats",
@@ -56,10 +56,8 @@ export function jemallocState(inst: NativeReadInstance): AllocatorState {
       retainedBytes: bytes(v, "stats.retained"),
       arenas: bytes(v, "arenas.narenas"),
       pages: defined({
-        activeBytes: pages("pactive"),
         dirtyBytes: pages("pdirty"),
         muzzyBytes: pages("pmuzzy"),
-        retainedBytes: bytes(v, "stats.retained"),
       }),
       config: defined({
         statsEnabled: flag(v, "config.stats"),

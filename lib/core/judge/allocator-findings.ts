@@ -16,11 +16,11 @@ import { type FindingContext, glibcFreeWorthConfirming, pct } from "./finding-ba
 export function jemallocFindings(
   out: Finding[],
   b: Breakdown | undefined,
+  rss: number | undefined,
   heap: AllocatorState | undefined,
   ctx: FindingContext,
 ): void {
-  if (heap?.allocator !== "jemalloc" || !b) return;
-  const rss = b.rssBytes;
+  if (heap?.allocator !== "jemalloc" || !b || rss === undefined) return;
   const worth = (bytes: number) => glibcFreeWorthConfirming(bytes, rss);
   const kept = ctx.jemallocDirty;
   const decayMs = heap.config?.dirtyDecayMs;
@@ -74,12 +74,12 @@ export function jemallocFindings(
 export function tcmallocFindings(
   out: Finding[],
   b: Breakdown | undefined,
+  rss: number | undefined,
   heap: AllocatorState | undefined,
   ctx: FindingContext,
 ): void {
-  if (heap?.allocator !== "tcmalloc" || !heap.servesMalloc || !b) return;
+  if (heap?.allocator !== "tcmalloc" || !heap.servesMalloc || !b || rss === undefined) return;
   const free = heap.pages?.dirtyBytes;
-  const rss = b.rssBytes;
   if (free === undefined || !glibcFreeWorthConfirming(free, rss)) return;
   const aggressive = heap.config?.aggressiveMemoryDecommit === true;
   const preload = ctx.env?.LD_PRELOAD ? " (the LD_PRELOAD as now)" : "";

@@ -31,18 +31,18 @@ const preloadNames: Array<[RegExp, string]> = [
 
 export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingContext): Finding[] {
   const out: Finding[] = [];
-  const rss = b?.rssBytes ?? s.process?.rssBytes;
+  const rss = s.process?.rssBytes;
   const heap = servingAllocator(s);
 
-  glibcFindings(out, s, b, heap, ctx);
-  jemallocFindings(out, b, heap, ctx);
-  tcmallocFindings(out, b, heap, ctx);
+  glibcFindings(out, s, b, rss, heap, ctx);
+  jemallocFindings(out, b, rss, heap, ctx);
+  tcmallocFindings(out, b, rss, heap, ctx);
   preloadFindings(out, heap, ctx.env?.LD_PRELOAD);
   cgroupFindings(out, s, rss);
   leakFinding(out, ctx.trend, ctx.trendCurrent !== false, s.time, rss);
   baselineFindings(out, s, ctx.baseline);
   pageFindings(out, s, rss);
-  if (b) unattributedFinding(out, s, b);
+  if (b && rss !== undefined) unattributedFinding(out, s, b, rss);
   return out;
 }
 
@@ -135,11 +135,8 @@ function pageFindings(out: Finding[], s: Snapshot, rss: number | undefined): voi
 }
 
 /** A large remainder, above or below RSS, with what could explain it. */
-function unattributedFinding(out: Finding[], s: Snapshot, b: Breakdown): void {
-  if (
-    Math.abs(b.unattributedBytes) >= UNATTRIBUTED_MIN &&
-    Math.abs(b.unattributedBytes) >= b.rssBytes * UNATTRIBUTED_SHARE
-  ) {
+function unattributedFinding(out: Finding[], s: Snapshot, b: Breakdown, rss: number): void {
+  if (Math.abs(b.unattributedBytes) >= UNATTRIBUTED_MIN && Math.abs(b.unattributedBytes) >= rss * UNATTRIBUTED_SHARE) {
     const negative = b.unattributedBytes < 0;
     const read = [...new Set(s.allocators.map((a) => a.allocator))];
     const bound = b.bounds?.find((x) => x.name === "native-free");
@@ -154,10 +151,10 @@ function unattributedFinding(out: Finding[], s: Snapshot, b: Breakdown): void {
       severity: "info",
       message: negative
         ? `The parts add up to ${formatBytes(-b.unattributedBytes)} more than RSS: an allocator counts memory that is reserved or allocated but not resident (untouched pages).${untouchedText(b)}`
-        : `${formatBytes(b.unattributedBytes)} of RSS (${pct(b.unattributedBytes, b.rssBytes)}) is not explained by V8, ${readText} or the kernel's file and shared mappings: other threads' V8 heaps (workers), heap pages V8's collector freed but has not returned to the kernel yet (V8 does not count them), an allocator heapstate cannot see (one inside a Rust addon), or mmap by native code. The deep tier lists the regions.${boundText}`,
+        : `${formatBytes(b.unattributedBytes)} of RSS (${pct(b.unattributedBytes, rss)}) is not explained by V8, ${readText} or the kernel's file and shared mappings: other threads' V8 heaps (workers), heap pages V8's collector freed but has not returned to the kernel yet (V8 does not count them), an allocator heapstate cannot see (one inside a Rust addon), or mmap by native code. The deep tier lists the regions.${boundText}`,
       evidence: {
         unattributedBytes: b.unattributedBytes,
-        rssBytes: b.rssBytes,
+        rssBytes: rss,
         ...(bound ? { glibcFreeAtMostBytes: bound.atMostBytes } : {}),
       },
     });

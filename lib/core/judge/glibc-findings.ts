@@ -4,6 +4,7 @@
  * test measured, or the totals and the bound where the arenas were not looked into.
  */
 import { formatBytes } from "../base/units";
+import type { GlibcBase, GlibcTotals } from "../model/evidence";
 import type { AllocatorState, ArenaGroup, Breakdown, BreakdownPart, Finding, PartName, Snapshot } from "../model/types";
 import { type FindingContext, glibcFreeWorthConfirming, MiB, pct } from "./finding-base";
 
@@ -47,7 +48,7 @@ interface Glibc {
   /** Said after each message when glibc's figures were reused from an earlier reading. */
   stale: string;
   worth: (bytes: number) => boolean;
-  base: () => Record<string, number | string>;
+  base: () => GlibcBase;
 }
 
 /** What the thread arenas' verdicts share: the limit, the advised one, and the free memory in words. */
@@ -84,11 +85,11 @@ export function glibcFindings(
   out: Finding[],
   s: Snapshot,
   b: Breakdown | undefined,
+  rss: number | undefined,
   heap: AllocatorState | undefined,
   ctx: FindingContext,
 ): void {
-  if (heap?.allocator !== "glibc" || !b) return;
-  const rss = b.rssBytes;
+  if (heap?.allocator !== "glibc" || !b || rss === undefined) return;
   const g: Glibc = {
     s,
     b,
@@ -308,7 +309,7 @@ function totalsFindings(out: Finding[], g: Glibc): void {
   const releasable = partOf(b, "native-free-releasable");
   const fragmented = partOf(b, "native-free-fragmented");
   const whole = partOf(b, "native-free");
-  const evidence = (p: BreakdownPart): Record<string, number | string> => ({
+  const evidence = (p: BreakdownPart): GlibcTotals => ({
     ...base(),
     fordblks: heap.pages?.freeBytes ?? "unknown",
     ...(heap.pages?.dirtyBytes !== undefined ? { freeResidentBytes: heap.pages.dirtyBytes } : {}),

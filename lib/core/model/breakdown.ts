@@ -263,8 +263,6 @@ export function buildBreakdown(input: BreakdownInput, time?: string): Breakdown 
   let attributed = 0;
   for (const p of parts) attributed += p.bytes;
   const breakdown: Breakdown = {
-    rssBytes: rss,
-    rssSource: proc?.rssSource ?? "status",
     parts,
     unattributedBytes: rss - attributed,
   };

@@ -68,7 +68,6 @@ function byteFields(s: Snapshot): Map<string, number> {
   take("heap.pages", heap?.pages);
   const b = s.breakdown;
   if (b && typeof b === "object") {
-    put("breakdown.rssBytes", b.rssBytes);
     for (const p of Array.isArray(b.parts) ? b.parts : []) {
       if (!(p && typeof p === "object" && typeof p.name === "string")) continue;
       put(`breakdown.${partKey(p)}`, p.bytes);
@@ -99,7 +98,7 @@ const RESIDENT = new Set([
 function resident(path: string): boolean {
   return (
     RESIDENT.has(path) ||
-    (path.startsWith("breakdown.") && path !== "breakdown.rssBytes" && path !== "breakdown.unattributedBytes") ||
+    (path.startsWith("breakdown.") && path !== "breakdown.unattributedBytes") ||
     (path.startsWith("regions.") && path.endsWith(".rssBytes"))
   );
 }
@@ -151,7 +150,7 @@ export function diff(a: Snapshot, b: Snapshot): SnapshotDiff {
       `the tiers differ (${a.tier} → ${b.tier}): the breakdown's parts and the regions are read differently in each and are not compared`,
     );
     const before = skip;
-    skip = (p) => before(p) || (p.startsWith("breakdown.") && p !== "breakdown.rssBytes") || p.startsWith("regions.");
+    skip = (p) => before(p) || p.startsWith("breakdown.") || p.startsWith("regions.");
   }
   if (changed.has("allocator")) {
     notes.push(

@@ -1,5 +1,5 @@
 /** What `heapstate show-host` and collectTree() answer with: one process as procfs shows it, totals, trees, their findings. */
-import type { Tier } from "./types";
+import type { AllocatorName, FindingId, Tier } from "./types";
 
 export type ProcfsAllocator = "glibc" | "musl" | "jemalloc" | "tcmalloc" | "mimalloc";
 
@@ -40,11 +40,11 @@ export interface HostProcess {
   source: "procfs" | "agent";
   /** The process's own reading through its agent: its serving allocator, native heap (its key figure, the counter named) and findings. */
   agent?: {
-    allocator: string;
+    allocator: AllocatorName | "unknown";
     version?: string;
     nativeHeapBytes?: number;
     nativeHeapCounter?: "allocated" | "committed";
-    findings: string[];
+    findings: FindingId[];
   };
   /**
    * Why an agent socket found for the process was not used (not provably the process's own: a

@@ -5,6 +5,8 @@
  * known parts have the documented shape: what does not is left out with a warning.
  */
 import { describeType, errorText, HeapstateError, isHeapstateError } from "../base/errors";
+import { Checker, checkShape, isObject, type Obj, short } from "./parse-check";
+import { upgradeFromV1, upgradeFromV2 } from "./parse-upgrade";
 import { SCHEMA, type Snapshot, type Warning } from "./types";
 import { withViews } from "./views";
 
@@ -13,12 +15,6 @@ const MAX_DEPTH = 64;
 
 function invalid(message: string): HeapstateError {
   return new HeapstateError("INVALID_SNAPSHOT", `parseSnapshot: ${message}`);
-}
-
-type Obj = Record<string, unknown>;
-
-function isObject(v: unknown): v is Obj {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
 /**
@@ -53,275 +49,6 @@ function tooDeep(root: unknown): boolean {
       if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
   }
   return false;
-}
-
-class Checker {
-  readonly warnings: Warning[] = [];
-
-  drop(path: string, why: string): void {
-    this.warnings.push({ source: "parseSnapshot", code: "INVALID_FIELD", message: `${path} ${why}; left out` });
-  }
-
-  /** A byte figure: a finite number ≥ 0 (or any finite number where `signed`). */
-  bytesOk(v: unknown, signed: boolean): boolean {
-    return typeof v === "number" && Number.isFinite(v) && (signed || v >= 0);
-  }
-
-  /** Drops every `…Bytes` key of `obj` that is not a byte figure. */
-  bytesOf(obj: Obj, path: string, signedKeys: readonly string[] = []): void {
-    for (const [k, v] of Object.entries(obj)) {
-      if (k.endsWith("Bytes") && !this.bytesOk(v, signedKeys.includes(k))) {
-        delete obj[k];
-        this.drop(`${path}.${k}`, `was ${describeType(v)} ${short(v)}`);
-      }
-    }
-  }
-
-  /** Drops each of `keys` in `obj` that is present and not a count (a finite number ≥ 0). */
-  countsOf(obj: Obj, path: string, keys: readonly string[]): void {
-    for (const k of keys) {
-      const v = obj[k];
-      if (v !== undefined && !this.bytesOk(v, false)) {
-        delete obj[k];
-        this.drop(`${path}.${k}`, `was ${describeType(v)} ${short(v)}, not a count`);
-      }
-    }
-  }
-
-  /** Drops each of `keys` in `obj` that is present and not a string. */
-  stringsOf(obj: Obj, path: string, keys: readonly string[]): void {
-    for (const k of keys) {
-      const v = obj[k];
-      if (v !== undefined && typeof v !== "string") {
-        delete obj[k];
-        this.drop(`${path}.${k}`, `was ${describeType(v)}, not a string`);
-      }
-    }
-  }
-
-  /** An object at `obj[key]`, or the key dropped. */
-  object(obj: Obj, key: string, path: string): Obj | undefined {
-    const v = obj[key];
-    if (v === undefined) return undefined;
-    if (isObject(v)) return v;
-    delete obj[key];
-    this.drop(`${path}.${key}`, `was ${describeType(v)}, not an object`);
-    return undefined;
-  }
-
-  /** An array of objects at `obj[key]` that pass `ok`; the rest dropped. */
-  list(obj: Obj, key: string, path: string, ok: (item: Obj, at: string) => string | undefined): Obj[] | undefined {
-    const v = obj[key];
-    if (v === undefined) return undefined;
-    if (!Array.isArray(v)) {
-      delete obj[key];
-      this.drop(`${path}.${key}`, `was ${describeType(v)}, not an array`);
-      return undefined;
-    }
-    const kept: Obj[] = [];
-    for (let i = 0; i < v.length; i++) {
-      const item: unknown = v[i];
-      const at = `${path}.${key}[${i}]`;
-      const why = isObject(item) ? ok(item, at) : `was ${describeType(item)}, not an object`;
-      if (why === undefined) kept.push(item as Obj);
-      else this.drop(at, why);
-    }
-    obj[key] = kept;
-    return kept;
-  }
-}
-
-function short(v: unknown): string {
-  try {
-    const s = JSON.stringify(v) ?? String(v);
-    return s.length > 40 ? `${s.slice(0, 40)}…` : s;
-  } catch {
-    return "";
-  }
-}
-
-const str = (v: unknown) => typeof v === "string";
-
-function allocatorProblem(c: Checker, a: Obj, at: string): string | undefined {
-  if (!str(a.allocator) || !str(a.library)) return "has no allocator or library name";
-  if (a.servesMalloc !== undefined && typeof a.servesMalloc !== "boolean")
-    return "has a servesMalloc that is not a boolean";
-  c.bytesOf(a, at);
-  const pages = c.object(a, "pages", at);
-  if (pages) c.bytesOf(pages, `${at}.pages`);
-  c.object(a, "config", at);
-  c.object(a, "raw", at);
-  c.stringsOf(a, at, ["version", "asOf"]);
-  const limit = c.object(a, "arenaLimit", at);
-  if (limit && (!c.bytesOk(limit.arenas, false) || !str(limit.source))) {
-    delete a.arenaLimit;
-    c.drop(`${at}.arenaLimit`, "is not a limit (arenas, source)");
-  }
-  const groups = c.object(a, "arenaGroups", at);
-  if (groups) {
-    for (const key of ["main", "threads"]) {
-      const g = c.object(groups, key, `${at}.arenaGroups`);
-      if (g) {
-        c.bytesOf(g, `${at}.arenaGroups.${key}`);
-        c.countsOf(g, `${at}.arenaGroups.${key}`, ["arenas"]);
-      }
-    }
-  }
-  if (a.arenas !== undefined && !(typeof a.arenas === "number" && Number.isFinite(a.arenas) && a.arenas >= 0)) {
-    delete a.arenas;
-    c.drop(`${at}.arenas`, "was not a count");
-  }
-  return undefined;
-}
-
-/** Checks the known parts of a parsed snapshot in place. */
-function checkShape(obj: Obj, c: Checker): void {
-  c.list(obj, "warnings", "snapshot", (w) =>
-    str(w.code) && str(w.message) && str(w.source) ? undefined : "is not a warning (source, code, message)",
-  );
-  for (const key of ["process", "v8"]) {
-    const part = c.object(obj, key, "snapshot");
-    if (part) c.bytesOf(part, `snapshot.${key}`);
-  }
-  const proc = obj.process as Obj | undefined;
-  if (proc) {
-    c.countsOf(proc, "snapshot.process", ["threads"]);
-    c.stringsOf(proc, "snapshot.process", ["rssSource"]);
-    const names = c.object(proc, "threadNames", "snapshot.process");
-    if (names) c.countsOf(names, "snapshot.process.threadNames", Object.keys(names));
-  }
-  const cpu = c.object(obj, "cpu", "snapshot");
-  if (cpu) c.countsOf(cpu, "snapshot.cpu", ["onlineCpus", "quotaCpus"]);
-  const peak = c.object(obj, "peak", "snapshot");
-  if (peak && (!c.bytesOk(peak.rssBytes, false) || !str(peak.since) || !str(peak.source))) {
-    delete obj.peak;
-    c.drop("snapshot.peak", "is not a peak (rssBytes, since, source)");
-  }
-  const auto = c.object(obj, "autoTrim", "snapshot");
-  if (auto) {
-    c.bytesOf(auto, "snapshot.autoTrim");
-    c.countsOf(auto, "snapshot.autoTrim", [
-      "baseIntervalMs",
-      "intervalMs",
-      "maxPauseMs",
-      "checks",
-      "trims",
-      "skippedBelowFloor",
-      "skippedPause",
-      "skippedUnmeasured",
-      "maxObservedPauseMs",
-    ]);
-    for (const key of ["lastTrim", "lastSkip"]) {
-      const last = c.object(auto, key, "snapshot.autoTrim");
-      if (!last) continue;
-      c.bytesOf(last, `snapshot.autoTrim.${key}`);
-      c.countsOf(last, `snapshot.autoTrim.${key}`, ["pauseMs", "pauseCpuMs", "predictedPauseMs"]);
-      c.stringsOf(last, `snapshot.autoTrim.${key}`, ["time", "reason"]);
-    }
-  }
-  const v8 = obj.v8 as Obj | undefined;
-  if (v8) {
-    c.list(v8, "spaces", "snapshot.v8", (sp, at) => {
-      if (!str(sp.name)) return "has no name";
-      c.bytesOf(sp, at);
-      return undefined;
-    });
-  }
-  const cg = c.object(obj, "cgroup", "snapshot");
-  if (cg) {
-    c.bytesOf(cg, "snapshot.cgroup");
-    c.countsOf(cg, "snapshot.cgroup", ["oomEvents", "oomKillEvents"]);
-    if ((cg.version !== 1 && cg.version !== 2) || !str(cg.path) || cg.usageBytes === undefined) {
-      delete obj.cgroup;
-      c.drop("snapshot.cgroup", "has no version, path or usage");
-    }
-  }
-  const heap = c.object(obj, "heap", "snapshot");
-  if (heap) {
-    const why = allocatorProblem(c, heap, "snapshot.heap");
-    if (why) {
-      delete obj.heap;
-      c.drop("snapshot.heap", why);
-    }
-  }
-  if (obj.allocators === undefined) obj.allocators = obj.heap ? [obj.heap] : [];
-  c.list(obj, "allocators", "snapshot", (a, at) => allocatorProblem(c, a, at));
-  obj.allocators ??= [];
-  c.list(obj, "regions", "snapshot", (r, at) => {
-    if (!str(r.category)) return "has no category";
-    if (!c.bytesOk(r.count, false)) return "has no mapping count";
-    c.bytesOf(r, at);
-    if (r.mappings !== undefined && !Array.isArray(r.mappings)) delete r.mappings;
-    return undefined;
-  });
-  const b = c.object(obj, "breakdown", "snapshot");
-  if (b) {
-    const why = breakdownProblem(c, b);
-    if (why) {
-      delete obj.breakdown;
-      c.drop("snapshot.breakdown", why);
-    }
-  }
-  c.list(obj, "findings", "snapshot", (f) => {
-    if (!str(f.id) || !str(f.message) || (f.severity !== "info" && f.severity !== "warn"))
-      return "is not a finding (id, severity, message)";
-    if (!isObject(f.evidence)) f.evidence = {};
-    for (const [k, v] of Object.entries(f.evidence as Obj)) {
-      if (!str(v) && !(typeof v === "number" && Number.isFinite(v))) delete (f.evidence as Obj)[k];
-    }
-    return undefined;
-  });
-  const identity = c.object(obj, "identity", "snapshot");
-  if (identity) {
-    for (const [k, v] of Object.entries(identity)) if (typeof v !== "string") delete identity[k];
-  }
-  const costs = c.object(obj, "sourceCostMicros", "snapshot");
-  if (costs) {
-    for (const [k, v] of Object.entries(costs)) if (!(typeof v === "number" && Number.isFinite(v))) delete costs[k];
-  }
-  if (obj.costMicros !== undefined && !(typeof obj.costMicros === "number" && Number.isFinite(obj.costMicros))) {
-    c.drop("snapshot.costMicros", "was not a number");
-    delete obj.costMicros;
-  }
-}
-
-/** Why a breakdown cannot be kept: its parts must be byte figures that, with the remainder, add up to its RSS. */
-function breakdownProblem(c: Checker, b: Obj): string | undefined {
-  if (!c.bytesOk(b.rssBytes, false)) return "has no RSS figure";
-  if (!c.bytesOk(b.unattributedBytes, true)) return "has no remainder figure";
-  if (!Array.isArray(b.parts)) return "has no parts array";
-  for (const p of b.parts as unknown[]) {
-    if (!isObject(p) || !str(p.name) || !str(p.source) || !c.bytesOk(p.bytes, false)) {
-      return "has a part that is not a part (name, bytes ≥ 0, source)";
-    }
-  }
-  (b.parts as Obj[]).forEach((p, i) => {
-    if (p.children === undefined) return;
-    const children = p.children;
-    let sum = 0;
-    const ok =
-      Array.isArray(children) &&
-      children.every((k: unknown) => {
-        if (!isObject(k) || !str(k.name) || !str(k.source) || !c.bytesOk(k.bytes, false)) return false;
-        sum += k.bytes as number;
-        return true;
-      }) &&
-      sum === p.bytes;
-    if (!ok) {
-      delete p.children;
-      c.drop(`snapshot.breakdown.parts[${i}].children`, "were not parts adding up to their part");
-    }
-  });
-  const chain = c.object(b, "chain", "snapshot.breakdown");
-  if (chain) {
-    for (const [k, v] of Object.entries(chain)) {
-      if (!(typeof v === "number" && Number.isFinite(v) && v >= 0)) {
-        delete chain[k];
-        c.drop(`snapshot.breakdown.chain.${k}`, `was ${short(v)}`);
-      }
-    }
-  }
-  return undefined;
 }
 
 /**
@@ -371,18 +98,19 @@ export function parseSnapshot(input: unknown): Snapshot {
   if (!Array.isArray(obj.warnings)) obj.warnings = [];
   const c = new Checker();
   const version = Number(schema.slice("heapstate/".length));
-  checkShape(obj, c);
+  checkShape(obj, c, version);
   if (version === 1) upgradeFromV1(obj);
+  if (version <= 2) upgradeFromV2(obj);
   // The serving allocator is a view of `allocators` (views.ts), never a second copy.
   delete obj.heap;
   const warnings = obj.warnings as Warning[];
-  if (version === 1) {
+  if (version <= 2) {
     warnings.push({
       source: "parseSnapshot",
       code: "UPGRADED_SCHEMA",
-      message: `written as heapstate/1; read as ${SCHEMA} (the exact RSS moved to process.rssBytes, the chain's byte figures dropped)`,
+      message: `written as heapstate/${version}; read as ${SCHEMA} (${version === 1 ? "the exact RSS moved to process.rssBytes, the chain's byte figures dropped, " : ""}the breakdown partitions process.rssBytes and no longer repeats it, jemalloc's pages.activeBytes and pages.retainedBytes are its activeBytes and retainedBytes)`,
     });
-  } else if (version > 2) {
+  } else if (version > 3) {
     warnings.push({
       source: "parseSnapshot",
       code: "NEWER_SCHEMA",
@@ -392,33 +120,4 @@ export function parseSnapshot(input: unknown): Snapshot {
   obj.schema = SCHEMA;
   for (const w of c.warnings) warnings.push(w);
   return withViews(obj as unknown as Snapshot);
-}
-
-/**
- * heapstate/1 → heapstate/2: the allocator serving malloc was written twice (`heap` and
- * `allocators[0]`); the breakdown's exact RSS was not `process.rssBytes` (status VmRSS was); the
- * chain repeated byte figures the allocator and the breakdown carry.
- */
-function upgradeFromV1(obj: Obj): void {
-  const heap = obj.heap;
-  const allocators = obj.allocators as Obj[];
-  if (isObject(heap) && !allocators.some((a) => a.servesMalloc === true)) {
-    allocators.unshift({ ...heap, servesMalloc: true });
-  }
-  const b = obj.breakdown as Obj | undefined;
-  const p = obj.process as Obj | undefined;
-  if (b && p) {
-    if (b.rssSource === "smaps_rollup" && typeof b.rssBytes === "number") {
-      if (typeof p.rssBytes === "number") p.statusRssBytes = p.rssBytes;
-      p.rssBytes = b.rssBytes;
-      p.rssSource = "smaps_rollup";
-    } else if (typeof p.rssBytes === "number") {
-      p.rssSource = "status";
-    }
-  }
-  const chain = b?.chain as Obj | undefined;
-  if (chain) {
-    for (const k of ["allocatedBytes", "activeBytes", "residentBytes", "rssBytes"]) delete chain[k];
-    if (Object.keys(chain).length === 0) delete b?.chain;
-  }
 }

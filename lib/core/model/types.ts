@@ -1,12 +1,14 @@
 /**
- * The snapshot's shape: schema "heapstate/2" (docs/schema.md). A key that was not measured is
+ * The snapshot's shape: schema "heapstate/3" (docs/schema.md). A key that was not measured is
  * absent, never 0, null or undefined (the compiler holds this: exactOptionalPropertyTypes). Byte
  * counts are in bytes and their keys end in `Bytes`. The closed sets are the `const` arrays below,
  * and the types are built from them, so a new name is added in one place.
  */
 
+import type { FindingEvidence } from "./evidence";
+
 /** The schema written now. */
-export const SCHEMA = "heapstate/2";
+export const SCHEMA = "heapstate/3";
 
 /** Allocators heapstate can read. */
 export const ALLOCATOR_NAMES = ["glibc", "jemalloc", "tcmalloc", "mimalloc"] as const;
@@ -126,12 +128,62 @@ export const WARNING_CODES = [
 ] as const;
 export type WarningCode = (typeof WARNING_CODES)[number];
 
+/** What a warning is about: a source of the reading, or one memory reporter (`reporter NAME`). */
+export const WARNING_SOURCES = [
+  "native",
+  "heap",
+  "allocators",
+  "glibc",
+  "jemalloc",
+  "tcmalloc",
+  "mimalloc",
+  "v8",
+  "status",
+  "smaps_rollup",
+  "smaps",
+  "procfs",
+  "cgroup",
+  "cpu",
+  "breakdown",
+  "reporters",
+  "peak",
+  "agent",
+  "parseSnapshot",
+] as const;
+export type WarningSource = (typeof WARNING_SOURCES)[number] | `reporter ${string}`;
+
+/**
+ * Region categories of smaps (deep tier; lib/core/read/regions.ts says how each is told), and
+ * `anon:NAME` for regions named with PR_SET_VMA_ANON_NAME.
+ */
+export const REGION_CATEGORIES = [
+  "malloc-main-arena",
+  "malloc-arena",
+  "thread-stack",
+  "stack",
+  "code",
+  "shmem",
+  "file",
+  "anon",
+] as const;
+export type RegionCategory = (typeof REGION_CATEGORIES)[number] | `anon:${string}`;
+
+/** The release actions trim() runs, by allocator. */
+export const TRIM_ACTIONS = [
+  "malloc_trim",
+  "thread.tcache.flush",
+  "arena.4096.purge",
+  "MallocExtension_ReleaseFreeMemory",
+  "mi_collect",
+] as const;
+export type TrimActionName = (typeof TRIM_ACTIONS)[number];
+
 /** A scalar an allocator reported, under its own name. */
 export type RawValue = string | number | boolean;
 
 /**
- * Page states, in the vocabulary of the design notes:
- * - `activeBytes`: pages holding live allocations (jemalloc `pactive`).
+ * Page states, in the vocabulary of the design notes (jemalloc's active and retained pages are the
+ * allocator's `activeBytes` and `retainedBytes`, stored once there):
  * - `dirtyBytes`: free pages still resident, reusable at once (jemalloc `pdirty`, tcmalloc
  *   `pageheap_free_bytes`; glibc: the Rss of its arena mappings − in-use chunks, measured from the
  *   kernel's smaps, within `fordblks`).
@@ -140,7 +192,6 @@ export type RawValue = string | number | boolean;
  *   arenas' resident pages). The rest of the dirty bytes are fragmented: free pieces smaller than a
  *   page, which only a different allocator or fewer arenas can recover.
  * - `muzzyBytes`: given back with MADV_FREE; resident until the kernel needs them (jemalloc `pmuzzy`).
- * - `retainedBytes`: given back with MADV_DONTNEED, virtual only (jemalloc `stats.retained`).
  * - `releasedBytes`: unmapped or decommitted, not resident (tcmalloc `pageheap_unmapped_bytes`;
  *   glibc: `fordblks` − dirty, the free memory already trimmed).
  * - `freeBytes`: free, resident or already trimmed; the allocator cannot tell which (glibc `fordblks`).
@@ -151,11 +202,9 @@ export type RawValue = string | number | boolean;
  *   by page (the walk's free chunks on resident pages), not Rss − in use.
  */
 export interface PageStates {
-  activeBytes?: number;
   dirtyBytes?: number;
   releasableBytes?: number;
   muzzyBytes?: number;
-  retainedBytes?: number;
   releasedBytes?: number;
   freeBytes?: number;
   topReleasableBytes?: number;
@@ -172,10 +221,12 @@ export interface AllocatorState {
   servesMalloc: boolean;
   version?: string;
   allocatedBytes?: number;
+  /** jemalloc: bytes in pages holding live allocations (stats.active). */
   activeBytes?: number;
   residentBytes?: number;
   mappedBytes?: number;
   metadataBytes?: number;
+  /** jemalloc: pages given back with MADV_DONTNEED, virtual only (stats.retained). */
   retainedBytes?: number;
   /** Memory the allocator has committed (mimalloc's own statistic). */
   committedBytes?: number;
@@ -251,7 +302,7 @@ export interface CpuState {
 
 /** A source that could not be read, and why. */
 export interface Warning {
-  source: string;
+  source: WarningSource;
   code: WarningCode;
   message: string;
 }
@@ -315,7 +366,7 @@ export interface V8State {
 
 /** One smaps category (deep tier). */
 export interface RegionSummary {
-  category: string;
+  category: RegionCategory;
   count: number;
   sizeBytes: number;
   rssBytes?: number;
@@ -370,19 +421,19 @@ export interface BreakdownBound {
   confirm: string;
 }
 
-/** RSS split into parts that add up to it exactly, with a signed remainder. */
+/**
+ * The reading's RSS (`process.rssBytes`, from `process.rssSource`) split into parts that add up to
+ * it exactly, with a signed remainder. The RSS is stored once, in `process`.
+ */
 export interface Breakdown {
-  rssBytes: number;
-  /** Where rssBytes comes from: "smaps_rollup" (exact) or "status" (the kernel's cached counter). */
-  rssSource: string;
   parts: BreakdownPart[];
-  /** rssBytes − Σ parts: what nobody accounts for (negative: parts counted memory that is not resident). */
+  /** process.rssBytes − Σ parts: what nobody accounts for (negative: parts counted memory that is not resident). */
   unattributedBytes: number;
   /** Upper bounds on what the remainder may hold (glibc's free memory when it was not measured). */
   bounds?: BreakdownBound[];
   /**
    * The ratios along allocated → active → resident → RSS (the figures themselves are the serving
-   * allocator's and rssBytes).
+   * allocator's and process.rssBytes).
    */
   chain?: {
     /** active / allocated: pages held for the live bytes (jemalloc). */
@@ -395,11 +446,14 @@ export interface Breakdown {
 }
 
 /** A verdict: one sentence and the numbers behind it. */
-export interface Finding {
-  id: FindingId;
+export type Finding = { [K in FindingId]: FindingOf<K> }[FindingId];
+
+/** One finding of a given id, its evidence typed for that id (model/evidence.ts). */
+export interface FindingOf<K extends FindingId> {
+  id: K;
   severity: "info" | "warn";
   message: string;
-  evidence: Record<string, number | string>;
+  evidence: FindingEvidence[K];
 }
 
 /** One reading of a process. */
@@ -499,7 +553,7 @@ export interface AutoTrimState {
 export interface TrimAction {
   allocator: AllocatorName;
   library: string;
-  action: string;
+  action: TrimActionName;
   result: RawValue;
 }
 

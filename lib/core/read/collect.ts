@@ -13,7 +13,14 @@ import type { DirtyHistory, PersistentDirty } from "../judge/jemalloc-decay";
 import type { UnclassifiedTrend } from "../judge/trend";
 import { buildBreakdown, withHeldBackGlibcFree, withUnmeasurableGlibcFree } from "../model/breakdown";
 import { nativeUnclassifiedBytes } from "../model/figures";
-import { type AutoTrimState, type Claim, SCHEMA, type Snapshot, type Warning } from "../model/types";
+import {
+  type AutoTrimState,
+  type Claim,
+  SCHEMA,
+  type Snapshot,
+  type Warning,
+  type WarningSource,
+} from "../model/types";
 import { withViews } from "../model/views";
 import { locate, readCgroup, readCpu } from "../procfs/cgroup-read";
 import type { AllocatorReader, ReadPolicy } from "./allocator-reading";
@@ -93,7 +100,7 @@ function readOnce(state: ReadState, o: ReadPlan, policy: ReadPolicy): Snapshot {
   // failed allocation, process.memoryUsage() failing, a bug) becomes a warning naming it, and the
   // rest of the reading stands. Only another process's "gone" and "not yours" are thrown: they are
   // the answer, not a missing part of it.
-  const guard = (source: string, fn: () => void) => {
+  const guard = (source: WarningSource, fn: () => void) => {
     const t = nowMicros();
     try {
       fn();
@@ -172,7 +179,7 @@ function readOnce(state: ReadState, o: ReadPlan, policy: ReadPolicy): Snapshot {
         (o.tier === "standard" &&
           bound !== undefined &&
           (policy.confirmGlibc === "always" ||
-            (policy.confirmGlibc !== "never" && glibcFreeWorthConfirming(bound.atMostBytes, breakdown?.rssBytes)))));
+            (policy.confirmGlibc !== "never" && glibcFreeWorthConfirming(bound.atMostBytes, snap.process?.rssBytes)))));
     if (confirm) {
       const t = nowMicros();
       const confirmed = state.allocators.confirmGlibcFree(snap, o, policy, warnings);

@@ -14,7 +14,7 @@
  *   chunks, other allocators' regions).
  */
 
-import type { RegionSummary } from "../model/types";
+import type { RegionCategory, RegionSummary } from "../model/types";
 import type { Mapping } from "../procfs/smaps";
 
 const ARENA = 64 * 1024 * 1024;
@@ -26,8 +26,9 @@ function isAnonymous(m: Mapping): boolean {
 
 /** A file mapping's category depends on every mapping of that file: decided at the end. */
 const FILE_PENDING = "(file)";
+type Category = RegionCategory | typeof FILE_PENDING;
 
-function baseCategory(m: Mapping): string {
+function baseCategory(m: Mapping): Category {
   const p = m.path;
   if (p === "[heap]") return "malloc-main-arena";
   if (p === "[stack]") return "stack";
@@ -46,7 +47,7 @@ const sumKeys = ["rssBytes", "pssBytes", "privateDirtyBytes", "lazyFreeBytes", "
 
 interface Slot {
   m: Mapping;
-  cat: string;
+  cat: Category;
 }
 
 /**
@@ -130,15 +131,16 @@ export class RegionAccumulator {
     }
     let f = this.files.get(slot.m.path);
     if (!f) {
-      f = { exec: false, slots: [], total: { category: FILE_PENDING, count: 0, sizeBytes: 0 } };
+      // Its category ("code" or "file") is decided once all its mappings are in: "file" until then.
+      f = { exec: false, slots: [], total: { category: "file", count: 0, sizeBytes: 0 } };
       this.files.set(slot.m.path, f);
     }
     if (slot.m.perms[2] === "x") f.exec = true;
     if (this.observe) f.slots.push(slot);
-    this.merge(f.total, this.one(slot.m, FILE_PENDING));
+    this.merge(f.total, this.one(slot.m, "file"));
   }
 
-  private one(m: Mapping, category: string): RegionSummary {
+  private one(m: Mapping, category: RegionCategory): RegionSummary {
     const r: RegionSummary = { category, count: 1, sizeBytes: m.sizeBytes };
     for (const k of sumKeys) if (m[k] !== undefined) r[k] = m[k];
     if (this.includeAddresses) {
@@ -156,7 +158,7 @@ export class RegionAccumulator {
     return r;
   }
 
-  private add(category: string, part: RegionSummary): void {
+  private add(category: RegionCategory, part: RegionSummary): void {
     let r = this.byName.get(category);
     if (!r) {
       r = { category, count: 0, sizeBytes: 0 };
@@ -197,7 +199,7 @@ export function summarize(mappings: Mapping[], includeAddresses: boolean): Regio
 
 /** One mapping among the largest by RSS; addresses and path only when asked for. */
 export interface TopMapping {
-  category: string;
+  category: RegionCategory;
   perms: string;
   sizeBytes: number;
   rssBytes?: number;

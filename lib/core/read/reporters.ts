@@ -14,7 +14,7 @@ import { BroadcastChannel, isMainThread, threadId } from "node:worker_threads";
 import { nowMicros } from "../base/backoff";
 import { describeType, errorText, isHeapstateError } from "../base/errors";
 import * as is from "../base/validate";
-import { type Claim, REPORTER_KINDS, type ReporterKind, type Warning } from "../model/types";
+import { type Claim, REPORTER_KINDS, type ReporterKind, type Warning, type WarningSource } from "../model/types";
 
 /** What a reporter says it holds now. */
 export interface MemoryReport {
@@ -105,7 +105,7 @@ export class ReporterRegistry {
       const t = nowMicros();
       const outcome = callOne(r);
       const cost = nowMicros() - t;
-      const source = `reporter ${r.name}`;
+      const source: WarningSource = `reporter ${r.name}`;
       const named = `the memory reporter ${JSON.stringify(r.name)}`;
       if (cost > SLOW_MICROS) {
         warnings.push({

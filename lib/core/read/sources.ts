@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { errorText, HeapstateError } from "../base/errors";
-import type { ProcessState, RegionSummary, Warning } from "../model/types";
+import type { ProcessState, RegionSummary, Warning, WarningSource } from "../model/types";
 import { DEFAULT_PROC_ROOT, processError, readProcFile, readProcText, streamProcFile } from "../procfs/read";
 import type { Text } from "../procfs/scan";
 import { parseSmapsTotals, SmapsParser, type SmapsTotals } from "../procfs/smaps";
@@ -27,7 +27,7 @@ function exhausted(error: unknown): string | undefined {
 }
 
 /** The warning for a source of this process that could not be read. */
-export function sourceWarning(o: ReadPlan, source: string, error: unknown): Warning {
+export function sourceWarning(o: ReadPlan, source: WarningSource, error: unknown): Warning {
   const code = exhausted(error);
   if (code) {
     return {

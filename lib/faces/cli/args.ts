@@ -36,7 +36,7 @@ Options:
   --top N            with --pid/--self: the N mappings with the most RSS (deep tier)
   --addresses        with --top / --json: include addresses and file paths (they defeat ASLR)
   --json             the same as data: { host, processes, totals }, { host, tree }, or the
-                     snapshot (schema heapstate/2, docs/schema.md) plus a "host" object
+                     snapshot (schema heapstate/3, docs/schema.md) plus a "host" object
   --watch [SECONDS]  read again every SECONDS (default 2); one process: changes since the start;
                      redraws in place on a terminal, appends otherwise; Ctrl-C stops
   --count N          with --watch: stop after N readings

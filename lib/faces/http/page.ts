@@ -194,7 +194,7 @@ function render(d) {
   document.getElementById("pid").textContent = "pid " + s.pid;
   const a = (s.allocators || []).find((x) => x.servesMalloc);
   const heap = a ? a.allocator + (a.version ? " " + a.version : "") : "allocator unknown";
-  document.getElementById("summary").textContent = s.time + " · " + heap + " · RSS " + fmt(s.breakdown ? s.breakdown.rssBytes : undefined) + " · " + d.history.length + " samples";
+  document.getElementById("summary").textContent = s.time + " · " + heap + " · RSS " + fmt(s.process ? s.process.rssBytes : undefined) + " · " + d.history.length + " samples";
   const ul = document.getElementById("findings"); ul.replaceChildren();
   for (const f of s.findings || []) ul.append(el("li", f.message, f.severity === "warn" ? "warn" : ""));
   if (!(s.findings || []).length) ul.append(el("li", "none"));
@@ -212,7 +212,7 @@ function render(d) {
   const c = s.breakdown && s.breakdown.chain;
   document.getElementById("chain").textContent = c && a
     ? ["allocated " + fmt(a.allocatedBytes), a.activeBytes !== undefined ? "active " + fmt(a.activeBytes) : null,
-       a.residentBytes !== undefined ? "resident " + fmt(a.residentBytes) : null, "rss " + fmt(s.breakdown.rssBytes)].filter(Boolean).join(" → ") +
+       a.residentBytes !== undefined ? "resident " + fmt(a.residentBytes) : null, "rss " + fmt(s.process && s.process.rssBytes)].filter(Boolean).join(" → ") +
       (c.fragmentationRatio !== undefined ? "   (rss/allocated " + c.fragmentationRatio + ")" : "")
     : "(no allocator figures)";
 }

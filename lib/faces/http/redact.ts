@@ -43,8 +43,9 @@ export function redact(s: Snapshot, options: RedactOptions = {}): Snapshot {
   }
   if (!options.environment || !options.paths) {
     for (const f of out.findings ?? []) {
-      for (const k of Object.keys(f.evidence)) {
-        if (k === "ldPreload" || k === "servedBy") f.evidence[k] = "(hidden)";
+      if (f.id === "preload-not-serving-malloc") {
+        f.evidence.ldPreload = "(hidden)";
+        f.evidence.servedBy = "(hidden)";
       }
       f.message = redactText(f.message);
     }

@@ -1,10 +1,10 @@
 /** The sidecar's records and run: what a test file's measurement and a whole run hold (schema heapstate-sidecar/1). */
-import type { AllocatorEnvironment, FieldChange, HostState, Snapshot } from "../../core";
+import type { AllocatorEnvironment, AllocatorName, FieldChange, HostState, Snapshot } from "../../core";
 
 /** The figures a sidecar keeps of each reading. */
 export interface KeyFigures {
   time: string;
-  allocator?: string;
+  allocator?: AllocatorName;
   rssBytes?: number;
   /** The allocator's in-use bytes (mimalloc: committed bytes); `nativeHeapSource` says which. */
   nativeHeapBytes?: number;
