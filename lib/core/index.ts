@@ -43,4 +43,5 @@ export * from "./read/process";
 export * from "./read/read-file";
 export * from "./read/regions";
 export * from "./read/reporters";
+export * from "./read/reporters-worker-heap";
 export * from "./read/request";

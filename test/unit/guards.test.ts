@@ -9,7 +9,8 @@ import { nextIntervalMs } from "../../lib/core/act/autotrim";
 import { HeapstateError } from "../../lib/core/base/errors";
 import { MAX_TIMER_MS } from "../../lib/core/base/validate";
 import type { Warning } from "../../lib/core/model/types";
-import { defaultReporters, registerMemoryReporter, reportWorkerHeap } from "../../lib/core/read/reporters";
+import { defaultReporters, registerMemoryReporter } from "../../lib/core/read/reporters";
+import { reportWorkerHeap } from "../../lib/core/read/reporters-worker-heap";
 import { createFetchHandler } from "../../lib/faces/http/fetch";
 import { registerOtel } from "../../lib/faces/metrics/otel";
 

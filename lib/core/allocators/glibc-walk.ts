@@ -16,6 +16,10 @@
  */
 
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
+import { HEAP_MAX, isArenaHeap, type MapLine, Memory, parseMaps, Residency } from "./glibc-walk-io";
+import { type MmappedChunks, mmappedChunks } from "./glibc-walk-mmap";
+
+export { type MappingView, type MmappedChunks, scanMapping } from "./glibc-walk-mmap";
 
 /** What the walk found in one group of arenas (the main arena, or all other threads' arenas). */
 export interface WalkedGroup {
@@ -35,16 +39,6 @@ export interface WalkedGroup {
   chunks: number;
 }
 
-/** glibc's mmapped chunks (blocks of 128 KiB and more, each a mapping of its own). */
-export interface MmappedChunks {
-  chunks: number;
-  bytes: number;
-  /** Of those, bytes on pages that are not resident (never written). */
-  absentBytes: number;
-  /** Whether the chunks found hold what mallinfo2's hblkhd counts, all but `mmapSlack` (others map and unmap meanwhile). */
-  complete: boolean;
-}
-
 export interface GlibcWalk {
   main?: WalkedGroup;
   threads?: WalkedGroup;
@@ -54,7 +48,6 @@ export interface GlibcWalk {
   problems: string[];
 }
 
-const HEAP_MAX = 64 * 1024 * 1024;
 /** sizeof(struct malloc_chunk) on 64-bit: prev_size, size, fd, bk, fd_nextsize, bk_nextsize. */
 const MALLOC_CHUNK = 48;
 const MINSIZE = 32;
@@ -65,111 +58,6 @@ const HEAP_INFO_SIZES = [48, 32];
 const MALLOC_STATE_SIZES = [2200, 2192];
 /** A walk stops (no figure) past this many chunks: 64 M chunks is a 2 GiB heap of the smallest. */
 const MAX_CHUNKS = 64 * 1024 * 1024;
-
-/**
- * Reads of our own memory through /proc/self/mem, never of a page pagemap shows absent. The window
- * grows while the walk reads on in order (small chunks packed on every page: few large reads) and
- * falls back to one page when it jumps (large chunks: one page per header, not their contents).
- */
-class Memory {
-  private start = 0;
-  private end = 0;
-  private size: number;
-  /** Bytes copied: what the walk costs, besides the calls. */
-  bytesRead = 0;
-  constructor(
-    private readonly buf: Buffer,
-    private readonly fd: number,
-    private readonly present: (addr: number) => boolean,
-    private readonly page: number,
-  ) {
-    this.size = page;
-  }
-
-  /** Forget the window: the next read sees what other code wrote since. */
-  invalidate(): void {
-    this.end = 0;
-  }
-
-  /**
-   * The 8 bytes at addr, or undefined when their page is not resident (we do not fault it in) or no
-   * longer mapped.
-   */
-  u64(addr: number): number | undefined {
-    if (addr < this.start || addr + 8 > this.end) {
-      if (!this.present(addr) || !this.present(addr + 7)) return undefined;
-      this.size =
-        addr >= this.end && addr < this.end + this.page ? Math.min(this.buf.length, this.size * 2) : this.page;
-      let end = addr - (addr % this.page) + this.page;
-      while (end - addr < this.size && this.present(end)) end += this.page;
-      const len = Math.min(this.size, end - addr);
-      let got: number;
-      try {
-        got = readSync(this.fd, this.buf, 0, len, addr);
-      } catch {
-        return undefined; // EIO: another thread unmapped or shrank the heap meanwhile
-      }
-      if (got < 8) return undefined;
-      this.bytesRead += got;
-      this.start = addr;
-      this.end = addr + got;
-    }
-    const o = addr - this.start;
-    // Sizes stay below 2^53: the high word is small.
-    return this.buf.readUInt32LE(o) + this.buf.readUInt32LE(o + 4) * 0x100000000;
-  }
-}
-
-/** One mapping's page residency from pagemap: bit 63 present (bit 62, swapped, counts as absent). */
-class Residency {
-  readonly bits: Uint8Array;
-  /** Pages past `mapped` (the heap may grow while walked) are asked of pagemap one by one. */
-  constructor(
-    readonly start: number,
-    readonly end: number,
-    mapped: number,
-    private readonly pagemapFd: number,
-    readonly page: number,
-    private readonly buf: Buffer,
-  ) {
-    this.bits = new Uint8Array((end - start) / page);
-    const pages = (mapped - start) / page;
-    for (let i = 0; i < pages; ) {
-      const buf = this.buf;
-      const n = Math.min(pages - i, buf.length / 8);
-      const got = readSync(pagemapFd, buf, 0, n * 8, ((start / page + i) * 8) as number);
-      if (got !== n * 8) throw new Error("short read of /proc/self/pagemap");
-      for (let j = 0; j < n; j++) this.bits[i + j] = (buf[j * 8 + 7] as number) & 0x80 ? 1 : 0;
-      i += n;
-    }
-  }
-  present(addr: number): boolean {
-    return addr >= this.start && addr < this.end && this.bits[Math.floor((addr - this.start) / this.page)] === 1;
-  }
-  /**
-   * Whether addr's page is resident now, asking pagemap again when it was not: a collection on
-   * this thread mallocs while we walk (its worklists), and a header it wrote is on a page that
-   * became resident after pagemap was read.
-   */
-  presentNow(addr: number): boolean {
-    if (this.present(addr)) return true;
-    if (addr < this.start || addr >= this.end) return false;
-    const i = Math.floor((addr - this.start) / this.page);
-    if (readSync(this.pagemapFd, this.buf, 0, 8, (this.start / this.page + i) * 8) !== 8) return false;
-    this.bits[i] = (this.buf[7] as number) & 0x80 ? 1 : 0;
-    return this.bits[i] === 1;
-  }
-  /** Bytes of [from, to) on resident pages. */
-  residentBytes(from: number, to: number): number {
-    let sum = 0;
-    for (let a = from; a < to; ) {
-      const next = Math.min(to, a - ((a - this.start) % this.page) + this.page);
-      if (this.present(a)) sum += next - a;
-      a = next;
-    }
-    return sum;
-  }
-}
 
 function emptyGroup(): WalkedGroup {
   return {
@@ -267,51 +155,6 @@ function addGroup(into: WalkedGroup, g: WalkedGroup): void {
   into.livePages += g.livePages;
   into.topResidentBytes += g.topResidentBytes;
   into.chunks += g.chunks;
-}
-
-interface MapLine {
-  start: number;
-  end: number;
-  perms: string;
-  path: string;
-  inode: string;
-}
-
-function parseMaps(text: string): MapLine[] {
-  const out: MapLine[] = [];
-  for (const line of text.split("\n")) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ (\d+)\s*(.*)$/.exec(line);
-    if (!m) continue;
-    out.push({
-      start: Number.parseInt(m[1] as string, 16),
-      end: Number.parseInt(m[2] as string, 16),
-      perms: m[3] as string,
-      inode: m[4] as string,
-      path: m[5] as string,
-    });
-  }
-  return out;
-}
-
-function anonymous(m: MapLine): boolean {
-  return m.path === "" && m.inode === "0";
-}
-
-/**
- * The shape of another arena's heap (as regions.ts tells it): an anonymous rw-p mapping at a
- * 64 MiB boundary that is the whole 64 MiB, or whose PROT_NONE tail right after it fills them.
- */
-function isArenaHeap(m: MapLine, next: MapLine | undefined): boolean {
-  if (!anonymous(m) || m.perms !== "rw-p" || m.start % HEAP_MAX !== 0) return false;
-  if (m.end - m.start === HEAP_MAX) return true;
-  return (
-    m.end - m.start < HEAP_MAX &&
-    next !== undefined &&
-    anonymous(next) &&
-    next.perms === "---p" &&
-    next.start === m.end &&
-    next.end === m.start + HEAP_MAX
-  );
 }
 
 /**
@@ -412,106 +255,6 @@ function walkThreads(
     why = failed;
   }
   return why;
-}
-
-/** How much of mappings that do not start with a chunk a search for mmapped chunks reads at most. */
-const MMAP_SEARCH_BUDGET = 64 * 1024 * 1024;
-
-/**
- * What may stay unfound of the mmapped bytes mallinfo2 counts: other threads map and unmap large
- * blocks between mallinfo2 and the walk, so an exact match is not to be had; what stays unfound
- * keeps at most this much of untouched pages in native-in-use.
- */
-function mmapSlack(expected: number): number {
-  return Math.max(4 * 1024 * 1024, expected / 10);
-}
-
-/**
- * glibc's mmapped chunks (blocks of 128 KiB or more): each is mapped on its own and starts with its
- * chunk header, prev_size 0 and size = its length | IS_MMAPPED (2). A block never written all
- * through keeps its untouched pages out of RSS while mallinfo2's hblkhd counts them: those are
- * `absentBytes`. The kernel merges neighbouring mappings into one, so each mapping's chain is
- * followed from its start first (a header page is always resident, and only headers are read);
- * when that leaves more of hblkhd unfound than `mmapSlack`, the mappings are looked through page
- * by page (resident pages only), skipping each chunk found by its size, until enough is found or
- * the search has read its budget.
- */
-function mmappedChunks(
-  memFd: number,
-  mapFd: number,
-  page: number,
-  window: Buffer,
-  scratch: Buffer,
-  expected: number | undefined,
-): MmappedChunks {
-  const out: MmappedChunks = { chunks: 0, bytes: 0, absentBytes: 0, complete: false };
-  const maps = parseMaps(readFileSync("/proc/self/maps", "latin1")).filter(
-    (m, i, all) => anonymous(m) && m.perms === "rw-p" && !isArenaHeap(m, all[i + 1]),
-  );
-  const enough = () => expected !== undefined && expected - out.bytes <= mmapSlack(expected);
-  let searched = 0;
-  for (const search of [false, true]) {
-    if (enough() || (search && expected === undefined)) break;
-    out.chunks = 0;
-    out.bytes = 0;
-    out.absentBytes = 0;
-    for (const m of maps) {
-      const res = new Residency(m.start, m.end, m.end, mapFd, page, scratch);
-      const mem = new Memory(window, memFd, (a) => res.present(a), page);
-      const view: MappingView = {
-        start: m.start,
-        end: m.end,
-        page,
-        present: (a) => res.present(a),
-        u64: (a) => mem.u64(a),
-        resident: (from, to) => res.residentBytes(from, to),
-      };
-      searched += scanMapping(view, search, MMAP_SEARCH_BUDGET - searched, out);
-      if (searched > MMAP_SEARCH_BUDGET) return out;
-    }
-  }
-  out.complete = enough();
-  return out;
-}
-
-/** One mapping as the search for mmapped chunks reads it (the real one, or a test's). */
-export interface MappingView {
-  start: number;
-  end: number;
-  page: number;
-  /** Whether the page holding this address is resident (only those are read). */
-  present(addr: number): boolean;
-  /** The 8 bytes at addr, or undefined when they cannot be read. */
-  u64(addr: number): number | undefined;
-  /** Bytes of [from, to) on resident pages. */
-  resident(from: number, to: number): number;
-}
-
-/**
- * The mmapped chunks of one mapping, added into `into`: the chain of headers from its start, and
- * with `search`, every resident page start after what is not a header, until the end or `budget`
- * bytes of searching. A header must be prev_size 0 and size = a whole number of pages (at least
- * one, so that the walk always moves on), IS_MMAPPED, within the mapping: memory holding 0 and 2
- * at a page's start is not a chunk of no size. Returns the bytes searched.
- */
-export function scanMapping(v: MappingView, search: boolean, budget: number, into: MmappedChunks): number {
-  let searched = 0;
-  for (let p = v.start; p < v.end; ) {
-    const size = v.present(p) ? v.u64(p + 8) : undefined;
-    if (size !== undefined && size % v.page === 2 && size - 2 >= v.page && size - 2 <= v.end - p && v.u64(p) === 0) {
-      const len = size - 2;
-      into.chunks++;
-      into.bytes += len;
-      into.absentBytes += len - v.resident(p, p + len);
-      p += len;
-      continue;
-    }
-    if (!search) break;
-    searched += v.page;
-    if (searched > budget) break;
-    p += v.page;
-  }
-  return searched;
 }
 
 /**

@@ -10,11 +10,12 @@
  * have cost 5 ms in that reading (the rest are named in a warning): heapstate's cost stays
  * bounded whatever a reporter does.
  */
-import { BroadcastChannel, isMainThread, threadId } from "node:worker_threads";
+import { isMainThread } from "node:worker_threads";
 import { nowMicros } from "../base/backoff";
-import { describeType, errorText, isHeapstateError } from "../base/errors";
+import { describeType, errorText } from "../base/errors";
 import * as is from "../base/validate";
 import { type Claim, REPORTER_KINDS, type ReporterKind, type Warning, type WarningSource } from "../model/types";
+import { answerMainThread, byteFigure } from "./reporters-channel";
 
 /** What a reporter says it holds now. */
 export interface MemoryReport {
@@ -163,12 +164,6 @@ export function registerMemoryReporter(
   return defaultReporters.register(name, report, options);
 }
 
-function byteFigure(v: unknown): number | undefined {
-  return typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER
-    ? Math.round(v)
-    : undefined;
-}
-
 /** What one reporter's call came to: its claim, nothing to say, or why it is left out. */
 type Outcome = { claim: Claim } | { none: true } | { failed: string } | { invalid: string };
 
@@ -215,124 +210,6 @@ function callOne(r: Entry): Outcome {
   }
 }
 
-/**
- * Reporters registered in worker threads reach the main thread's readings over a BroadcastChannel
- * (one process: nothing leaves it). A worker with reporters says hello (again every 5 s until it
- * is first asked, in case the main thread was not listening yet); each main-thread reading then
- * asks, and uses the answers to the previous reading's ask, with their time (`asOf`): like
- * reportWorkerHeap, a reading shows the figures of the previous reading's request. A worker that
- * did not answer it (exited, or busy) is left out of that reading. In the main thread's reading a
- * worker's claims are named `<name> (worker <threadId>)`; its ArrayBuffers are that worker's
- * isolate's, which the main isolate's memoryUsage().arrayBuffers does not count, so they are shown
- * as malloc memory there.
- */
-const CHANNEL = "heapstate:reporters";
-/** A worker's answer older than this is dropped from the main thread's readings. */
-const WORKER_CLAIMS_MAX_AGE_MS = 60_000;
-const HELLO_EVERY_MS = 5000;
-
-let workerChannel: BroadcastChannel | undefined;
-
-/** In a worker: answer the main thread's asks with this worker's claims, and say hello until asked. */
-function answerMainThread(registry: ReporterRegistry): void {
-  if (workerChannel) return;
-  const ch = new BroadcastChannel(CHANNEL);
-  ch.unref();
-  workerChannel = ch;
-  let hello: NodeJS.Timeout | undefined = setInterval(() => ch.postMessage({ hello: threadId }), HELLO_EVERY_MS);
-  hello.unref();
-  ch.postMessage({ hello: threadId });
-  ch.onmessage = (event) => {
-    const data = (event as { data?: unknown }).data as { ask?: unknown } | undefined;
-    if (data?.ask !== true) return;
-    if (hello) {
-      clearInterval(hello);
-      hello = undefined;
-    }
-    const claims = registry.call([]);
-    ch.postMessage({ threadId, time: new Date().toISOString(), claims });
-  };
-}
-
-interface WorkerAnswer {
-  time: string;
-  at: number;
-  claims: Claim[];
-}
-
-let mainChannel: BroadcastChannel | undefined;
-const fromWorkers = new Map<number, WorkerAnswer>();
-let workersSeen = false;
-
-/** A worker's answer, read field by field: it is another thread's message, checked as input. */
-function readAnswer(data: unknown): { threadId: number; answer: WorkerAnswer } | undefined {
-  if (data === null || typeof data !== "object") return undefined;
-  const d = data as { threadId?: unknown; time?: unknown; claims?: unknown; hello?: unknown };
-  if (typeof d.hello === "number") {
-    workersSeen = true;
-    return undefined;
-  }
-  if (
-    typeof d.threadId !== "number" ||
-    !Number.isSafeInteger(d.threadId) ||
-    typeof d.time !== "string" ||
-    !Number.isFinite(Date.parse(d.time)) ||
-    !Array.isArray(d.claims)
-  )
-    return undefined;
-  const claims: Claim[] = [];
-  for (const c of d.claims.slice(0, 64) as Array<Partial<Claim>>) {
-    const allocated = byteFigure(c?.allocatedBytes);
-    const resident = c?.residentBytes === undefined ? undefined : byteFigure(c.residentBytes);
-    if (typeof c?.name !== "string" || allocated === undefined || !REPORTER_KINDS.includes(c.kind as ReporterKind))
-      continue;
-    if (c.kind === "mapped" && resident === undefined) continue;
-    claims.push({
-      name: `${c.name.slice(0, 64)} (worker ${d.threadId})`,
-      // That worker's ArrayBuffers are not in this isolate's arrayBuffers: malloc memory here.
-      kind: c.kind === "array-buffers" ? "malloc" : (c.kind as ReporterKind),
-      allocatedBytes: allocated,
-      ...(resident !== undefined ? { residentBytes: resident } : {}),
-      asOf: d.time,
-    });
-  }
-  workersSeen = true;
-  return { threadId: d.threadId, answer: { time: d.time, at: Date.now(), claims } };
-}
-
-/** In the main thread: the workers' claims answered since the last ask, and a new ask. */
-export function workerClaims(): Claim[] {
-  if (!isMainThread) return [];
-  if (!mainChannel) {
-    const ch = new BroadcastChannel(CHANNEL);
-    ch.unref();
-    ch.onmessage = (event) => {
-      const got = readAnswer((event as { data?: unknown }).data);
-      if (got) fromWorkers.set(got.threadId, got.answer);
-    };
-    mainChannel = ch;
-    // The first reading asks whoever is there: a worker's hello sent before this channel existed
-    // was not heard.
-    lastAsk = Date.now();
-    ch.postMessage({ ask: true });
-    return [];
-  }
-  if (!workersSeen) return [];
-  // The answers to the previous ask (a worker that exited, or is too busy to answer between two
-  // readings, is left out), and never older than a minute.
-  const now = Date.now();
-  const out: Claim[] = [];
-  for (const [id, a] of fromWorkers) {
-    if (a.at < lastAsk || now - a.at > WORKER_CLAIMS_MAX_AGE_MS) fromWorkers.delete(id);
-    else out.push(...a.claims);
-  }
-  lastAsk = now;
-  mainChannel.postMessage({ ask: true });
-  return out;
-}
-
-let lastAsk = 0;
-
 /** A returned value in a message: its JSON (cut), or its type when it has none or cannot be read. */
 function describe(v: unknown): string {
   try {
@@ -343,94 +220,4 @@ function describe(v: unknown): string {
   }
 }
 
-/** The part of a worker_threads Worker this needs (Node ≥ 22.16 and 24 have getHeapStatistics()). */
-interface WorkerLike {
-  threadId: number;
-  getHeapStatistics?: () => Promise<{ total_physical_size: number; total_heap_size: number }>;
-  once(event: "exit", listener: () => void): unknown;
-}
-
-/**
- * Reports a worker thread's V8 heap, which the main thread's figures do not include: its resident
- * pages (total_physical_size) become a part of RSS of their own (`reported`, kind "mapped": V8 maps
- * its heap itself). worker.getHeapStatistics() answers asynchronously, so each reading shows the
- * figure of the previous one's request and says how old it is; the first reading after this call
- * has none yet. Unregisters itself when the worker exits, and as soon as the worker API fails
- * (a stopping worker); a worker that has already exited is refused (INVALID_OPTION: its exit would
- * never unregister it). Needs a Node whose workers have getHeapStatistics() (22.16 and later, 24):
- * on others it throws INVALID_OPTION saying so.
- * @example
- * const worker = new Worker("./work.js");
- * reportWorkerHeap(worker); // "worker 1" in the breakdown
- */
-export function reportWorkerHeap(worker: unknown, options?: { name?: string }): () => void {
-  const at = "reportWorkerHeap(worker, options)";
-  let w: WorkerLike;
-  let threadId: number;
-  try {
-    w = worker as WorkerLike;
-    if (w === null || typeof w !== "object" || typeof w.threadId !== "number" || typeof w.once !== "function") {
-      throw is.invalidOption(at, `worker must be a worker_threads Worker, ${is.received(worker)}`);
-    }
-    if (typeof w.getHeapStatistics !== "function") {
-      throw is.invalidOption(
-        at,
-        `this Node (${process.version}) has no worker.getHeapStatistics() (Node 22.16 and 24 have it): a worker's heap cannot be read from outside it here; call registerMemoryReporter inside the worker instead`,
-      );
-    }
-    threadId = w.threadId;
-  } catch (error) {
-    if (isHeapstateError(error)) throw error;
-    throw is.invalidOption(at, `worker could not be read (${errorText(error, 200)})`);
-  }
-  // Node sets threadId to -1 once the worker has exited: its "exit" event will not come again.
-  if (threadId < 0) throw is.invalidOption(at, "the worker has already exited: there is no heap to report");
-  const o = is.optionsObject(at, options, ["name"]);
-  const name = is.text(at, "name", o.name, `worker ${threadId}`);
-  let last: MemoryReport | undefined;
-  let pending = false;
-  let stopped = false;
-  let unregister: () => void = () => {};
-  const stop = () => {
-    stopped = true;
-    last = undefined;
-    unregister();
-  };
-  const refresh = () => {
-    if (pending || stopped) return;
-    const time = new Date().toISOString();
-    let asked: Promise<{ total_physical_size: number; total_heap_size: number }>;
-    try {
-      asked = (w.getHeapStatistics as NonNullable<WorkerLike["getHeapStatistics"]>)();
-      pending = true;
-      asked
-        .then((h) => {
-          if (!stopped) last = { allocatedBytes: h.total_heap_size, residentBytes: h.total_physical_size, asOf: time };
-        })
-        // The worker is gone or stopping (ERR_WORKER_NOT_RUNNING), or the API failed: nothing to claim, ever.
-        .catch(stop)
-        .finally(() => {
-          pending = false;
-        });
-    } catch {
-      stop(); // the worker API threw at once: the same
-    }
-  };
-  unregister = registerMemoryReporter(
-    name,
-    () => {
-      const report = last;
-      refresh();
-      return report;
-    },
-    { kind: "mapped" },
-  );
-  try {
-    w.once("exit", stop);
-  } catch (error) {
-    stop();
-    throw is.invalidOption(at, `the worker's "exit" event could not be listened to (${errorText(error, 200)})`);
-  }
-  refresh();
-  return stop;
-}
+export { workerClaims } from "./reporters-channel";
