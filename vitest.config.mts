@@ -9,7 +9,6 @@ process.env.HEAPSTATE_TEST_TIME_SCALE ??= scale.toFixed(2);
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     testTimeout: Math.round(60_000 * scale),
     hookTimeout: Math.round(60_000 * scale),
     pool: "forks",
@@ -17,5 +16,11 @@ export default defineConfig({
     globalSetup: ["test/global-tmp.ts"],
     // A test that asserts nothing fails: it would pass whatever the code does.
     expect: { requireAssertions: true },
+    projects: [
+      // The unit tests share one process per worker (no fresh module state per file): what lasts
+      // between readings lives in a HeapProcess each test can make, not in module variables.
+      { extends: true, test: { name: "unit", include: ["test/unit/**/*.test.ts"], isolate: false } },
+      { extends: true, test: { name: "processes", include: ["test/{native,e2e,truth}/**/*.test.ts"] } },
+    ],
   },
 });
