@@ -143,6 +143,27 @@ function allocatorProblem(c: Checker, a: Obj, at: string): string | undefined {
 
 /** Checks the known parts of a parsed snapshot (written as heapstate/`version`) in place. */
 export function checkShape(obj: Obj, c: Checker, version: number): void {
+  checkWarnings(obj, c);
+  checkKernel(obj, c);
+  checkAutoTrim(obj, c);
+  checkAllocators(obj, c);
+  checkRegions(obj, c);
+  const b = c.object(obj, "breakdown", "snapshot");
+  if (b) {
+    // Before heapstate/3 the breakdown carried the RSS it partitions; since, it is process.rssBytes.
+    const rss = version < 3 ? b.rssBytes : (obj.process as Obj | undefined)?.rssBytes;
+    const why = breakdownProblem(c, b, rss);
+    if (why) {
+      delete obj.breakdown;
+      c.drop("snapshot.breakdown", why);
+    }
+  }
+  checkFindings(obj, c);
+  checkBookkeeping(obj, c);
+}
+
+/** Warnings: a known code, and a known source (or one reporter's). */
+function checkWarnings(obj: Obj, c: Checker): void {
   c.list(obj, "warnings", "snapshot", (w) => {
     if (!str(w.code) || !str(w.message) || !str(w.source)) return "is not a warning (source, code, message)";
     if (!(WARNING_CODES as readonly unknown[]).includes(w.code))
@@ -152,6 +173,10 @@ export function checkShape(obj: Obj, c: Checker, version: number): void {
       return `has a source heapstate does not know (${short(source)})`;
     return undefined;
   });
+}
+
+/** The kernel's and V8's figures: process, v8, cpu, peak, cgroup. */
+function checkKernel(obj: Obj, c: Checker): void {
   for (const key of ["process", "v8"]) {
     const part = c.object(obj, key, "snapshot");
     if (part) c.bytesOf(part, `snapshot.${key}`);
@@ -170,6 +195,27 @@ export function checkShape(obj: Obj, c: Checker, version: number): void {
     delete obj.peak;
     c.drop("snapshot.peak", "is not a peak (rssBytes, since, source)");
   }
+  const v8 = obj.v8 as Obj | undefined;
+  if (v8) {
+    c.list(v8, "spaces", "snapshot.v8", (sp, at) => {
+      if (!str(sp.name)) return "has no name";
+      c.bytesOf(sp, at);
+      return undefined;
+    });
+  }
+  const cg = c.object(obj, "cgroup", "snapshot");
+  if (cg) {
+    c.bytesOf(cg, "snapshot.cgroup");
+    c.countsOf(cg, "snapshot.cgroup", ["oomEvents", "oomKillEvents"]);
+    if ((cg.version !== 1 && cg.version !== 2) || !str(cg.path) || cg.usageBytes === undefined) {
+      delete obj.cgroup;
+      c.drop("snapshot.cgroup", "has no version, path or usage");
+    }
+  }
+}
+
+/** A running auto-trim's record. */
+function checkAutoTrim(obj: Obj, c: Checker): void {
   const auto = c.object(obj, "autoTrim", "snapshot");
   if (auto) {
     c.bytesOf(auto, "snapshot.autoTrim");
@@ -192,23 +238,10 @@ export function checkShape(obj: Obj, c: Checker, version: number): void {
       c.stringsOf(last, `snapshot.autoTrim.${key}`, ["time", "reason"]);
     }
   }
-  const v8 = obj.v8 as Obj | undefined;
-  if (v8) {
-    c.list(v8, "spaces", "snapshot.v8", (sp, at) => {
-      if (!str(sp.name)) return "has no name";
-      c.bytesOf(sp, at);
-      return undefined;
-    });
-  }
-  const cg = c.object(obj, "cgroup", "snapshot");
-  if (cg) {
-    c.bytesOf(cg, "snapshot.cgroup");
-    c.countsOf(cg, "snapshot.cgroup", ["oomEvents", "oomKillEvents"]);
-    if ((cg.version !== 1 && cg.version !== 2) || !str(cg.path) || cg.usageBytes === undefined) {
-      delete obj.cgroup;
-      c.drop("snapshot.cgroup", "has no version, path or usage");
-    }
-  }
+}
+
+/** The allocators (a heapstate/1 file's `heap` among them). */
+function checkAllocators(obj: Obj, c: Checker): void {
   const heap = c.object(obj, "heap", "snapshot");
   if (heap) {
     const why = allocatorProblem(c, heap, "snapshot.heap");
@@ -220,6 +253,10 @@ export function checkShape(obj: Obj, c: Checker, version: number): void {
   if (obj.allocators === undefined) obj.allocators = obj.heap ? [obj.heap] : [];
   c.list(obj, "allocators", "snapshot", (a, at) => allocatorProblem(c, a, at));
   obj.allocators ??= [];
+}
+
+/** smaps regions: a known category, a mapping count, byte figures. */
+function checkRegions(obj: Obj, c: Checker): void {
   c.list(obj, "regions", "snapshot", (r, at) => {
     if (!str(r.category)) return "has no category";
     const category = r.category as string;
@@ -230,16 +267,10 @@ export function checkShape(obj: Obj, c: Checker, version: number): void {
     if (r.mappings !== undefined && !Array.isArray(r.mappings)) delete r.mappings;
     return undefined;
   });
-  const b = c.object(obj, "breakdown", "snapshot");
-  if (b) {
-    // Before heapstate/3 the breakdown carried the RSS it partitions; since, it is process.rssBytes.
-    const rss = version < 3 ? b.rssBytes : (obj.process as Obj | undefined)?.rssBytes;
-    const why = breakdownProblem(c, b, rss);
-    if (why) {
-      delete obj.breakdown;
-      c.drop("snapshot.breakdown", why);
-    }
-  }
+}
+
+/** Findings: a known id, a severity, a message, and evidence of figures and words only. */
+function checkFindings(obj: Obj, c: Checker): void {
   c.list(obj, "findings", "snapshot", (f) => {
     if (!str(f.id) || !str(f.message) || (f.severity !== "info" && f.severity !== "warn"))
       return "is not a finding (id, severity, message)";
@@ -251,6 +282,10 @@ export function checkShape(obj: Obj, c: Checker, version: number): void {
     }
     return undefined;
   });
+}
+
+/** Who was read, and what the reading cost. */
+function checkBookkeeping(obj: Obj, c: Checker): void {
   const identity = c.object(obj, "identity", "snapshot");
   if (identity) {
     for (const [k, v] of Object.entries(identity)) if (typeof v !== "string") delete identity[k];

@@ -15,6 +15,7 @@ import { buildBreakdown, withHeldBackGlibcFree, withUnmeasurableGlibcFree } from
 import { nativeUnclassifiedBytes } from "../model/figures";
 import {
   type AutoTrimState,
+  type Breakdown,
   type Claim,
   SCHEMA,
   type Snapshot,
@@ -81,14 +82,24 @@ export function read(state: ReadState, o: ReadPlan, policy: ReadPolicy): Snapsho
   }
 }
 
+/** One reading under way: the plan, the snapshot being filled, and the guard every source runs in. */
+interface Reading {
+  state: ReadState;
+  o: ReadPlan;
+  policy: ReadPolicy;
+  snap: Snapshot;
+  warnings: Warning[];
+  costs: Record<string, number>;
+  guard: (source: WarningSource, fn: () => void) => void;
+}
+
 function readOnce(state: ReadState, o: ReadPlan, policy: ReadPolicy): Snapshot {
   const start = nowMicros();
-  const time = new Date().toISOString();
   const warnings: Warning[] = [];
   const costs: Record<string, number> = {};
   const snap: Snapshot = withViews({
     schema: SCHEMA,
-    time,
+    time: new Date().toISOString(),
     pid: o.pid,
     tier: o.tier,
     identity: o.self ? { hostname: hostname(), node: process.versions.node } : { hostname: hostname() },
@@ -111,25 +122,48 @@ function readOnce(state: ReadState, o: ReadPlan, policy: ReadPolicy): Snapshot {
       costs[source] = (costs[source] ?? 0) + (nowMicros() - t);
     }
   };
-
-  let claims: Claim[] = [];
+  const r: Reading = { state, o, policy, snap, warnings, costs, guard };
+  const claims = readInside(r);
+  readKernel(r);
+  guard("breakdown", () => {
+    const breakdown = reconcile(r, claims);
+    if (breakdown) snap.breakdown = breakdown;
+    judge(r, breakdown);
+  });
   if (o.self) {
-    guard("allocators", () => state.allocators.read(snap, o.tier, policy, warnings));
-    guard("v8", () => {
-      snap.v8 = readV8(o.tier, warnings);
-    });
-    guard("reporters", () => {
-      claims = state.reporters.call(warnings);
-      const workers = state.asksWorkers ? workerClaims() : [];
-      if (workers.length > 0) claims = [...claims, ...workers];
-    });
-  } else {
+    const auto = state.autoTrimState();
+    if (auto) snap.autoTrim = auto;
+  }
+  snap.sourceCostMicros = costs;
+  snap.costMicros = nowMicros() - start;
+  return snap;
+}
+
+/** What only the process itself can read: its allocators, V8, its reporters' claims. */
+function readInside({ state, o, policy, snap, warnings, guard }: Reading): Claim[] {
+  let claims: Claim[] = [];
+  if (!o.self) {
     warnings.push({
       source: "heap",
       code: "ALLOCATOR_NOT_READABLE_FROM_OUTSIDE",
       message: `process ${o.pid}'s allocator counters (in use, free, fragmentation, arenas) and its V8 heap live inside it and cannot be read from outside: the breakdown attributes what the kernel shows (with --deep: malloc arenas, stacks, code, files, shared memory). Loading heapstate in that process (collect(), its /debug/memory, or its agent: NODE_OPTIONS="--require heapstate/agent", which show-host then asks) gives the rest.`,
     });
+    return claims;
   }
+  guard("allocators", () => state.allocators.read(snap, o.tier, policy, warnings));
+  guard("v8", () => {
+    snap.v8 = readV8(o.tier, warnings);
+  });
+  guard("reporters", () => {
+    claims = state.reporters.call(warnings);
+    const workers = state.asksWorkers ? workerClaims() : [];
+    if (workers.length > 0) claims = [...claims, ...workers];
+  });
+  return claims;
+}
+
+/** What the kernel shows of the process: status, the cgroup, and by tier the CPUs, smaps_rollup, smaps. */
+function readKernel({ o, snap, warnings, guard }: Reading): void {
   guard("status", () => {
     snap.process = readStatus(o);
     if (snap.process.rssBytes !== undefined) snap.process.rssSource = "status";
@@ -157,77 +191,76 @@ function readOnce(state: ReadState, o: ReadPlan, policy: ReadPolicy): Snapshot {
       if (regions) snap.regions = regions;
     });
   }
+}
 
-  guard("breakdown", () => {
-    const input = {
-      self: o.self,
-      allocators: snap.allocators,
-      v8: snap.v8,
-      process: snap.process,
-      regions: snap.regions,
-      claims,
-      warnings,
-    };
-    let breakdown = buildBreakdown(input, time);
-    // glibc's free memory is measured from its arenas' resident pages when the deep tier read them,
-    // and, in the other tiers, when the upper bound says a warning may be due (the kernel is asked
-    // before anything is claimed); the fast tier never reads smaps.
-    const bound = breakdown?.bounds?.find((b) => b.name === "native-free");
-    const confirm =
-      o.self &&
-      (o.tier === "deep" ||
-        (o.tier === "standard" &&
-          bound !== undefined &&
-          (policy.confirmGlibc === "always" ||
-            (policy.confirmGlibc !== "never" && glibcFreeWorthConfirming(bound.atMostBytes, snap.process?.rssBytes)))));
-    if (confirm) {
-      const t = nowMicros();
-      const confirmed = state.allocators.confirmGlibcFree(snap, o, policy, warnings);
-      if (o.tier !== "deep") costs.glibcConfirm = nowMicros() - t;
-      // Built again on the confirmed figures; its warnings were said the first time.
-      if (confirmed === "measured")
-        breakdown = buildBreakdown(extend(input, { allocators: snap.allocators, warnings: [] }), time);
-      else if (confirmed === "unmeasurable" && breakdown) breakdown = withUnmeasurableGlibcFree(breakdown);
-      else if (confirmed === "held-back" && breakdown) breakdown = withHeldBackGlibcFree(breakdown);
-    }
-    if (breakdown) snap.breakdown = breakdown;
-    // What the glibc verdicts name: the threads (where the arenas were looked into) and the limit.
-    const heap = snap.heap;
-    if (heap?.allocator === "glibc" && o.self) {
-      const limit = glibcArenaLimit(process.env, snap.cpu?.onlineCpus);
-      if (limit) heap.arenaLimit = limit;
-    }
-    if ((o.tier === "deep" || heap?.arenaGroups !== undefined) && snap.process) {
-      const names = readThreadNames(o);
-      if (names) snap.process.threadNames = names;
-    }
-    // The native heap no one claims, followed across this process's readings (a leak's trend).
-    const unclassified = nativeUnclassifiedBytes({ breakdown });
-    if (o.self && unclassified !== undefined) state.trend.record(time, unclassified, snap.process?.rssBytes);
-    // jemalloc's dirty pages, followed across readings: what its decay leaves is what may be named.
-    let jemallocDirty: PersistentDirty | undefined;
-    const decayMs = heap?.config?.dirtyDecayMs;
-    if (o.self && heap?.allocator === "jemalloc" && heap.pages?.dirtyBytes !== undefined) {
-      state.dirty.record(time, heap.pages.dirtyBytes);
-      // What the decay left is at most what is dirty now: looked for only when that could matter.
-      if (typeof decayMs === "number" && glibcFreeWorthConfirming(heap.pages.dirtyBytes, snap.process?.rssBytes))
-        jemallocDirty = state.dirty.persistent(time, decayMs);
-    }
-    snap.findings = findings(snap, breakdown, {
-      env: o.self ? process.env : undefined,
-      // Also when this reading has no split (its glibc figures reused within the walk's back-off):
-      // the line is through earlier measured readings, and the finding says up to when.
-      trend: o.self ? state.trend.trend() : undefined,
-      trendCurrent: unclassified !== undefined,
-      baseline: o.self ? state.baselines.current() : undefined,
-      jemallocDirty,
-    });
-  });
-  if (o.self) {
-    const auto = state.autoTrimState();
-    if (auto) snap.autoTrim = auto;
+/**
+ * The breakdown, with glibc's free memory measured from its arenas' resident pages when the deep
+ * tier read them and, in the other tiers, when the upper bound says a warning may be due (the
+ * kernel is asked before anything is claimed); the fast tier never reads smaps.
+ */
+function reconcile({ state, o, policy, snap, warnings, costs }: Reading, claims: Claim[]): Breakdown | undefined {
+  const input = {
+    self: o.self,
+    allocators: snap.allocators,
+    v8: snap.v8,
+    process: snap.process,
+    regions: snap.regions,
+    claims,
+    warnings,
+  };
+  const breakdown = buildBreakdown(input, snap.time);
+  const bound = breakdown?.bounds?.find((b) => b.name === "native-free");
+  const confirm =
+    o.self &&
+    (o.tier === "deep" ||
+      (o.tier === "standard" &&
+        bound !== undefined &&
+        (policy.confirmGlibc === "always" ||
+          (policy.confirmGlibc !== "never" && glibcFreeWorthConfirming(bound.atMostBytes, snap.process?.rssBytes)))));
+  if (!confirm) return breakdown;
+  const t = nowMicros();
+  const confirmed = state.allocators.confirmGlibcFree(snap, o, policy, warnings);
+  if (o.tier !== "deep") costs.glibcConfirm = nowMicros() - t;
+  // Built again on the confirmed figures; its warnings were said the first time.
+  if (confirmed === "measured")
+    return buildBreakdown(extend(input, { allocators: snap.allocators, warnings: [] }), snap.time);
+  if (confirmed === "unmeasurable" && breakdown) return withUnmeasurableGlibcFree(breakdown);
+  if (confirmed === "held-back" && breakdown) return withHeldBackGlibcFree(breakdown);
+  return breakdown;
+}
+
+/** What the verdicts need beside the reading (the arena limit, the threads, the trends), and the verdicts. */
+function judge({ state, o, snap }: Reading, breakdown: Breakdown | undefined): void {
+  const time = snap.time;
+  // What the glibc verdicts name: the threads (where the arenas were looked into) and the limit.
+  const heap = snap.heap;
+  if (heap?.allocator === "glibc" && o.self) {
+    const limit = glibcArenaLimit(process.env, snap.cpu?.onlineCpus);
+    if (limit) heap.arenaLimit = limit;
   }
-  snap.sourceCostMicros = costs;
-  snap.costMicros = nowMicros() - start;
-  return snap;
+  if ((o.tier === "deep" || heap?.arenaGroups !== undefined) && snap.process) {
+    const names = readThreadNames(o);
+    if (names) snap.process.threadNames = names;
+  }
+  // The native heap no one claims, followed across this process's readings (a leak's trend).
+  const unclassified = nativeUnclassifiedBytes({ breakdown });
+  if (o.self && unclassified !== undefined) state.trend.record(time, unclassified, snap.process?.rssBytes);
+  // jemalloc's dirty pages, followed across readings: what its decay leaves is what may be named.
+  let jemallocDirty: PersistentDirty | undefined;
+  const decayMs = heap?.config?.dirtyDecayMs;
+  if (o.self && heap?.allocator === "jemalloc" && heap.pages?.dirtyBytes !== undefined) {
+    state.dirty.record(time, heap.pages.dirtyBytes);
+    // What the decay left is at most what is dirty now: looked for only when that could matter.
+    if (typeof decayMs === "number" && glibcFreeWorthConfirming(heap.pages.dirtyBytes, snap.process?.rssBytes))
+      jemallocDirty = state.dirty.persistent(time, decayMs);
+  }
+  snap.findings = findings(snap, breakdown, {
+    env: o.self ? process.env : undefined,
+    // Also when this reading has no split (its glibc figures reused within the walk's back-off):
+    // the line is through earlier measured readings, and the finding says up to when.
+    trend: o.self ? state.trend.trend() : undefined,
+    trendCurrent: unclassified !== undefined,
+    baseline: o.self ? state.baselines.current() : undefined,
+    jemallocDirty,
+  });
 }
