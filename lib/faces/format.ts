@@ -78,6 +78,18 @@ export function formatHuman(snapshot: Snapshot, options?: FormatOptions): string
   // A reading may come from elsewhere (an agent, a saved file): its strings are shown escaped.
   const s = visibleSnapshot(snapshot);
   const lines = [`heapstate  pid ${s.pid}  ${s.time}  tier ${s.tier}  (${s.costMicros} µs)`];
+  append(lines, rows(topRows(s), ""));
+  const heap = servingAllocator(s);
+  allocatorSection(lines, s, heap);
+  breakdownSection(lines, s, heap);
+  regionSection(lines, s);
+  for (const f of s.findings ?? []) lines.push(`${f.severity === "warn" ? "WARN" : "info"} [${f.id}] ${f.message}`);
+  for (const w of s.warnings) lines.push(`warning [${w.code}] ${w.source}: ${w.message}`);
+  return wrap(lines.join("\n"), width);
+}
+
+/** The kernel's, the cgroup's and V8's figures, as label and value rows. */
+function topRows(s: Snapshot): Array<[string, string]> {
   const p = s.process;
   const top: Array<[string, string]> = [];
   if (p) {
@@ -104,9 +116,11 @@ export function formatHuman(snapshot: Snapshot, options?: FormatOptions): string
     if (v8.arrayBuffersBytes !== undefined) ext.push(`array buffers ${formatBytes(v8.arrayBuffersBytes)}`);
     top.push(["", ext.join("  ")]);
   }
-  append(lines, rows(top, ""));
+  return top;
+}
 
-  const heap = servingAllocator(s);
+/** The allocator serving malloc, and any other that holds memory. */
+function allocatorSection(lines: string[], s: Snapshot, heap: AllocatorState | undefined): void {
   if (heap) {
     lines.push("heap (the allocator that serves malloc):");
     append(lines, allocatorLines(heap, "  ", s.time));
@@ -118,7 +132,10 @@ export function formatHuman(snapshot: Snapshot, options?: FormatOptions): string
     lines.push("other allocators in the process:");
     for (const a of others) append(lines, allocatorLines(a, "  ", s.time));
   }
+}
 
+/** Where the RSS is: the parts, their children, the remainder, its bounds, and the chain. */
+function breakdownSection(lines: string[], s: Snapshot, heap: AllocatorState | undefined): void {
   const b = s.breakdown;
   const rss = s.process?.rssBytes;
   if (b && rss !== undefined) {
@@ -167,7 +184,10 @@ export function formatHuman(snapshot: Snapshot, options?: FormatOptions): string
       lines.push(`  chain: ${steps.join(" → ")}${ratios.length ? `  (${ratios.join(", ")})` : ""}`);
     }
   }
+}
 
+/** The smaps regions by category (deep tier), the largest first. */
+function regionSection(lines: string[], s: Snapshot): void {
   if (s.regions) {
     lines.push("regions (smaps):");
     const shown = s.regions.slice(0, 8);
@@ -183,10 +203,6 @@ export function formatHuman(snapshot: Snapshot, options?: FormatOptions): string
     );
     if (s.regions.length > shown.length) lines.push(`  … ${s.regions.length - shown.length} more categories`);
   }
-
-  for (const f of s.findings ?? []) lines.push(`${f.severity === "warn" ? "WARN" : "info"} [${f.id}] ${f.message}`);
-  for (const w of s.warnings) lines.push(`warning [${w.code}] ${w.source}: ${w.message}`);
-  return wrap(lines.join("\n"), width);
 }
 
 function signed(n: number): string {

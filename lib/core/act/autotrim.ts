@@ -29,8 +29,8 @@ import { type MallocInfo, trimmableBytes, trimmableChunks } from "../allocators/
 import { HeapstateError } from "../base/errors";
 import * as is from "../base/validate";
 import { trimPromise } from "../model/figures";
-import type { AutoTrimState } from "../model/types";
-import { readPlan } from "../read/options";
+import type { AutoTrimState, Snapshot } from "../model/types";
+import { type ReadPlan, readPlan } from "../read/options";
 import { defaultProcess } from "../read/process";
 import { promiseReading, release } from "./trim";
 
@@ -92,6 +92,73 @@ export function nextIntervalMs(
   return Math.min(currentMs * 2, baseMs * MAX_BACKOFF, is.MAX_TIMER_MS);
 }
 
+/** One auto-trim's checks: what a trim would release now, whether its pause is allowed, and the trim. */
+class AutoTrimChecks {
+  /** What the last trim measured against what was predicted for it: later predictions are scaled by it. */
+  private scale = 1;
+
+  constructor(
+    private readonly plan: ReadPlan,
+    private readonly state: AutoTrimState,
+  ) {}
+
+  check(): void {
+    const state = this.state;
+    state.checks++;
+    const time = new Date().toISOString();
+    const before = promiseReading(this.plan);
+    const releasable = trimPromise(before);
+    if (releasable === undefined) {
+      // Nothing to hold a trim to: mimalloc promises nothing, and glibc's free memory may not be
+      // measurable here (GLIBC_ARENA_OUTSIDE_HEAP, or the walk held back): no trim on a guess.
+      state.skippedUnmeasured++;
+      state.lastSkip = { time, reason: "unmeasured" };
+      return;
+    }
+    if (releasable < state.minReleasableBytes) {
+      state.skippedBelowFloor++;
+      state.lastSkip = { time, reason: "below-floor", releasableBytes: releasable };
+      return;
+    }
+    const heap = before.heap;
+    const info = heap?.allocator === "glibc" ? (heap.raw?.malloc_info as MallocInfo | undefined) : undefined;
+    const page = typeof heap?.raw?.page_size === "number" ? heap.raw.page_size : 4096;
+    const modelMs = predictedReleaseMs(info, releasable, page);
+    const predictedPauseMs = Math.round(modelMs * this.scale * 100) / 100;
+    if (predictedPauseMs > state.maxPauseMs) {
+      state.skippedPause++;
+      state.lastSkip = { time, reason: "pause", releasableBytes: releasable, predictedPauseMs };
+      return;
+    }
+    this.trim(time, before, releasable, modelMs, predictedPauseMs);
+  }
+
+  private trim(time: string, before: Snapshot, releasable: number, modelMs: number, predictedPauseMs: number): void {
+    const state = this.state;
+    const done = release(this.plan, before);
+    const pauseMs = done.pauseMs ?? 0;
+    const cpuMs = done.pauseCpuMs;
+    const released =
+      done.rssBefore !== undefined && done.rssAfter !== undefined ? done.rssBefore - done.rssAfter : undefined;
+    state.trims++;
+    if (released !== undefined && released > 0) state.releasedBytes += released;
+    state.maxObservedPauseMs = Math.max(state.maxObservedPauseMs ?? 0, pauseMs);
+    state.lastTrim = {
+      time,
+      promisedBytes: releasable,
+      ...(released !== undefined ? { releasedBytes: released } : {}),
+      pauseMs,
+      ...(cpuMs !== undefined ? { pauseCpuMs: cpuMs } : {}),
+      predictedPauseMs,
+    };
+    // The model scaled to this machine by what this trim cost (its CPU time: time descheduled is not
+    // the trim's), when both are large enough to say anything.
+    const measured = cpuMs ?? pauseMs;
+    if (modelMs >= 1 && measured >= 1) this.scale = Math.min(SCALE_MAX, Math.max(SCALE_MIN, measured / modelMs));
+    state.intervalMs = nextIntervalMs(state.intervalMs, state.baseIntervalMs, released, state.minReleasableBytes);
+  }
+}
+
 /**
  * Starts trimming on a timer (unref'd: it never keeps the process alive). One at a time: stop the
  * running one before starting another.
@@ -121,66 +188,15 @@ export function startAutoTrim(options?: AutoTrimOptions): AutoTrimmer {
     skippedUnmeasured: 0,
     releasedBytes: 0,
   };
-  // What the last trim measured against what was predicted for it: later predictions are scaled by it.
-  let scale = 1;
+  const checks = new AutoTrimChecks(plan, state);
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
-
-  const check = () => {
-    state.checks++;
-    const time = new Date().toISOString();
-    const before = promiseReading(plan);
-    const releasable = trimPromise(before);
-    if (releasable === undefined) {
-      // Nothing to hold a trim to: mimalloc promises nothing, and glibc's free memory may not be
-      // measurable here (GLIBC_ARENA_OUTSIDE_HEAP, or the walk held back): no trim on a guess.
-      state.skippedUnmeasured++;
-      state.lastSkip = { time, reason: "unmeasured" };
-      return;
-    }
-    if (releasable < minReleasableBytes) {
-      state.skippedBelowFloor++;
-      state.lastSkip = { time, reason: "below-floor", releasableBytes: releasable };
-      return;
-    }
-    const heap = before.heap;
-    const info = heap?.allocator === "glibc" ? (heap.raw?.malloc_info as MallocInfo | undefined) : undefined;
-    const page = typeof heap?.raw?.page_size === "number" ? heap.raw.page_size : 4096;
-    const modelMs = predictedReleaseMs(info, releasable, page);
-    const predictedPauseMs = Math.round(modelMs * scale * 100) / 100;
-    if (predictedPauseMs > maxPauseMs) {
-      state.skippedPause++;
-      state.lastSkip = { time, reason: "pause", releasableBytes: releasable, predictedPauseMs };
-      return;
-    }
-    const done = release(plan, before);
-    const pauseMs = done.pauseMs ?? 0;
-    const cpuMs = done.pauseCpuMs;
-    const released =
-      done.rssBefore !== undefined && done.rssAfter !== undefined ? done.rssBefore - done.rssAfter : undefined;
-    state.trims++;
-    if (released !== undefined && released > 0) state.releasedBytes += released;
-    state.maxObservedPauseMs = Math.max(state.maxObservedPauseMs ?? 0, pauseMs);
-    state.lastTrim = {
-      time,
-      promisedBytes: releasable,
-      ...(released !== undefined ? { releasedBytes: released } : {}),
-      pauseMs,
-      ...(cpuMs !== undefined ? { pauseCpuMs: cpuMs } : {}),
-      predictedPauseMs,
-    };
-    // The model scaled to this machine by what this trim cost (its CPU time: time descheduled is not
-    // the trim's), when both are large enough to say anything.
-    const measured = cpuMs ?? pauseMs;
-    if (modelMs >= 1 && measured >= 1) scale = Math.min(SCALE_MAX, Math.max(SCALE_MIN, measured / modelMs));
-    state.intervalMs = nextIntervalMs(state.intervalMs, baseIntervalMs, released, minReleasableBytes);
-  };
 
   const schedule = () => {
     if (stopped) return;
     timer = setTimeout(() => {
       try {
-        check();
+        checks.check();
       } catch {
         // A reading turns what it cannot read into warnings; anything else must not end the timer.
       }

@@ -1,7 +1,7 @@
 /** The parts within a part: V8's heap by space, and who owns the native heap's in-use part. */
 import { formatBytes } from "../base/units";
 import type { BreakdownInput } from "./breakdown-input";
-import type { AllocatorState, BreakdownChild, BreakdownPart, V8State } from "./types";
+import type { AllocatorState, BreakdownChild, BreakdownPart, V8State, Warning } from "./types";
 
 /** V8's heap by space: the spaces' physical sizes add up to total_physical_size (checked). */
 export function v8Children(v8: V8State | undefined, total: number): BreakdownChild[] | undefined {
@@ -50,32 +50,7 @@ export function nativeChildren(
     });
     return undefined;
   }
-  const children: BreakdownChild[] = [
-    {
-      name: "native-v8",
-      bytes: v8.mallocedBytes,
-      source: "v8 malloced_memory (this isolate's zones and string table)",
-    },
-    {
-      name: "native-array-buffers",
-      bytes: v8.arrayBuffersBytes - inArrayBuffers,
-      source:
-        inArrayBuffers > 0
-          ? `memoryUsage().arrayBuffers (allocated; resident once written), less what reporters of ArrayBuffer memory claim`
-          : "memoryUsage().arrayBuffers (allocated; resident once written)",
-    },
-  ];
-  let mallocClaimed = 0;
-  for (const c of input.claims ?? []) {
-    if (c.kind === "mapped") continue;
-    if (c.kind === "malloc") mallocClaimed += c.allocatedBytes;
-    children.push({
-      name: "native-reported",
-      bytes: c.allocatedBytes,
-      source: `reporter ${JSON.stringify(c.name)}: ${c.kind === "array-buffers" ? "the ArrayBuffer memory it holds (within memoryUsage().arrayBuffers)" : "what it holds"}${c.asOf !== undefined ? ` (as of ${c.asOf})` : ""}`,
-      label: c.name,
-    });
-  }
+  const { children, mallocClaimed } = owners(input, v8.mallocedBytes, v8.arrayBuffersBytes, inArrayBuffers);
   let allocated = part.bytes;
   if (heap.allocator === "jemalloc" && heap.allocatedBytes !== undefined && heap.allocatedBytes <= part.bytes) {
     children.push({
@@ -103,18 +78,7 @@ export function nativeChildren(
     if (c.name !== "native-allocator-slack" && c.name !== "native-not-resident") claimed += c.bytes;
   const rest = allocated - claimed;
   if (rest < 0) {
-    // The likeliest overlap: malloc reporters whose bytes are ArrayBuffers, counted by V8 already.
-    const overlap =
-      mallocClaimed > 0 && v8.arrayBuffersBytes - inArrayBuffers >= -rest
-        ? `the reporters of malloc memory claim ${formatBytes(mallocClaimed)}, and if they count Buffers or ArrayBuffers (which memoryUsage().arrayBuffers, ${formatBytes(v8.arrayBuffersBytes)} here, counts already), register them with { kind: "array-buffers" }; memory a reporter maps itself is { kind: "mapped" }`
-        : mallocClaimed > 0
-          ? `a reporter counts memory that does not come from this process's malloc (memory it maps itself: { kind: "mapped" }), or other isolates' figures were mixed in`
-          : "other isolates' figures were mixed in";
-    input.warnings?.push({
-      source: "breakdown",
-      code: "CHILDREN_EXCEED_PART",
-      message: `V8, the ArrayBuffers and the reporters claim ${formatBytes(claimed)}, more than the ${formatBytes(allocated)} the allocator has given out: ${overlap}; the native heap is not split in this reading`,
-    });
+    input.warnings?.push(exceeded(claimed, allocated, mallocClaimed, v8.arrayBuffersBytes, inArrayBuffers));
     return undefined;
   }
   children.push({
@@ -135,3 +99,61 @@ export function nativeChildren(
  * allocators' parts − LazyFree). That also counts other threads' V8 heaps, other allocators and
  * mmap by native code, so it is an upper bound, never a part.
  */
+
+/** V8's own malloc'd memory, the ArrayBuffers no reporter claims, and each reporter's claim. */
+function owners(
+  input: BreakdownInput,
+  mallocedBytes: number,
+  arrayBuffersBytes: number,
+  inArrayBuffers: number,
+): { children: BreakdownChild[]; mallocClaimed: number } {
+  const children: BreakdownChild[] = [
+    {
+      name: "native-v8",
+      bytes: mallocedBytes,
+      source: "v8 malloced_memory (this isolate's zones and string table)",
+    },
+    {
+      name: "native-array-buffers",
+      bytes: arrayBuffersBytes - inArrayBuffers,
+      source:
+        inArrayBuffers > 0
+          ? `memoryUsage().arrayBuffers (allocated; resident once written), less what reporters of ArrayBuffer memory claim`
+          : "memoryUsage().arrayBuffers (allocated; resident once written)",
+    },
+  ];
+  let mallocClaimed = 0;
+  for (const c of input.claims ?? []) {
+    if (c.kind === "mapped") continue;
+    if (c.kind === "malloc") mallocClaimed += c.allocatedBytes;
+    children.push({
+      name: "native-reported",
+      bytes: c.allocatedBytes,
+      source: `reporter ${JSON.stringify(c.name)}: ${c.kind === "array-buffers" ? "the ArrayBuffer memory it holds (within memoryUsage().arrayBuffers)" : "what it holds"}${c.asOf !== undefined ? ` (as of ${c.asOf})` : ""}`,
+      label: c.name,
+    });
+  }
+  return { children, mallocClaimed };
+}
+
+/** The warning when the owners claim more than the allocator gave out, with the likeliest overlap named. */
+function exceeded(
+  claimed: number,
+  allocated: number,
+  mallocClaimed: number,
+  arrayBuffersBytes: number,
+  inArrayBuffers: number,
+): Warning {
+  // The likeliest overlap: malloc reporters whose bytes are ArrayBuffers, counted by V8 already.
+  const overlap =
+    mallocClaimed > 0 && arrayBuffersBytes - inArrayBuffers >= claimed - allocated
+      ? `the reporters of malloc memory claim ${formatBytes(mallocClaimed)}, and if they count Buffers or ArrayBuffers (which memoryUsage().arrayBuffers, ${formatBytes(arrayBuffersBytes)} here, counts already), register them with { kind: "array-buffers" }; memory a reporter maps itself is { kind: "mapped" }`
+      : mallocClaimed > 0
+        ? `a reporter counts memory that does not come from this process's malloc (memory it maps itself: { kind: "mapped" }), or other isolates' figures were mixed in`
+        : "other isolates' figures were mixed in";
+  return {
+    source: "breakdown",
+    code: "CHILDREN_EXCEED_PART",
+    message: `V8, the ArrayBuffers and the reporters claim ${formatBytes(claimed)}, more than the ${formatBytes(allocated)} the allocator has given out: ${overlap}; the native heap is not split in this reading`,
+  };
+}

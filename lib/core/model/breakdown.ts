@@ -35,74 +35,10 @@ export function buildBreakdown(input: BreakdownInput, time?: string): Breakdown 
     const spaces = v8Children(input.v8, v8Part.bytes);
     if (spaces) v8Part.children = spaces;
   }
-
-  // No estimated allocator part may exceed what the kernel says is anonymous and resident, less
-  // what the measured anonymous parts hold (mimalloc's committed bytes once read 168% of RSS).
-  const allocatorPartsList: BreakdownPart[] = [];
-  for (const a of input.allocators) {
-    for (const spec of allocatorParts(a)) {
-      // Built whole, not spread: see objects.ts.
-      const part: BreakdownPart = { name: spec.name, bytes: spec.bytes, source: spec.source };
-      if (spec.estimated) part.estimated = spec.estimated;
-      part.allocator = a.allocator;
-      part.library = a.library;
-      if (a.asOf !== undefined) part.asOf = a.asOf;
-      allocatorPartsList.push(part);
-    }
-  }
-  const anon = proc?.rssAnonBytes;
-  if (anon !== undefined) {
-    let left = anon - (input.self ? (input.v8?.physicalBytes ?? 0) : 0) - (proc?.lazyFreeBytes ?? 0);
-    for (const p of allocatorPartsList) if (!p.estimated) left -= p.bytes;
-    for (const p of allocatorPartsList) {
-      if (!p.estimated) continue;
-      if (p.bytes > Math.max(0, left)) {
-        p.bytes = Math.max(0, left);
-        p.source = `${p.source}; capped at status RssAnon beside the other parts`;
-      }
-      left -= p.bytes;
-    }
-  }
-  for (const p of allocatorPartsList) {
-    if (p.asOf !== undefined) p.source = `${p.source} [figures from ${ago(p.asOf, time)}]`;
-    parts.push(p);
-  }
-  const heapPart = allocatorPartsList.find((p) => p.name === "native-in-use" || p.name === "native-committed");
-  const serving = input.allocators.find((a) => a.servesMalloc);
-  if (input.self && heapPart && serving && heapPart.asOf === undefined) {
-    const children = nativeChildren(input, serving, heapPart);
-    if (children) heapPart.children = children;
-  }
-  for (const c of input.claims ?? []) {
-    if (c.kind !== "mapped" || c.residentBytes === undefined) continue;
-    parts.push({
-      name: "reported",
-      bytes: c.residentBytes,
-      source: `reporter ${JSON.stringify(c.name)}: resident bytes of its own mappings${c.asOf !== undefined ? ` [figures from ${ago(c.asOf, time)}]` : ""}`,
-      label: c.name,
-      ...(c.asOf !== undefined ? { asOf: c.asOf } : {}),
-    });
-  }
-
+  parts.push(...allocatorPartsOf(input, time));
+  parts.push(...reportedParts(input, time));
   add("lazy-free", proc?.lazyFreeBytes, "smaps_rollup LazyFree (MADV_FREE'd, reclaimable)");
-  const regions = input.regions;
-  if (regions) {
-    if (!input.self) {
-      // Another process: its allocator cannot be read from here, but the kernel shows glibc's arenas.
-      add(
-        "malloc-arenas",
-        arenaRss(regions),
-        "smaps Rss of [heap] and glibc's 64 MiB arena heaps: malloc arenas (in use + free); at least, as a main arena whose break could not grow maps the rest anonymously, left unattributed",
-      );
-    }
-    add("stacks", regionRss(regions, "stack", "thread-stack"), "smaps Rss of [stack] and thread stacks");
-    add("code", regionRss(regions, "code"), "smaps Rss of the program's and libraries' mappings");
-    add("file", regionRss(regions, "file"), "smaps Rss of other file mappings");
-    add("shmem", regionRss(regions, "shmem"), "smaps Rss of shared memory");
-  } else {
-    add("file", proc?.rssFileBytes, "status RssFile (code and other file mappings)");
-    add("shmem", proc?.rssShmemBytes, "status RssShmem");
-  }
+  kernelParts(input, add);
   const anonMappings = anonMappingsBytes(input, parts);
   if (anonMappings !== undefined) {
     parts.push({
@@ -115,27 +51,113 @@ export function buildBreakdown(input: BreakdownInput, time?: string): Breakdown 
   }
   let attributed = 0;
   for (const p of parts) attributed += p.bytes;
-  const breakdown: Breakdown = {
-    parts,
-    unattributedBytes: rss - attributed,
-  };
+  const breakdown: Breakdown = { parts, unattributedBytes: rss - attributed };
   const bounds = glibcFreeBound(input, parts);
   if (bounds) breakdown.bounds = [bounds];
-  const heap = input.allocators.find((a) => a.servesMalloc);
-  if (heap && (heap.allocatedBytes !== undefined || heap.residentBytes !== undefined)) {
-    const { allocatedBytes, activeBytes, residentBytes } = heap;
-    const ratio = (a: number | undefined, b: number | undefined) =>
-      a === undefined || b === undefined || b === 0 ? undefined : Math.round((a / b) * 1000) / 1000;
-    const chain: NonNullable<Breakdown["chain"]> = {};
-    const activeRatio = ratio(activeBytes, allocatedBytes);
-    const residentRatio = ratio(residentBytes, activeBytes ?? allocatedBytes);
-    const fragmentationRatio = ratio(rss, allocatedBytes);
-    if (activeRatio !== undefined) chain.activeRatio = activeRatio;
-    if (residentRatio !== undefined) chain.residentRatio = residentRatio;
-    if (fragmentationRatio !== undefined) chain.fragmentationRatio = fragmentationRatio;
-    if (Object.keys(chain).length > 0) breakdown.chain = chain;
-  }
+  const chain = chainOf(input, rss);
+  if (chain) breakdown.chain = chain;
   return breakdown;
+}
+
+/**
+ * Every allocator instance's parts, with the serving one's in-use part split by owner. No
+ * estimated allocator part may exceed what the kernel says is anonymous and resident, less what
+ * the measured anonymous parts hold (mimalloc's committed bytes once read 168% of RSS).
+ */
+function allocatorPartsOf(input: BreakdownInput, time: string | undefined): BreakdownPart[] {
+  const proc = input.process;
+  const list: BreakdownPart[] = [];
+  for (const a of input.allocators) {
+    for (const spec of allocatorParts(a)) {
+      // Built whole, not spread: see objects.ts.
+      const part: BreakdownPart = { name: spec.name, bytes: spec.bytes, source: spec.source };
+      if (spec.estimated) part.estimated = spec.estimated;
+      part.allocator = a.allocator;
+      part.library = a.library;
+      if (a.asOf !== undefined) part.asOf = a.asOf;
+      list.push(part);
+    }
+  }
+  const anon = proc?.rssAnonBytes;
+  if (anon !== undefined) {
+    let left = anon - (input.self ? (input.v8?.physicalBytes ?? 0) : 0) - (proc?.lazyFreeBytes ?? 0);
+    for (const p of list) if (!p.estimated) left -= p.bytes;
+    for (const p of list) {
+      if (!p.estimated) continue;
+      if (p.bytes > Math.max(0, left)) {
+        p.bytes = Math.max(0, left);
+        p.source = `${p.source}; capped at status RssAnon beside the other parts`;
+      }
+      left -= p.bytes;
+    }
+  }
+  for (const p of list) if (p.asOf !== undefined) p.source = `${p.source} [figures from ${ago(p.asOf, time)}]`;
+  const heapPart = list.find((p) => p.name === "native-in-use" || p.name === "native-committed");
+  const serving = input.allocators.find((a) => a.servesMalloc);
+  if (input.self && heapPart && serving && heapPart.asOf === undefined) {
+    const children = nativeChildren(input, serving, heapPart);
+    if (children) heapPart.children = children;
+  }
+  return list;
+}
+
+/** The memory reporters' own mappings (kind "mapped"): parts of RSS of their own. */
+function reportedParts(input: BreakdownInput, time: string | undefined): BreakdownPart[] {
+  const out: BreakdownPart[] = [];
+  for (const c of input.claims ?? []) {
+    if (c.kind !== "mapped" || c.residentBytes === undefined) continue;
+    out.push({
+      name: "reported",
+      bytes: c.residentBytes,
+      source: `reporter ${JSON.stringify(c.name)}: resident bytes of its own mappings${c.asOf !== undefined ? ` [figures from ${ago(c.asOf, time)}]` : ""}`,
+      label: c.name,
+      ...(c.asOf !== undefined ? { asOf: c.asOf } : {}),
+    });
+  }
+  return out;
+}
+
+/** What the kernel's regions name (deep tier), or status's file and shared figures without them. */
+function kernelParts(
+  input: BreakdownInput,
+  add: (name: PartName, bytes: number | undefined, source: string) => void,
+): void {
+  const proc = input.process;
+  const regions = input.regions;
+  if (!regions) {
+    add("file", proc?.rssFileBytes, "status RssFile (code and other file mappings)");
+    add("shmem", proc?.rssShmemBytes, "status RssShmem");
+    return;
+  }
+  if (!input.self) {
+    // Another process: its allocator cannot be read from here, but the kernel shows glibc's arenas.
+    add(
+      "malloc-arenas",
+      arenaRss(regions),
+      "smaps Rss of [heap] and glibc's 64 MiB arena heaps: malloc arenas (in use + free); at least, as a main arena whose break could not grow maps the rest anonymously, left unattributed",
+    );
+  }
+  add("stacks", regionRss(regions, "stack", "thread-stack"), "smaps Rss of [stack] and thread stacks");
+  add("code", regionRss(regions, "code"), "smaps Rss of the program's and libraries' mappings");
+  add("file", regionRss(regions, "file"), "smaps Rss of other file mappings");
+  add("shmem", regionRss(regions, "shmem"), "smaps Rss of shared memory");
+}
+
+/** The ratios along allocated → active → resident → RSS of the serving allocator. */
+function chainOf(input: BreakdownInput, rss: number): Breakdown["chain"] | undefined {
+  const heap = input.allocators.find((a) => a.servesMalloc);
+  if (!heap || (heap.allocatedBytes === undefined && heap.residentBytes === undefined)) return undefined;
+  const { allocatedBytes, activeBytes, residentBytes } = heap;
+  const ratio = (a: number | undefined, b: number | undefined) =>
+    a === undefined || b === undefined || b === 0 ? undefined : Math.round((a / b) * 1000) / 1000;
+  const chain: NonNullable<Breakdown["chain"]> = {};
+  const activeRatio = ratio(activeBytes, allocatedBytes);
+  const residentRatio = ratio(residentBytes, activeBytes ?? allocatedBytes);
+  const fragmentationRatio = ratio(rss, allocatedBytes);
+  if (activeRatio !== undefined) chain.activeRatio = activeRatio;
+  if (residentRatio !== undefined) chain.residentRatio = residentRatio;
+  if (fragmentationRatio !== undefined) chain.fragmentationRatio = fragmentationRatio;
+  return Object.keys(chain).length > 0 ? chain : undefined;
 }
 
 /**

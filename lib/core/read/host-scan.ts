@@ -155,63 +155,80 @@ export function readOne(procRoot: string, pid: number, tier: Tier, read?: string
     ...(counters.threads !== undefined ? { threads: counters.threads } : {}),
     source: "procfs",
   };
-  try {
-    const lines = parseProcCgroup(readProcFile(procRoot, pid, "cgroup"));
-    const line =
-      lines.find((l) => l.controllers.includes("memory")) ??
-      lines.find((l) => l.id === 0 && l.controllers.length === 0);
-    if (line) p.cgroup = line.path;
-  } catch (error) {
-    unreadable.push(`cgroup: ${errno(error)}`);
-  }
-  if (tier !== "fast" && counters.rssBytes !== undefined) {
-    try {
-      const t = parseSmapsTotals(readProcFile(procRoot, pid, "smaps_rollup"));
-      if (t.rssBytes !== undefined) p.rssBytes = t.rssBytes;
-      if (t.pssBytes !== undefined) p.pssBytes = t.pssBytes;
-      if (t.privateCleanBytes !== undefined && t.privateDirtyBytes !== undefined)
-        p.ussBytes = t.privateCleanBytes + t.privateDirtyBytes;
-      if (t.swapBytes !== undefined) p.swapBytes = t.swapBytes;
-    } catch (error) {
-      unreadable.push(`smaps_rollup: ${errno(error)}`);
-    }
-    let maps: string | undefined;
-    try {
-      maps = readProcFile(procRoot, pid, "maps");
-    } catch (error) {
-      unreadable.push(`maps: ${errno(error)}`);
-    }
-    let preload: string | undefined;
-    try {
-      const env = readProcFile(procRoot, pid, "environ").split("\0");
-      preload = env.find((e) => e.startsWith("LD_PRELOAD="))?.slice("LD_PRELOAD=".length);
-    } catch (error) {
-      unreadable.push(`environ: ${errno(error)}`);
-    }
-    if (maps !== undefined) {
-      const allocator = allocatorOf(maps, preload);
-      if (allocator) p.allocator = allocator;
-      if (allocator?.name === "glibc") p.glibcArenas = countArenas(maps);
-    }
-  }
+  const cgroup = cgroupOf(procRoot, pid, unreadable);
+  if (cgroup !== undefined) p.cgroup = cgroup;
+  if (tier !== "fast" && counters.rssBytes !== undefined) readMemoryMaps(procRoot, pid, p, unreadable);
   if (tier === "deep" && p.allocator?.name === "glibc") {
-    try {
-      const acc = new RegionAccumulator(false);
-      const parser = new SmapsParser((m) => acc.push(m));
-      streamProcFile(procRoot, pid, "smaps", (c) => parser.write(c));
-      parser.end();
-      p.glibcArenasRssBytes = acc
-        .finish()
-        .filter((r) => r.category === "malloc-main-arena" || r.category === "malloc-arena")
-        .reduce((n, r) => n + (r.rssBytes ?? 0), 0);
-    } catch (error) {
-      unreadable.push(`smaps: ${errno(error)}`);
-    }
+    const rss = glibcArenasRss(procRoot, pid, unreadable);
+    if (rss !== undefined) p.glibcArenasRssBytes = rss;
   }
   if (counters.rssBytes === undefined && unreadable.length === 0)
     unreadable.push("status: no memory (a kernel thread or a zombie)");
   if (unreadable.length > 0) p.unreadable = unreadable;
   return p;
+}
+
+/** The process's memory cgroup, as /proc/PID/cgroup names it. */
+function cgroupOf(procRoot: string, pid: number, unreadable: string[]): string | undefined {
+  try {
+    const lines = parseProcCgroup(readProcFile(procRoot, pid, "cgroup"));
+    const line =
+      lines.find((l) => l.controllers.includes("memory")) ??
+      lines.find((l) => l.id === 0 && l.controllers.length === 0);
+    return line?.path;
+  } catch (error) {
+    unreadable.push(`cgroup: ${errno(error)}`);
+    return undefined;
+  }
+}
+
+/** smaps_rollup's RSS, PSS, USS and swap; from maps and the environment, the allocator and glibc's arenas. */
+function readMemoryMaps(procRoot: string, pid: number, p: HostProcess, unreadable: string[]): void {
+  try {
+    const t = parseSmapsTotals(readProcFile(procRoot, pid, "smaps_rollup"));
+    if (t.rssBytes !== undefined) p.rssBytes = t.rssBytes;
+    if (t.pssBytes !== undefined) p.pssBytes = t.pssBytes;
+    if (t.privateCleanBytes !== undefined && t.privateDirtyBytes !== undefined)
+      p.ussBytes = t.privateCleanBytes + t.privateDirtyBytes;
+    if (t.swapBytes !== undefined) p.swapBytes = t.swapBytes;
+  } catch (error) {
+    unreadable.push(`smaps_rollup: ${errno(error)}`);
+  }
+  let maps: string | undefined;
+  try {
+    maps = readProcFile(procRoot, pid, "maps");
+  } catch (error) {
+    unreadable.push(`maps: ${errno(error)}`);
+  }
+  let preload: string | undefined;
+  try {
+    const env = readProcFile(procRoot, pid, "environ").split("\0");
+    preload = env.find((e) => e.startsWith("LD_PRELOAD="))?.slice("LD_PRELOAD=".length);
+  } catch (error) {
+    unreadable.push(`environ: ${errno(error)}`);
+  }
+  if (maps !== undefined) {
+    const allocator = allocatorOf(maps, preload);
+    if (allocator) p.allocator = allocator;
+    if (allocator?.name === "glibc") p.glibcArenas = countArenas(maps);
+  }
+}
+
+/** The resident bytes of glibc's arenas, from smaps (deep tier). */
+function glibcArenasRss(procRoot: string, pid: number, unreadable: string[]): number | undefined {
+  try {
+    const acc = new RegionAccumulator(false);
+    const parser = new SmapsParser((m) => acc.push(m));
+    streamProcFile(procRoot, pid, "smaps", (c) => parser.write(c));
+    parser.end();
+    return acc
+      .finish()
+      .filter((r) => r.category === "malloc-main-arena" || r.category === "malloc-arena")
+      .reduce((n, r) => n + (r.rssBytes ?? 0), 0);
+  } catch (error) {
+    unreadable.push(`smaps: ${errno(error)}`);
+    return undefined;
+  }
 }
 
 export function totalsOf(processes: HostProcess[]): ProcessTotals {

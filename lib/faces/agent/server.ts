@@ -236,6 +236,32 @@ function serve(socket: Socket, enqueue: (q: Queued) => void, onClose: () => void
 }
 
 /**
+ * The agent's server: each connection served in turn through the queue, and past
+ * MAX_CONNECTIONS at once, refused with one line and closed.
+ */
+function agentServer(enqueue: ReturnType<typeof requestQueue>): Server {
+  let open = 0;
+  return createServer((socket) => {
+    if (open >= MAX_CONNECTIONS) {
+      socket.unref();
+      socket.on("error", () => socket.destroy());
+      // Closed as soon as the line is written (a Unix socket's peer keeps what was written to it):
+      // refused connections hold no descriptor while the client lingers.
+      socket.end(
+        `${JSON.stringify({ ok: false, error: `the agent serves ${MAX_CONNECTIONS} connections at once: try again` })}\n`,
+        () => socket.destroy(),
+      );
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    open++;
+    serve(socket, enqueue, () => {
+      open--;
+    });
+  });
+}
+
+/**
  * Starts this process's agent (once: a second call returns the running one).
  * @example
  * const { startAgent } = require("heapstate");
@@ -254,26 +280,7 @@ export function startAgent(options?: AgentOptions): Agent {
   try {
     unlinkSync(path); // a stale socket of an earlier process with this pid
   } catch {}
-  const enqueue = requestQueue(allowTrim);
-  let open = 0;
-  const server: Server = createServer((socket) => {
-    if (open >= MAX_CONNECTIONS) {
-      socket.unref();
-      socket.on("error", () => socket.destroy());
-      // Closed as soon as the line is written (a Unix socket's peer keeps what was written to it):
-      // refused connections hold no descriptor while the client lingers.
-      socket.end(
-        `${JSON.stringify({ ok: false, error: `the agent serves ${MAX_CONNECTIONS} connections at once: try again` })}\n`,
-        () => socket.destroy(),
-      );
-      setTimeout(() => socket.destroy(), 1000).unref();
-      return;
-    }
-    open++;
-    serve(socket, enqueue, () => {
-      open--;
-    });
-  });
+  const server = agentServer(requestQueue(allowTrim));
   server.on("error", () => {
     // A failed listen or accept must not end the service; the agent is then absent.
   });

@@ -94,24 +94,8 @@ export function showHost(args: string[], io: CliIo): number | Promise<number> {
   if (hostView && (top !== undefined || addresses))
     return usageError(io, "", "--top and --addresses read one process: with --pid N or --self");
   if (!hostView && flags.has("--all")) return usageError(io, "", "--all goes with the host view (no --pid, --self)");
-  let watchSpec: { seconds: number; count: number | undefined } | undefined;
-  if (flags.has("--watch")) {
-    const w = flags.get("--watch");
-    const seconds = w === true ? 2 : decimal(w as string);
-    if (seconds === undefined || seconds < WATCH_MIN_S || seconds > WATCH_MAX_S)
-      return usageError(
-        io,
-        "",
-        `--watch takes a number of seconds from ${WATCH_MIN_S} to ${WATCH_MAX_S}, written in decimal, received ${JSON.stringify(w)}`,
-      );
-    let count: number | undefined;
-    if (flags.has("--count")) {
-      count = positiveInt(flags.get("--count"), Number.MAX_SAFE_INTEGER);
-      if (count === undefined)
-        return usageError(io, "", `--count takes a whole number ≥ 1, received ${JSON.stringify(flags.get("--count"))}`);
-    }
-    watchSpec = { seconds, count };
-  } else if (flags.has("--count")) return usageError(io, "", "--count goes with --watch");
+  const watchSpec = watchFlags(flags);
+  if (typeof watchSpec === "string") return usageError(io, "", watchSpec);
   if (hostView) {
     const paint = painter(io, flags.has("--no-color"));
     return showHostView(
@@ -143,6 +127,24 @@ export function showHost(args: string[], io: CliIo): number | Promise<number> {
   if (watchSpec) return watch(options, watchSpec.seconds, watchSpec.count, io, () => readProcess(options, self));
   if (self) return output(read(options), options, io, "self");
   return readProcess(options, false).then((r) => output(r.snapshot, options, io, r.source));
+}
+
+/** --watch [SECONDS] and --count N: the watch asked for, none, or the usage message. */
+function watchFlags(
+  flags: Map<string, string | true>,
+): { seconds: number; count: number | undefined } | string | undefined {
+  if (!flags.has("--watch")) return flags.has("--count") ? "--count goes with --watch" : undefined;
+  const w = flags.get("--watch");
+  const seconds = w === true ? 2 : decimal(w as string);
+  if (seconds === undefined || seconds < WATCH_MIN_S || seconds > WATCH_MAX_S)
+    return `--watch takes a number of seconds from ${WATCH_MIN_S} to ${WATCH_MAX_S}, written in decimal, received ${JSON.stringify(w)}`;
+  let count: number | undefined;
+  if (flags.has("--count")) {
+    count = positiveInt(flags.get("--count"), Number.MAX_SAFE_INTEGER);
+    if (count === undefined)
+      return `--count takes a whole number ≥ 1, received ${JSON.stringify(flags.get("--count"))}`;
+  }
+  return { seconds, count };
 }
 
 /**
