@@ -94,34 +94,33 @@ export function bool(where: string, name: string, value: unknown, fallback: bool
   return value;
 }
 
+/** A number option within [min, max], else `fallback` when absent. */
+type Bounded = (where: string, name: string, value: unknown, fallback: number, min: number, max: number) => number;
+
 /** An integer in [min, max]. */
-export function integer(
-  where: string,
-  name: string,
-  value: unknown,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw invalidOption(where, `${name} must be an integer from ${min} to ${max}, ${received(value)}`);
-  }
-  return value;
-}
+export const integer: Bounded = (where, name, value, fallback, min, max) =>
+  numberIn(where, name, value, fallback, min, max, true);
 
 /** A finite number in [min, max] (fractions allowed). */
-export function finite(
+export const finite: Bounded = (where, name, value, fallback, min, max) =>
+  numberIn(where, name, value, fallback, min, max, false);
+
+function numberIn(
   where: string,
   name: string,
   value: unknown,
   fallback: number,
   min: number,
   max: number,
+  whole: boolean,
 ): number {
   if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) {
-    throw invalidOption(where, `${name} must be a number from ${min} to ${max}, ${received(value)}`);
+  const ok = typeof value === "number" && (whole ? Number.isInteger(value) : Number.isFinite(value));
+  if (!ok || value < min || value > max) {
+    throw invalidOption(
+      where,
+      `${name} must be ${whole ? "an integer" : "a number"} from ${min} to ${max}, ${received(value)}`,
+    );
   }
   return value;
 }

@@ -9,23 +9,9 @@
  * native heap's figure counts allocated bytes, which pages never written do not make resident.
  */
 
-export interface Trend {
-  /** Bytes per hour (the fitted slope). */
-  ratePerHourBytes: number;
-  /** Growth along the line over the window. */
-  growthBytes: number;
-  windowSeconds: number;
-  points: number;
-  /** How well a straight line fits (1: exactly). */
-  r2: number;
-  /** The first and the last reading on the line. */
-  from: string;
-  to: string;
-  /** The line through the most recent readings (see the file's comment), when there are 3. */
-  recent?: { ratePerHourBytes: number; windowSeconds: number; points: number };
-  /** RSS's slope over the same readings (bytes an hour), where every one of them had RSS. */
-  rssRatePerHourBytes?: number;
-}
+export type { Trend } from "../model/evidence";
+
+import type { Trend } from "../model/evidence";
 
 /** The recent line: readings of the last 60 s, at most the last 6, at least the last 3. */
 const RECENT_MS = 60_000;

@@ -4,6 +4,25 @@
  * Byte figures end in `Bytes`; a figure that was not measured is absent.
  */
 
+/** A least-squares line through a figure's readings (judge/trend.ts fits it). */
+export interface Trend {
+  /** Bytes per hour (the fitted slope). */
+  ratePerHourBytes: number;
+  /** Growth along the line over the window. */
+  growthBytes: number;
+  windowSeconds: number;
+  points: number;
+  /** How well a straight line fits (1: exactly). */
+  r2: number;
+  /** The first and the last reading on the line. */
+  from: string;
+  to: string;
+  /** The line through the most recent readings (see the file's comment), when there are 3. */
+  recent?: { ratePerHourBytes: number; windowSeconds: number; points: number };
+  /** RSS's slope over the same readings (bytes an hour), where every one of them had RSS. */
+  rssRatePerHourBytes?: number;
+}
+
 /** What every glibc verdict carries: the RSS it is judged against, the arena count, and, for reused figures, when they were read. */
 export interface GlibcBase {
   rssBytes: number;
@@ -93,14 +112,10 @@ export interface FindingEvidence {
   "lazy-free-in-rss": { lazyFreeBytes: number; rssBytes: number };
   "swap-in-use": { swapBytes: number; rssBytes?: number };
   "high-unattributed": { unattributedBytes: number; rssBytes: number; glibcFreeAtMostBytes?: number };
-  "native-unclassified-growing": {
-    ratePerHourBytes: number;
-    growthBytes: number;
-    windowSeconds: number;
-    points: number;
-    r2: number;
-    from: string;
-    to: string;
+  "native-unclassified-growing": Pick<
+    Trend,
+    "ratePerHourBytes" | "growthBytes" | "windowSeconds" | "points" | "r2" | "from" | "to"
+  > & {
     recentRatePerHourBytes: number;
     recentWindowSeconds: number;
     rssRatePerHourBytes?: number;
