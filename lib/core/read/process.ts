@@ -1,7 +1,7 @@
 /**
  * A process's heapstate: everything that lasts from one reading to the next (glibc's back-off and
  * confirmation state, the trend of native-unclassified, jemalloc's dirty history, the baseline,
- * the memory reporters, the cached fast reading, the running auto-trim) in one object. The module
+ * the memory reporters, the cached fast reading, the running auto-trim and agent) in one object. The module
  * functions (collect(), snapshot(), setBaseline(), registerMemoryReporter(), …) are those of one
  * default instance; a test or a library that wants its own history makes its own with
  * createProcess(), and two instances share none of it.
@@ -38,6 +38,8 @@ export class HeapProcess implements ReadState {
   readonly asksWorkers: boolean;
   /** The auto-trim running on this process, if any. */
   autoTrimmer: AutoTrimSlot | undefined;
+  /** The agent serving this process's readings (faces/agent/server.ts sets it), if one runs. */
+  agent: { readonly path: string; stop(): void } | undefined;
   private cached: Snapshot | undefined;
   private cachedAt = 0;
 

@@ -22,11 +22,13 @@
  * and the socket is removed when the process exits, and on SIGTERM and SIGINT when nothing else
  * handles them (the signal then does what it would have done).
  */
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
+import { chmodSync, unlinkSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
-import { join } from "node:path";
 import { isMainThread } from "node:worker_threads";
-import { collectRepeated, errorText, is, nowMicros, parseReadRequest, trim } from "../../core";
+import { collectRepeated, defaultProcess, errorText, is, nowMicros, parseReadRequest, trim } from "../../core";
+import { socketPath } from "./paths";
+
+export { AGENT_DIR_MODE, agentDirs, MAX_SOCKET_PATH_BYTES } from "./paths";
 
 export const MAX_REQUEST_BYTES = 4096;
 /** Connections served at once; more are answered with an error line and closed. */
@@ -35,61 +37,8 @@ export const MAX_CONNECTIONS = 8;
 export const IDLE_MS = 10_000;
 /** A connection is closed this long after it opened, whatever it does. */
 export const DEADLINE_MS = 30_000;
-/** The mode of an agent directory: its user's alone. */
-export const AGENT_DIR_MODE = 0o700;
-/** sockaddr_un's sun_path holds 108 bytes with the terminating NUL; libuv cuts a longer path silently. */
-export const MAX_SOCKET_PATH_BYTES = 107;
 /** The longest a yield after an answer lasts (ms): a very slow reading does not silence the agent for long. */
 const MAX_YIELD_MS = 1000;
-
-/** The directories where a user's agents listen, most preferred first. */
-export function agentDirs(uid: number, env: NodeJS.ProcessEnv = process.env): string[] {
-  const dirs: string[] = [];
-  const xdg = env.XDG_RUNTIME_DIR;
-  if (xdg?.startsWith("/")) dirs.push(join(xdg, "heapstate"));
-  const run = `/run/user/${uid}/heapstate`;
-  if (!dirs.includes(run)) dirs.push(run);
-  dirs.push(`/tmp/heapstate-${uid}`);
-  return dirs;
-}
-
-/** Whether a directory is safe for this user's sockets: its own, a directory, not a link, reachable by it alone. */
-function ownedPrivateDir(dir: string, uid: number): boolean {
-  try {
-    const st = lstatSync(dir);
-    return st.isDirectory() && st.uid === uid && (st.mode & 0o777) === AGENT_DIR_MODE;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * The socket path this process's agent uses, its directory created 0700 when missing: the first
- * directory that is safe and whose socket path fits in sun_path. Throws INVALID_OPTION when none is.
- */
-function socketPath(where: string, uid: number): string {
-  const tried: string[] = [];
-  for (const dir of agentDirs(uid)) {
-    const path = join(dir, `${process.pid}.sock`);
-    if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
-      tried.push(
-        `${dir}: the socket path would be ${Buffer.byteLength(path)} bytes, over the ${MAX_SOCKET_PATH_BYTES} a Unix socket's path may have`,
-      );
-      continue;
-    }
-    try {
-      mkdirSync(dir, { mode: AGENT_DIR_MODE, recursive: false });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
-        tried.push(`${dir}: ${errorText(error, 120)}`);
-        continue;
-      }
-    }
-    if (ownedPrivateDir(dir, uid)) return path;
-    tried.push(`${dir}: not a directory of this user's with mode 0700`);
-  }
-  throw is.invalidOption(where, `no private directory for the socket (${tried.join("; ")})`);
-}
 
 export interface AgentOptions {
   /** Allow `{"op":"trim"}` (default false). */
@@ -101,8 +50,6 @@ export interface Agent {
   readonly path: string;
   stop(): void;
 }
-
-let running: Agent | undefined;
 
 function handle(line: string, allowTrim: boolean): object {
   let request: unknown;
@@ -271,6 +218,7 @@ export function startAgent(options?: AgentOptions): Agent {
   const where = "startAgent(options)";
   const o = is.optionsObject(where, options, ["trim"]);
   const allowTrim = is.bool(where, "trim", o.trim, false);
+  const running = defaultProcess.agent;
   if (running) return running;
   // The socket is named by the process's pid: one agent per process, in its main thread.
   if (!isMainThread)
@@ -321,7 +269,7 @@ export function startAgent(options?: AgentOptions): Agent {
   process.once("exit", cleanup);
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
-  running = {
+  const agent: Agent = {
     path,
     stop() {
       server.close();
@@ -329,8 +277,9 @@ export function startAgent(options?: AgentOptions): Agent {
       process.removeListener("exit", cleanup);
       process.removeListener("SIGTERM", onSignal);
       process.removeListener("SIGINT", onSignal);
-      running = undefined;
+      if (defaultProcess.agent === agent) defaultProcess.agent = undefined;
     },
   };
-  return running;
+  defaultProcess.agent = agent;
+  return agent;
 }
