@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "heapstate",
-      "sources": ["native/addon.cc", "native/discovery.cc", "native/readers.cc"],
+      "sources": ["native/addon.cc", "native/discovery.cc", "native/files.cc", "native/readers.cc"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "defines": ["NAPI_VERSION=8", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "discovery.h"
+#include "files.h"
 #include "readers.h"
 
 namespace heapstate {
@@ -174,10 +175,73 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("trim", &Addon::Trim),
                              InstanceMethod("libc", &Addon::Libc),
                              InstanceMethod("threadCpuMicros", &Addon::ThreadCpuMicros),
+                             InstanceMethod("keepFiles", &Addon::KeepFiles),
+                             InstanceMethod("readFiles", &Addon::ReadFiles),
                          });
   }
 
  private:
+  // This environment's kept files (a worker keeps its own, closed with it).
+  KeptFiles files_;
+  // Which list the kept files are: keepFiles() answers it, readFiles() reads only for it.
+  double filesGeneration_ = 0;
+
+  // keepFiles(paths: string[]) -> the list's generation (readFiles() takes it): the files
+  // readFiles() reads from now on, in order (the descriptors of the previous list are closed). At
+  // most 64 paths, each a string without NUL of at most 4096 bytes.
+  Napi::Value KeepFiles(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsArray()) {
+      throw Napi::TypeError::New(env, "heapstate native: keepFiles needs an array of paths");
+    }
+    Napi::Array list = info[0].As<Napi::Array>();
+    if (list.Length() > 64)
+      throw Napi::RangeError::New(env, "heapstate native: keepFiles takes at most 64 paths");
+    std::vector<std::string> paths;
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      Napi::Value v = list.Get(i);
+      if (!v.IsString())
+        throw Napi::TypeError::New(env, "heapstate native: keepFiles: a path is not a string");
+      std::string path = v.As<Napi::String>().Utf8Value();
+      if (path.empty() || path.size() > 4096 || path.find('\0') != std::string::npos) {
+        throw Napi::TypeError::New(
+            env, "heapstate native: keepFiles: a path is empty, too long or holds NUL");
+      }
+      paths.push_back(std::move(path));
+    }
+    files_.Keep(std::move(paths));
+    filesGeneration_ += 1;
+    return Napi::Number::New(env, filesGeneration_);
+  }
+
+  // readFiles(out: Uint8Array, lengths: Int32Array, generation) -> NaN when `generation` is not the
+  // kept list's (another caller kept another list: nothing is read), else the bytes written to
+  // `out`, the kept files' contents one after the other (lengths[i]: file i's bytes, or minus its
+  // errno), or minus the size `out` must have when it is too short (then nothing else is to be
+  // used).
+  Napi::Value ReadFiles(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsTypedArray() || !info[1].IsTypedArray() ||
+        !info[2].IsNumber() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+        info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+      throw Napi::TypeError::New(
+          env, "heapstate native: readFiles needs a Uint8Array, an Int32Array and a generation");
+    }
+    if (info[2].As<Napi::Number>().DoubleValue() != filesGeneration_) {
+      return Napi::Number::New(env, std::numeric_limits<double>::quiet_NaN());
+    }
+    Napi::Uint8Array out = info[0].As<Napi::Uint8Array>();
+    Napi::Int32Array lengths = info[1].As<Napi::Int32Array>();
+    if (lengths.ElementLength() < files_.Size()) {
+      throw Napi::RangeError::New(
+          env, "heapstate native: readFiles: lengths is shorter than the kept files");
+    }
+    const int64_t n =
+        files_.Read(out.Data(), out.ElementLength(), lengths.Data(), lengths.ElementLength());
+    return Napi::Number::New(env, static_cast<double>(n));
+  }
+
   // discover() -> { mallocOwner?, mainProgramDefinesMalloc, instances: [...] }
   Napi::Value Discover(const Napi::CallbackInfo& info) {
     return EachInstance(

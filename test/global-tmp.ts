@@ -9,11 +9,19 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+/** Set while a run's directory exists: each Vitest project runs this setup, and one directory serves them all. */
+const MARK = "HEAPSTATE_SUITE_TMPDIR";
+
 export default function setup(): () => void {
+  // The projects ("unit", "processes") each run the global setup: a second call must not nest a
+  // directory in the first (nested, Chromium's and the agent's socket paths grew past 107 bytes).
+  if (process.env[MARK]) return () => {};
   const dir = mkdtempSync(join(tmpdir(), "heapstate-suite-"));
   chmodSync(dir, 0o1777);
   process.env.TMPDIR = dir;
+  process.env[MARK] = dir;
   return () => {
+    delete process.env[MARK];
     let left: string[] = [];
     try {
       left = readdirSync(dir);

@@ -74,6 +74,37 @@ async function main() {
   for (const from of [-1, 0, 1e9, Number.NaN, Number.POSITIVE_INFINITY, 2.5]) {
     if (!Array.isArray(binding.counterNames(from))) throw new Error(`counterNames(${from}) is not a list`);
   }
+  // readFiles into buffers of every short length (nothing written past their end), files that
+  // exist and that do not, the list kept and replaced; and its arguments refused.
+  const files = ["/proc/self/status", "/proc/self/statm", "/nonexistent/heapstate", "/proc/self/smaps_rollup"];
+  const generation = binding.keepFiles(files);
+  const lengths = new Int32Array(files.length);
+  for (let size = 0; size < 4096; size += 97) {
+    const n = binding.readFiles(new Uint8Array(size), lengths, generation);
+    if (n > size || (n < 0 && -n <= size)) throw new Error(`readFiles into ${size} bytes answered ${n}`);
+  }
+  const whole = binding.readFiles(new Uint8Array(64 * 1024), lengths, generation);
+  if (!(whole > 0) || lengths[0] <= 0 || lengths[2] >= 0) throw new Error(`readFiles answered ${whole}, ${lengths}`);
+  if (!Number.isNaN(binding.readFiles(new Uint8Array(64), lengths, generation - 1)))
+    throw new Error("readFiles read for another list's generation");
+  binding.keepFiles(files.slice(0, 1));
+  binding.keepFiles([]);
+  let filesRefused = 0;
+  for (const bad of [
+    () => binding.keepFiles(),
+    () => binding.keepFiles(["a\0b"]),
+    () => binding.keepFiles([1]),
+    () => binding.readFiles(new Float64Array(8), new Int32Array(1), 1),
+    () => binding.readFiles(new Uint8Array(8), new Int32Array(1)),
+  ]) {
+    try {
+      bad();
+    } catch (e) {
+      if (e instanceof TypeError) filesRefused++;
+    }
+  }
+  if (filesRefused !== 5) throw new Error(`expected 5 TypeErrors from keepFiles and readFiles, got ${filesRefused}`);
+  binding.keepFiles(files);
   const workers = Array.from({ length: 3 }, () => new Worker(__filename));
   await Promise.all(
     workers.map(

@@ -56,6 +56,14 @@ export interface NativeBinding {
   libc(): { version?: string };
   /** This thread's CPU time (µs), NaN when refused. Absent from addons built before it. */
   threadCpuMicros?(): number;
+  /** The files readFiles() reads from now on (kernel-files.ts); answers the list's generation. Absent from addons built before it. */
+  keepFiles?(paths: string[]): number;
+  /**
+   * The kept files' bytes one after the other into `out` (lengths[i]: file i's bytes, or minus its
+   * errno); returns the bytes used, minus the size `out` must have, or NaN when `generation` is not
+   * the kept list's (another caller kept another list: keep this one again).
+   */
+  readFiles?(out: Uint8Array, lengths: Int32Array, generation: number): number;
 }
 
 /** The environment switch that forces the addon off (tests, or to rule heapstate's addon out). */

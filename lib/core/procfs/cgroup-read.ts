@@ -110,6 +110,23 @@ const STAT_KEYS_V1 = ["total_rss", "rss", "total_cache", "cache", "total_shmem",
 const EVENT_KEYS = ["oom", "oom_kill"] as const;
 const OOM_KILL = ["oom_kill"] as const;
 
+/** The files readCgroup() reads at a location, by tier: what a reading may read ahead (addon/kernel-files.ts). */
+export function cgroupReadPaths(loc: CgroupLocation, tier: Tier): string[] {
+  const f = loc.version === 2 ? V2_FILES : V1_FILES;
+  const names = tier === "fast" ? f.fast : [...f.fast, ...f.more];
+  return names.map((name) => filePath(loc, name));
+}
+
+/** Each version's files: the single values every tier reads, and what the standard tier adds. */
+const V2_FILES = {
+  fast: ["memory.current", "memory.max", "memory.high", "memory.peak", "memory.events"],
+  more: ["memory.stat"],
+} as const;
+const V1_FILES = {
+  fast: ["memory.usage_in_bytes", "memory.limit_in_bytes", "memory.max_usage_in_bytes", "memory.oom_control"],
+  more: ["memory.stat", "memory.kmem.usage_in_bytes"],
+} as const;
+
 /** Reads the memory files at a location. Tier fast reads the single values; standard adds memory.stat. */
 export function readCgroup(
   loc: CgroupLocation,
@@ -120,13 +137,14 @@ export function readCgroup(
   const file = (name: string) => tryRead(filePath(loc, name), self);
   const keyed = (name: string) => tryReadText(filePath(loc, name), self);
   const v2 = loc.version === 2;
-  const usageText = file(v2 ? "memory.current" : "memory.usage_in_bytes");
+  const usageName = v2 ? V2_FILES.fast[0] : V1_FILES.fast[0];
+  const usageText = file(usageName);
   const usage = usageText === undefined ? undefined : parseCounter(usageText);
   if (usage === undefined) {
     warnings.push({
       source: "cgroup",
       code: "CGROUP_UNREADABLE",
-      message: `${join(loc.dir, v2 ? "memory.current" : "memory.usage_in_bytes")} ${usageText === undefined ? "could not be read (no memory controller here, or the root cgroup)" : "holds no byte count"}`,
+      message: `${join(loc.dir, usageName)} ${usageText === undefined ? "could not be read (no memory controller here, or the root cgroup)" : "holds no byte count"}`,
     });
     return undefined;
   }
@@ -140,23 +158,25 @@ export function readCgroup(
     return t === undefined ? undefined : parseCounter(t);
   };
   if (v2) {
-    set(out, "limitBytes", limit("memory.max"));
-    set(out, "highBytes", limit("memory.high"));
-    set(out, "peakBytes", counter("memory.peak"));
-    const events = keyed("memory.events");
+    const [, max, high, peak, eventsFile] = V2_FILES.fast;
+    set(out, "limitBytes", limit(max));
+    set(out, "highBytes", limit(high));
+    set(out, "peakBytes", counter(peak));
+    const events = keyed(eventsFile);
     if (events !== undefined) {
       const e = parseFlatKeyed(events, EVENT_KEYS);
       set(out, "oomEvents", e.get("oom"));
       set(out, "oomKillEvents", e.get("oom_kill"));
     }
   } else {
-    set(out, "limitBytes", limit("memory.limit_in_bytes"));
-    set(out, "peakBytes", counter("memory.max_usage_in_bytes"));
-    const oom = keyed("memory.oom_control");
+    const [, limitFile, peakFile, oomFile] = V1_FILES.fast;
+    set(out, "limitBytes", limit(limitFile));
+    set(out, "peakBytes", counter(peakFile));
+    const oom = keyed(oomFile);
     if (oom !== undefined) set(out, "oomKillEvents", parseFlatKeyed(oom, OOM_KILL).get("oom_kill"));
   }
   if (tier !== "fast") {
-    const statText = keyed("memory.stat");
+    const statText = keyed(V2_FILES.more[0]);
     if (statText !== undefined) {
       const stat = parseFlatKeyed(statText, v2 ? STAT_KEYS_V2 : STAT_KEYS_V1);
       // v1 counts the cgroup alone under "rss" and with its children under "total_rss";
@@ -167,7 +187,7 @@ export function readCgroup(
       set(out, "shmemBytes", v2 ? stat.get("shmem") : pick("shmem"));
       if (v2) set(out, "kernelBytes", stat.get("kernel"));
     }
-    if (!v2) set(out, "kernelBytes", counter("memory.kmem.usage_in_bytes"));
+    if (!v2) set(out, "kernelBytes", counter(V1_FILES.more[1]));
   }
   return out;
 }

@@ -34,7 +34,7 @@ function readOther(root: string, pid: number | "self", file: string): string {
 }
 
 /** The path of an own-process single-record file (read through a kept descriptor), else undefined. */
-function ownPath(root: string, pid: number | "self", file: string): string | undefined {
+export function ownPath(root: string, pid: number | "self", file: string): string | undefined {
   if (pid !== process.pid || !singleRecord.has(file)) return undefined;
   if (root !== DEFAULT_PROC_ROOT) return join(root, String(pid), file);
   // The own process's paths, built once (these are read at every reading).
@@ -58,16 +58,64 @@ const ownPaths = new Map<string, string>();
 const kept = new Map<string, number>();
 let buffer = Buffer.allocUnsafe(16 * 1024);
 
+/**
+ * Files of the own process read ahead for the reading under way, all in one call into the addon
+ * (addon/kernel-files.ts): a kept read of one of them takes its bytes from here, once. Cleared at
+ * the end of every reading, so a later reading never sees them.
+ */
+interface ReadAhead {
+  paths: readonly string[];
+  /** One Buffer over the addon's output, made again only when that output is replaced. */
+  bytes: Buffer;
+  start: Int32Array;
+  /** Each file's length, −1 once consumed (or not read). */
+  length: Int32Array;
+}
+let ahead: ReadAhead | undefined;
+
+/**
+ * The files read ahead for the reading under way: path i's bytes are `bytes[start[i], start[i] +
+ * length[i])`, consumed by the next kept read of it. Numbers and one Buffer, not an object per file:
+ * a Buffer view per file, kept in a module's map until the reading's end, made young collections
+ * promote 100 KiB each (test/e2e/weight.test.ts).
+ */
+export function prefetchKept(paths: readonly string[], bytes: Buffer, start: Int32Array, length: Int32Array): void {
+  ahead = { paths, bytes, start, length };
+}
+
+/** Forgets every file read ahead (the end of a reading). */
+export function clearPrefetched(): void {
+  ahead = undefined;
+}
+
 /** A kept file's text (latin1: these files are ASCII, and decoding latin1 is a copy, not a UTF-8 validation). */
 export function readKept(path: string): string {
+  const ahead = takePrefetched(path);
+  if (ahead !== undefined) return ahead.toString("latin1");
   const n = readInto(path); // first: it may replace the buffer with a larger one
   return buffer.toString("latin1", 0, n);
 }
 
 /** A kept file's bytes: a view of the reused buffer, valid until the next kept read. */
 export function readKeptBytes(path: string): Buffer {
+  const ahead = takePrefetched(path);
+  if (ahead !== undefined) return ahead;
   const n = readInto(path); // first: it may replace the buffer with a larger one
   return buffer.subarray(0, n);
+}
+
+function takePrefetched(path: string): Buffer | undefined {
+  const a = ahead;
+  if (a === undefined) return undefined;
+  for (let i = 0; i < a.paths.length; i++) {
+    if (a.paths[i] !== path) continue;
+    const length = a.length[i] as number;
+    if (length < 0) return undefined;
+    a.length[i] = -1;
+    const start = a.start[i] as number;
+    return a.bytes.subarray(start, start + length);
+  }
+  return undefined;
 }
 
 /** Reads a kept file into `buffer` (grown until the file fits); returns its length. */

@@ -3,6 +3,7 @@
  * Snapshot with its derived figures (the one RSS, the breakdown, findings) computed here, once.
  */
 import { hostname as osHostname } from "node:os";
+import { readKernelFiles } from "../addon/kernel-files";
 import { glibcArenaLimit } from "../allocators/glibc";
 import { nowMicros } from "../base/backoff";
 import { HeapstateError, isHeapstateError } from "../base/errors";
@@ -23,7 +24,9 @@ import {
   type WarningSource,
 } from "../model/types";
 import { withViews } from "../model/views";
-import { locate, readCgroup, readCpu } from "../procfs/cgroup-read";
+import type { CgroupLocation } from "../procfs/cgroup";
+import { cgroupReadPaths, locate, readCgroup, readCpu } from "../procfs/cgroup-read";
+import { clearPrefetched, ownPath } from "../procfs/read";
 import type { AllocatorReader, ReadPolicy } from "./allocator-reading";
 import type { ReadPlan } from "./options";
 import { type ReporterRegistry, workerClaims } from "./reporters";
@@ -79,6 +82,7 @@ export function read(state: ReadState, o: ReadPlan, policy: ReadPolicy): Snapsho
     return readOnce(state, o, policy);
   } finally {
     reading = false;
+    clearPrefetched();
   }
 }
 
@@ -163,13 +167,25 @@ function readInside({ state, o, policy, snap, warnings, guard }: Reading): Claim
 }
 
 /** What the kernel shows of the process: status, the cgroup, and by tier the CPUs, smaps_rollup, smaps. */
-function readKernel({ o, snap, warnings, guard }: Reading): void {
+function readKernel({ o, snap, warnings, guard, costs }: Reading): void {
+  // The cgroup is located first (its files are read ahead with status); what locating it had to
+  // say is said in the cgroup's place, after status.
+  let loc: CgroupLocation | undefined;
+  const located: Warning[] = [];
+  guard("cgroup", () => {
+    loc = locate(o.procRoot, o.fsRoot, o.pid, located);
+  });
+  if (o.self) {
+    const t = nowMicros();
+    readAhead(o, loc);
+    costs.readAhead = nowMicros() - t;
+  }
   guard("status", () => {
     snap.process = readStatus(o);
     if (snap.process.rssBytes !== undefined) snap.process.rssSource = "status";
   });
   guard("cgroup", () => {
-    const loc = locate(o.procRoot, o.fsRoot, o.pid, warnings);
+    for (const w of located) warnings.push(w);
     const cg = loc && readCgroup(loc, o.tier, warnings, o.self);
     if (cg) snap.cgroup = cg;
   });
@@ -190,6 +206,24 @@ function readKernel({ o, snap, warnings, guard }: Reading): void {
       const regions = readRegions(o, warnings);
       if (regions) snap.regions = regions;
     });
+  }
+}
+
+/**
+ * The own process's status, smaps_rollup (above the fast tier) and cgroup files, read in one call
+ * into the addon (addon/kernel-files.ts); what it cannot read is read by each source as before.
+ */
+function readAhead(o: ReadPlan, loc: CgroupLocation | undefined): void {
+  try {
+    const paths: string[] = [];
+    const status = ownPath(o.procRoot, o.pid, "status");
+    if (status !== undefined) paths.push(status);
+    const rollup = o.tier === "fast" ? undefined : ownPath(o.procRoot, o.pid, "smaps_rollup");
+    if (rollup !== undefined) paths.push(rollup);
+    if (loc) paths.push(...cgroupReadPaths(loc, o.tier));
+    readKernelFiles(paths);
+  } catch {
+    // Each source reads its own files, and says what it could not.
   }
 }
 
