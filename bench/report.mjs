@@ -1,7 +1,8 @@
 // The run written out: bench/results.json and .md (or .artifacts/ for a smoke run), the scaling
 // curves as SVG, and docs/performance.md's table of targets.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { writeDocBlock } from "../scripts/doc-block.mjs";
 import { log, root, round, smoke } from "./common.mjs";
 
 /** Writes the run's files and prints its table. */
@@ -217,29 +218,21 @@ export function writeReport(results, { fastFloor, fastFloorP99 }) {
   writeFileSync(join(outDir, smoke ? "bench-smoke-scaling.svg" : "scaling.svg"), `${svg}\n`);
   if (!smoke) {
     // docs/performance.md's table of the targets, between its markers, from this run.
-    const readme = join(root, "docs", "performance.md");
-    const text = readFileSync(readme, "utf8");
-    const start = "<!-- bench:targets -->";
-    const end = "<!-- /bench:targets -->";
-    const a = text.indexOf(start);
-    const b = text.indexOf(end);
-    if (a >= 0 && b > a) {
-      const table = [
-        `Measured ${m.date.slice(0, 10)} by \`npm run bench\` (${m.cpus} CPUs, Node ${m.node}); every row in [bench/results.md](../bench/results.md); the reasons for each miss below.`,
-        "",
-        "| target | measured | goal | |",
-        "|---|---|---|---|",
-        ...results.targets.map(
-          (t) =>
-            `| ${t.name} | ${t.value ?? "not measured"} ${t.unit} | ${t.limit} ${t.unit} | ${t.met ? "met" : "**missed**"} |`,
-        ),
-        "",
-        "Measured beside the misses, in the same run:",
-        "",
-        ...results.evidence.map((e) => `- ${e}`),
-      ].join("\n");
-      writeFileSync(readme, `${text.slice(0, a + start.length)}\n${table}\n${text.slice(b)}`);
-    }
+    const table = [
+      `Measured ${m.date.slice(0, 10)} by \`npm run bench\` (${m.cpus} CPUs, Node ${m.node}); every row in [bench/results.md](../bench/results.md); the reasons for each miss below.`,
+      "",
+      "| target | measured | goal | |",
+      "|---|---|---|---|",
+      ...results.targets.map(
+        (t) =>
+          `| ${t.name} | ${t.value ?? "not measured"} ${t.unit} | ${t.limit} ${t.unit} | ${t.met ? "met" : "**missed**"} |`,
+      ),
+      "",
+      "Measured beside the misses, in the same run:",
+      "",
+      ...results.evidence.map((e) => `- ${e}`),
+    ].join("\n");
+    writeDocBlock(join(root, "docs", "performance.md"), "bench:targets", table);
   }
   console.log(md.join("\n"));
   log(`written: ${join(outDir, `${base}.json`)} and .md`);

@@ -1,9 +1,10 @@
 // Writes the table of docs/diagnosis.md's "What the remedies did, measured" from what the last run
 // of test/truth/remedies.test.ts measured (.cache/remedies/<shape>.json): a row per verdict and
 // heap shape, with RSS growth under glibc and with the remedy at the three points the test reads.
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { writeDocBlock } from "./doc-block.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const dir = join(root, ".cache", "remedies");
@@ -32,14 +33,8 @@ const lines = [
   ),
 ];
 const file = join(root, "docs", "diagnosis.md");
-const text = readFileSync(file, "utf8");
-const open = "<!-- remedies:table -->";
-const close = "<!-- /remedies:table -->";
-const a = text.indexOf(open);
-const b = text.indexOf(close);
-if (a < 0 || b < a) {
-  console.error(`remedies:table: ${file} has no ${open} … ${close} block`);
+if (!writeDocBlock(file, "remedies:table", lines.join("\n"))) {
+  console.error(`remedies:table: ${file} has no <!-- remedies:table --> … <!-- /remedies:table --> block`);
   process.exit(1);
 }
-writeFileSync(file, `${text.slice(0, a + open.length)}\n${lines.join("\n")}\n${text.slice(b)}`);
 console.log(`remedies:table: ${rows.length} rows written to docs/diagnosis.md`);
