@@ -3,7 +3,7 @@
 // commands (show-host, pmap), and the host view over 200 more node processes.
 
 import { spawn } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { getHeapSpaceStatistics, getHeapStatistics } from "node:v8";
 import { buildDir, commandMs, dist, floor, log, measure, require, root, round, smoke, us } from "./common.mjs";
@@ -128,6 +128,8 @@ export async function inProcessBench(results) {
     ["heapstate diff", () => h.diff(s1, s2)],
     ["heapstate prometheusText", () => prometheusText(s1)],
     ["process.memoryUsage()", () => process.memoryUsage()],
+    // What a consumer that follows peaks adds to each reading: VmHWM reset (docs/diagnosis.md).
+    ["VmHWM reset (/proc/self/clear_refs)", () => writeFileSync("/proc/self/clear_refs", "5")],
     ["process.memoryUsage.rss()", () => process.memoryUsage.rss()],
     ["v8.getHeapStatistics()", () => getHeapStatistics()],
     ["prom-client default metrics (register.metrics())", () => registry.metrics()],
