@@ -234,9 +234,10 @@ describe("the tarball", () => {
   // The two prebuilt addons are about 100 KiB of it packed. 256 KiB held until the core and the
   // faces became two wings (2.6 KiB more of paths and indexes, at 261 KiB before), then 272 KiB
   // until heapstate/3 (each finding's evidence typed, the closed sets checked on parsing) and the
-  // files split by job (each a .js and a .d.ts with its header): 272.2 KiB measured, 280 KiB now.
-  it("stays small (budget: 280 KiB packed, 1 MiB unpacked)", () => {
-    expect(pack.size).toBeLessThan(280 * 1024);
+  // files split by job (each a .js and a .d.ts with its header), then the addon's kept kernel files
+  // (native/files.cc: the x64 prebuild 113 → 122 KB): 284.4 KiB measured, 288 KiB now.
+  it("stays small (budget: 288 KiB packed, 1 MiB unpacked)", () => {
+    expect(pack.size).toBeLessThan(288 * 1024);
     expect(pack.unpackedSize).toBeLessThan(1024 * 1024);
   });
 
