@@ -1,4 +1,6 @@
 /** What every finding module shares: the thresholds, the context a reading gives, the words for a share. */
+import type { GlibcBase } from "../model/evidence";
+import type { AllocatorState, Breakdown, Finding, Snapshot } from "../model/types";
 import type { Baseline } from "./baseline";
 import type { PersistentDirty } from "./jemalloc-decay";
 import type { Trend } from "./trend";
@@ -32,4 +34,18 @@ export interface FindingContext {
   baseline?: Baseline | undefined;
   /** jemalloc's dirty pages kept through its whole decay time, across this process's readings. */
   jemallocDirty?: PersistentDirty | undefined;
+}
+
+/** What every glibc verdict of one reading shares. */
+export interface Glibc {
+  s: Snapshot;
+  b: Breakdown;
+  heap: AllocatorState;
+  ctx: FindingContext;
+  rss: number;
+  severity: Finding["severity"];
+  /** Said after each message when glibc's figures were reused from an earlier reading. */
+  stale: string;
+  worth: (bytes: number) => boolean;
+  base: () => GlibcBase;
 }

@@ -4,9 +4,9 @@
  * test measured, or the totals and the bound where the arenas were not looked into.
  */
 import { formatBytes } from "../base/units";
-import type { GlibcBase, GlibcTotals } from "../model/evidence";
+import type { GlibcTotals } from "../model/evidence";
 import type { AllocatorState, ArenaGroup, Breakdown, BreakdownPart, Finding, PartName, Snapshot } from "../model/types";
-import { type FindingContext, glibcFreeWorthConfirming, pct } from "./finding-base";
+import { type FindingContext, type Glibc, glibcFreeWorthConfirming, pct } from "./finding-base";
 import { threadArenaFinding } from "./glibc-thread-findings";
 
 export { recommendedArenaMax } from "./glibc-thread-findings";
@@ -19,20 +19,6 @@ function age(asOf: string | undefined, time: string | undefined): string {
   if (asOf === undefined || time === undefined) return "";
   const seconds = Math.max(0, (Date.parse(time) - Date.parse(asOf)) / 1000);
   return ` (glibc's figures are from ${seconds.toFixed(1)} s earlier: not raised as a warning)`;
-}
-
-/** What every glibc verdict of one reading shares. */
-export interface Glibc {
-  s: Snapshot;
-  b: Breakdown;
-  heap: AllocatorState;
-  ctx: FindingContext;
-  rss: number;
-  severity: Finding["severity"];
-  /** Said after each message when glibc's figures were reused from an earlier reading. */
-  stale: string;
-  worth: (bytes: number) => boolean;
-  base: () => GlibcBase;
 }
 
 /**

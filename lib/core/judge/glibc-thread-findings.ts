@@ -6,8 +6,7 @@
  */
 import { formatBytes } from "../base/units";
 import type { AllocatorState, ArenaGroup, Finding } from "../model/types";
-import { MiB, pct } from "./finding-base";
-import type { Glibc } from "./glibc-findings";
+import { type Glibc, MiB, pct } from "./finding-base";
 
 /** Whether glibc's arena limit came from the process's environment (MALLOC_ARENA_MAX, the tunable), not glibc's default. */
 function isUserArenaLimit(source: string): boolean {

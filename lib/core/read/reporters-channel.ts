@@ -1,7 +1,6 @@
 /** Worker threads' reporters, reaching the main thread's readings over a BroadcastChannel. */
 import { BroadcastChannel, isMainThread, threadId } from "node:worker_threads";
 import { type Claim, REPORTER_KINDS, type ReporterKind } from "../model/types";
-import type { ReporterRegistry } from "./reporters";
 
 /** A byte figure a reporter (or a worker's message) gave: a finite count ≥ 0, rounded; else undefined. */
 export function byteFigure(v: unknown): number | undefined {
@@ -29,7 +28,7 @@ const HELLO_EVERY_MS = 5000;
 let workerChannel: BroadcastChannel | undefined;
 
 /** In a worker: answer the main thread's asks with this worker's claims, and say hello until asked. */
-export function answerMainThread(registry: ReporterRegistry): void {
+export function answerMainThread(registry: { call(warnings: never[]): Claim[] }): void {
   if (workerChannel) return;
   const ch = new BroadcastChannel(CHANNEL);
   ch.unref();
