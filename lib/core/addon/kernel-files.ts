@@ -25,6 +25,7 @@ export function setKernelFilesNative(on: boolean): void {
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;

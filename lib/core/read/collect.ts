@@ -215,16 +215,26 @@ function readKernel({ o, snap, warnings, guard, costs }: Reading): void {
  */
 function readAhead(o: ReadPlan, loc: CgroupLocation | undefined): void {
   try {
-    const paths: string[] = [];
-    const status = ownPath(o.procRoot, o.pid, "status");
-    if (status !== undefined) paths.push(status);
-    const rollup = o.tier === "fast" ? undefined : ownPath(o.procRoot, o.pid, "smaps_rollup");
-    if (rollup !== undefined) paths.push(rollup);
-    if (loc) paths.push(...cgroupReadPaths(loc, o.tier));
-    readKernelFiles(paths);
+    readKernelFiles(aheadPaths(o, loc));
   } catch {
     // Each source reads its own files, and says what it could not.
   }
+}
+
+/** The files read ahead, made once per plan and cgroup location: every reading asks for the same. */
+let ahead: { root: string; pid: number; tier: string; loc: CgroupLocation | undefined; paths: string[] } | undefined;
+
+function aheadPaths(o: ReadPlan, loc: CgroupLocation | undefined): string[] {
+  const a = ahead;
+  if (a && a.root === o.procRoot && a.pid === o.pid && a.tier === o.tier && a.loc === loc) return a.paths;
+  const paths: string[] = [];
+  const status = ownPath(o.procRoot, o.pid, "status");
+  if (status !== undefined) paths.push(status);
+  const rollup = o.tier === "fast" ? undefined : ownPath(o.procRoot, o.pid, "smaps_rollup");
+  if (rollup !== undefined) paths.push(rollup);
+  if (loc) paths.push(...cgroupReadPaths(loc, o.tier));
+  ahead = { root: o.procRoot, pid: o.pid, tier: o.tier, loc, paths };
+  return paths;
 }
 
 /**
