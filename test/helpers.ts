@@ -211,3 +211,14 @@ export function worldReadableCli(): string {
   chmodSync(copy, 0o755);
   return join(copy, "bin", "heapstate.js");
 }
+
+/** mimalloc's printer: " committed:   33.0 MiB   33.0 MiB   64.2 KiB   33.0 MiB" → current (4th). */
+export function mimallocCommitted(text: string): number {
+  const m = /committed:\s+(.*)$/m.exec(text);
+  if (!m) throw new Error(`no committed line in mimalloc's stats:\n${text}`);
+  const fields = [...(m[1] as string).matchAll(/(-?[\d.]+)\s*(B|KiB|MiB|GiB)?/g)];
+  const current = fields[3];
+  if (!current) throw new Error(`unexpected committed line: ${m[0]}`);
+  const scale = { B: 1, KiB: 1024, MiB: MiB, GiB: 1024 * MiB }[(current[2] ?? "B") as "B"] ?? 1;
+  return Number(current[1]) * scale;
+}

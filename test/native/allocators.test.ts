@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { AllocatorName, AllocatorState, Snapshot } from "../../lib/core/model/types";
-import { glibcTotals, inBeforeAll, MiB, type PreloadName, requireLib, runChild } from "../helpers";
+import { glibcTotals, inBeforeAll, MiB, mimallocCommitted, type PreloadName, requireLib, runChild } from "../helpers";
 
 interface AllocateOutput {
   baseline: Snapshot;
@@ -42,17 +42,6 @@ function tcmallocStat(text: string, label: string): number {
   const m = new RegExp(`MALLOC:[\\s+=]*(\\d+) \\([^)]*\\) ${label}`).exec(text);
   if (!m) throw new Error(`"${label}" not in tcmalloc's stats:\n${text}`);
   return Number(m[1]);
-}
-
-/** mimalloc's printer: " committed:   33.0 MiB   33.0 MiB   64.2 KiB   33.0 MiB" → current (4th). */
-function mimallocCommitted(text: string): number {
-  const m = /committed:\s+(.*)$/m.exec(text);
-  if (!m) throw new Error(`no committed line in mimalloc's stats:\n${text}`);
-  const fields = [...(m[1] as string).matchAll(/(-?[\d.]+)\s*(B|KiB|MiB|GiB)?/g)];
-  const current = fields[3];
-  if (!current) throw new Error(`unexpected committed line: ${m[0]}`);
-  const scale = { B: 1, KiB: 1024, MiB: MiB, GiB: 1024 * MiB }[(current[2] ?? "B") as "B"] ?? 1;
-  return Number(current[1]) * scale;
 }
 
 /** heapstate's figure lies between the printer's two readings (taken just before and after it). */

@@ -85,11 +85,6 @@ describe("the pause model: predicted within 2× of the CPU time malloc_trim then
 describe("auto-trim with nothing to hold a trim to", () => {
   // 64 MiB of blocks, half freed: above the floor once measured, so only the missing measure skips.
   const blocked = inBeforeAll(() => runChild<Out>("autotrim.cjs", ["60000", "8192", "blocked"]), 120_000);
-  const mimalloc = inBeforeAll(
-    () => runChild<Out>("autotrim.cjs", ["60000", "8192"], { LD_PRELOAD: requireLib("mimalloc") }),
-    120_000,
-  );
-
   it("glibc's main arena outside [heap]: no trim, counted as unmeasured, and the reading says why", () => {
     const { state, blocked: placed, deepWarnings } = blocked();
     expect(placed).toBe(true);
@@ -99,13 +94,29 @@ describe("auto-trim with nothing to hold a trim to", () => {
     expect(state.skippedUnmeasured).toBeGreaterThanOrEqual(1);
     expect(state.lastSkip).toEqual({ time: expect.any(String), reason: "unmeasured" });
   });
+});
 
-  it("mimalloc, which promises nothing: the same", () => {
-    const { state } = mimalloc();
-    expect(state.trims).toBe(0);
-    expect(state.skippedBelowFloor).toBe(0);
-    expect(state.skippedUnmeasured).toBeGreaterThanOrEqual(1);
-    expect(state.lastSkip?.reason).toBe("unmeasured");
+describe("auto-trim under mimalloc: its promise is the segments it caches", () => {
+  // 200 blocks of 1 MiB, all freed but the last: segments freed whole, which mi_collect(true) unmaps.
+  const out = inBeforeAll(
+    () => runChild<Out>("autotrim.cjs", ["60000", "200", "large", String(MiB)], { LD_PRELOAD: requireLib("mimalloc") }),
+    120_000,
+  );
+
+  it("trims, releasing what it promised within 25 % as the kernel counts it, its pause within 2× of the prediction", () => {
+    const { state, before, after } = out();
+    expect(state.trims, JSON.stringify(state.lastSkip)).toBe(1);
+    const last = state.lastTrim as NonNullable<AutoTrimState["lastTrim"]>;
+    const promised = last.promisedBytes as number;
+    expect(promised).toBeGreaterThanOrEqual(96 * MiB);
+    expect(Math.abs((last.releasedBytes as number) - promised), JSON.stringify(last)).toBeLessThanOrEqual(
+      0.25 * promised,
+    );
+    // The kernel's fall from before the first check also holds the free spans mimalloc decommitted meanwhile.
+    expect(before - after).toBeGreaterThanOrEqual(0.75 * promised);
+    const ratio = (last.pauseCpuMs as number) / last.predictedPauseMs;
+    expect(ratio, JSON.stringify(last)).toBeGreaterThanOrEqual(0.5);
+    expect(ratio, JSON.stringify(last)).toBeLessThanOrEqual(2);
   });
 });
 

@@ -109,8 +109,9 @@ class AutoTrimChecks {
     const before = promiseReading(this.plan);
     const releasable = trimPromise(before);
     if (releasable === undefined) {
-      // Nothing to hold a trim to: mimalloc promises nothing, and glibc's free memory may not be
-      // measurable here (GLIBC_ARENA_OUTSIDE_HEAP, or the walk held back): no trim on a guess.
+      // Nothing to hold a trim to: glibc's free memory may not be measurable here
+      // (GLIBC_ARENA_OUTSIDE_HEAP, or the walk held back), and mimalloc's segments are walked only
+      // in 2.0: no trim on a guess.
       state.skippedUnmeasured++;
       state.lastSkip = { time, reason: "unmeasured" };
       return;

@@ -97,4 +97,47 @@ export function tcmallocFindings(
   });
 }
 
+/**
+ * mimalloc 2.0's freed memory kept committed and resident: free spans of its segments and segments
+ * freed whole (its cache), measured from its segment headers and pagemap, and held by every reading
+ * of the last second. It decommits them `decommit_delay` ms after their freeing (25 by default) only
+ * when the segment's thread frees or allocates there again, so a quiet segment keeps them. The
+ * remedy, applied in test/truth/remedies.test.ts to two shapes: MIMALLOC_DECOMMIT_DELAY=0, under
+ * which a freed span is decommitted at once. trim() (mi_collect(true)) returns the cached segments
+ * only, not the free spans of segments in use.
+ */
+export function mimallocFindings(
+  out: Finding[],
+  rss: number | undefined,
+  heap: AllocatorState | undefined,
+  ctx: FindingContext,
+): void {
+  const kept = ctx.mimallocKept;
+  if (heap?.allocator !== "mimalloc" || !heap.servesMalloc || rss === undefined || !kept) return;
+  if (!glibcFreeWorthConfirming(kept.bytes, rss)) return;
+  const cached = Math.min(kept.bytes, heap.pages?.releasableBytes ?? 0);
+  const delay = (ctx.env?.MIMALLOC_DECOMMIT_DELAY ?? ctx.env?.MIMALLOC_RESET_DELAY)?.trim();
+  const preload = ctx.env?.LD_PRELOAD ? " (the LD_PRELOAD as now)" : "";
+  const trimSays =
+    cached > 0
+      ? `trim() returns the ${formatBytes(cached)} of whole segments now, and free spans only in segments where it frees a page.`
+      : "trim() may return little of them: mi_collect(true) gives back whole free segments, and free spans only in segments where it frees a page.";
+  out.push({
+    id: "mimalloc-free-pages-kept",
+    severity: "warn",
+    message:
+      delay === "0"
+        ? `mimalloc has kept ${formatBytes(kept.bytes)} of freed memory committed and resident (${pct(kept.bytes, rss)} of RSS; ${kept.readings} readings since ${kept.since}) although MIMALLOC_DECOMMIT_DELAY=0: ${trimSays}`
+        : `mimalloc has kept ${formatBytes(kept.bytes)} of freed memory committed and resident (${pct(kept.bytes, rss)} of RSS; ${kept.readings} readings since ${kept.since}): free spans of its segments${cached > 0 ? `, ${formatBytes(cached)} of them whole segments in its cache` : ""}. mimalloc 2.0 decommits freed memory ${delay ? `${delay} ms` : "25 ms"} after its freeing (MIMALLOC_DECOMMIT_DELAY) only when the thread that owns the segment frees or allocates there again, so a quiet segment keeps it. Start node with MIMALLOC_DECOMMIT_DELAY=0${preload}: a span freed is decommitted at once (a system call each time), about ${formatBytes(kept.bytes)} here. ${trimSays}`,
+    evidence: {
+      rssBytes: rss,
+      keptBytes: kept.bytes,
+      cachedSegmentBytes: cached,
+      since: kept.since,
+      readings: kept.readings,
+      decommitDelay: delay ?? "default",
+    },
+  });
+}
+
 /** Steady growth of native-unclassified: at least this many readings, this long, this straight a line. */

@@ -34,6 +34,8 @@ export interface FindingContext {
   baseline?: Baseline | undefined;
   /** jemalloc's dirty pages kept through its whole decay time, across this process's readings. */
   jemallocDirty?: PersistentDirty | undefined;
+  /** mimalloc's free memory that every reading of the last second held (see collect.ts). */
+  mimallocKept?: PersistentDirty | undefined;
 }
 
 /** What every glibc verdict of one reading shares. */

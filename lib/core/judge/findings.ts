@@ -6,7 +6,7 @@ import { formatBytes } from "../base/units";
 import { nativeHeap, nativeUnclassifiedBytes } from "../model/figures";
 import type { AllocatorState, Breakdown, Finding, Snapshot } from "../model/types";
 import { servingAllocator } from "../model/views";
-import { jemallocFindings, tcmallocFindings } from "./allocator-findings";
+import { jemallocFindings, mimallocFindings, tcmallocFindings } from "./allocator-findings";
 import type { Baseline } from "./baseline";
 import { type FindingContext, MiB, pct } from "./finding-base";
 import { glibcFindings } from "./glibc-findings";
@@ -37,6 +37,7 @@ export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingCont
   glibcFindings(out, s, b, rss, heap, ctx);
   jemallocFindings(out, b, rss, heap, ctx);
   tcmallocFindings(out, b, rss, heap, ctx);
+  mimallocFindings(out, rss, heap, ctx);
   preloadFindings(out, heap, ctx.env?.LD_PRELOAD);
   cgroupFindings(out, s, rss);
   leakFinding(out, ctx.trend, ctx.trendCurrent !== false, s.time, rss);

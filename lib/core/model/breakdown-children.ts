@@ -60,6 +60,17 @@ export function nativeChildren(
     });
     allocated = heap.allocatedBytes;
   }
+  // mimalloc 2.0, its segments walked: the free spans and cached segments it keeps committed and
+  // resident are its own, not an owner's.
+  const miFree = heap.allocator === "mimalloc" ? heap.pages?.dirtyBytes : undefined;
+  if (miFree !== undefined && miFree <= part.bytes) {
+    children.push({
+      name: "native-allocator-slack",
+      bytes: miFree,
+      source: "mimalloc free spans and cached segments, resident (a walk of its segment headers with pagemap)",
+    });
+    allocated = part.bytes - miFree;
+  }
   // glibc, walked: the part is what is resident; its owners count what they allocated. In-use
   // blocks never written (zlib's windows, calloc'd buffers) are theirs but not resident: a child
   // of their own, negative, so that the owners keep their figures and the children add up.
@@ -85,7 +96,7 @@ export function nativeChildren(
     name: "native-unclassified",
     bytes: rest,
     source:
-      heap.allocator === "mimalloc"
+      heap.allocator === "mimalloc" && miFree === undefined
         ? "the rest, mimalloc's free committed pages included (2.0 has no in-use figure)"
         : "the rest: workers' isolates, addons without a reporter, Node's own",
     estimated: true,

@@ -103,6 +103,14 @@ export interface FindingEvidence {
     backgroundThread: "on" | "off";
   };
   "jemalloc-partly-used-slabs": { rssBytes: number; slackBytes: number; activeBytes: number; allocatedBytes: number };
+  "mimalloc-free-pages-kept": {
+    rssBytes: number;
+    keptBytes: number;
+    cachedSegmentBytes: number;
+    since: string;
+    readings: number;
+    decommitDelay: string;
+  };
   "tcmalloc-free-pages-kept": { rssBytes: number; pageheapFreeBytes: number; aggressiveMemoryDecommit: "on" | "off" };
   "preload-not-serving-malloc": { ldPreload: string; servedBy: string };
   "v8-limit-above-cgroup-limit": { heapLimitBytes: number; cgroupLimitBytes: number };

@@ -84,6 +84,8 @@ export function trimPromise(s: Snapshot): number | undefined {
         add(a.pages?.dirtyBytes);
         break;
       case "mimalloc":
+        // mi_collect(true) returns its cached segments, not the free spans of segments in use.
+        if (a.servesMalloc) add(a.pages?.releasableBytes);
         break;
     }
   }

@@ -10,6 +10,7 @@ import { readAllocators } from "../addon/native-read";
 import { arenaBytesOutsideMappings, type GlibcKernelEvidence, withKernelEvidence } from "../allocators/glibc";
 import { walkGlibcHeaps } from "../allocators/glibc-walk";
 import { allocatorsFromReading } from "../allocators/index";
+import { walkMimallocSegments } from "../allocators/mimalloc-walk";
 import { Backoff, type BackoffPolicy, type Clock, costSince, nowMicros, threadCpu } from "../base/backoff";
 import { errorText } from "../base/errors";
 import { extend } from "../base/objects";
@@ -298,6 +299,33 @@ export class AllocatorReader {
     } finally {
       this.confirmation.ran(costSince(wallStart, cpuStart, binding));
     }
+  }
+
+  /**
+   * mimalloc 2.0's free memory, from its segments' headers and pagemap (it counts no in-use bytes,
+   * so its statistics cannot say what of its committed memory is free): the free spans and cached
+   * segments on resident pages, and what of them mi_collect(true) returns (the cached segments).
+   */
+  measureMimallocFree(snap: Snapshot, warnings: Warning[]): void {
+    const heap = servingAllocator(snap);
+    if (heap?.allocator !== "mimalloc" || !heap.servesMalloc || !heap.version?.startsWith("2.0.")) return;
+    const page = typeof heap.raw?.page_size === "number" ? heap.raw.page_size : 4096;
+    const walk = walkMimallocSegments(page);
+    if (walk.segments === 0 || walk.problems.length > 0) {
+      warnings.push({
+        source: "mimalloc",
+        code: "MIMALLOC_WALK_INCOMPLETE",
+        message: `mimalloc's segments could not be read${walk.problems.length > 0 ? `: ${walk.problems.join("; ")}` : " (no segment header was found in this process's anonymous mappings)"}, so what of its committed memory is free is not known`,
+      });
+      return;
+    }
+    this.replaceHeap(
+      snap,
+      heap,
+      extend(heap, {
+        pages: { dirtyBytes: walk.freeResidentBytes, releasableBytes: walk.cachedSegmentBytes },
+      }),
+    );
   }
 
   private replaceHeap(snap: Snapshot, old: AllocatorState, next: AllocatorState): void {

@@ -252,6 +252,12 @@ function reconcile({ state, o, policy, snap, warnings, costs }: Reading, claims:
     claims,
     warnings,
   };
+  // mimalloc's free memory, read from its segments where glibc's would be measured.
+  if (o.self && (o.tier === "deep" || policy.confirmGlibc === "always")) {
+    const t = nowMicros();
+    state.allocators.measureMimallocFree(snap, warnings);
+    if (o.tier !== "deep") costs.mimallocWalk = nowMicros() - t;
+  }
   const breakdown = buildBreakdown(input, snap.time);
   const bound = breakdown?.bounds?.find((b) => b.name === "native-free");
   const confirm =
@@ -272,6 +278,12 @@ function reconcile({ state, o, policy, snap, warnings, costs }: Reading, claims:
   if (confirmed === "held-back" && breakdown) return withHeldBackGlibcFree(breakdown);
   return breakdown;
 }
+
+/**
+ * How long mimalloc's free memory must stay resident to be called kept: well past its decommit
+ * delays (25 ms for a span, 500 ms for a cached segment), which it acts on only when used again.
+ */
+const MIMALLOC_KEPT_MS = 1000;
 
 /** What the verdicts need beside the reading (the arena limit, the threads, the trends), and the verdicts. */
 function judge({ state, o, snap }: Reading, breakdown: Breakdown | undefined): void {
@@ -298,6 +310,14 @@ function judge({ state, o, snap }: Reading, breakdown: Breakdown | undefined): v
     if (typeof decayMs === "number" && glibcFreeWorthConfirming(heap.pages.dirtyBytes, snap.process?.rssBytes))
       jemallocDirty = state.dirty.persistent(time, decayMs);
   }
+  // mimalloc's free spans and cached segments, followed the same way: its decommit runs only when
+  // a segment's thread uses it again, so what a second's readings all hold is what it kept.
+  let mimallocKept: PersistentDirty | undefined;
+  if (o.self && heap?.allocator === "mimalloc" && heap.pages?.dirtyBytes !== undefined) {
+    state.dirty.record(time, heap.pages.dirtyBytes);
+    if (glibcFreeWorthConfirming(heap.pages.dirtyBytes, snap.process?.rssBytes))
+      mimallocKept = state.dirty.persistent(time, MIMALLOC_KEPT_MS);
+  }
   snap.findings = findings(snap, breakdown, {
     env: o.self ? process.env : undefined,
     // Also when this reading has no split (its glibc figures reused within the walk's back-off):
@@ -306,5 +326,6 @@ function judge({ state, o, snap }: Reading, breakdown: Breakdown | undefined): v
     trendCurrent: unclassified !== undefined,
     baseline: o.self ? state.baselines.current() : undefined,
     jemallocDirty,
+    mimallocKept,
   });
 }
