@@ -128,7 +128,7 @@ export function mimallocFindings(
     message:
       delay === "0"
         ? `mimalloc has kept ${formatBytes(kept.bytes)} of freed memory committed and resident (${pct(kept.bytes, rss)} of RSS; ${kept.readings} readings since ${kept.since}) although MIMALLOC_DECOMMIT_DELAY=0: ${trimSays}`
-        : `mimalloc has kept ${formatBytes(kept.bytes)} of freed memory committed and resident (${pct(kept.bytes, rss)} of RSS; ${kept.readings} readings since ${kept.since}): free spans of its segments${cached > 0 ? `, ${formatBytes(cached)} of them whole segments in its cache` : ""}. mimalloc 2.0 decommits freed memory ${delay ? `${delay} ms` : "25 ms"} after its freeing (MIMALLOC_DECOMMIT_DELAY) only when the thread that owns the segment frees or allocates there again, so a quiet segment keeps it. Start node with MIMALLOC_DECOMMIT_DELAY=0${preload}: a span freed is decommitted at once (a system call each time), about ${formatBytes(kept.bytes)} here. ${trimSays}`,
+        : `mimalloc has kept ${formatBytes(kept.bytes)} of freed memory committed and resident (${pct(kept.bytes, rss)} of RSS; ${kept.readings} readings since ${kept.since}): free spans of its segments${cached > 0 ? `, ${formatBytes(cached)} of them whole segments in its cache` : ""}. mimalloc 2.0 decommits freed memory ${delay ? `${delay} ms` : "25 ms"} after its freeing (MIMALLOC_DECOMMIT_DELAY), but only when the thread that owns the segment frees or allocates there again, so a quiet segment keeps it. Start node with MIMALLOC_DECOMMIT_DELAY=0${preload}: a span freed is decommitted at once (a madvise call for each), about ${formatBytes(kept.bytes)} here. ${trimSays}`,
     evidence: {
       rssBytes: rss,
       keptBytes: kept.bytes,
