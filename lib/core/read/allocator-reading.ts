@@ -217,13 +217,15 @@ export class AllocatorReader {
           memo === undefined ||
           this.walk.due() ||
           (tier === "deep" && memo.state.raw?.malloc_info === undefined));
-      const wallStart = nowMicros();
-      const cpuStart = threadCpu(binding);
+      // The walk's cost sets its back-off. The thread's CPU clock is a system call on this kind of
+      // machine (two were a fifth of a fast reading): asked only once walks cost enough to matter.
+      const cpuClock = walk && this.walk.wantsCpuClock ? binding : undefined;
+      const wallStart = walk ? nowMicros() : 0;
+      const cpuStart = threadCpu(cpuClock);
       const reading = readAllocators(binding, { glibc: walk === true, mallocInfo: walk === true && tier === "deep" });
-      const cost = costSince(wallStart, cpuStart, binding);
+      if (walk) this.walk.ran(costSince(wallStart, cpuStart, cpuClock));
       const reused = walk ? undefined : memo?.state;
       const { heap, allocators } = allocatorsFromReading(reading, warnings, reused);
-      if (walk) this.walk.ran(cost);
       if (walk && heap?.allocator === "glibc") this.memo = { state: heap, time: snap.time };
       if (!walk && heap && memo && heap === memo.state) {
         allocators[allocators.indexOf(heap)] = extend(heap, { asOf: memo.time });
