@@ -233,6 +233,39 @@ export function writeReport(results, { fastFloor, fastFloorP99 }) {
       ...results.evidence.map((e) => `- ${e}`),
     ].join("\n");
     writeDocBlock(join(root, "docs", "performance.md"), "bench:targets", table);
+    // The README's headline: the rows a user weighs first, with their goals and whether met.
+    const pick = (prefix) =>
+      results.targets.find(
+        (t) => t.name.startsWith(prefix) && (prefix !== "RSS growth over" || t.name.includes("standard")),
+      );
+    const headline = [
+      "fast collect ÷ Σ floors",
+      "fast collect ÷ prom-client memory metrics",
+      "V8 heap allocated per fast reading",
+      "cached snapshot()",
+      "RSS growth over",
+      'require("heapstate") in a process that has served HTTP: RSS added',
+      "a sampler at 1 Hz with peaks on",
+      "a service at",
+      "… its p99 latency change",
+    ]
+      .map(pick)
+      .filter((t) => t !== undefined)
+      .map(
+        (t) =>
+          `| ${t.name} | ${t.value ?? "not measured"} ${t.unit} | ${t.limit} ${t.unit} | ${t.met ? "met" : "**missed**"} |`,
+      );
+    writeDocBlock(
+      join(root, "README.md"),
+      "bench:headline",
+      [
+        `Measured ${m.date.slice(0, 10)} by \`npm run bench\` on ${m.cpus} CPUs, Node ${m.node}, side by side in one run; every target, and the measured reason for each miss: [performance](docs/performance.md).`,
+        "",
+        "| | measured | goal | |",
+        "|---|---|---|---|",
+        ...headline,
+      ].join("\n"),
+    );
   }
   console.log(md.join("\n"));
   log(`written: ${join(outDir, `${base}.json`)} and .md`);

@@ -5,14 +5,40 @@
 // (CI), written to .artifacts/. Each part measures one thing: in-process.mjs (heapstate beside the
 // floor and the peers), scaling.mjs (how costs grow), footprint.mjs (footprint, allocation, load),
 // targets.mjs (the targets as ratios), report.mjs (the files written).
+import { readFileSync } from "node:fs";
 import { cpus, release } from "node:os";
-import { buildFloor, dist, log, smoke } from "./common.mjs";
+import { join } from "node:path";
+import { buildFloor, dist, log, root, smoke } from "./common.mjs";
 import { weightBench } from "./footprint.mjs";
 import { inProcessBench } from "./in-process.mjs";
 import { writeReport } from "./report.mjs";
 import { scalingBench } from "./scaling.mjs";
 import { judgeTargets } from "./targets.mjs";
 
+// `--report`: the targets judged again and the files written again from bench/results.json,
+// without measuring (after a change to how a target or a reason is stated).
+if (process.argv.includes("--report")) {
+  const results = JSON.parse(readFileSync(join(root, "bench", "results.json"), "utf8"));
+  const floor = results.floor;
+  const path = (p) => p.replace(/^\/proc\/<pid>\//, "/proc/<pid>/");
+  const floorUs = (p) => floor[path(p)]?.medianUs;
+  const floorP99Us = (p) => floor[path(p)]?.p99Us;
+  const cgroupKeys = Object.keys(floor).filter((k) => k.startsWith("/sys/fs/cgroup/"));
+  const dir = cgroupKeys[0]?.slice(0, cgroupKeys[0].lastIndexOf("/"));
+  writeReport(
+    results,
+    judgeTargets(results, {
+      cgroupDir: dir === undefined ? undefined : { dir },
+      cgroupFiles: cgroupKeys.map((k) => k.slice(k.lastIndexOf("/") + 1)),
+      floorUs,
+      floorP99Us,
+      mi2Floor: { medianNs: floor.mallinfo2.medianUs * 1000, p99Ns: floor.mallinfo2.p99Us * 1000 },
+      pid: "<pid>",
+      worstWalk: results.glibcScaling.at(-1),
+    }),
+  );
+  process.exit(0);
+}
 if (typeof global.gc !== "function") {
   console.error("bench: run with node --expose-gc (npm run bench does)");
   process.exit(2);

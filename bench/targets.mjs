@@ -235,7 +235,13 @@ export function judgeTargets(results, { cgroupDir, cgroupFiles, floorUs, floorP9
     const prom = ip["prom-client memory metrics (resident memory, heap and external)"].medianUs;
     const work = ip["unrelated work alone (1 MiB of objects walked)"].medianUs;
     const mixed = ip["bare reads, each followed by the unrelated work"].medianUs;
+    const usage = ip["process.memoryUsage()"]?.medianUs;
     results.evidence = [
+      ...(usage === undefined
+        ? []
+        : [
+            `process.memoryUsage() costs ${usage} µs (it reads /proc/self/stat again) and is outside the C floor; the fast tier calls it because it is the only source of this isolate's ArrayBuffer bytes (memoryUsage().arrayBuffers) on Node 20 to 26: with it the floor is ${round(fastFloor + usage, 1)} µs and a fast reading ${round(fast.medianUs / (fastFloor + usage), 2)} × it; the rest is the reading's own JavaScript (${round(fast.medianUs - ip["bare reads from JavaScript (status, cgroup values, allocator counters, V8 figures)"].medianUs, 1)} µs over the bare reads from JavaScript)`,
+          ]),
       `the bare reads alone ÷ prom-client memory metrics: ${round(bare / prom, 2)} × (the fast tier makes those reads, so it cannot cost a quarter of prom-client's)`,
       `the bare reads cost ${round(mixed - work - bare, 1)} µs more (${round((mixed - work) / bare, 2)} ×) when unrelated work runs between them than back to back: the caches the kernel's and Node's code lose, which the fast tier's own code also takes from them`,
       `over the soak's ${results.soak.collects} standard readings V8's young generation went ${results.soak.youngGenerationMiB?.join(" → ")} MiB (the RSS grew ${results.soak.rssGrowthMiB} MiB) while live memory grew ${results.soak.judgedGrowthKiB} KiB: the reading being built when a scavenge runs survives it, and V8 sizes its young generation by what survives`,
