@@ -220,26 +220,31 @@ class Addon : public Napi::Addon<Addon> {
   // errno), or minus the size `out` must have when it is too short (then nothing else is to be
   // used).
   Napi::Value ReadFiles(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), ReadKept(info, 0, "readFiles"));
+  }
+
+  // The kept files read as readFiles() reads them, from the arguments at `first` on (out, lengths,
+  // generation): its answer.
+  double ReadKept(const Napi::CallbackInfo& info, size_t first, const char* who) {
     Napi::Env env = info.Env();
-    if (info.Length() < 3 || !info[0].IsTypedArray() || !info[1].IsTypedArray() ||
-        !info[2].IsNumber() ||
-        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
-        info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-      throw Napi::TypeError::New(
-          env, "heapstate native: readFiles needs a Uint8Array, an Int32Array and a generation");
+    if (info.Length() < first + 3 || !info[first].IsTypedArray() ||
+        !info[first + 1].IsTypedArray() || !info[first + 2].IsNumber() ||
+        info[first].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+        info[first + 1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+      throw Napi::TypeError::New(env, std::string("heapstate native: ") + who +
+                                          " needs a Uint8Array, an Int32Array and a generation");
     }
-    if (info[2].As<Napi::Number>().DoubleValue() != filesGeneration_) {
-      return Napi::Number::New(env, std::numeric_limits<double>::quiet_NaN());
+    if (info[first + 2].As<Napi::Number>().DoubleValue() != filesGeneration_) {
+      return std::numeric_limits<double>::quiet_NaN();
     }
-    Napi::Uint8Array out = info[0].As<Napi::Uint8Array>();
-    Napi::Int32Array lengths = info[1].As<Napi::Int32Array>();
+    Napi::Uint8Array out = info[first].As<Napi::Uint8Array>();
+    Napi::Int32Array lengths = info[first + 1].As<Napi::Int32Array>();
     if (lengths.ElementLength() < files_.Size()) {
-      throw Napi::RangeError::New(
-          env, "heapstate native: readFiles: lengths is shorter than the kept files");
+      throw Napi::RangeError::New(env, std::string("heapstate native: ") + who +
+                                           ": lengths is shorter than the kept files");
     }
-    const int64_t n =
-        files_.Read(out.Data(), out.ElementLength(), lengths.Data(), lengths.ElementLength());
-    return Napi::Number::New(env, static_cast<double>(n));
+    return static_cast<double>(
+        files_.Read(out.Data(), out.ElementLength(), lengths.Data(), lengths.ElementLength()));
   }
 
   // discover() -> { mallocOwner?, mainProgramDefinesMalloc, instances: [...] }
@@ -281,7 +286,10 @@ class Addon : public Napi::Addon<Addon> {
   // code)]. kind 0 is a number, 1 a flag (value 0 or 1), 2 a text (value NaN). Texts are fixed for
   // a loaded object: with describe, the answer is instead discover()'s object for the same
   // discovery with `count` and `texts` (the texts in the order their entries were written), which
-  // the caller keeps. Name ids are process-wide; counterNames() gives their names.
+  // the caller keeps. Name ids are process-wide; counterNames() gives their names. With four more
+  // arguments (out, lengths, generation as readFiles() takes them, and a Float64Array), the kept
+  // files are read first in the same call, and readFiles()'s answer is put in its first element:
+  // one crossing for what a fast reading asks of the kernel and the allocators.
   Napi::Value ReadNumbers(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsTypedArray() ||
@@ -290,6 +298,19 @@ class Addon : public Napi::Addon<Addon> {
     }
     Napi::Float64Array out = info[0].As<Napi::Float64Array>();
     Napi::Object options = OptionsArg(info, 1);
+    // With (files, lengths, generation, result: Float64Array) after the options: the kept files
+    // are read first, in the same call, and result[0] is what readFiles() would answer.
+    if (info.Length() > 2) {
+      if (info.Length() < 6 || !info[5].IsTypedArray() ||
+          info[5].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+          info[5].As<Napi::TypedArray>().ElementLength() < 1) {
+        throw Napi::TypeError::New(env,
+                                   "heapstate native: readNumbers' files need a Uint8Array, an "
+                                   "Int32Array, a generation and a Float64Array");
+      }
+      const double files = ReadKept(info, 2, "readNumbers");
+      info[5].As<Napi::Float64Array>()[0] = files;
+    }
     ReadOptions ro;
     ro.glibc = BoolOption(options, "glibc", true);
     ro.mallocInfo = false;

@@ -18,6 +18,7 @@ interface Out {
   addon: boolean;
   tiers: Record<"fast" | "standard", Array<{ native: Picked; js: Picked }>>;
   directRead: { asked: number; read: number };
+  crossings: Record<"fast" | "standard", Record<string, number>>;
 }
 
 describe("kernel files read ahead by the addon, on captured trees (own pid): exactly JavaScript's reading", () => {
@@ -66,6 +67,10 @@ describe("kernel files read ahead by the addon, on the live process under each a
         }
       }
       expect(out().directRead).toEqual({ asked: 2, read: 2 });
+      // One crossing for what the fast tier asks of the kernel and the allocators.
+      expect(out().crossings.fast).toEqual({ "readNumbers+files": 1 });
+      expect(out().crossings.standard["readNumbers+files"]).toBe(1);
+      expect(out().crossings.standard.readFiles).toBeUndefined();
     });
   }
 });

@@ -87,6 +87,30 @@ async function main() {
   if (!(whole > 0) || lengths[0] <= 0 || lengths[2] >= 0) throw new Error(`readFiles answered ${whole}, ${lengths}`);
   if (!Number.isNaN(binding.readFiles(new Uint8Array(64), lengths, generation - 1)))
     throw new Error("readFiles read for another list's generation");
+  // The same files read within readNumbers' call, into short and whole buffers, for a stale
+  // generation; the counters as without them.
+  const result = new Float64Array(1);
+  for (const size of [0, 1, 97, 64 * 1024]) {
+    const count = binding.readNumbers(new Float64Array(256), {}, new Uint8Array(size), lengths, generation, result);
+    if (!(count > 0)) throw new Error(`readNumbers with files answered ${count}`);
+    if (result[0] > size || (result[0] < 0 && -result[0] <= size))
+      throw new Error(`readNumbers' files into ${size} bytes answered ${result[0]}`);
+  }
+  binding.readNumbers(new Float64Array(8), {}, new Uint8Array(64), lengths, generation - 1, result);
+  if (!Number.isNaN(result[0])) throw new Error("readNumbers read the files for another list's generation");
+  for (const bad of [
+    () => binding.readNumbers(new Float64Array(8), {}, new Uint8Array(8)),
+    () => binding.readNumbers(new Float64Array(8), {}, new Uint8Array(8), lengths, generation, new Float64Array(0)),
+    () => binding.readNumbers(new Float64Array(8), {}, new Uint8Array(8), new Uint8Array(4), generation, result),
+    () => binding.readNumbers(new Float64Array(8), {}, new Uint8Array(8), lengths, "1", result),
+  ]) {
+    try {
+      bad();
+      throw new Error("readNumbers took bad file arguments");
+    } catch (e) {
+      if (!(e instanceof TypeError)) throw e;
+    }
+  }
   binding.keepFiles(files.slice(0, 1));
   binding.keepFiles([]);
   let filesRefused = 0;

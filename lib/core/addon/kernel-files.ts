@@ -31,15 +31,24 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
-/**
- * Reads `paths` ahead for the reading under way; returns how many were read (0 when the addon
- * cannot, or reading ahead is off). A file that could not be read is left to the kept read, which
- * then reads it from JavaScript and reports its error as it always did.
- */
-export function readKernelFiles(paths: readonly string[]): number {
-  if (!enabled || paths.length === 0 || paths.length > 64) return 0;
+/** What readNumbers() needs to read the kept files in its own call (see {@link filesAhead}). */
+export interface FilesAhead {
+  out: Uint8Array;
+  lengths: Int32Array;
+  generation: number;
+  /** readFiles()'s answer, put here by the call; NOT_READ until then. */
+  result: Float64Array;
+}
+
+/** result[0] before the call: an addon that did not read the files leaves it so. */
+const NOT_READ = Number.NEGATIVE_INFINITY;
+const ahead: FilesAhead = { out, lengths, generation, result: new Float64Array(1) };
+
+/** Keeps `paths` in the addon when they are not the list it keeps; false when it cannot. */
+function keep(paths: readonly string[]): boolean {
+  if (!enabled || paths.length === 0 || paths.length > 64) return false;
   const binding = native();
-  if (binding?.keepFiles === undefined || binding.readFiles === undefined) return 0;
+  if (binding?.keepFiles === undefined || binding.readFiles === undefined) return false;
   if (!sameList(kept, paths)) {
     generation = binding.keepFiles([...paths]);
     kept = [...paths];
@@ -49,7 +58,52 @@ export function readKernelFiles(paths: readonly string[]): number {
     starts = new Int32Array(paths.length * 2);
     given = new Int32Array(paths.length * 2);
   }
-  let n = binding.readFiles(out, lengths, generation);
+  return true;
+}
+
+/**
+ * The arguments with which the allocators' readNumbers() call reads `paths` too, in the same
+ * crossing (the fast tier's reads in one native call); undefined when the addon cannot. Hand the
+ * call's answer to {@link takeFilesAhead}.
+ */
+export function filesAhead(paths: readonly string[]): FilesAhead | undefined {
+  if (!keep(paths)) return undefined;
+  ahead.out = out;
+  ahead.lengths = lengths;
+  ahead.generation = generation;
+  (ahead.result as Float64Array)[0] = NOT_READ;
+  return ahead;
+}
+
+/**
+ * After readNumbers() was called with {@link filesAhead}'s arguments: the files it read are handed
+ * to the kept reads (read again alone when its buffer was short or another list was kept
+ * meanwhile); returns how many were read, or undefined when the call did not read them (read()
+ * was used, or an addon without it), and then {@link readKernelFiles} reads them as before.
+ */
+export function takeFilesAhead(paths: readonly string[], a: FilesAhead): number | undefined {
+  const n = a.result[0] as number;
+  if (n === NOT_READ) return undefined;
+  return settle(paths, n);
+}
+
+/**
+ * Reads `paths` ahead for the reading under way; returns how many were read (0 when the addon
+ * cannot, or reading ahead is off). A file that could not be read is left to the kept read, which
+ * then reads it from JavaScript and reports its error as it always did.
+ */
+export function readKernelFiles(paths: readonly string[]): number {
+  if (!keep(paths)) return 0;
+  const binding = native();
+  const n = binding?.readFiles?.(out, lengths, generation);
+  return n === undefined ? 0 : settle(paths, n);
+}
+
+/** A readFiles() answer made good (kept again, or a larger buffer), and its files handed over. */
+function settle(paths: readonly string[], answer: number): number {
+  const binding = native();
+  if (binding?.keepFiles === undefined || binding.readFiles === undefined) return 0;
+  let n = answer;
   if (Number.isNaN(n)) {
     // Another caller of the addon kept another list meanwhile: this one is kept again.
     generation = binding.keepFiles([...paths]);

@@ -3,11 +3,12 @@
  * readNumbers(): the counters come as numbers in a buffer reused across readings instead of an
  * object with a key per counter built by the addon (with glibc that reply cost about 6 µs and
  * 1 KiB a reading, with jemalloc's thirty counters about 30 µs), and are put under their names
- * here. What does not change while the same objects are loaded (the instances' descriptions, the
+ * here; with `files`, the reading's kernel files are read in the same call. What does not change while the same objects are loaded (the instances' descriptions, the
  * version and option texts) is asked once per discovery and kept.
  */
 
 import type { RawValue } from "../model/types";
+import type { FilesAhead } from "./kernel-files";
 import type { NativeBinding, NativeDiscovery, NativeReadInstance, NativeReading } from "./native";
 
 export interface ReadRequest {
@@ -45,12 +46,15 @@ function nameOf(binding: NativeBinding, id: number): string | undefined {
  * read() (the counters are then read twice in that reading; it happens when a library that
  * defines an allocator is loaded or unloaded).
  */
-export function readAllocators(binding: NativeBinding, request: ReadRequest): NativeReading {
+export function readAllocators(binding: NativeBinding, request: ReadRequest, files?: FilesAhead): NativeReading {
   if (request.mallocInfo || binding.readNumbers === undefined) return binding.read(request);
   const key = `${request.glibc ? 1 : 0}${request.onlyGlibc ? 1 : 0}`;
   let kept = described.get(key);
   const options = { glibc: request.glibc, onlyGlibc: request.onlyGlibc === true, describe: kept === undefined };
-  const answer = binding.readNumbers(buffer, options);
+  // The kernel files a reading reads ahead come in the same call when asked (kernel-files.ts).
+  const answer = files
+    ? binding.readNumbers(buffer, options, files.out, files.lengths, files.generation, files.result)
+    : binding.readNumbers(buffer, options);
   const count = typeof answer === "number" ? answer : answer.count;
   if (count < 0) {
     // More instances than the buffer holds: a larger one next time, read() now.

@@ -43,12 +43,15 @@ export interface NativeBinding {
   trim(options?: { glibc?: boolean }): NativeTrim;
   /**
    * read() without malloc_info, as numbers written into `out` (see native-read.ts, which decodes
-   * them); with `describe`, the discovery and the texts beside the count. Absent from addons built
-   * before it: read() is used then.
+   * them); with `describe`, the discovery and the texts beside the count. With `files` (what
+   * readFiles() takes, and a Float64Array for its answer), the kept files are read first in the
+   * same call (addons built before that ignore them and leave the answer as it was). Absent from
+   * addons built before it: read() is used then.
    */
   readNumbers?(
     out: Float64Array,
     options: { glibc?: boolean; onlyGlibc?: boolean; describe?: boolean },
+    ...files: [] | [files: Uint8Array, lengths: Int32Array, generation: number, result: Float64Array]
   ): number | (NativeDiscovery & { count: number; texts: string[] });
   /** The names of readNumbers()'s ids from `from` on. */
   counterNames?(from: number): string[];

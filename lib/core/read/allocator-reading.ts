@@ -5,6 +5,7 @@
  * warning.
  */
 
+import { filesAhead, takeFilesAhead } from "../addon/kernel-files";
 import { native, nativeProblem } from "../addon/native";
 import { readAllocators } from "../addon/native-read";
 import { arenaBytesOutsideMappings, type GlibcKernelEvidence, withKernelEvidence } from "../allocators/glibc";
@@ -197,14 +198,19 @@ export class AllocatorReader {
     this.confirmation = new Backoff(clock, policy);
   }
 
-  /** Reads every allocator instance into snap.allocators (the serving one first); problems become warnings. */
-  read(snap: Snapshot, tier: Tier, policy: ReadPolicy, warnings: Warning[]): void {
+  /**
+   * Reads every allocator instance into snap.allocators (the serving one first); problems become
+   * warnings. `ahead`: the kernel files the reading reads ahead, read in the same native call;
+   * returns whether they were.
+   */
+  read(snap: Snapshot, tier: Tier, policy: ReadPolicy, warnings: Warning[], ahead?: readonly string[]): boolean {
     const binding = native();
     if (binding === undefined) {
       const problem = nativeProblem();
       if (problem) warnings.push(problem);
-      return;
+      return false;
     }
+    let readAhead = false;
     try {
       // glibc's counters are read only when libc serves malloc: under a preload they describe an
       // empty arena. Which object serves malloc is fixed for the life of the process (objects
@@ -222,7 +228,13 @@ export class AllocatorReader {
       const cpuClock = walk && this.walk.wantsCpuClock ? binding : undefined;
       const wallStart = walk ? nowMicros() : 0;
       const cpuStart = threadCpu(cpuClock);
-      const reading = readAllocators(binding, { glibc: walk === true, mallocInfo: walk === true && tier === "deep" });
+      const files = ahead && ahead.length > 0 ? filesAhead(ahead) : undefined;
+      const reading = readAllocators(
+        binding,
+        { glibc: walk === true, mallocInfo: walk === true && tier === "deep" },
+        files,
+      );
+      if (files && ahead) readAhead = takeFilesAhead(ahead, files) !== undefined;
       if (walk) this.walk.ran(costSince(wallStart, cpuStart, cpuClock));
       const reused = walk ? undefined : memo?.state;
       const { heap, allocators } = allocatorsFromReading(reading, warnings, reused);
@@ -240,6 +252,7 @@ export class AllocatorReader {
         message: `reading the allocator failed: ${errorText(error)}`,
       });
     }
+    return readAhead;
   }
 
   /**

@@ -95,6 +95,8 @@ interface Reading {
   warnings: Warning[];
   costs: Record<string, number>;
   guard: (source: WarningSource, fn: () => void) => void;
+  /** Whether the kernel files read ahead were read in the allocators' native call (its cost is theirs). */
+  aheadDone: boolean;
 }
 
 function readOnce(state: ReadState, o: ReadPlan, policy: ReadPolicy): Snapshot {
@@ -126,9 +128,18 @@ function readOnce(state: ReadState, o: ReadPlan, policy: ReadPolicy): Snapshot {
       costs[source] = (costs[source] ?? 0) + (nowMicros() - t);
     }
   };
-  const r: Reading = { state, o, policy, snap, warnings, costs, guard };
-  const claims = readInside(r);
-  readKernel(r);
+  const r: Reading = { state, o, policy, snap, warnings, costs, guard, aheadDone: false };
+  // The cgroup is located first: its files are read ahead with status, in the allocators' native
+  // call when it can (one crossing for what the fast tier asks of the kernel and the allocators);
+  // what locating it had to say is said in the cgroup's place, after status.
+  const located: Warning[] = [];
+  let loc: CgroupLocation | undefined;
+  guard("cgroup", () => {
+    loc = locate(o.procRoot, o.fsRoot, o.pid, located);
+  });
+  const ahead = o.self ? aheadPaths(o, loc) : undefined;
+  const claims = readInside(r, ahead);
+  readKernel(r, loc, located, ahead);
   guard("breakdown", () => {
     const breakdown = reconcile(r, claims);
     if (breakdown) snap.breakdown = breakdown;
@@ -143,8 +154,12 @@ function readOnce(state: ReadState, o: ReadPlan, policy: ReadPolicy): Snapshot {
   return snap;
 }
 
-/** What only the process itself can read: its allocators, V8, its reporters' claims. */
-function readInside({ state, o, policy, snap, warnings, guard }: Reading): Claim[] {
+/**
+ * What only the process itself can read: its allocators, V8, its reporters' claims. The kernel
+ * files in `ahead` are read in the allocators' native call; `r.aheadDone` says whether they were.
+ */
+function readInside(r: Reading, ahead: readonly string[] | undefined): Claim[] {
+  const { state, o, policy, snap, warnings, guard } = r;
   let claims: Claim[] = [];
   if (!o.self) {
     warnings.push({
@@ -154,7 +169,9 @@ function readInside({ state, o, policy, snap, warnings, guard }: Reading): Claim
     });
     return claims;
   }
-  guard("allocators", () => state.allocators.read(snap, o.tier, policy, warnings));
+  guard("allocators", () => {
+    r.aheadDone = state.allocators.read(snap, o.tier, policy, warnings, ahead);
+  });
   guard("v8", () => {
     snap.v8 = readV8(o.tier, warnings);
   });
@@ -166,18 +183,19 @@ function readInside({ state, o, policy, snap, warnings, guard }: Reading): Claim
   return claims;
 }
 
-/** What the kernel shows of the process: status, the cgroup, and by tier the CPUs, smaps_rollup, smaps. */
-function readKernel({ o, snap, warnings, guard, costs }: Reading): void {
-  // The cgroup is located first (its files are read ahead with status); what locating it had to
-  // say is said in the cgroup's place, after status.
-  let loc: CgroupLocation | undefined;
-  const located: Warning[] = [];
-  guard("cgroup", () => {
-    loc = locate(o.procRoot, o.fsRoot, o.pid, located);
-  });
-  if (o.self) {
+/**
+ * What the kernel shows of the process: status, the cgroup (located before), and by tier the CPUs,
+ * smaps_rollup, smaps. The files in `ahead` are read here when the allocators' call did not.
+ */
+function readKernel(
+  { o, snap, warnings, guard, costs, aheadDone }: Reading,
+  loc: CgroupLocation | undefined,
+  located: Warning[],
+  ahead: readonly string[] | undefined,
+): void {
+  if (ahead && !aheadDone) {
     const t = nowMicros();
-    readAhead(o, loc);
+    readAhead(ahead);
     costs.readAhead = nowMicros() - t;
   }
   guard("status", () => {
@@ -213,9 +231,9 @@ function readKernel({ o, snap, warnings, guard, costs }: Reading): void {
  * The own process's status, smaps_rollup (above the fast tier) and cgroup files, read in one call
  * into the addon (addon/kernel-files.ts); what it cannot read is read by each source as before.
  */
-function readAhead(o: ReadPlan, loc: CgroupLocation | undefined): void {
+function readAhead(paths: readonly string[]): void {
   try {
-    readKernelFiles(aheadPaths(o, loc));
+    readKernelFiles(paths);
   } catch {
     // Each source reads its own files, and says what it could not.
   }
