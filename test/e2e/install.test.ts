@@ -235,9 +235,12 @@ describe("the tarball", () => {
   // faces became two wings (2.6 KiB more of paths and indexes, at 261 KiB before), then 272 KiB
   // until heapstate/3 (each finding's evidence typed, the closed sets checked on parsing) and the
   // files split by job (each a .js and a .d.ts with its header), then the addon's kept kernel files
-  // (native/files.cc: the x64 prebuild 113 → 122 KB): 284.4 KiB measured, 288 KiB now.
-  it("stays small (budget: 288 KiB packed, 1 MiB unpacked)", () => {
-    expect(pack.size).toBeLessThan(288 * 1024);
+  // (native/files.cc: the x64 prebuild 113 → 122 KB): 284.4 KiB measured, 288 KiB until mimalloc's
+  // segment walk (mimalloc-walk.js with its declarations), the kernel files read within the
+  // allocators' call (the x64 prebuild 122 → 126 KB) and the README's generated bench headline:
+  // 291.1 KiB measured, 296 KiB now.
+  it("stays small (budget: 296 KiB packed, 1 MiB unpacked)", () => {
+    expect(pack.size).toBeLessThan(296 * 1024);
     expect(pack.unpackedSize).toBeLessThan(1024 * 1024);
   });
 

@@ -170,7 +170,10 @@ function readInside(r: Reading, ahead: readonly string[] | undefined): Claim[] {
     return claims;
   }
   guard("allocators", () => {
-    r.aheadDone = state.allocators.read(snap, o.tier, policy, warnings, ahead);
+    // Only the fast tier's files ride in the allocators' call: glibc's walk is timed around that
+    // call for its back-off, and smaps_rollup (1 ms and more) would pass for the walk's own cost;
+    // status and the cgroup's values add some 16 µs to it, far below the 1 ms a walk may cost freely.
+    r.aheadDone = state.allocators.read(snap, o.tier, policy, warnings, o.tier === "fast" ? ahead : undefined);
   });
   guard("v8", () => {
     snap.v8 = readV8(o.tier, warnings);
