@@ -50,6 +50,8 @@ export {
   type MemoryReport,
   type MemoryReporter,
   type MemoryReporterOptions,
+  type NativeSite,
+  type NativeSites,
   type PageStates,
   type ProcessState,
   type ProcessTotals,

@@ -9,6 +9,7 @@
 // dropped quietly instead of std::terminate() taking the whole process down (binding.gyp,
 // CMakeLists.txt). Nothing here holds a lock or a resource across a Node-API call, so unwinding
 // at any of them is safe.
+#include <errno.h>
 #include <napi.h>
 #include <time.h>
 
@@ -177,6 +178,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("threadCpuMicros", &Addon::ThreadCpuMicros),
                              InstanceMethod("keepFiles", &Addon::KeepFiles),
                              InstanceMethod("readFiles", &Addon::ReadFiles),
+                             InstanceMethod("profDump", &Addon::ProfDump),
                          });
   }
 
@@ -398,6 +400,28 @@ class Addon : public Napi::Addon<Addon> {
         [&](const Instance& inst, Napi::Object& o) {
           o.Set("actions", ValuesObject(env, TrimInstance(inst, glibc).actions));
         });
+  }
+
+  // profDump(path: string) -> 0, or the error code of jemalloc's `prof.dump` into `path` (ENOENT
+  // when no jemalloc serves malloc or it has no profiling): the sampled heap profile written by
+  // the allocator that serves malloc. The caller chooses a private path; nothing is parsed here.
+  Napi::Value ProfDump(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) {
+      throw Napi::TypeError::New(env, "heapstate native: profDump needs a path");
+    }
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    if (path.empty() || path.size() > 4096 || path.find('\0') != std::string::npos) {
+      throw Napi::TypeError::New(env, "heapstate native: profDump: a path empty, long or with NUL");
+    }
+    DiscoveryRef d = CurrentDiscovery();
+    for (const Instance& inst : d->instances) {
+      if (inst.kind != AllocatorKind::Jemalloc || !inst.servesMalloc) continue;
+      const char* p = path.c_str();
+      const int rc = inst.jemalloc.mallctl("prof.dump", nullptr, nullptr, &p, sizeof p);
+      return Napi::Number::New(env, rc);
+    }
+    return Napi::Number::New(env, ENOENT);
   }
 
   // threadCpuMicros() -> the calling thread's CPU time in µs (CLOCK_THREAD_CPUTIME_ID), or NaN

@@ -146,6 +146,10 @@ const JemallocCtl kJemallocCtls[] = {
     {"opt.oversize_threshold", CtlType::SizeT, {}, 0, 0},
     {"opt.tcache", CtlType::Bool, {}, 0, 0},
     {"opt.dss", CtlType::String, {}, 0, 0},
+    // Heap profiling (a build with --enable-prof): on, sampling now, and its mean sample interval.
+    {"opt.prof", CtlType::Bool, {}, 0, 0},
+    {"prof.active", CtlType::Bool, {}, 0, 0},
+    {"opt.lg_prof_sample", CtlType::SizeT, {}, 0, 0},
 };
 
 const char* const kJemallocPrefixes[] = {"", "je_", "_rjem_"};

@@ -55,6 +55,8 @@ if (!existsSync(jemallocPic)) {
 }
 build("jemalloc-static", ["-Wl,--whole-archive", jemallocPic, "-Wl,--no-whole-archive", "-lpthread", "-ldl", "-lm"]);
 build("needs-new-glibc", []);
+// The native-sites fixture keeps its frames: no inlining across them, frame pointers kept.
+build("sites", ["-fno-omit-frame-pointer"]);
 
 function program(name, compiler, extra) {
   const args = ["-O2", "-o", join(out, name), join(dir, "tiny.c"), ...extra];

@@ -111,6 +111,25 @@ async function main() {
       if (!(e instanceof TypeError)) throw e;
     }
   }
+  // profDump: a path refused when it is not one; under an allocator without jemalloc's
+  // profiling, an error code, never a crash.
+  for (const bad of [
+    () => binding.profDump(),
+    () => binding.profDump(1),
+    () => binding.profDump("a\0b"),
+    () => binding.profDump(""),
+  ]) {
+    try {
+      bad();
+      throw new Error("profDump took a bad path");
+    } catch (e) {
+      if (!(e instanceof TypeError)) throw e;
+    }
+  }
+  const dumped = binding.profDump(
+    require("node:path").join(require("node:os").tmpdir(), `heapstate-exercise-${process.pid}.heap`),
+  );
+  if (typeof dumped !== "number") throw new Error(`profDump answered ${dumped}`);
   binding.keepFiles(files.slice(0, 1));
   binding.keepFiles([]);
   let filesRefused = 0;

@@ -67,6 +67,8 @@ export interface NativeBinding {
    * the kept list's (another caller kept another list: keep this one again).
    */
   readFiles?(out: Uint8Array, lengths: Int32Array, generation: number): number;
+  /** jemalloc's `prof.dump` into `path` by the jemalloc that serves malloc: 0, or its error code. Absent from addons built before it. */
+  profDump?(path: string): number;
 }
 
 /** The environment switch that forces the addon off (tests, or to rule heapstate's addon out). */

@@ -33,6 +33,9 @@ const JEMALLOC_MAPPED = [
   "opt.oversize_threshold",
   "opt.tcache",
   "opt.dss",
+  "opt.prof",
+  "prof.active",
+  "opt.lg_prof_sample",
 ] as const;
 
 export function jemallocState(inst: NativeReadInstance): AllocatorState {
@@ -71,6 +74,9 @@ export function jemallocState(inst: NativeReadInstance): AllocatorState {
         percpuArena: str(v, "opt.percpu_arena"),
         oversizeThreshold: bytes(v, "opt.oversize_threshold"),
         tcache: flag(v, "opt.tcache"),
+        prof: flag(v, "opt.prof"),
+        profActive: flag(v, "prof.active"),
+        lgProfSample: bytes(v, "opt.lg_prof_sample"),
         dss: str(v, "opt.dss"),
       }),
     }),

@@ -58,6 +58,7 @@ export function checkShape(obj: Obj, c: Checker, version: number): void {
   checkAutoTrim(obj, c);
   checkAllocators(obj, c);
   checkRegions(obj, c);
+  checkNativeSites(obj, c);
   const b = c.object(obj, "breakdown", "snapshot");
   if (b) {
     // Before heapstate/3 the breakdown carried the RSS it partitions; since, it is process.rssBytes.
@@ -175,6 +176,29 @@ function checkRegions(obj: Obj, c: Checker): void {
     if (!c.bytesOk(r.count, false)) return "has no mapping count";
     c.bytesOf(r, at);
     if (r.mappings !== undefined && !Array.isArray(r.mappings)) delete r.mappings;
+    return undefined;
+  });
+}
+
+const SITE_OWNERS = ["native-v8", "native-array-buffers", "addon", "unclassified"];
+
+/**
+ * The native heap's sites: figures, a known owner, and frames of words only (names read from
+ * another process's files reach a printer: a frame that is not words is dropped with its site).
+ */
+function checkNativeSites(obj: Obj, c: Checker): void {
+  const n = c.object(obj, "nativeSites", "snapshot");
+  if (!n) return;
+  c.list(n, "sites", "snapshot.nativeSites", (s) => {
+    for (const k of ["bytes", "plusMinusBytes", "objects", "samples"])
+      if (!c.bytesOk(s[k], false)) return `has no ${k}`;
+    if (!SITE_OWNERS.includes(s.owner as string)) return `has an owner heapstate does not know (${short(s.owner)})`;
+    if (s.library !== undefined && !str(s.library)) return "has a library that is not a name";
+    if (!Array.isArray(s.frames)) return "has no frames";
+    for (const f of s.frames as unknown[]) {
+      if (!isObject(f)) return "has a frame that is not one";
+      for (const v of Object.values(f)) if (!str(v)) return "has a frame that is not words";
+    }
     return undefined;
   });
 }

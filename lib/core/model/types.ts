@@ -99,6 +99,7 @@ export const WARNING_CODES = [
   "NATIVE_UNSUPPORTED_PLATFORM",
   "NATIVE_UNSUPPORTED_LIBC",
   "NATIVE_READ_FAILED",
+  "NATIVE_SITES_UNAVAILABLE",
   "NATIVE_TRIM_FAILED",
   "MALLOC_OWNER_UNKNOWN",
   "ALLOCATOR_UNSUPPORTED",
@@ -490,6 +491,8 @@ export interface Snapshot {
    */
   peak?: { rssBytes: number; since: string; source: string };
   regions?: RegionSummary[];
+  /** The native heap by allocation site (deep tier, `nativeSites`), from the allocator's own sampled profile. */
+  nativeSites?: NativeSites;
   breakdown?: Breakdown;
   findings?: Finding[];
   /** What each source cost to read, in microseconds. */
@@ -510,6 +513,47 @@ export interface CollectOptions {
   procRoot?: string;
   /** Prefix for the cgroup mount points read from mountinfo (default "/"); for tests. */
   fsRoot?: string;
+  /**
+   * Deep tier, this process: the native heap's top allocation sites from the allocator's own
+   * sampled heap profile (jemalloc with `prof:true`), as `nativeSites`. `true` gives 10 sites.
+   */
+  nativeSites?: boolean | { top?: number };
+}
+
+/** One allocation site of the native heap, from the allocator's sampled heap profile. */
+export interface NativeSite {
+  /** Live bytes allocated there, estimated from the samples (unsampled as jeprof does). */
+  bytes: number;
+  /** One standard error of that estimate, from the sample count (bytes ÷ √samples). */
+  plusMinusBytes: number;
+  /** Live blocks, estimated the same way. */
+  objects: number;
+  /** The samples behind the estimate. */
+  samples: number;
+  /**
+   * Who owns it, by its frames: `native-v8` (V8's own malloc: Malloced, Zone), `native-array-buffers`
+   * (the ArrayBuffer allocator), `addon` (the first frame below the allocator is in a library other
+   * than node, libc and libstdc++: `library` names it), else `unclassified`.
+   */
+  owner: "native-v8" | "native-array-buffers" | "addon" | "unclassified";
+  library?: string;
+  /** The first frames below the allocator, innermost first: the function's name, or its address. */
+  frames: Array<{ symbol?: string; address?: string; library?: string }>;
+}
+
+/** The native heap by allocation site (collect's `nativeSites`). */
+export interface NativeSites {
+  /** Where the profile came from. */
+  source: "jemalloc prof.dump";
+  /** The mean sample interval in bytes (2^lg_prof_sample); 1 when every allocation is sampled. */
+  sampleIntervalBytes: number;
+  /** Σ of every stack's estimate: the live bytes the profile accounts for. */
+  estimatedBytes: number;
+  samples: number;
+  /** The largest sites, by estimated bytes. */
+  sites: NativeSite[];
+  /** What the dump, parse and naming cost (µs). */
+  costMicros: number;
 }
 
 /** A running auto-trim's settings and record (startAutoTrim). */

@@ -28,6 +28,7 @@ import type { CgroupLocation } from "../procfs/cgroup";
 import { cgroupReadPaths, locate, readCgroup, readCpu } from "../procfs/cgroup-read";
 import { clearPrefetched, ownPath } from "../procfs/read";
 import type { AllocatorReader, ReadPolicy } from "./allocator-reading";
+import { readNativeSites } from "./native-sites";
 import type { ReadPlan } from "./options";
 import { type ReporterRegistry, workerClaims } from "./reporters";
 import { mergeTotals, readRegions, readStatus, readThreadNames, readTotals, sourceWarning } from "./sources";
@@ -178,6 +179,12 @@ function readInside(r: Reading, ahead: readonly string[] | undefined): Claim[] {
   guard("v8", () => {
     snap.v8 = readV8(o.tier, warnings);
   });
+  if (o.nativeSites > 0 && o.tier === "deep") {
+    guard("jemalloc", () => {
+      const sites = readNativeSites(snap.heap, o.nativeSites, warnings);
+      if (sites) snap.nativeSites = sites;
+    });
+  }
   guard("reporters", () => {
     claims = state.reporters.call(warnings);
     const workers = state.asksWorkers ? workerClaims() : [];
