@@ -238,9 +238,10 @@ describe("the tarball", () => {
   // (native/files.cc: the x64 prebuild 113 → 122 KB): 284.4 KiB measured, 288 KiB until mimalloc's
   // segment walk (mimalloc-walk.js with its declarations), the kernel files read within the
   // allocators' call (the x64 prebuild 122 → 126 KB) and the README's generated bench headline:
-  // 291.1 KiB measured, 296 KiB now.
-  it("stays small (budget: 296 KiB packed, 1 MiB unpacked)", () => {
-    expect(pack.size).toBeLessThan(296 * 1024);
+  // 291.1 KiB measured, 296 KiB until the native heap's sites (the heap profile's parser, the ELF
+  // symbol reader and their declarations): 299.5 KiB measured, 304 KiB now.
+  it("stays small (budget: 304 KiB packed, 1 MiB unpacked)", () => {
+    expect(pack.size).toBeLessThan(304 * 1024);
     expect(pack.unpackedSize).toBeLessThan(1024 * 1024);
   });
 
