@@ -568,7 +568,7 @@ export interface AutoTrimState {
   trims: number;
   /**
    * Checks that did not trim: too little to release, a pause predicted above maxPauseMs, or no
-   * measure of what a trim would release (mimalloc; glibc's free memory not measurable here).
+   * measure of what a trim would release (glibc's free memory not measurable here; mimalloc 2.1 and later).
    */
   skippedBelowFloor: number;
   skippedPause: number;
