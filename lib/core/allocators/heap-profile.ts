@@ -67,14 +67,16 @@ export function unsampled(s: ProfileStack, period: number): { objects: number; b
   return { objects: s.objects * scale, bytes: s.bytes * scale };
 }
 
+const base = (path: string) => path.slice(path.lastIndexOf("/") + 1);
+
 /** The file names whose frames are the allocator's (the site is the first frame below them). */
 function allocatorFrame(library: string | undefined, symbol: string | undefined, allocatorLibrary: string): boolean {
-  if (library === allocatorLibrary) return true;
+  // The same file, however it was named (LD_PRELOAD's path may be a link to what maps shows).
+  if (library !== undefined && (library === allocatorLibrary || base(library) === base(allocatorLibrary))) return true;
+  if (library !== undefined && /\/libjemalloc[^/]*\.so/.test(library)) return true;
   // operator new and its kin, in libstdc++ or in the binary.
   return symbol !== undefined && /^(operator new|_Zn[wa]|malloc$|calloc$|realloc$|posix_memalign$)/.test(symbol);
 }
-
-const base = (path: string) => path.slice(path.lastIndexOf("/") + 1);
 
 /** Who owns a stack's memory, from its frames (see NativeSite.owner). */
 function ownerOf(
