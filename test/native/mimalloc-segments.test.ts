@@ -26,11 +26,14 @@ describe("mimalloc's segments (LD_PRELOAD libmimalloc.so.2)", () => {
     for (const step of [out().built, out().freed]) {
       const printed = mimallocCommitted(step.printed);
       expect(step.segments).toBeGreaterThan(0);
-      // The printer runs just after the walk, and its own text buffer is malloc'd in between.
-      expect(
-        Math.abs(step.walkCommitted - printed),
-        JSON.stringify({ walk: step.walkCommitted, printed }),
-      ).toBeLessThanOrEqual(Math.max(2 * MiB, 0.02 * printed));
+      // The printer runs just after the walk (its own text is malloc'd in between), and other
+      // threads allocate meanwhile: a segment whose header changes while it is read does not
+      // chain and is left out, and mimalloc counts some memory outside its segments (each
+      // thread's data). The walk read up to 2 % under the printer (5 MiB of 265 under Node 22,
+      // with CI's suite running beside it); it never read more than mimalloc had committed.
+      const detail = JSON.stringify({ walk: step.walkCommitted, printed });
+      expect(step.walkCommitted, detail).toBeLessThanOrEqual(printed + 2 * MiB);
+      expect(step.walkCommitted, detail).toBeGreaterThanOrEqual(printed - Math.max(8 * MiB, 0.04 * printed));
     }
   });
 
@@ -40,7 +43,10 @@ describe("mimalloc's segments (LD_PRELOAD libmimalloc.so.2)", () => {
     // No more than what was freed, beside what mimalloc had free before (a few MiB).
     expect(freed.freeResident).toBeLessThanOrEqual(212 * MiB);
     expect(deep.warnings).not.toContain("MIMALLOC_WALK_INCOMPLETE");
-    expect(deep.pages?.dirtyBytes).toBeGreaterThanOrEqual(0.9 * freed.freeResident);
+    // The deep reading comes later: mimalloc may have decommitted some of it meanwhile (its delay
+    // passed, and the reading itself allocated in those segments), never more than was free.
+    expect(deep.pages?.dirtyBytes).toBeGreaterThanOrEqual(0.75 * freed.freeResident);
+    expect(deep.pages?.dirtyBytes).toBeLessThanOrEqual(freed.freeResident + 16 * MiB);
     expect(deep.pages?.releasableBytes).toBeGreaterThan(0);
   });
 
