@@ -332,16 +332,16 @@ describe.concurrent("mimalloc's own waste", () => {
       );
       const detail = JSON.stringify({ kept, cached, plain, remedied });
       expect(saved, detail).toBeGreaterThanOrEqual(0.75 * kept);
-      // trim() returns the cached segments, as the finding says, and few of the free spans.
+      // trim() returns the cached segments, as the finding says.
       const trimmed = plain.idle - plain.purged;
       if (shape === "spans") {
         expect(cached, detail).toBeGreaterThan(0.5 * kept);
         expect(trimmed, detail).toBeGreaterThanOrEqual(0.75 * cached);
       } else {
         expect(cached, detail).toBe(0);
-        // It frees pages mimalloc retired, and decommits the spans of those segments only.
-        expect(f?.message).toContain("trim() may return little of them");
-        expect(trimmed, detail).toBeLessThan(0.5 * kept);
+        // Nothing is promised: mi_collect(true) decommits the spans of a segment only where it
+        // frees a page there (none to 58 % of them in runs here), which no figure predicts.
+        expect(f?.message).toContain("which no figure here predicts");
       }
       // Once applied, heapstate does not say it again.
       expect(remedied.idleFindings.map((x) => x.id)).not.toContain("mimalloc-free-pages-kept");
