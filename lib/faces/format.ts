@@ -83,6 +83,7 @@ export function formatHuman(snapshot: Snapshot, options?: FormatOptions): string
   allocatorSection(lines, s, heap);
   breakdownSection(lines, s, heap);
   regionSection(lines, s);
+  sitesSection(lines, s);
   for (const f of s.findings ?? []) lines.push(`${f.severity === "warn" ? "WARN" : "info"} [${f.id}] ${f.message}`);
   for (const w of s.warnings) lines.push(`warning [${w.code}] ${w.source}: ${w.message}`);
   return wrap(lines.join("\n"), width);
@@ -202,6 +203,23 @@ function regionSection(lines: string[], s: Snapshot): void {
       ),
     );
     if (s.regions.length > shown.length) lines.push(`  … ${s.regions.length - shown.length} more categories`);
+  }
+}
+
+/** The native heap by allocation site (deep tier, `nativeSites`): each site's estimate, owner and first frames. */
+function sitesSection(lines: string[], s: Snapshot): void {
+  const n = s.nativeSites;
+  if (!n) return;
+  lines.push(
+    `native heap by allocation site (${n.source}, a sample per ${formatBytes(n.sampleIntervalBytes)} on average; ${formatBytes(n.estimatedBytes)} live in ${n.samples} samples):`,
+  );
+  for (const site of n.sites) {
+    const owner = site.owner === "addon" && site.library ? `addon ${site.library}` : site.owner;
+    lines.push(
+      `  ${formatBytes(site.bytes).padStart(10)} ± ${formatBytes(site.plusMinusBytes)}  (${site.samples} samples)  ${owner}`,
+    );
+    for (const f of site.frames.slice(0, 3))
+      lines.push(`      ${f.symbol ?? f.address ?? "?"}${f.library ? `  (${f.library})` : ""}`);
   }
 }
 

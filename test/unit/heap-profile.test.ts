@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { parseHeapProfile, unsampled } from "../../lib/core/allocators/heap-profile";
 import { parseSnapshot } from "../../lib/core/model/parse";
 import { demangle, fileMappings } from "../../lib/core/procfs/elf-symbols";
+import { formatHuman } from "../../lib/faces/format";
 
 describe("a heap_v2 profile", () => {
   const text = [
@@ -110,5 +111,39 @@ describe("nativeSites in a saved snapshot", () => {
     const parsed = parseSnapshot(JSON.stringify(s));
     expect(parsed.nativeSites?.sites).toHaveLength(1);
     expect(parsed.warnings.filter((w) => w.code === "INVALID_FIELD").length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe("nativeSites as text", () => {
+  it("shows each site's estimate, ± and owner with its first frames, a saved file's names escaped", () => {
+    const s = JSON.parse(
+      JSON.stringify(
+        parseSnapshot(readFileSync(join(__dirname, "..", "fixtures", "snapshots", "deep-jemalloc.json"), "utf8")),
+      ),
+    ) as Record<string, unknown>;
+    s.nativeSites = {
+      source: "jemalloc prof.dump",
+      sampleIntervalBytes: 524288,
+      estimatedBytes: 70000000,
+      samples: 130,
+      sites: [
+        {
+          bytes: 64 * 1048576,
+          plusMinusBytes: 6 * 1048576,
+          objects: 1024,
+          samples: 120,
+          owner: "addon",
+          library: "sites.node",
+          frames: [{ symbol: "leak\u001b]0;owned\u0007", library: "sites.node" }, { address: "0x10" }],
+        },
+      ],
+      costMicros: 1,
+    };
+    const text = formatHuman(parseSnapshot(JSON.stringify(s)));
+    expect(text).toContain("native heap by allocation site (jemalloc prof.dump, a sample per 512.0 KiB on average");
+    expect(text).toMatch(/64\.0 MiB ± 6\.0 MiB {2}\(120 samples\) {2}addon sites\.node/);
+    expect(text).toContain("0x10");
+    expect(text).not.toContain("\u001b");
+    expect(text).not.toContain("\u0007");
   });
 });
