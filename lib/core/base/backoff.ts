@@ -99,16 +99,6 @@ export class Backoff {
     return this.lastCostMicros > this.policy.stallBoundMicros;
   }
 
-  /**
-   * Whether the next read's cost needs the thread's CPU clock (a system call on some machines):
-   * only once reads cost near what the back-off counts. A cheap read's wall time is at most
-   * `freeBelowMicros` either way; a wall time inflated by descheduling then costs one longer wait,
-   * and the read after it is timed by the CPU clock.
-   */
-  get wantsCpuClock(): boolean {
-    return this.lastCostMicros >= this.policy.freeBelowMicros / 2;
-  }
-
   /** The cost of the last read (µs), for what readings say about themselves. */
   get lastCost(): number {
     return this.lastCostMicros;

@@ -223,9 +223,11 @@ export class AllocatorReader {
           memo === undefined ||
           this.walk.due() ||
           (tier === "deep" && memo.state.raw?.malloc_info === undefined));
-      // The walk's cost sets its back-off. The thread's CPU clock is a system call on this kind of
-      // machine (two were a fifth of a fast reading): asked only once walks cost enough to matter.
-      const cpuClock = walk && this.walk.wantsCpuClock ? binding : undefined;
+      // The walk's cost sets its back-off, timed by this thread's CPU clock: a wall time inflated
+      // by descheduling on a loaded machine would hold the walk back for 10 s (a first version
+      // timed cheap walks by the wall clock alone, and a CI run under load saw it). Without a
+      // walk, nothing is timed.
+      const cpuClock = walk ? binding : undefined;
       const wallStart = walk ? nowMicros() : 0;
       const cpuStart = threadCpu(cpuClock);
       const files = ahead && ahead.length > 0 ? filesAhead(ahead) : undefined;
