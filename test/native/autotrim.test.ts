@@ -108,7 +108,8 @@ describe("auto-trim under mimalloc: its promise is the segments it caches", () =
     expect(state.trims, JSON.stringify(state.lastSkip)).toBe(1);
     const last = state.lastTrim as NonNullable<AutoTrimState["lastTrim"]>;
     const promised = last.promisedBytes as number;
-    expect(promised).toBeGreaterThanOrEqual(96 * MiB);
+    // 200 MiB freed; what stays in mimalloc's cache as whole segments varies (93 to 155 MiB seen).
+    expect(promised).toBeGreaterThanOrEqual(64 * MiB);
     expect(Math.abs((last.releasedBytes as number) - promised), JSON.stringify(last)).toBeLessThanOrEqual(
       0.25 * promised,
     );
