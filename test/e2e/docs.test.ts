@@ -117,13 +117,7 @@ describe("the documents' snippets", () => {
   });
 
   for (const s of all.filter((x) => x.lang === "js" || x.lang === "ts")) {
-    // A snippet whose output shows the unattributed remainder is run up to three times: the
-    // deflate-reporter example in docs/diagnosis.md reads −3 to −4 MiB in about one run in six,
-    // before and after 2026-12-07 alike (where glibc's walk closes, native-not-resident reads
-    // about 3 MiB less than where it does not), and once −7 MiB under CI's load. A known
-    // measuring defect, in the notes for planning, not a pass: a second and third run must hold.
-    const retry = s.output !== undefined && /unattributed/.test(s.output) ? 2 : 0;
-    it(`${s.file}:${s.line} runs`, { retry }, () => {
+    it(`${s.file}:${s.line} runs`, () => {
       const esm = /^\s*(import|export)\s/m.test(s.code);
       const file = join(dir, `${s.file.replace(/[/.]/g, "_")}_${s.line}.${esm ? "mjs" : "cjs"}`);
       writeFileSync(file, `${s.code}\n`);

@@ -54,4 +54,31 @@ describe("scanMapping", () => {
     expect(into.chunks).toBe(0);
     expect(searched).toBeLessThanOrEqual(3 * PAGE);
   });
+
+  it("spends its budget only on resident pages: a chunk past a long absent stretch is found", () => {
+    const base = 0x7f0000000000;
+    // 1 000 pages never written (a reservation), then a chunk of 3 pages; a budget of 8 pages.
+    const at = base + 1000 * PAGE;
+    const v: MappingView = {
+      ...view(1003, (a) => (a === at + 8 ? 3 * PAGE + 2 : 0)),
+      present: (a) => a >= at,
+    };
+    const into = empty();
+    const searched = scanMapping(v, true, 8 * PAGE, into);
+    expect(into).toMatchObject({ chunks: 1, bytes: 3 * PAGE });
+    expect(searched).toBe(0);
+  });
+
+  it("leaves out the chunks the walk's own buffers are in, and goes on past them", () => {
+    const base = 0x7f0000000000;
+    // Two chunks of 2 pages each, back to back; the first is the walk's own.
+    const headers = new Map([
+      [base + 8, 2 * PAGE + 2],
+      [base + 2 * PAGE + 8, 2 * PAGE + 2],
+    ]);
+    const v: MappingView = { ...view(4, (a) => headers.get(a) ?? 0), ours: (a) => a === base };
+    const into = empty();
+    scanMapping(v, false, 1 << 30, into);
+    expect(into).toMatchObject({ chunks: 1, bytes: 2 * PAGE });
+  });
 });

@@ -15,6 +15,7 @@
  * closes, and the estimate stands. glibc's mmapped chunks (hblkhd) are found by their headers too.
  */
 
+import { randomFillSync } from "node:crypto";
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { HEAP_MAX, isArenaHeap, type MapLine, Memory, parseMaps, Residency } from "./glibc-walk-io";
 import { type MmappedChunks, mmappedChunks } from "./glibc-walk-mmap";
@@ -257,6 +258,16 @@ function walkThreads(
   return why;
 }
 
+/** Bytes of the tag at the start of the walk's own buffers. */
+const OWN_TAG = 16;
+
+/** A buffer of WINDOW bytes, preceded in its malloc'd block by `tag`. */
+function tagged(tag: Buffer): Buffer {
+  const block = Buffer.allocUnsafeSlow(OWN_TAG + WINDOW);
+  tag.copy(block, 0);
+  return block.subarray(OWN_TAG);
+}
+
 /**
  * Walks glibc's arenas in this process: `[heap]` (the main arena, when the break serves it) and
  * the 64 MiB-aligned anonymous heaps of the other arenas. Call only when glibc serves malloc.
@@ -265,9 +276,13 @@ export function walkGlibcHeaps(pageBytes: number, mmappedBytes?: number): GlibcW
   const problems: string[] = [];
   let memFd: number | undefined;
   let mapFd: number | undefined;
-  // Every buffer the walk uses is taken before it looks: what it mallocs would move the heap.
-  const window = Buffer.allocUnsafeSlow(WINDOW);
-  const scratch = Buffer.allocUnsafeSlow(WINDOW);
+  // Every buffer the walk uses is taken before it looks: what it mallocs would move the heap. They
+  // are malloc'd after mallinfo2 was read (mmapped chunks when 256 KiB is above glibc's threshold),
+  // so each begins with a tag, random for this walk, by which the search for mmapped chunks knows
+  // them and leaves them out of what it matches against hblkhd.
+  const tag = randomFillSync(Buffer.allocUnsafeSlow(OWN_TAG));
+  const window = tagged(tag);
+  const scratch = tagged(tag);
   try {
     memFd = openSync("/proc/self/mem", "r");
     mapFd = openSync("/proc/self/pagemap", "r");
@@ -278,7 +293,7 @@ export function walkGlibcHeaps(pageBytes: number, mmappedBytes?: number): GlibcW
     const threads = walkThreads(memFd, mapFd, pageBytes, window, scratch);
     if (typeof threads === "string") problems.push(`the other arenas: ${threads}, so their free memory is estimated`);
     else out.threads = threads;
-    out.mmapped = mmappedChunks(memFd, mapFd, pageBytes, window, scratch, mmappedBytes);
+    out.mmapped = mmappedChunks(memFd, mapFd, pageBytes, window, scratch, mmappedBytes, tag);
     if (!out.mmapped.complete)
       problems.push(
         `glibc's mmapped chunks: ${out.mmapped.bytes} of the ${mmappedBytes ?? "?"} bytes mallinfo2 counts were found (in a search of at most 64 MiB), and the untouched pages of the others are counted in native-in-use as if resident`,
