@@ -179,6 +179,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("keepFiles", &Addon::KeepFiles),
                              InstanceMethod("readFiles", &Addon::ReadFiles),
                              InstanceMethod("profDump", &Addon::ProfDump),
+                             InstanceMethod("heapSample", &Addon::HeapSample),
                          });
   }
 
@@ -422,6 +423,24 @@ class Addon : public Napi::Addon<Addon> {
       return Napi::Number::New(env, rc);
     }
     return Napi::Number::New(env, ENOENT);
+  }
+
+  // heapSample() -> the text of tcmalloc's sampled heap profile (gperftools' GetHeapSample: the
+  // `heap profile: … @ heap_v2/<period>` lines and MAPPED_LIBRARIES), or undefined when no tcmalloc
+  // that can give one serves malloc. Nothing is parsed here.
+  Napi::Value HeapSample(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    DiscoveryRef d = CurrentDiscovery();
+    for (const Instance& inst : d->instances) {
+      if (inst.kind != AllocatorKind::Tcmalloc || !inst.servesMalloc) continue;
+      if (inst.tcmalloc.instance == nullptr || inst.tcmalloc.heapSample == nullptr) break;
+      void* self = inst.tcmalloc.instance();
+      if (self == nullptr) break;
+      std::string text;
+      inst.tcmalloc.heapSample(self, &text);
+      return Napi::String::New(env, text);
+    }
+    return env.Undefined();
   }
 
   // threadCpuMicros() -> the calling thread's CPU time in µs (CLOCK_THREAD_CPUTIME_ID), or NaN

@@ -204,6 +204,12 @@ void ScanObject(void* h, const struct link_map* lm, const std::string& path,
         As<void (*)(void)>(OwnSymbol(h, lm, "MallocExtension_ReleaseFreeMemory"));
     inst.tcmalloc.version =
         As<const char* (*)(int*, int*, const char**)>(OwnSymbol(h, lm, "tc_version"));
+    inst.tcmalloc.instance =
+        As<void* (*)(void)>(OwnSymbol(h, lm, "_ZN15MallocExtension8instanceEv"));
+    inst.tcmalloc.heapSample = As<void (*)(void*, std::string*)>(
+        OwnSymbol(h, lm,
+                  "_ZN15MallocExtension13GetHeapSampleEPNSt7__cxx1112basic_stringIcSt11char_"
+                  "traitsIcESaIcEEE"));
     out->push_back(std::move(inst));
   }
   if (void* f = OwnSymbol(h, lm, "mi_process_info")) {

@@ -53,6 +53,12 @@ struct TcmallocApi {
   int (*getNumericProperty)(const char*, size_t*) = nullptr;
   void (*releaseFreeMemory)(void) = nullptr;
   const char* (*version)(int*, int*, const char**) = nullptr;
+  // gperftools' C++ MallocExtension::instance() and MallocExtension::GetHeapSample(std::string*)
+  // (the base class's, which formats what the virtual ReadStackTraces gives): no C entry point
+  // exists. Found only where the library defines both (libtcmalloc; tcmalloc_minimal samples
+  // nothing).
+  void* (*instance)(void) = nullptr;
+  void (*heapSample)(void* self, std::string* out) = nullptr;
 };
 
 struct MimallocApi {

@@ -12,7 +12,7 @@
 # strace shows which procfs files show-host opens (it must not read smaps outside --deep).
 set -euo pipefail
 
-packages=(libjemalloc2 libjemalloc-dev libtcmalloc-minimal4 libmimalloc2.0 clang-format binutils g++ make python3
+packages=(libjemalloc2 libjemalloc-dev libtcmalloc-minimal4 libgoogle-perftools4 libmimalloc2.0 clang-format binutils g++ make python3
   util-linux bsdutils tmux chromium procps valgrind musl-tools
   g++-aarch64-linux-gnu qemu-user prometheus python3-prometheus-client strace)
 

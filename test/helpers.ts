@@ -18,6 +18,8 @@ export const allocatorLibs = {
   jemalloc: { path: join(libdir, "libjemalloc.so.2"), debian: "libjemalloc2" },
   tcmalloc: { path: join(libdir, "libtcmalloc_minimal.so.4"), debian: "libtcmalloc-minimal4" },
   mimalloc: { path: join(libdir, "libmimalloc.so.2"), debian: "libmimalloc2.0" },
+  // gperftools' full tcmalloc: it samples the heap (TCMALLOC_SAMPLE_PARAMETER), the minimal one does not.
+  "tcmalloc-full": { path: join(libdir, "libtcmalloc.so.4"), debian: "libgoogle-perftools4" },
 } as const;
 
 export type PreloadName = keyof typeof allocatorLibs;

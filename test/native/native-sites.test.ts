@@ -1,10 +1,10 @@
 /**
- * Which code holds the native heap, from jemalloc's own sampled heap profile: a fixture addon keeps
- * 64 MiB at one exported site, 16 MiB at a decoy and churns 1 GiB at a third. With jemalloc's
- * default-like sampling (one sample per 512 KiB on average) the leak ranks first within ±30 % in
- * each of five processes, the decoy second, the churn nowhere near; once freed, the leak's site
- * falls under 5 % of its bytes. With every allocation sampled, the sites are exact within 5 % and
- * the estimates add up to jemalloc's own allocated bytes within 20 %.
+ * Which code holds the native heap, from the allocator's own sampled heap profile (jemalloc's
+ * prof.dump, tcmalloc's GetHeapSample): a fixture addon keeps 64 MiB at one exported site, 16 MiB
+ * at a decoy and churns 1 GiB at a third. With one sample per 512 KiB on average the leak ranks
+ * first in each of five processes, the decoy second, the churn nowhere near; once freed, the leak's
+ * site falls under 5 % of its bytes. With every allocation sampled, the sites are exact within 5 %
+ * and the estimates add up to the allocator's own allocated bytes within 20 %.
  */
 import { describe, expect, it } from "vitest";
 import type { NativeSites } from "../../lib/core/model/types";
@@ -27,88 +27,121 @@ const jemalloc = (conf?: string) => ({
 });
 const site = (r: Reading, name: string) => r.nativeSites?.sites.find((s) => s.frames[0]?.symbol === name);
 
-describe("native sites from jemalloc's sampled profile (lg_prof_sample:19), five processes", () => {
-  const runs = inBeforeAll(() =>
-    Array.from({ length: 5 }, () => runChild<Out>("native-sites.cjs", [], jemalloc("prof:true,lg_prof_sample:19"))),
-  );
-
-  it("the leak ranks first within ±40 % of 64 MiB, named, owned by the addon; the decoy second; the churn under 2 MiB", () => {
-    for (const run of runs()) {
-      const sites = run.held.nativeSites?.sites ?? [];
-      expect(run.held.nativeSites?.sampleIntervalBytes).toBe(524288);
-      const [first, second] = sites;
-      expect(first?.frames[0]?.symbol, JSON.stringify(sites.slice(0, 3))).toBe("sites_leak_site");
-      expect(first?.owner).toBe("addon");
-      expect(first?.library).toBe("sites.node");
-      // Issue 30 asks ±30 %: one process in about seventy read +33 % (a CI run under Node 22; the
-      // sample count, about 120 ± 10, does not explain it and the cause is not found). What holds
-      // in every run seen is held here; the miss is in the notes.
-      expect(first?.bytes).toBeGreaterThanOrEqual(0.6 * 64 * MiB);
-      expect(first?.bytes).toBeLessThanOrEqual(1.4 * 64 * MiB);
-      // The ± is one standard error from the sample count.
-      expect(first?.plusMinusBytes).toBeCloseTo((first?.bytes ?? 0) / Math.sqrt(first?.samples ?? 1), -1);
-      expect(second?.frames[0]?.symbol).toBe("sites_decoy_site");
-      expect(site(run.held, "sites_churn_site")?.bytes ?? 0).toBeLessThan(2 * MiB);
-    }
-  });
-
-  it("after the leak is freed, its site holds under 5 % of its bytes", () => {
-    for (const run of runs()) {
-      expect(site(run.released, "sites_leak_site")?.bytes ?? 0).toBeLessThan(0.05 * 64 * MiB);
-      expect(site(run.released, "sites_decoy_site")?.bytes).toBeGreaterThan(0);
-    }
-  });
-
-  it("is asked of the deep tier only", () => {
-    expect(runs()[0]?.refused).toBe("INVALID_OPTION");
-  });
+const tcmalloc = (period?: number) => ({
+  LD_PRELOAD: requireLib("tcmalloc-full"),
+  ...(period !== undefined ? { TCMALLOC_SAMPLE_PARAMETER: String(period) } : {}),
 });
 
-describe("native sites with every allocation sampled (lg_prof_sample:0): the ground truth", () => {
-  const out = inBeforeAll(() => runChild<Out>("native-sites.cjs", [], jemalloc("prof:true,lg_prof_sample:0")));
+// Each source, sampling one allocation per 512 KiB on average, and sampling every one.
+const sources = [
+  {
+    name: "jemalloc's prof.dump",
+    source: "jemalloc prof.dump",
+    // Issue 30 asks ±30 %: one process in about seventy read +33 % under jemalloc (a CI run under
+    // Node 22; the sample count, about 120 ± 10, does not explain it and the cause is not found).
+    // What holds in every run seen is held here; the miss is in the notes.
+    within: 0.4,
+    sampled: () => jemalloc("prof:true,lg_prof_sample:19"),
+    every: () => jemalloc("prof:true,lg_prof_sample:0"),
+  },
+  {
+    name: "tcmalloc's GetHeapSample",
+    source: "tcmalloc GetHeapSample",
+    // 50.5–72.9 MiB in twelve processes (95–137 samples).
+    within: 0.3,
+    sampled: () => tcmalloc(524288),
+    every: () => tcmalloc(1),
+  },
+] as const;
 
-  it("each site's bytes within 5 %; the estimates add up to jemalloc's allocated bytes within 20 %", () => {
-    const { held, allocatedDelta } = out();
-    expect(held.nativeSites?.sampleIntervalBytes).toBe(1);
-    const leak = site(held, "sites_leak_site")?.bytes ?? 0;
-    const decoy = site(held, "sites_decoy_site")?.bytes ?? 0;
-    expect(Math.abs(leak - 64 * MiB)).toBeLessThanOrEqual(0.05 * 64 * MiB);
-    expect(Math.abs(decoy - 16 * MiB)).toBeLessThanOrEqual(0.05 * 16 * MiB);
-    // What the fixture holds (80 MiB) against jemalloc's own count of what was allocated meanwhile.
-    expect(Math.abs(leak + decoy - allocatedDelta)).toBeLessThanOrEqual(0.2 * allocatedDelta);
-    expect(held.nativeSites?.estimatedBytes).toBeGreaterThanOrEqual(leak + decoy);
+for (const src of sources) {
+  describe(`native sites from ${src.name}, one sample per 512 KiB, five processes`, () => {
+    const runs = inBeforeAll(() =>
+      Array.from({ length: 5 }, () => runChild<Out>("native-sites.cjs", [], src.sampled())),
+    );
+
+    it(`the leak ranks first within ±${src.within * 100} % of 64 MiB, named, owned by the addon; the decoy second; the churn under 2 MiB`, () => {
+      for (const run of runs()) {
+        const sites = run.held.nativeSites?.sites ?? [];
+        expect(run.held.nativeSites?.source).toBe(src.source);
+        expect(run.held.nativeSites?.sampleIntervalBytes).toBe(524288);
+        const [first, second] = sites;
+        expect(first?.frames[0]?.symbol, JSON.stringify(sites.slice(0, 3))).toBe("sites_leak_site");
+        expect(first?.owner).toBe("addon");
+        expect(first?.library).toBe("sites.node");
+        // Issue 30 asks ±30 %: one process in about seventy read +33 % under jemalloc (a CI run
+        // under Node 22; the sample count, about 120 ± 10, does not explain it and the cause is not
+        // found). What holds in every run seen is held here; the miss is in the notes.
+        expect(first?.bytes).toBeGreaterThanOrEqual(0.6 * 64 * MiB);
+        expect(first?.bytes).toBeLessThanOrEqual(1.4 * 64 * MiB);
+        // The ± is one standard error from the sample count.
+        expect(first?.plusMinusBytes).toBeCloseTo((first?.bytes ?? 0) / Math.sqrt(first?.samples ?? 1), -1);
+        expect(second?.frames[0]?.symbol).toBe("sites_decoy_site");
+        expect(site(run.held, "sites_churn_site")?.bytes ?? 0).toBeLessThan(2 * MiB);
+      }
+    });
+
+    it("after the leak is freed, its site holds under 5 % of its bytes", () => {
+      for (const run of runs()) {
+        expect(site(run.released, "sites_leak_site")?.bytes ?? 0).toBeLessThan(0.05 * 64 * MiB);
+        expect(site(run.released, "sites_decoy_site")?.bytes).toBeGreaterThan(0);
+      }
+    });
+
+    it("is asked of the deep tier only", () => {
+      expect(runs()[0]?.refused).toBe("INVALID_OPTION");
+    });
   });
-});
+
+  describe(`native sites from ${src.name} with every allocation sampled: the ground truth`, () => {
+    const out = inBeforeAll(() => runChild<Out>("native-sites.cjs", [], src.every()));
+
+    it("each site's bytes within 5 %; the estimates add up to the allocator's allocated bytes within 20 %", () => {
+      const { held, allocatedDelta } = out();
+      expect(held.nativeSites?.sampleIntervalBytes).toBe(1);
+      const leak = site(held, "sites_leak_site")?.bytes ?? 0;
+      const decoy = site(held, "sites_decoy_site")?.bytes ?? 0;
+      expect(Math.abs(leak - 64 * MiB)).toBeLessThanOrEqual(0.05 * 64 * MiB);
+      expect(Math.abs(decoy - 16 * MiB)).toBeLessThanOrEqual(0.05 * 16 * MiB);
+      // What the fixture holds (80 MiB) against the allocator's own count of what was allocated meanwhile.
+      expect(Math.abs(leak + decoy - allocatedDelta)).toBeLessThanOrEqual(0.2 * allocatedDelta);
+      expect(held.nativeSites?.estimatedBytes).toBeGreaterThanOrEqual(leak + decoy);
+    });
+  });
+}
 
 describe("the realistic case: 600 open deflate streams", () => {
-  it("name node's CompressionStream's AllocForZlib first, under deflateInit2_", () => {
-    const { held } = runChild<{ held: Reading }>(
-      "native-sites.cjs",
-      ["deflate"],
-      jemalloc("prof:true,lg_prof_sample:19"),
-    );
-    const [first] = held.nativeSites?.sites ?? [];
-    // CompressionStream<…>::AllocForZlib up to Node 24; CompressionStreamMemoryOwner::AllocForZlib in 26.
-    expect(first?.frames[0]?.symbol, JSON.stringify(held.nativeSites?.sites)).toMatch(
-      /^node::\(anonymous namespace\)::CompressionStream[A-Za-z]*(<…>)?::AllocForZlib$/,
-    );
-    expect(first?.frames[1]?.symbol).toBe("deflateInit2_");
-    expect(first?.frames[0]?.library).toBe("node");
-    // zlib's deflate state is about 256 KiB a stream.
-    expect(first?.bytes).toBeGreaterThan(600 * 128 * 1024);
-  });
+  for (const src of sources)
+    it(`name node's CompressionStream's AllocForZlib first, under deflateInit2_ (${src.name})`, () => {
+      const { held } = runChild<{ held: Reading }>("native-sites.cjs", ["deflate"], src.sampled());
+      const [first] = held.nativeSites?.sites ?? [];
+      // CompressionStream<…>::AllocForZlib up to Node 24; CompressionStreamMemoryOwner::AllocForZlib in 26.
+      expect(first?.frames[0]?.symbol, JSON.stringify(held.nativeSites?.sites)).toMatch(
+        /^node::\(anonymous namespace\)::CompressionStream[A-Za-z]*(<…>)?::AllocForZlib$/,
+      );
+      expect(first?.frames[1]?.symbol).toBe("deflateInit2_");
+      expect(first?.frames[0]?.library).toBe("node");
+      // zlib's deflate state is about 256 KiB a stream.
+      expect(first?.bytes).toBeGreaterThan(600 * 128 * 1024);
+    });
 });
 
 describe("where no profile can be read, a warning says how to get one", () => {
-  for (const [name, env] of [
-    ["jemalloc without prof", jemalloc()],
-    ["glibc", {}],
+  for (const [name, env, line] of [
+    ["jemalloc without prof", jemalloc(), "MALLOC_CONF=prof:true,prof_active:false,lg_prof_sample:19"],
+    ["glibc", {}, "MALLOC_CONF=prof:true,prof_active:false,lg_prof_sample:19"],
+    ["tcmalloc without TCMALLOC_SAMPLE_PARAMETER", tcmalloc(), "TCMALLOC_SAMPLE_PARAMETER=524288"],
+    [
+      "tcmalloc_minimal (it samples nothing)",
+      { LD_PRELOAD: requireLib("tcmalloc"), TCMALLOC_SAMPLE_PARAMETER: "524288" },
+      "libgoogle-perftools4",
+    ],
   ] as const) {
     it(name, () => {
       const { held } = runChild<Out>("native-sites.cjs", [], env);
       expect(held.nativeSites).toBeUndefined();
       const w = held.warnings.find((x) => x.code === "NATIVE_SITES_UNAVAILABLE");
-      expect(w?.message).toContain("MALLOC_CONF=prof:true,prof_active:false,lg_prof_sample:19");
+      expect(w?.message).toContain(line);
     });
   }
 });

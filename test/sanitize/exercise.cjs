@@ -130,6 +130,10 @@ async function main() {
     require("node:path").join(require("node:os").tmpdir(), `heapstate-exercise-${process.pid}.heap`),
   );
   if (typeof dumped !== "number") throw new Error(`profDump answered ${dumped}`);
+  // heapSample: tcmalloc's heap sample as text, or undefined where no tcmalloc that gives one serves malloc.
+  const sample = binding.heapSample();
+  if (sample !== undefined && (typeof sample !== "string" || !sample.startsWith("heap profile:")))
+    throw new Error(`heapSample answered ${String(sample).slice(0, 80)}`);
   binding.keepFiles(files.slice(0, 1));
   binding.keepFiles([]);
   let filesRefused = 0;

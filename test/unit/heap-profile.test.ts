@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseHeapProfile, unsampled } from "../../lib/core/allocators/heap-profile";
+import { parseHeapProfile, parseHeapSample, unsampled } from "../../lib/core/allocators/heap-profile";
 import { parseSnapshot } from "../../lib/core/model/parse";
 import { demangle, fileMappings } from "../../lib/core/procfs/elf-symbols";
 import { formatHuman } from "../../lib/faces/format";
@@ -41,6 +41,38 @@ describe("a heap_v2 profile", () => {
     expect(u.bytes).toBeCloseTo(131072 * scale, 6);
     expect(u.objects).toBeCloseTo(2 * scale, 6);
     expect(unsampled({ addresses: [], objects: 2, bytes: 100 }, 1)).toEqual({ objects: 2, bytes: 100 });
+  });
+});
+
+describe("tcmalloc's heap sample (gperftools' GetHeapSample)", () => {
+  const text = [
+    "%warn an older gperftools' warning line",
+    "heap profile:      3:   131172 [     3:   131172] @ heap_v2/524288",
+    "     1:    65536 [     1:    65536] @ 0x7f0000100a70 0x10 0x20",
+    "     1:    65536 [     1:    65536] @ 0x7f0000100a70 0x10 0x20",
+    "     1:      100 [     1:      100] @ 0x7f0000100a70 0x11",
+    "     0:        0 [     0:        0] @ 0x12",
+    "",
+    "MAPPED_LIBRARIES:",
+    "00400000-00500000 r-xp 00000000 fe:00 12 /usr/bin/node",
+    "7f0000100000-7f0000200000 r-xp 00010000 fe:00 13 /usr/lib/x86_64-linux-gnu/libtcmalloc.so.4.5.10",
+  ].join("\n");
+
+  it("gives the period, one stack per sample line (those holding nothing dropped), and the file mappings", () => {
+    const p = parseHeapSample(text);
+    expect(p.period).toBe(524288);
+    expect(p.stacks).toEqual([
+      { addresses: [0x7f0000100a70, 0x10, 0x20], objects: 1, bytes: 65536 },
+      { addresses: [0x7f0000100a70, 0x10, 0x20], objects: 1, bytes: 65536 },
+      { addresses: [0x7f0000100a70, 0x11], objects: 1, bytes: 100 },
+    ]);
+    expect(p.mappings.map((m) => m.path)).toEqual(["/usr/bin/node", "/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4.5.10"]);
+  });
+
+  it("says period 0 for a tcmalloc that samples nothing, and is refused when it is not one", () => {
+    expect(parseHeapSample("heap profile:      0:        0 [     0:        0] @ heap_v2/0\n").period).toBe(0);
+    expect(() => parseHeapSample("heap_v2/524288\n  t*: 1: 2 [0: 0]")).toThrow(/heap_v2/);
+    expect(() => parseHeapSample("")).toThrow(/heap_v2/);
   });
 });
 

@@ -69,6 +69,8 @@ export interface NativeBinding {
   readFiles?(out: Uint8Array, lengths: Int32Array, generation: number): number;
   /** jemalloc's `prof.dump` into `path` by the jemalloc that serves malloc: 0, or its error code. Absent from addons built before it. */
   profDump?(path: string): number;
+  /** tcmalloc's sampled heap profile (gperftools' GetHeapSample text), or undefined where none serves malloc. */
+  heapSample?(): string | undefined;
 }
 
 /** The environment switch that forces the addon off (tests, or to rule heapstate's addon out). */

@@ -1,6 +1,7 @@
 /**
  * Which code holds the native heap, from the allocator's own sampled heap profile: jemalloc's
- * `prof.dump` (the `heap_v2` text gperftools' pprof and jemalloc's jeprof read). Each stack
+ * `prof.dump` (the `heap_v2` text gperftools' pprof and jemalloc's jeprof read), or tcmalloc's
+ * GetHeapSample (gperftools' older text of the same figures, one line per stack). Each stack
  * carries the sampled live objects and bytes; an object of size s is sampled with probability
  * 1 − e^(−s/P) (P the mean sample interval, 2^lg_prof_sample), so each stack's figures are scaled
  * by 1 / (1 − e^(−avg/P)), as jeprof scales them. The stacks are then named from the ELF symbols
@@ -59,6 +60,38 @@ export function parseHeapProfile(text: string): HeapProfile {
   return { period, stacks: stacks.filter((s) => s.objects > 0), mappings };
 }
 
+/** A gperftools sample line: "<objects>: <bytes> [<objects>: <bytes>] @ <addresses>". */
+const GPERF_SAMPLE = /^\s*(\d+):\s*(\d+)\s*\[\s*\d+:\s*\d+\]\s*@((?:\s+0x[0-9a-f]+)*)\s*$/i;
+
+/**
+ * Parses tcmalloc's heap sample (gperftools' GetHeapSample: a `heap profile: … @ heap_v2/<period>`
+ * line, one line per sampled stack, then MAPPED_LIBRARIES), into the same stacks as jemalloc's;
+ * throws on text that is not one. Period 0 is a tcmalloc that samples nothing.
+ */
+export function parseHeapSample(text: string): HeapProfile {
+  const lines = text.split("\n");
+  let i = 0;
+  while (i < lines.length && lines[i]?.startsWith("%")) i++; // gperftools' %warn lines
+  const head = /^heap profile:.*@\s*heap_v2\/(\d+)\s*$/.exec(lines[i] ?? "");
+  if (!head) throw new Error("not a heap_v2 heap sample");
+  const period = Number(head[1]);
+  const stacks: ProfileStack[] = [];
+  for (i++; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (line.startsWith("MAPPED_LIBRARIES:")) break;
+    const m = GPERF_SAMPLE.exec(line);
+    if (!m) continue;
+    const addresses = (m[3] as string)
+      .trim()
+      .split(/\s+/)
+      .filter((a) => a !== "")
+      .map((a) => Number.parseInt(a, 16));
+    stacks.push({ addresses, objects: Number(m[1]), bytes: Number(m[2]) });
+  }
+  const mappings = fileMappings(lines.slice(i + 1).join("\n"));
+  return { period, stacks: stacks.filter((s) => s.objects > 0), mappings };
+}
+
 /** A stack's live objects and bytes, unsampled (see the module's comment). */
 export function unsampled(s: ProfileStack, period: number): { objects: number; bytes: number } {
   if (period <= 1 || s.objects === 0) return { objects: s.objects, bytes: s.bytes };
@@ -73,7 +106,7 @@ const base = (path: string) => path.slice(path.lastIndexOf("/") + 1);
 function allocatorFrame(library: string | undefined, symbol: string | undefined, allocatorLibrary: string): boolean {
   // The same file, however it was named (LD_PRELOAD's path may be a link to what maps shows).
   if (library !== undefined && (library === allocatorLibrary || base(library) === base(allocatorLibrary))) return true;
-  if (library !== undefined && /\/libjemalloc[^/]*\.so/.test(library)) return true;
+  if (library !== undefined && /\/lib(jemalloc|tcmalloc)[^/]*\.so/.test(library)) return true;
   // operator new and its kin, in libstdc++ or in the binary.
   return symbol !== undefined && /^(operator new|_Zn[wa]|malloc$|calloc$|realloc$|posix_memalign$)/.test(symbol);
 }

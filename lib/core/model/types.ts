@@ -544,8 +544,8 @@ export interface NativeSite {
 /** The native heap by allocation site (collect's `nativeSites`). */
 export interface NativeSites {
   /** Where the profile came from. */
-  source: "jemalloc prof.dump";
-  /** The mean sample interval in bytes (2^lg_prof_sample); 1 when every allocation is sampled. */
+  source: "jemalloc prof.dump" | "tcmalloc GetHeapSample";
+  /** The mean sample interval in bytes (2^lg_prof_sample, or TCMALLOC_SAMPLE_PARAMETER); 1 when every allocation is sampled. */
   sampleIntervalBytes: number;
   /** Σ of every stack's estimate: the live bytes the profile accounts for. */
   estimatedBytes: number;
