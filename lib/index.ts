@@ -61,6 +61,7 @@ export {
   type RegionSummary,
   registerMemoryReporter,
   reportWorkerHeap,
+  type SiteChange,
   type Snapshot,
   type SnapshotDiff,
   setBaseline,

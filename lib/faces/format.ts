@@ -293,6 +293,19 @@ export function formatDiff(diffResult: SnapshotDiff, options?: FormatOptions): s
       ),
     );
   }
+  if (Array.isArray(d.sites) && d.sites.length > 0) {
+    lines.push("native allocation sites (estimated from the allocator's samples):");
+    append(
+      lines,
+      rows(
+        d.sites.map((c) => [
+          c.site,
+          `${formatBytes(c.before).padStart(10)} → ${formatBytes(c.after).padStart(10)}  ${c.delta !== undefined ? `${signed(c.delta)} ± ${formatBytes(c.plusMinus)}` : "(one side lists only its largest sites)"}  ${c.owner}`,
+        ]),
+        "  ",
+      ),
+    );
+  }
   if (d.topGrowers.length) {
     lines.push("top growers (this process's resident memory):");
     append(

@@ -19,6 +19,10 @@ interface Out {
   held: Reading;
   released: Reading;
   refused?: string;
+  siteDiff: {
+    sites?: Array<{ site: string; before?: number; after?: number; delta?: number; plusMinus?: number }>;
+    text: string;
+  };
 }
 
 const jemalloc = (conf?: string) => ({
@@ -85,6 +89,21 @@ for (const src of sources) {
       for (const run of runs()) {
         expect(site(run.released, "sites_leak_site")?.bytes ?? 0).toBeLessThan(0.05 * 64 * MiB);
         expect(site(run.released, "sites_decoy_site")?.bytes).toBeGreaterThan(0);
+      }
+    });
+
+    it("diff() gives the change per site: the leak's fall within ±30 % of 64 MiB and within its ±, named in formatDiff", () => {
+      for (const run of runs()) {
+        const leak = run.siteDiff.sites?.find((c) => c.site === "sites_leak_site (sites.node)");
+        const held = site(run.held, "sites_leak_site");
+        const released = site(run.released, "sites_leak_site");
+        // The reading after the free lists every site of its profile (asked for 1000): the leak's site,
+        // absent from it, had no sample left and counts 0 there.
+        expect(run.released.nativeSites?.complete).toBe(true);
+        expect(leak?.delta).toBe((released?.bytes ?? 0) - (held?.bytes ?? 0));
+        expect(leak?.delta).toBeLessThan(-(1 - src.within) * 64 * MiB);
+        expect(leak?.plusMinus).toBeGreaterThan(0);
+        expect(run.siteDiff.text).toMatch(/native allocation sites[^\n]*\n(.*\n)*\s+sites_leak_site \(sites\.node\)/);
       }
     });
 

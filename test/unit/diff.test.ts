@@ -62,3 +62,71 @@ describe("diff", () => {
     expect(d.topGrowers[0]).toEqual(expect.objectContaining({ path: "breakdown.native-in-use", delta: 10 * MiB }));
   });
 });
+
+describe("diff of native allocation sites", () => {
+  const sites = (list: Array<[string, number]>, complete: boolean): Snapshot["nativeSites"] => ({
+    source: "jemalloc prof.dump",
+    sampleIntervalBytes: 524288,
+    estimatedBytes: list.reduce((n, [, b]) => n + b, 0),
+    samples: 100,
+    sites: list.map(([symbol, bytes]) => ({
+      bytes,
+      plusMinusBytes: bytes / 10,
+      objects: 1,
+      samples: 100,
+      owner: "addon" as const,
+      library: "x.node",
+      frames: [{ symbol, library: "x.node" }],
+    })),
+    complete,
+  });
+  const pair = (a: Snapshot["nativeSites"], b: Snapshot["nativeSites"], pidB = glibc.pid) => {
+    const x = structuredClone(glibc) as Snapshot;
+    const y = structuredClone(glibc) as Snapshot;
+    x.nativeSites = a;
+    y.nativeSites = b;
+    y.pid = pidB;
+    return diff(x, y);
+  };
+
+  it("gives each site's change with its ±, largest growth first; a site a complete list lacks counts 0 there", () => {
+    const d = pair(
+      sites(
+        [
+          ["leak", 64 * MiB],
+          ["other", 2 * MiB],
+        ],
+        true,
+      ),
+      sites([["other", 10 * MiB]], true),
+    );
+    expect(d.sites?.map((c) => c.site)).toEqual(["other (x.node)", "leak (x.node)"]);
+    expect(d.sites?.[0]).toMatchObject({ before: 2 * MiB, after: 10 * MiB, delta: 8 * MiB });
+    expect(d.sites?.[0]?.plusMinus).toBe(Math.round(Math.hypot(0.2 * MiB, 1 * MiB)));
+    expect(d.sites?.[1]).toMatchObject({ before: 64 * MiB, after: 0, delta: -64 * MiB });
+    expect(formatDiff(d)).toMatch(
+      /native allocation sites[^\n]*\n\s+other \(x\.node\)\s+2\.0 MiB → +10\.0 MiB\s+\+8\.0 MiB ± /,
+    );
+  });
+
+  it("claims no change for a site missing from a list of only the largest sites", () => {
+    const d = pair(sites([["leak", 64 * MiB]], true), sites([["other", 10 * MiB]], false));
+    expect(d.sites?.find((c) => c.site === "leak (x.node)")).toEqual({
+      site: "leak (x.node)",
+      owner: "addon",
+      before: 64 * MiB,
+    });
+    expect(formatDiff(d)).toMatch(/leak \(x\.node\).*one side lists only its largest sites/);
+  });
+
+  it("compares sites within one process and one source only, and says so", () => {
+    expect(pair(sites([["a", 1]], true), sites([["a", 2]], true), glibc.pid + 1).sites).toBeUndefined();
+    expect(pair(sites([["a", 1]], true), sites([["a", 2]], true), glibc.pid + 1).notes.join()).toMatch(
+      /within one process/,
+    );
+    expect(pair(sites([["a", 1]], true), undefined).notes.join()).toMatch(
+      /only one reading has native allocation sites/,
+    );
+    expect(pair(undefined, undefined).sites).toBeUndefined();
+  });
+});

@@ -137,7 +137,7 @@ export function heapSites(
   allocatorLibrary: string,
   executable: string | undefined,
   top: number,
-): Pick<NativeSites, "sampleIntervalBytes" | "estimatedBytes" | "samples" | "sites"> {
+): Pick<NativeSites, "sampleIntervalBytes" | "estimatedBytes" | "samples" | "sites" | "complete"> {
   const names = nameAddresses([...new Set(p.stacks.flatMap((s) => s.addresses))], p.mappings);
   interface Group {
     key: string;
@@ -188,5 +188,11 @@ export function heapSites(
         frames: g.frames,
       }),
     );
-  return { sampleIntervalBytes: p.period, estimatedBytes: Math.round(estimated), samples, sites };
+  return {
+    sampleIntervalBytes: p.period,
+    estimatedBytes: Math.round(estimated),
+    samples,
+    sites,
+    complete: groups.size <= top,
+  };
 }

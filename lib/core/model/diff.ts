@@ -6,6 +6,7 @@
 
 import { assertSnapshot } from "../base/errors";
 import { partKey } from "./breakdown";
+import { type SiteChange, siteChanges } from "./diff-sites";
 import type { Snapshot } from "./types";
 import { servingAllocator } from "./views";
 
@@ -38,7 +39,11 @@ export interface SnapshotDiff {
   changes: FieldChange[];
   /** The largest increases among the process's resident figures (RSS, its parts, regions), biggest first (at most 5). */
   topGrowers: FieldChange[];
+  /** Growth per native allocation site, where both readings carry `nativeSites` of one process and source. */
+  sites?: SiteChange[];
 }
+
+export type { SiteChange } from "./diff-sites";
 
 /** A byte figure as diff reads it: a finite number, else not measured. */
 function figure(v: unknown): number | undefined {
@@ -174,6 +179,8 @@ export function diff(a: Snapshot, b: Snapshot): SnapshotDiff {
     .filter((c) => c.delta !== undefined && c.delta > 0 && resident(c.path))
     .sort((x, y) => (y.delta as number) - (x.delta as number))
     .slice(0, 5);
+  const { sites, note } = siteChanges(a, b);
+  if (note) notes.push(note);
   return {
     from: { time: a.time, pid: a.pid, tier: a.tier },
     to: { time: b.time, pid: b.pid, tier: b.tier },
@@ -183,5 +190,6 @@ export function diff(a: Snapshot, b: Snapshot): SnapshotDiff {
     notes,
     changes,
     topGrowers,
+    ...(sites ? { sites } : {}),
   };
 }

@@ -552,6 +552,8 @@ export interface NativeSites {
   samples: number;
   /** The largest sites, by estimated bytes. */
   sites: NativeSite[];
+  /** Whether `sites` lists every site of the profile (a site it lacks had no sample), not only the largest. */
+  complete?: boolean;
   /** What the dump, parse and naming cost (µs). */
   costMicros: number;
 }
