@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Finding } from "../../lib/core/model/types";
 import { baseline, clearBaseline, collect, diff, registerMemoryReporter, setBaseline } from "../../lib/index";
-import { childEnv, dist, fixtures, inBeforeAll, MiB, printerAddon } from "../helpers";
+import { childEnv, dist, fixtures, inBeforeAll, MiB, printerAddon, requireLib } from "../helpers";
 
 interface Out {
   findings: Finding[];
@@ -18,9 +18,9 @@ interface Out {
   rampEnded?: string;
 }
 
-async function child(mode: string): Promise<Out> {
+async function child(mode: string, env: Record<string, string> = {}): Promise<Out> {
   const { stdout } = await promisify(execFile)(process.execPath, [join(fixtures, "children", "leak.cjs"), mode], {
-    env: childEnv({ HEAPSTATE_TEST_DIST: dist, HEAPSTATE_TEST_PRINTER: printerAddon }),
+    env: childEnv({ HEAPSTATE_TEST_DIST: dist, HEAPSTATE_TEST_PRINTER: printerAddon, ...env }),
     encoding: "utf8",
     maxBuffer: 256 << 20,
     timeout: 90_000,
@@ -30,7 +30,15 @@ async function child(mode: string): Promise<Out> {
 
 describe("a native leak of 1 MiB/s for 30 s", () => {
   // All at once; each test awaits them.
-  const both = inBeforeAll(() => Promise.all([child("leak"), child("flat"), child("plateau"), child("untouched")]));
+  const both = inBeforeAll(() =>
+    Promise.all([
+      child("leak"),
+      child("flat"),
+      child("plateau"),
+      child("untouched"),
+      child("sites", { LD_PRELOAD: requireLib("tcmalloc-full"), TCMALLOC_SAMPLE_PARAMETER: "524288" }),
+    ]),
+  );
 
   it("is flagged, with its rate per hour within 20 %", async () => {
     const [leak] = await both();
@@ -74,6 +82,19 @@ describe("a native leak of 1 MiB/s for 30 s", () => {
     expect(f?.message).toMatch(
       /\(allocated bytes; RSS grew about .* an hour over the same readings: much of what is allocated has not been written/,
     );
+  });
+
+  it("with tcmalloc's samples (one per 512 KiB): names the code that grew since the last reading with sites, with its ±", async () => {
+    const [, , , , sites] = await both();
+    const f = sites.findings.find((x) => x.id === "native-unclassified-growing");
+    expect(f?.severity, JSON.stringify({ findings: sites.findings, samples: sites.samples })).toBe("warn");
+    // printer.c's mallocBlocks leaked about 28 MiB between the two readings with sites.
+    const grown = String(f?.evidence.grownSites);
+    expect(grown, f?.message).toMatch(/^mallocBlocks \(printer\.node\) \+[\d.]+ MiB ± [\d.]+ MiB/);
+    const mib = Number(/\+([\d.]+) MiB/.exec(grown)?.[1]);
+    expect(mib).toBeGreaterThan(0.6 * 26);
+    expect(mib).toBeLessThan(1.4 * 30);
+    expect(f?.message).toContain(`the sites that grew since ${f?.evidence.sitesSince}: mallocBlocks (printer.node)`);
   });
 });
 

@@ -79,12 +79,13 @@ describe("diff of native allocation sites", () => {
       frames: [{ symbol, library: "x.node" }],
     })),
     complete,
+    costMicros: 1000,
   });
   const pair = (a: Snapshot["nativeSites"], b: Snapshot["nativeSites"], pidB = glibc.pid) => {
     const x = structuredClone(glibc) as Snapshot;
     const y = structuredClone(glibc) as Snapshot;
-    x.nativeSites = a;
-    y.nativeSites = b;
+    if (a) x.nativeSites = a;
+    if (b) y.nativeSites = b;
     y.pid = pidB;
     return diff(x, y);
   };

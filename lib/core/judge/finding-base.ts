@@ -1,6 +1,8 @@
 /** What every finding module shares: the thresholds, the context a reading gives, the words for a share. */
+
+import type { SiteChange } from "../model/diff-sites";
 import type { GlibcBase } from "../model/evidence";
-import type { AllocatorState, Breakdown, Finding, Snapshot } from "../model/types";
+import type { AllocatorState, Breakdown, Finding, NativeSites, Snapshot } from "../model/types";
 import type { Baseline } from "./baseline";
 import type { PersistentDirty } from "./jemalloc-decay";
 import type { Trend } from "./trend";
@@ -36,6 +38,11 @@ export interface FindingContext {
   jemallocDirty?: PersistentDirty | undefined;
   /** mimalloc's free memory that every reading of the last second held (see collect.ts). */
   mimallocKept?: PersistentDirty | undefined;
+  /**
+   * This reading's native allocation sites, and their change since the last reading of this
+   * process that had them (`since` its time), when it asked for them.
+   */
+  sites?: { now: NativeSites; since?: string; changes?: SiteChange[] } | undefined;
 }
 
 /** What every glibc verdict of one reading shares. */

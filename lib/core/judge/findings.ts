@@ -3,6 +3,7 @@
  * documented in the README's table; thresholds are here, named.
  */
 import { formatBytes } from "../base/units";
+import type { FindingEvidence } from "../model/evidence";
 import { nativeHeap, nativeUnclassifiedBytes } from "../model/figures";
 import type { AllocatorState, Breakdown, Finding, Snapshot } from "../model/types";
 import { servingAllocator } from "../model/views";
@@ -40,7 +41,7 @@ export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingCont
   mimallocFindings(out, rss, heap, ctx);
   preloadFindings(out, heap, ctx.env?.LD_PRELOAD);
   cgroupFindings(out, s, rss);
-  leakFinding(out, ctx.trend, ctx.trendCurrent !== false, s.time, rss);
+  leakFinding(out, ctx.trend, ctx.trendCurrent !== false, s.time, rss, ctx.sites);
   baselineFindings(out, s, ctx.baseline);
   pageFindings(out, s, rss);
   if (b && rss !== undefined) unattributedFinding(out, s, b, rss);
@@ -196,6 +197,7 @@ function leakFinding(
   current: boolean,
   time: string,
   rss: number | undefined,
+  sites?: FindingContext["sites"],
 ): void {
   if (!trend || trend.points < LEAK_POINTS || trend.windowSeconds < LEAK_SECONDS || trend.r2 < LEAK_R2) return;
   if (trend.growthBytes < Math.max(LEAK_MIN, (rss ?? 0) * LEAK_SHARE)) return;
@@ -206,7 +208,7 @@ function leakFinding(
   const when = current
     ? `over the last ${trend.windowSeconds} s`
     : `over ${trend.windowSeconds} s up to ${trend.to}, ${Math.round(lagMs / 1000)} s before this reading (which could not split the native heap)`;
-  const evidence: Finding["evidence"] = {
+  const evidence: FindingEvidence["native-unclassified-growing"] = {
     ratePerHourBytes: trend.ratePerHourBytes,
     growthBytes: trend.growthBytes,
     windowSeconds: trend.windowSeconds,
@@ -226,9 +228,39 @@ function leakFinding(
   out.push({
     id: "native-unclassified-growing",
     severity: "warn",
-    message: `The native heap no one claims (native-unclassified) grew steadily by ${formatBytes(trend.growthBytes)} ${when} (${trend.points} readings, R² ${trend.r2}), and still grows over the last ${recent.windowSeconds} s: about ${formatBytes(trend.ratePerHourBytes)} an hour${resident}. A leak V8's heap snapshots cannot see: in an addon, a library or Node's own native structures. registerMemoryReporter for the addons in use names whose it is; setBaseline() and diff(baseline(), collect()) show what else grew.`,
+    message: `The native heap no one claims (native-unclassified) grew steadily by ${formatBytes(trend.growthBytes)} ${when} (${trend.points} readings, R² ${trend.r2}), and still grows over the last ${recent.windowSeconds} s: about ${formatBytes(trend.ratePerHourBytes)} an hour${resident}. A leak V8's heap snapshots cannot see: in an addon, a library or Node's own native structures. ${whichCode(sites, evidence)}`,
     evidence,
   });
+}
+
+/** Sites no owner's figure claims: an addon's without a reporter, or unclassified. */
+const unclaimed = (owner: string) => owner === "addon" || owner === "unclassified";
+
+/**
+ * What the native allocation sites say of the leak, said and put in the evidence: the sites that
+ * grew since the last reading that had them (by more than twice the change's ±), else the largest
+ * unclaimed sites now; without sites, how to get them.
+ */
+function whichCode(sites: FindingContext["sites"], evidence: FindingEvidence["native-unclassified-growing"]): string {
+  const grew = (sites?.changes ?? [])
+    .filter((c) => unclaimed(c.owner) && c.delta !== undefined && c.delta > 2 * (c.plusMinus ?? 0) && c.delta > 0)
+    .slice(0, 3);
+  if (sites?.since !== undefined && grew.length > 0) {
+    const list = grew.map((c) => `${c.site} +${formatBytes(c.delta)} ± ${formatBytes(c.plusMinus)}`);
+    evidence.grownSites = list.join("; ");
+    evidence.sitesSince = sites.since;
+    return `By the allocator's samples, the sites that grew since ${sites.since}: ${list.join("; ")}. registerMemoryReporter for that code, once known, keeps its memory claimed.`;
+  }
+  const largest = (sites?.now.sites ?? []).filter((x) => unclaimed(x.owner)).slice(0, 3);
+  if (largest.length > 0) {
+    const list = largest.map((x) => {
+      const f = x.frames[0];
+      return `${f?.symbol ?? f?.address ?? "?"}${f?.library ? ` (${f.library})` : ""} ${formatBytes(x.bytes)} ± ${formatBytes(x.plusMinusBytes)}`;
+    });
+    evidence.largestSites = list.join("; ");
+    return `By the allocator's samples, the unclaimed sites holding most now: ${list.join("; ")} (a later reading with sites says which grew).`;
+  }
+  return 'collect({ tier: "deep", nativeSites: true }) under jemalloc or tcmalloc with sampling names the code that allocated it (docs/diagnosis.md); registerMemoryReporter for the addons in use names whose it is; setBaseline() and diff(baseline(), collect()) show what else grew.';
 }
 
 /** Growth over the baseline past its budgets. */

@@ -129,6 +129,11 @@ export interface FindingEvidence {
     rssRatePerHourBytes?: number;
     /** Set when the reading did not split the native heap: the line is of earlier readings, up to then. */
     asOf?: string;
+    /** The unclaimed native allocation sites that grew since `sitesSince` (a reading with sites), with their ±. */
+    grownSites?: string;
+    sitesSince?: string;
+    /** Without an earlier reading with sites: the unclaimed sites holding most now. */
+    largestSites?: string;
   };
   "baseline-budget-exceeded": {
     /** The budget's figure: rssBytes, nativeHeapBytes, nativeUnclassifiedBytes or v8HeapBytes. */

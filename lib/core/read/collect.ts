@@ -9,10 +9,12 @@ import { nowMicros } from "../base/backoff";
 import { HeapstateError, isHeapstateError } from "../base/errors";
 import { extend } from "../base/objects";
 import type { BaselineStore } from "../judge/baseline";
+import type { FindingContext } from "../judge/finding-base";
 import { findings, glibcFreeWorthConfirming } from "../judge/findings";
 import type { DirtyHistory, PersistentDirty } from "../judge/jemalloc-decay";
 import type { UnclassifiedTrend } from "../judge/trend";
 import { buildBreakdown, withHeldBackGlibcFree, withUnmeasurableGlibcFree } from "../model/breakdown";
+import { siteChanges } from "../model/diff-sites";
 import { nativeUnclassifiedBytes } from "../model/figures";
 import {
   type AutoTrimState,
@@ -45,6 +47,8 @@ export interface ReadState {
   readonly dirty: DirtyHistory;
   readonly baselines: BaselineStore;
   readonly reporters: ReporterRegistry;
+  /** The last reading of this process that carried native allocation sites (what the next one's growth is from). */
+  readonly sites: { last?: Pick<Snapshot, "pid" | "time" | "nativeSites"> };
   /** Whether this state's readings ask worker threads for their reporters' claims (the default process's do). */
   readonly asksWorkers: boolean;
   /** The running auto-trim's record, if one runs on this state. */
@@ -356,6 +360,14 @@ function judge({ state, o, snap }: Reading, breakdown: Breakdown | undefined): v
     if (glibcFreeWorthConfirming(heap.pages.dirtyBytes, snap.process?.rssBytes))
       mimallocKept = state.dirty.persistent(time, MIMALLOC_KEPT_MS);
   }
+  // Native allocation sites, against the last reading of this process that had them.
+  let sites: FindingContext["sites"];
+  if (o.self && snap.nativeSites) {
+    const last = state.sites.last;
+    const changes = last ? siteChanges(last as Snapshot, snap).sites : undefined;
+    sites = { now: snap.nativeSites, ...(last && changes ? { since: last.time, changes } : {}) };
+    state.sites.last = { pid: snap.pid, time: snap.time, nativeSites: snap.nativeSites };
+  }
   snap.findings = findings(snap, breakdown, {
     env: o.self ? process.env : undefined,
     // Also when this reading has no split (its glibc figures reused within the walk's back-off):
@@ -365,5 +377,6 @@ function judge({ state, o, snap }: Reading, breakdown: Breakdown | undefined): v
     baseline: o.self ? state.baselines.current() : undefined,
     jemallocDirty,
     mimallocKept,
+    sites,
   });
 }

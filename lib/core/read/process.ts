@@ -34,6 +34,7 @@ export class HeapProcess implements ReadState {
   readonly trend = new UnclassifiedTrend();
   readonly dirty = new DirtyHistory();
   readonly baselines = new BaselineStore();
+  readonly sites: ReadState["sites"] = {};
   readonly reporters: ReporterRegistry;
   readonly asksWorkers: boolean;
   /** The auto-trim running on this process, if any. */
