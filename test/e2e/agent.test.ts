@@ -11,10 +11,13 @@ import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hostProcesses } from "../../lib/core/read/host-view";
 import { agentSocket } from "../../lib/faces/agent/client";
-import { childEnv, fixtures, requireRoot, root, runInfo, scaled } from "../helpers";
+import { childEnv, fixtures, requireLib, requireRoot, root, runInfo, scaled } from "../helpers";
 
-async function agentChild(env: Record<string, string> = {}): Promise<{ child: ChildProcess; socket: string }> {
-  const child = spawn(process.execPath, [join(fixtures, "children", "idle.cjs")], {
+async function agentChild(
+  env: Record<string, string> = {},
+  script = "idle.cjs",
+): Promise<{ child: ChildProcess; socket: string }> {
+  const child = spawn(process.execPath, [join(fixtures, "children", script)], {
     cwd: root,
     // As a user would: NODE_OPTIONS naming the package's agent entry.
     env: childEnv({ NODE_OPTIONS: "--require heapstate/agent", ...env }),
@@ -194,6 +197,62 @@ describe("a process running the agent", () => {
     expect(r.status, runInfo(r)).toBe(0);
     // EACCES (13): the directory is 0700 and the socket 0600.
     expect(r.stdout.trim()).toBe("13");
+  });
+});
+
+describe("native allocation sites of a service, through its agent (heapstate --pid P --sites)", () => {
+  let child: ChildProcess;
+  beforeAll(async () => {
+    ({ child } = await agentChild(
+      { LD_PRELOAD: requireLib("jemalloc"), MALLOC_CONF: "prof:true,lg_prof_sample:19" },
+      "deflate-idle.cjs",
+    ));
+  });
+  afterAll(() => child?.kill());
+
+  it("names the code holding its native heap: 600 deflate streams under AllocForZlib", () => {
+    const r = cli(["--pid", String(child.pid), "--sites", "3", "--width", "0"]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/native heap by allocation site \(jemalloc prof.dump/);
+    expect(r.stdout).toMatch(/CompressionStream[A-Za-z]*(<…>)?::AllocForZlib/);
+    expect(r.stdout).toMatch(/read by process \d+'s own heapstate agent/);
+    const json = cli(["--pid", String(child.pid), "--sites", "--json"]);
+    const s = JSON.parse(json.stdout) as { tier: string; nativeSites?: { source: string; sites: unknown[] } };
+    expect(s.tier).toBe("deep");
+    expect(s.nativeSites?.source).toBe("jemalloc prof.dump");
+    expect(s.nativeSites?.sites.length).toBeGreaterThan(0);
+    expect(s.nativeSites?.sites.length).toBeLessThanOrEqual(10);
+  });
+
+  it("is a usage error without one process, or with a tier other than deep; a bad count is refused", () => {
+    for (const args of [
+      ["--sites"],
+      ["--pid", String(child.pid), "--sites", "--tier", "standard"],
+      ["--self", "--sites", "0"],
+    ]) {
+      const r = cli(args);
+      expect(r.status, args.join(" ")).toBe(2);
+      expect(r.stderr).toMatch(/--sites/);
+    }
+  });
+
+  it("a process without an agent: the reading from procfs says why it has no sites", async () => {
+    const plain = spawn(process.execPath, [join(fixtures, "children", "idle.cjs")], {
+      env: childEnv(),
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    try {
+      await new Promise((resolve) => plain.stdout?.once("data", resolve));
+      const r = cli(["--pid", String(plain.pid), "--sites", "--json"]);
+      expect(r.status, r.stderr).toBe(0);
+      const s = JSON.parse(r.stdout) as { nativeSites?: unknown; warnings: Array<{ code: string; message: string }> };
+      expect(s.nativeSites).toBeUndefined();
+      expect(s.warnings.find((w) => w.code === "NATIVE_SITES_UNAVAILABLE")?.message).toMatch(
+        /through its agent .* it runs none/,
+      );
+    } finally {
+      plain.kill();
+    }
   });
 });
 

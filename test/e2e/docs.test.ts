@@ -5,12 +5,13 @@
  * checkout's bin; npm commands must name scripts the package has). A snippet that throws, exits
  * non-zero or names something that does not exist fails here, not in a reader's terminal.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { childEnv, fixtures, printerAddon, root, runInfo, scaled } from "../helpers";
+import { agentSocket } from "../../lib/faces/agent/client";
+import { childEnv, fixtures, printerAddon, requireLib, root, runInfo, scaled } from "../helpers";
 
 interface Snippet {
   file: string;
@@ -160,7 +161,9 @@ describe("the documents' snippets", () => {
   // A text block that shows a command's output (`$ npx heapstate …`): the command is run, and the
   // lines that do not depend on which processes the host runs (the table's header, the legend
   // under it, the totals' wording) must be in what it prints, in the same shape.
-  for (const s of all.filter((x) => x.lang === "text" && x.code.startsWith("$ npx heapstate"))) {
+  for (const s of all.filter(
+    (x) => x.lang === "text" && x.code.startsWith("$ npx heapstate") && !/ --pid \d+ --sites/.test(x.code),
+  )) {
     it(`${s.file}:${s.line}: the command's output has the block's fixed lines`, () => {
       const [first, ...rest] = s.code.split("\n");
       const args = (first as string).replace("$ npx heapstate", "").trim().split(/\s+/).filter(Boolean);
@@ -181,6 +184,54 @@ describe("the documents' snippets", () => {
           [...printed].some((p) => p.replace(/; \([pa]\) .*$/, "") === want),
           `${s.file}:${s.line}: ${line.trim()}`,
         ).toBe(true);
+      }
+    });
+  }
+
+  // A `--sites` block shows a service of 600 deflate streams under jemalloc's profile, read through
+  // its agent: that service is started again, the command run on it, and the block's first site
+  // (its owner and frames) and the section's heading must be what it prints, in the same shape.
+  for (const s of all.filter((x) => x.lang === "text" && /^\$ npx heapstate --pid \d+ --sites/.test(x.code))) {
+    it(`${s.file}:${s.line}: --sites on the service it describes names the same first site`, async () => {
+      const svc = spawn(process.execPath, [join(fixtures, "children", "deflate-idle.cjs")], {
+        cwd: root,
+        env: childEnv({
+          NODE_OPTIONS: "--require heapstate/agent",
+          LD_PRELOAD: requireLib("jemalloc"),
+          MALLOC_CONF: "prof:true,lg_prof_sample:19",
+        }),
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      try {
+        await new Promise((resolve) => svc.stdout?.once("data", resolve));
+        const pid = svc.pid as number;
+        for (let end = Date.now() + 10_000; agentSocket(pid) === undefined && Date.now() < end; )
+          await new Promise((r) => setTimeout(r, 50));
+        const [first = "", ...rest] = s.code.split("\n");
+        const args = first
+          .replace("$ npx heapstate", "")
+          .trim()
+          .split(/\s+/)
+          .map((a, i, all) => (all[i - 1] === "--pid" ? String(pid) : a));
+        const r = spawnSync(process.execPath, [join(root, "bin", "heapstate.js"), ...args], {
+          env: childEnv(),
+          encoding: "utf8",
+          maxBuffer: 256 << 20,
+          timeout: scaled(60_000),
+        });
+        expect(r.status, runInfo(r)).toBe(0);
+        // Node 26 names the allocation hook CompressionStreamMemoryOwner::AllocForZlib.
+        const norm = (l: string) =>
+          l.replace(/CompressionStream[A-Za-z]*( ?<…>)?::AllocForZlib/, "CompressionStream::AllocForZlib");
+        const printed = shape(r.stdout).map(norm);
+        const block = shape(rest.join("\n")).map(norm);
+        const at = block.findIndex((l) => l.startsWith("native heap by allocation site"));
+        expect(at, "the block shows the sites' heading").toBeGreaterThanOrEqual(0);
+        const want = block.slice(at, at + 6); // heading (two lines), the first site and its three frames
+        const from = printed.indexOf(want[0] as string);
+        expect(printed.slice(from, from + 6), r.stdout).toEqual(want);
+      } finally {
+        svc.kill();
       }
     });
   }

@@ -10,7 +10,12 @@ import { TIERS, type Tier } from "../model/types";
 export interface ReadRequest {
   tier: Tier;
   top?: number;
+  /** The N largest native allocation sites (deep, from the allocator's sampled profile). */
+  sites?: number;
 }
+
+/** The sites a request for them without a number gets. */
+export const SITES_DEFAULT = 10;
 
 /** The most mappings `top` may ask for. */
 export const TOP_MAX = 1000;
@@ -19,6 +24,8 @@ export const TOP_MAX = 1000;
 export interface RequestFields {
   tier?: unknown;
   top?: unknown;
+  /** true (the default number of sites), or a number of sites from 1 to TOP_MAX. */
+  sites?: unknown;
   /** A face's own way to ask for the deep tier (the CLI's --deep, --addresses). */
   deep?: boolean;
 }
@@ -27,6 +34,7 @@ export interface RequestFields {
 export interface RequestNames {
   tier: string;
   top: string;
+  sites?: string;
   /** What asked for the deep tier besides top (the CLI: "--deep, --top and --addresses"). */
   deep?: string;
 }
@@ -56,10 +64,30 @@ export function parseReadRequest(
       return { error: `${names.top} must be a whole number from 1 to ${TOP_MAX}, received ${quoted(v)}` };
     top = n;
   }
-  const deep = top !== undefined || fields.deep === true;
-  if (deep && tier !== undefined && tier !== "deep")
-    return {
-      error: `${fields.deep === true && names.deep ? names.deep : names.top} need${fields.deep === true && names.deep ? "" : "s"} the deep tier`,
-    };
-  return { tier: tier ?? (deep ? "deep" : "standard"), ...(top !== undefined ? { top } : {}) };
+  let sites: number | undefined;
+  if (given(fields.sites) && fields.sites !== false) {
+    const v = fields.sites;
+    const n =
+      v === true || v === "" || v === "true"
+        ? SITES_DEFAULT
+        : typeof v === "string" && /^\d{1,4}$/.test(v)
+          ? Number(v)
+          : typeof v === "number"
+            ? v
+            : Number.NaN;
+    if (!Number.isInteger(n) || n < 1 || n > TOP_MAX)
+      return { error: `${names.sites ?? "sites"} must be a whole number from 1 to ${TOP_MAX}, received ${quoted(v)}` };
+    sites = n;
+  }
+  const deep = top !== undefined || sites !== undefined || fields.deep === true;
+  if (deep && tier !== undefined && tier !== "deep") {
+    const what =
+      fields.deep === true && names.deep ? names.deep : top !== undefined ? names.top : (names.sites ?? "sites");
+    return { error: `${what} need${fields.deep === true && names.deep ? "" : "s"} the deep tier` };
+  }
+  return {
+    tier: tier ?? (deep ? "deep" : "standard"),
+    ...(top !== undefined ? { top } : {}),
+    ...(sites !== undefined ? { sites } : {}),
+  };
 }

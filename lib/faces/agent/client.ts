@@ -37,7 +37,7 @@ export type AgentAnswer = { snapshot: Snapshot } | { refused: string } | undefin
  * reason when an agent was found and not trusted, did not answer within `timeoutMs`, or answered
  * something that is not this process's snapshot; undefined when it runs no agent.
  */
-export function askAgent(pid: number, tier: Tier, timeoutMs = 3000): Promise<AgentAnswer> {
+export function askAgent(pid: number, tier: Tier, timeoutMs = 3000, sites?: number): Promise<AgentAnswer> {
   const found = findAgent(pid);
   if (found === undefined || "refused" in found) return Promise.resolve(found);
   const { path, dir } = found;
@@ -57,7 +57,8 @@ export function askAgent(pid: number, tier: Tier, timeoutMs = 3000): Promise<Age
       () => finish({ refused: `its agent did not answer within ${timeoutMs / 1000} s` }),
       timeoutMs,
     );
-    socket.on("connect", () => socket.write(`${JSON.stringify({ op: "reading", tier })}\n`));
+    const ask = sites !== undefined ? { op: "reading", tier, sites } : { op: "reading", tier };
+    socket.on("connect", () => socket.write(`${JSON.stringify(ask)}\n`));
     socket.on("data", (chunk: Buffer) => {
       const nl = chunk.indexOf(0x0a);
       size += nl < 0 ? chunk.length : nl;

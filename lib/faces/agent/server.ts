@@ -60,11 +60,12 @@ function handle(line: string, allowTrim: boolean): object {
   }
   if (request === null || typeof request !== "object" || Array.isArray(request))
     return { ok: false, error: "the request must be a JSON object" };
-  const r = request as { op?: unknown; tier?: unknown };
+  const r = request as { op?: unknown; tier?: unknown; sites?: unknown };
   if (r.op === "reading") {
-    const request = parseReadRequest({ tier: r.tier });
+    const request = parseReadRequest({ tier: r.tier, sites: r.sites });
     if ("error" in request) return { ok: false, error: request.error };
-    return { ok: true, snapshot: collectRepeated({ tier: request.tier }) };
+    const sites = request.sites !== undefined ? { nativeSites: { top: request.sites } } : {};
+    return { ok: true, snapshot: collectRepeated({ tier: request.tier, ...sites }) };
   }
   if (r.op === "trim") {
     if (!allowTrim) return { ok: false, error: "trim is not enabled in this agent (startAgent({ trim: true }))" };

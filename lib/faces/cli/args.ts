@@ -34,6 +34,10 @@ Options:
                      smaps (glibc's arenas' resident bytes)
   --deep             the deep tier: with --pid/--self, smaps regions by category, glibc malloc_info
   --top N            with --pid/--self: the N mappings with the most RSS (deep tier)
+  --sites [N]        with --pid/--self: the N (default 10) native allocation sites holding the
+                     most, from the allocator's sampled profile (jemalloc with MALLOC_CONF=prof:true,
+                     tcmalloc with TCMALLOC_SAMPLE_PARAMETER), read inside the process: through
+                     its agent (deep tier)
   --addresses        with --top / --json: include addresses and file paths (they defeat ASLR)
   --json             the same as data: { host, processes, totals }, { host, tree }, or the
                      snapshot (schema heapstate/3, docs/schema.md) plus a "host" object

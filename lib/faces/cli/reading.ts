@@ -8,6 +8,8 @@ export interface ShowOptions {
   pid?: number | undefined;
   tier: Tier;
   top?: number | undefined;
+  /** The N largest native allocation sites (this process, or another through its agent). */
+  sites?: number | undefined;
   addresses: boolean;
   json: boolean;
   paint: Paint;
@@ -16,9 +18,11 @@ export interface ShowOptions {
 }
 
 export function read(o: ShowOptions): Snapshot {
+  const self = o.pid === undefined || o.pid === process.pid;
   return collect({
     tier: o.tier,
     ...(o.pid !== undefined ? { pid: o.pid } : {}),
     includeAddresses: o.top !== undefined || o.addresses,
+    ...(o.sites !== undefined && self ? { nativeSites: { top: o.sites } } : {}),
   });
 }

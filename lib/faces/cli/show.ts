@@ -40,6 +40,7 @@ const showHostSpec: Spec = {
   "--tier": "value",
   "--deep": "flag",
   "--top": "value",
+  "--sites": "optional-number",
   "--addresses": "flag",
   "--json": "flag",
   "--watch": "optional-number",
@@ -81,18 +82,19 @@ export function showHost(args: string[], io: CliIo): number | Promise<number> {
     {
       tier: flags.get("--tier"),
       top: flags.get("--top"),
+      sites: flags.get("--sites"),
       deep: flags.has("--deep") || flags.has("--top") || addresses,
     },
-    { tier: "--tier", top: "--top", deep: "--deep, --top and --addresses" },
+    { tier: "--tier", top: "--top", sites: "--sites", deep: "--deep, --top and --addresses" },
   );
   if ("error" in request) return usageError(io, "", request.error);
-  const { tier, top } = request;
+  const { tier, top, sites } = request;
   const width = widthFlag(flags.get("--width"), io);
   if (typeof width === "string") return usageError(io, "", width);
   // The host view: no single process named. Its tier says what is read of each process.
   const hostView = !flags.has("--pid") && !flags.has("--self");
-  if (hostView && (top !== undefined || addresses))
-    return usageError(io, "", "--top and --addresses read one process: with --pid N or --self");
+  if (hostView && (top !== undefined || addresses || sites !== undefined))
+    return usageError(io, "", "--top, --sites and --addresses read one process: with --pid N or --self");
   if (!hostView && flags.has("--all")) return usageError(io, "", "--all goes with the host view (no --pid, --self)");
   const watchSpec = watchFlags(flags);
   if (typeof watchSpec === "string") return usageError(io, "", watchSpec);
@@ -117,6 +119,7 @@ export function showHost(args: string[], io: CliIo): number | Promise<number> {
     pid,
     tier,
     top,
+    sites,
     addresses,
     json: flags.has("--json"),
     paint: painter(io, flags.has("--no-color")),
@@ -158,9 +161,16 @@ export async function readProcess(
 ): Promise<{ snapshot: Snapshot; source: "self" | "agent" | "procfs" }> {
   if (self || options.pid === undefined) return { snapshot: read(options), source: "self" };
   const pid = options.pid;
-  const a = await askAgent(pid, options.tier);
+  // A dump of the allocator's profile inside the service takes longer than a reading.
+  const a = await askAgent(pid, options.tier, options.sites !== undefined ? 15_000 : 3000, options.sites);
   if (a !== undefined && "snapshot" in a) return { snapshot: a.snapshot, source: "agent" };
   const s = read(options);
+  if (options.sites !== undefined)
+    s.warnings.push({
+      source: "agent",
+      code: "NATIVE_SITES_UNAVAILABLE",
+      message: `process ${pid}'s native allocation sites are read inside it, by its allocator, through its agent (NODE_OPTIONS="--require heapstate/agent", or startAgent()), and ${a === undefined ? "it runs none" : `its agent was not used (${a.refused})`}`,
+    });
   if (a !== undefined)
     s.warnings.push({
       source: "agent",
