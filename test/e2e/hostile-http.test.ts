@@ -363,3 +363,32 @@ describe("redaction on every face", () => {
     expect(answer).toMatch(/"library": "\/.*libc\.so\.6"/);
   });
 });
+
+describe("native allocation sites over HTTP (?sites=N)", () => {
+  it("a deep reading with the N largest sites, unnamed frames' addresses hidden; a bad count or tier is a 400", async () => {
+    const s = await startServer({}, { LD_PRELOAD: requireLib("jemalloc"), MALLOC_CONF: "prof:true,lg_prof_sample:19" });
+    const base = `http://127.0.0.1:${s.port}/debug/memory`;
+    const r = await fetch(`${base}?sites=2&format=json`);
+    expect(r.status).toBe(200);
+    const snap = (await r.json()) as {
+      tier: string;
+      nativeSites?: { sites: Array<{ frames: Array<{ symbol?: string; address?: string }> }> };
+    };
+    expect(snap.tier).toBe("deep");
+    expect(snap.nativeSites?.sites.length).toBeGreaterThan(0);
+    expect(snap.nativeSites?.sites.length).toBeLessThanOrEqual(2);
+    for (const site of snap.nativeSites?.sites ?? [])
+      for (const f of site.frames) if (f.address !== undefined) expect(f.address).toBe("(hidden)");
+    const text = await (await fetch(`${base}?sites`)).text();
+    expect(text).toMatch(/native heap by allocation site \(jemalloc prof\.dump/);
+    for (const [q, why] of [
+      ["sites=0", /sites must be a whole number from 1 to 1000/],
+      ["sites=x", /sites must be a whole number/],
+      ["sites=3&tier=fast", /sites needs the deep tier/],
+    ] as const) {
+      const bad = await fetch(`${base}?${q}`);
+      expect(bad.status, q).toBe(400);
+      expect(await bad.text(), q).toMatch(why);
+    }
+  });
+});

@@ -12,6 +12,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { basename } from "node:path";
 import {
+  type CollectOptions,
   collectRepeated,
   errorText,
   extend,
@@ -222,20 +223,29 @@ function answerRead(q: Query, settings: Settings): Answer {
       };
     case "json": {
       if (q.diff) return answerDiff(q.diff, settings.history());
-      const read = collectRepeated({ tier: q.tier, includeAddresses: q.top !== undefined });
+      const read = collectRepeated(readOptions(q));
       const top = q.top !== undefined ? topMappings(read.regions, q.top, settings.shown.addresses) : undefined;
       const s = top ? extend(show(read), { topRegions: top }) : show(read);
       const samples = q.history ? (settings.history()?.samples() ?? []) : [];
       return json(q.history ? { snapshot: s, history: samples, findingsHistory: findingEpisodes(samples) } : s);
     }
     default: {
-      const read = collectRepeated({ tier: q.tier, includeAddresses: q.top !== undefined });
+      const read = collectRepeated(readOptions(q));
       const lines = [formatHuman(show(read))];
       if (q.top !== undefined)
         lines.push(...formatTopMappings(topMappings(read.regions, q.top, settings.shown.addresses), q.top));
       return { status: 200, type: "text/plain; charset=utf-8", body: `${lines.join("\n")}\n` };
     }
   }
+}
+
+/** What a JSON or text answer reads: its tier, addresses for top, and native sites when asked. */
+function readOptions(q: Query): CollectOptions {
+  return {
+    tier: q.tier,
+    includeAddresses: q.top !== undefined,
+    ...(q.sites !== undefined ? { nativeSites: { top: q.sites } } : {}),
+  };
 }
 
 /** diff=FROM,TO: two samples of the history compared. */

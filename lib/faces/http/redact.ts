@@ -31,6 +31,13 @@ export function redact(s: Snapshot, options: RedactOptions = {}): Snapshot {
   if (!options.addresses && out.regions) {
     for (const r of out.regions) delete r.mappings;
   }
+  // A native site's frame without a name is an address: it defeats ASLR like a mapping's.
+  if (!options.addresses && out.nativeSites) {
+    for (const site of out.nativeSites.sites)
+      site.frames = site.frames.map((f) =>
+        f.address !== undefined && f.symbol === undefined ? { ...f, address: "(hidden)" } : f,
+      );
+  }
   if (!options.paths) {
     const lib = (a: { library: string }) => {
       a.library = basename(a.library);

@@ -7,7 +7,7 @@ import { parseReadRequest, type Tier } from "../../core";
 
 export const FORMATS = ["text", "json", "prometheus", "openmetrics", "html"] as const;
 export type Format = (typeof FORMATS)[number];
-const queryKeys = ["format", "tier", "top", "history", "diff"];
+const queryKeys = ["format", "tier", "top", "sites", "history", "diff"];
 
 /** The request target: its path and query. */
 export interface Target {
@@ -41,6 +41,8 @@ export interface Query {
   format: Format;
   tier: Tier;
   top?: number;
+  /** The N largest native allocation sites (deep tier). */
+  sites?: number;
   history: boolean;
   /** Two sample times (ISO-8601, as the history gives them) to compare. */
   diff?: [string, string];
@@ -89,7 +91,7 @@ export function parseQuery(query: URLSearchParams, accept: string | undefined): 
   const format = query.get("format") ?? negotiate(accept);
   if (!(FORMATS as readonly string[]).includes(format))
     return `format must be one of ${FORMATS.join(", ")}, received ${JSON.stringify(format.slice(0, 40))}`;
-  const request = parseReadRequest({ tier: query.get("tier"), top: query.get("top") });
+  const request = parseReadRequest({ tier: query.get("tier"), top: query.get("top"), sites: query.get("sites") });
   if ("error" in request) return request.error;
   const historyParam = query.get("history");
   if (historyParam !== null && historyParam !== "0" && historyParam !== "1")
