@@ -96,6 +96,39 @@ describe("the leak finding when a reading has no split of its own", () => {
   });
 });
 
+describe("the leak finding says how to have its code named, by the allocator serving malloc", () => {
+  const ts = Array.from({ length: 31 }, (_, i) => Date.parse("2026-01-01T00:00:00.000Z") + i * 1000);
+  const trend = fitTrend(
+    ts,
+    ts.map((_, i) => 50 * MiB + i * MiB),
+  ) as NonNullable<ReturnType<typeof fitTrend>>;
+  const message = (heap?: Partial<AllocatorState>) => {
+    const s = {
+      time: new Date(ts.at(-1) as number).toISOString(),
+      pid: 1,
+      tier: "standard",
+      allocators: heap ? [{ library: "/x.so", servesMalloc: true, ...heap }] : [],
+    } as unknown as Snapshot;
+    return findings(s, undefined, { trend, trendCurrent: true }).find((f) => f.id === "native-unclassified-growing")
+      ?.message;
+  };
+
+  it("the MALLOC_CONF line for jemalloc without its profile, the sites for jemalloc with it", () => {
+    expect(message({ allocator: "jemalloc", config: {} })).toContain(
+      "Restarted with MALLOC_CONF=prof:true,prof_active:false,lg_prof_sample:19",
+    );
+    expect(message({ allocator: "jemalloc", config: { prof: true } })).toMatch(
+      /collect\(\{ tier: "deep", nativeSites: true \}\) .* names the code that allocated it from jemalloc's profile, on here/,
+    );
+  });
+
+  it("TCMALLOC_SAMPLE_PARAMETER for tcmalloc; a jemalloc with sampling preloaded for glibc and mimalloc", () => {
+    expect(message({ allocator: "tcmalloc" })).toContain("Restarted with TCMALLOC_SAMPLE_PARAMETER=524288");
+    for (const allocator of ["glibc", "mimalloc"] as const)
+      expect(message({ allocator })).toContain("LD_PRELOAD=libjemalloc.so.2 MALLOC_CONF=prof:true,lg_prof_sample:19");
+  });
+});
+
 describe("the leak finding clears when the growth stops", () => {
   const T0 = Date.parse("2026-01-01T00:00:00.000Z");
   /** The finding at each reading of a series sampled every `intervalMs` (the trend as collect() fits it). */

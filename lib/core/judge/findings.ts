@@ -41,7 +41,7 @@ export function findings(s: Snapshot, b: Breakdown | undefined, ctx: FindingCont
   mimallocFindings(out, rss, heap, ctx);
   preloadFindings(out, heap, ctx.env?.LD_PRELOAD);
   cgroupFindings(out, s, rss);
-  leakFinding(out, ctx.trend, ctx.trendCurrent !== false, s.time, rss, ctx.sites);
+  leakFinding(out, ctx.trend, ctx.trendCurrent !== false, s.time, rss, ctx.sites, heap);
   baselineFindings(out, s, ctx.baseline);
   pageFindings(out, s, rss);
   if (b && rss !== undefined) unattributedFinding(out, s, b, rss);
@@ -197,7 +197,8 @@ function leakFinding(
   current: boolean,
   time: string,
   rss: number | undefined,
-  sites?: FindingContext["sites"],
+  sites: FindingContext["sites"],
+  heap: AllocatorState | undefined,
 ): void {
   if (!trend || trend.points < LEAK_POINTS || trend.windowSeconds < LEAK_SECONDS || trend.r2 < LEAK_R2) return;
   if (trend.growthBytes < Math.max(LEAK_MIN, (rss ?? 0) * LEAK_SHARE)) return;
@@ -228,7 +229,7 @@ function leakFinding(
   out.push({
     id: "native-unclassified-growing",
     severity: "warn",
-    message: `The native heap no one claims (native-unclassified) grew steadily by ${formatBytes(trend.growthBytes)} ${when} (${trend.points} readings, R² ${trend.r2}), and still grows over the last ${recent.windowSeconds} s: about ${formatBytes(trend.ratePerHourBytes)} an hour${resident}. A leak V8's heap snapshots cannot see: in an addon, a library or Node's own native structures. ${whichCode(sites, evidence)}`,
+    message: `The native heap no one claims (native-unclassified) grew steadily by ${formatBytes(trend.growthBytes)} ${when} (${trend.points} readings, R² ${trend.r2}), and still grows over the last ${recent.windowSeconds} s: about ${formatBytes(trend.ratePerHourBytes)} an hour${resident}. A leak V8's heap snapshots cannot see: in an addon, a library or Node's own native structures. ${whichCode(sites, evidence, heap)}`,
     evidence,
   });
 }
@@ -241,7 +242,11 @@ const unclaimed = (owner: string) => owner === "addon" || owner === "unclassifie
  * grew since the last reading that had them (by more than twice the change's ±), else the largest
  * unclaimed sites now; without sites, how to get them.
  */
-function whichCode(sites: FindingContext["sites"], evidence: FindingEvidence["native-unclassified-growing"]): string {
+function whichCode(
+  sites: FindingContext["sites"],
+  evidence: FindingEvidence["native-unclassified-growing"],
+  heap: AllocatorState | undefined,
+): string {
   const grew = (sites?.changes ?? [])
     .filter((c) => unclaimed(c.owner) && c.delta !== undefined && c.delta > 2 * (c.plusMinus ?? 0) && c.delta > 0)
     .slice(0, 3);
@@ -260,7 +265,19 @@ function whichCode(sites: FindingContext["sites"], evidence: FindingEvidence["na
     evidence.largestSites = list.join("; ");
     return `By the allocator's samples, the unclaimed sites holding most now: ${list.join("; ")} (a later reading with sites says which grew).`;
   }
-  return 'collect({ tier: "deep", nativeSites: true }) under jemalloc or tcmalloc with sampling names the code that allocated it (docs/diagnosis.md); registerMemoryReporter for the addons in use names whose it is; setBaseline() and diff(baseline(), collect()) show what else grew.';
+  return `${howToSites(heap)} registerMemoryReporter for the addons in use names whose it is; setBaseline() and diff(baseline(), collect()) show what else grew.`;
+}
+
+/** How this process can have its native allocation sites read, by the allocator serving malloc. */
+function howToSites(heap: AllocatorState | undefined): string {
+  const ask = 'collect({ tier: "deep", nativeSites: true }) (or heapstate --pid P --sites through the agent)';
+  if (heap?.allocator === "jemalloc" && heap.config?.prof === true)
+    return `${ask} names the code that allocated it from jemalloc's profile, on here.`;
+  if (heap?.allocator === "jemalloc")
+    return `Restarted with MALLOC_CONF=prof:true,prof_active:false,lg_prof_sample:19 (jemalloc's sampled profile; prof.active switched on when wanted), ${ask} names the code that allocated it.`;
+  if (heap?.allocator === "tcmalloc")
+    return `Restarted with TCMALLOC_SAMPLE_PARAMETER=524288 (gperftools' full libtcmalloc.so.4; tcmalloc_minimal does not sample), ${ask} names the code that allocated it.`;
+  return `Restarted with jemalloc preloaded and sampling (LD_PRELOAD=libjemalloc.so.2 MALLOC_CONF=prof:true,lg_prof_sample:19), ${ask} names the code that allocated it (docs/diagnosis.md).`;
 }
 
 /** Growth over the baseline past its budgets. */
