@@ -180,6 +180,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("readFiles", &Addon::ReadFiles),
                              InstanceMethod("profDump", &Addon::ProfDump),
                              InstanceMethod("heapSample", &Addon::HeapSample),
+                             InstanceMethod("profActive", &Addon::ProfActive),
                          });
   }
 
@@ -423,6 +424,26 @@ class Addon : public Napi::Addon<Addon> {
       return Napi::Number::New(env, rc);
     }
     return Napi::Number::New(env, ENOENT);
+  }
+
+  // profActive(on: boolean) -> the previous value of jemalloc's `prof.active` (0 or 1) once set to
+  // `on`, or minus the error code (ENOENT: no jemalloc serves malloc; others: its mallctl's, e.g.
+  // ENOENT when it was built without profiling). Nothing else is decided here.
+  Napi::Value ProfActive(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsBoolean()) {
+      throw Napi::TypeError::New(env, "heapstate native: profActive needs a boolean");
+    }
+    bool on = info[0].As<Napi::Boolean>().Value();
+    DiscoveryRef d = CurrentDiscovery();
+    for (const Instance& inst : d->instances) {
+      if (inst.kind != AllocatorKind::Jemalloc || !inst.servesMalloc) continue;
+      bool old = false;
+      size_t len = sizeof old;
+      const int rc = inst.jemalloc.mallctl("prof.active", &old, &len, &on, sizeof on);
+      return Napi::Number::New(env, rc == 0 ? (old ? 1 : 0) : -rc);
+    }
+    return Napi::Number::New(env, -ENOENT);
   }
 
   // heapSample() -> the text of tcmalloc's sampled heap profile (gperftools' GetHeapSample: the

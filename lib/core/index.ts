@@ -7,6 +7,7 @@
 
 // Acting on the process.
 export * from "./act/autotrim";
+export * from "./act/sites-window";
 export * from "./act/trim";
 export * from "./addon/native";
 // Reading: this process, another process, the host.

@@ -129,6 +129,35 @@ for (const src of sources) {
   });
 }
 
+describe("a window of sampling (sampleNativeSites) in a process started with jemalloc's sampling off", () => {
+  it("holds what the window allocated and still holds: the leak within ±40 %, not the decoy allocated before; sampling off again after", () => {
+    const r = runChild<{
+      held: Reading & { nativeSites?: NativeSites };
+      profActive: { before?: boolean; after?: boolean };
+    }>("native-sites.cjs", ["window"], jemalloc("prof:true,prof_active:false,lg_prof_sample:19"));
+    expect(r.profActive).toEqual({ before: false, after: false });
+    const sites = r.held.nativeSites;
+    expect(sites?.window?.durationMs).toBe(1000);
+    expect(sites?.sites[0]?.frames[0]?.symbol, JSON.stringify(sites?.sites.slice(0, 3))).toBe("sites_leak_site");
+    expect(sites?.sites[0]?.bytes).toBeGreaterThanOrEqual(0.6 * 64 * MiB);
+    expect(sites?.sites[0]?.bytes).toBeLessThanOrEqual(1.4 * 64 * MiB);
+    // The 16 MiB allocated before the window were never sampled.
+    expect(site(r.held, "sites_decoy_site")).toBeUndefined();
+    expect(r.held.warnings.filter((w) => w.code === "NATIVE_SITES_UNAVAILABLE")).toEqual([]);
+  });
+
+  it("without jemalloc's profile, answers at once with the warning that says how to start it", () => {
+    // A window of 10 minutes asked: under glibc it answers without waiting for it.
+    const t = Date.now();
+    const r = runChild<{ held: Reading }>("native-sites.cjs", ["window", "600000"], {});
+    expect(Date.now() - t).toBeLessThan(60_000);
+    expect(r.held.nativeSites).toBeUndefined();
+    expect(r.held.warnings.find((w) => w.code === "NATIVE_SITES_UNAVAILABLE")?.message).toContain(
+      "MALLOC_CONF=prof:true",
+    );
+  });
+});
+
 describe("the realistic case: 600 open deflate streams", () => {
   for (const src of sources)
     it(`name node's CompressionStream's AllocForZlib first, under deflateInit2_ (${src.name})`, () => {

@@ -130,6 +130,16 @@ async function main() {
     require("node:path").join(require("node:os").tmpdir(), `heapstate-exercise-${process.pid}.heap`),
   );
   if (typeof dumped !== "number") throw new Error(`profDump answered ${dumped}`);
+  // profActive: a boolean only; an answer in numbers (jemalloc's previous value, or minus an error code).
+  try {
+    binding.profActive("yes");
+    throw new Error("profActive took a string");
+  } catch (e) {
+    if (!(e instanceof TypeError)) throw e;
+  }
+  const was = binding.profActive(false);
+  if (typeof was !== "number") throw new Error(`profActive answered ${was}`);
+  if (was === 1) binding.profActive(true);
   // heapSample: tcmalloc's heap sample as text, or undefined where no tcmalloc that gives one serves malloc.
   const sample = binding.heapSample();
   if (sample !== undefined && (typeof sample !== "string" || !sample.startsWith("heap profile:")))

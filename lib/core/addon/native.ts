@@ -71,6 +71,8 @@ export interface NativeBinding {
   profDump?(path: string): number;
   /** tcmalloc's sampled heap profile (gperftools' GetHeapSample text), or undefined where none serves malloc. */
   heapSample?(): string | undefined;
+  /** Sets jemalloc's `prof.active` (the jemalloc serving malloc): its previous value (0 or 1), or minus an error code. */
+  profActive?(on: boolean): number;
 }
 
 /** The environment switch that forces the addon off (tests, or to rule heapstate's addon out). */

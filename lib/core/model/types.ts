@@ -554,6 +554,8 @@ export interface NativeSites {
   sites: NativeSite[];
   /** Whether `sites` lists every site of the profile (a site it lacks had no sample), not only the largest. */
   complete?: boolean;
+  /** Set by sampleNativeSites(): sampling was on only from `since`, for `durationMs` (what the window allocated and still holds). */
+  window?: { since: string; durationMs: number };
   /** What the dump, parse and naming cost (µs). */
   costMicros: number;
 }
