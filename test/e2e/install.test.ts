@@ -239,9 +239,11 @@ describe("the tarball", () => {
   // segment walk (mimalloc-walk.js with its declarations), the kernel files read within the
   // allocators' call (the x64 prebuild 122 → 126 KB) and the README's generated bench headline:
   // 291.1 KiB measured, 296 KiB until the native heap's sites (the heap profile's parser, the ELF
-  // symbol reader and their declarations): 299.5 KiB measured, 304 KiB now.
-  it("stays small (budget: 304 KiB packed, 1 MiB unpacked)", () => {
-    expect(pack.size).toBeLessThan(304 * 1024);
+  // symbol reader and their declarations): 299.5 KiB measured, 304 KiB until tcmalloc's heap sample,
+  // the sites' diff, the sampling window, --sites and ?sites (and the README's --sites run): 305.8
+  // KiB measured, 312 KiB now.
+  it("stays small (budget: 312 KiB packed, 1 MiB unpacked)", () => {
+    expect(pack.size).toBeLessThan(312 * 1024);
     expect(pack.unpackedSize).toBeLessThan(1024 * 1024);
   });
 
