@@ -3,7 +3,7 @@
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { log, root, round, smoke } from "./common.mjs";
-import { allocationPerReading, footprint, underLoad } from "./weight.mjs";
+import { allocationPerReading, footprint, samplingCost, underLoad } from "./weight.mjs";
 
 /** Fills results.footprintRows, allocation, soak, underLoad and footprint. */
 export async function weightBench(results) {
@@ -36,6 +36,14 @@ export async function weightBench(results) {
   log("a service under HTTP load, with and without heapstate…");
   results.underLoad = await underLoad(root, {
     runs: smoke ? 1 : 3,
+    seconds: smoke ? 2 : 15,
+    concurrency: 8,
+    rate: 400,
+  });
+
+  log("the same service with jemalloc's sampling on and off…");
+  results.samplingCost = await samplingCost(root, {
+    runs: smoke ? 1 : 5,
     seconds: smoke ? 2 : 15,
     concurrency: 8,
     rate: 400,

@@ -87,6 +87,16 @@ export function writeReport(results, { fastFloor, fastFloorP99 }) {
     `| without heapstate | ${load.without.p50Us} | ${load.without.p99Us} | ${load.without.cpuPercentOfCore} | ${load.without.requests} |`,
     `| with the handler scraped at 1 Hz (?format=prometheus) and its sampler every 2 s | ${load.with.p50Us} | ${load.with.p99Us} | ${load.with.cpuPercentOfCore} | ${load.with.requests} |`,
   );
+  const sc = results.samplingCost;
+  if (sc)
+    md.push(
+      "",
+      `| the same service, jemalloc preloaded, no heapstate (${sc.rate} req/s, ${sc.seconds} s, median of ${sc.runs} runs each) | CPU % of a core | RSS MiB | p99 µs |`,
+      "|---|---|---|---|",
+      `| jemalloc as is | ${sc.plain.cpuPercentOfCore} | ${sc.plain.rssMiB} | ${sc.plain.p99Us} |`,
+      `| with its sampled profile on (MALLOC_CONF=prof:true,lg_prof_sample:19: what native sites read) | ${sc.sampled.cpuPercentOfCore} | ${sc.sampled.rssMiB} | ${sc.sampled.p99Us} |`,
+      `| added | ${sc.addedCpuPercentOfCore} (runs without spread ${sc.cpuSpreadPlain}) | ${sc.addedRssPercent} % | |`,
+    );
   md.push(
     "",
     "| glibc: live threads | arenas | free chunks | mallinfo2 ms | malloc_info ms |",

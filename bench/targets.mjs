@@ -226,6 +226,24 @@ export function judgeTargets(results, { cgroupDir, cgroupFiles, floorUs, floorP9
       load.p99ChangeUs <= load.p99SpreadWithoutUs,
       "µs",
     ),
+    ...(results.samplingCost
+      ? [
+          target(
+            `the same service under jemalloc with its sampled profile on (lg_prof_sample:19, what native sites read): CPU added (runs without spread ${results.samplingCost.cpuSpreadPlain})`,
+            results.samplingCost.addedCpuPercentOfCore,
+            "≤ 1",
+            results.samplingCost.addedCpuPercentOfCore <= 1,
+            "% of a core",
+          ),
+          target(
+            "… its RSS added",
+            results.samplingCost.addedRssPercent,
+            "≤ 1",
+            results.samplingCost.addedRssPercent <= 1,
+            "%",
+          ),
+        ]
+      : []),
   ];
 
   // ---------------------------------------------------------------------------------------------

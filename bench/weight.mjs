@@ -162,7 +162,7 @@ const server = http.createServer((req, res) => {
 server.listen(0, "127.0.0.1", () => process.stdout.write(JSON.stringify({ port: server.address().port }) + "\\n"));
 process.stdin.on("data", () => {
   const u = process.cpuUsage();
-  process.stdout.write(JSON.stringify({ cpuUs: u.user + u.system }) + "\\n");
+  process.stdout.write(JSON.stringify({ cpuUs: u.user + u.system, rssBytes: process.memoryUsage.rss() }) + "\\n");
 });
 process.stdin.on("end", () => process.exit(0));
 `;
@@ -197,9 +197,10 @@ function get(agent, port, path) {
 }
 
 /** One run: `seconds` of `rate` requests per second over `concurrency` connections, with or without heapstate. */
-async function serviceRun(root, withHeapstate, seconds, concurrency, rate) {
+async function serviceRun(root, withHeapstate, seconds, concurrency, rate, env = {}) {
   const child = spawn(process.execPath, ["-e", serviceChild(root), withHeapstate ? "1" : "0"], {
     stdio: ["pipe", "pipe", "inherit"],
+    env: { ...process.env, ...env },
   });
   child.stdout.setEncoding("utf8");
   const next = await lines(child.stdout);
@@ -240,7 +241,7 @@ async function serviceRun(root, withHeapstate, seconds, concurrency, rate) {
   const wallUs = Number(process.hrtime.bigint() - wallStart) / 1000;
   if (scraper) clearInterval(scraper);
   child.stdin.write("x\n");
-  const cpuEnd = (await next()).cpuUs;
+  const { cpuUs: cpuEnd, rssBytes } = await next();
   child.stdin.end();
   await once(child, "exit");
   agent.destroy();
@@ -250,7 +251,47 @@ async function serviceRun(root, withHeapstate, seconds, concurrency, rate) {
     p50Us: Math.round(latencies[Math.floor(latencies.length * 0.5)]),
     p99Us: Math.round(latencies[Math.floor(latencies.length * 0.99)]),
     cpuPercentOfCore: round(((cpuEnd - cpuStart) / wallUs) * 100),
+    rssMiB: round(rssBytes / 1024 / 1024, 1),
     scrapes,
+  };
+}
+
+/**
+ * What leaving the allocator's sampling on costs the same service (no heapstate in it): jemalloc
+ * preloaded as is, against jemalloc with its profile sampling one allocation per 512 KiB
+ * (MALLOC_CONF=prof:true,lg_prof_sample:19), alternating, the median of each side; CPU as a share
+ * of one core and RSS at the end of the window.
+ */
+export async function samplingCost(root, { runs, seconds, concurrency, rate }) {
+  const lib = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+  const plain = [];
+  const sampled = [];
+  for (let i = 0; i < runs; i++) {
+    plain.push(await serviceRun(root, false, seconds, concurrency, rate, { LD_PRELOAD: lib }));
+    sampled.push(
+      await serviceRun(root, false, seconds, concurrency, rate, {
+        LD_PRELOAD: lib,
+        MALLOC_CONF: "prof:true,lg_prof_sample:19",
+      }),
+    );
+  }
+  const m = (rows, k) => median(rows.map((r) => r[k]));
+  return {
+    seconds,
+    concurrency,
+    rate,
+    runs,
+    plain: { cpuPercentOfCore: m(plain, "cpuPercentOfCore"), rssMiB: m(plain, "rssMiB"), p99Us: m(plain, "p99Us") },
+    sampled: {
+      cpuPercentOfCore: m(sampled, "cpuPercentOfCore"),
+      rssMiB: m(sampled, "rssMiB"),
+      p99Us: m(sampled, "p99Us"),
+    },
+    addedCpuPercentOfCore: round(m(sampled, "cpuPercentOfCore") - m(plain, "cpuPercentOfCore")),
+    addedRssPercent: round(((m(sampled, "rssMiB") - m(plain, "rssMiB")) / m(plain, "rssMiB")) * 100),
+    cpuSpreadPlain: round(
+      Math.max(...plain.map((r) => r.cpuPercentOfCore)) - Math.min(...plain.map((r) => r.cpuPercentOfCore)),
+    ),
   };
 }
 
