@@ -5,6 +5,7 @@
  * its times, nothing is logged as an error, and no request leaves the loopback address. The
  * figures are checked against the history the handler serves. A screenshot is kept in .artifacts/.
  */
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -12,7 +13,7 @@ import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { clearBaseline, createHandler, type Sample, setBaseline, startSampler } from "../../lib/index";
-import { root } from "../helpers";
+import { announced, childEnv, dist, fixtures, requireLib, root } from "../helpers";
 
 const executablePath = "/usr/bin/chromium";
 
@@ -196,4 +197,59 @@ describe("the HTML page in headless Chromium", () => {
       sampler.stop();
     }
   }, 60_000);
+
+  it("reads a service's native allocation sites on request, and says why where there are none", async () => {
+    // A service under jemalloc with its sampled profile on, and this process (glibc) beside it.
+    const child = spawn(process.execPath, [join(fixtures, "children", "handler-server.cjs")], {
+      env: childEnv({
+        HEAPSTATE_TEST_DIST: dist,
+        LD_PRELOAD: requireLib("jemalloc"),
+        MALLOC_CONF: "prof:true,lg_prof_sample:19",
+      }),
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const plain = createServer(createHandler({ sampler: false }));
+    await new Promise<void>((resolve) => plain.listen(0, "127.0.0.1", resolve));
+    const browser = await chromium.launch({
+      executablePath,
+      args: ["--no-sandbox", "--disable-gpu", "--no-first-run"],
+    });
+    try {
+      const { port } = await announced<{ port: number }>(child, "port");
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      await page.goto(`http://127.0.0.1:${port}/debug/memory?format=html`);
+      await page.click("#sites-read");
+      await page.waitForSelector("#sites tr[data-symbol]", { timeout: 30_000 });
+      expect(await page.locator("#sites-note").textContent()).toMatch(
+        /^jemalloc prof\.dump, a sample per 512\.0 KiB on average: [\d.]+ \w+ live in \d+ samples, at /,
+      );
+      const rows = await page
+        .locator("#sites tr[data-symbol]")
+        .evaluateAll((trs) => trs.map((tr) => Array.from(tr.querySelectorAll("td"), (td) => td.textContent ?? "")));
+      expect(rows.length).toBeGreaterThan(0);
+      expect(rows.length).toBeLessThanOrEqual(10);
+      for (const r of rows) {
+        expect(r).toHaveLength(5);
+        expect(r[0]).toMatch(/^[\d.]+ (B|KiB|MiB|GiB)$/);
+        expect(r[3]).toMatch(/^(native-v8|native-array-buffers|addon|unclassified)/);
+      }
+      // Under glibc: the warning's words, no table.
+      const other = (plain.address() as AddressInfo).port;
+      await page.goto(`http://127.0.0.1:${other}/debug/memory?format=html`);
+      await page.click("#sites-read");
+      await page.waitForFunction(
+        () => /MALLOC_CONF=prof:true/.test(document.getElementById("sites-note")?.textContent ?? ""),
+        undefined,
+        { timeout: 30_000 },
+      );
+      expect(await page.locator("#sites tr").count()).toBe(0);
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+      child.kill();
+      plain.close();
+    }
+  }, 90_000);
 });

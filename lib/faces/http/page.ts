@@ -42,6 +42,9 @@ h1{font-size:1.3em;margin:0 0 .3em}h2{font-size:1.05em;margin:1.2em 0 .4em}
 <h2>Findings over time</h2><table id="fhist"></table>
 <h2>Where the RSS is</h2><table id="parts"></table>
 <h2>Allocator chain</h2><pre id="chain"></pre>
+<h2>Native allocation sites</h2><button id="sites-read" type="button">read them</button>
+<span id="sites-note">a deep reading: the allocator dumps its sampled profile (jemalloc or tcmalloc with sampling on)</span>
+<table id="sites"></table>
 <script>
 "use strict";
 const PARTS = [
@@ -216,6 +219,26 @@ function render(d) {
       (c.fragmentationRatio !== undefined ? "   (rss/allocated " + c.fragmentationRatio + ")" : "")
     : "(no allocator figures)";
 }
+async function readSites() {
+  const table = document.getElementById("sites"), note = document.getElementById("sites-note");
+  table.replaceChildren(); note.textContent = "reading…";
+  try {
+    const r = await fetch(location.pathname + "?format=json&sites=10", { headers: { accept: "application/json" } });
+    if (!r.ok) throw new Error(r.status + " " + (await r.text()));
+    const s = await r.json(), n = s.nativeSites;
+    if (!n) { const w = (s.warnings || []).find((x) => x.code === "NATIVE_SITES_UNAVAILABLE");
+      note.textContent = w ? w.message : "no sites in the reading"; return; }
+    note.textContent = n.source + ", a sample per " + fmt(n.sampleIntervalBytes) + " on average: " + fmt(n.estimatedBytes) + " live in " + n.samples + " samples, at " + s.time;
+    const head = el("tr", ""); for (const h of ["bytes", "±", "samples", "owner", "first frames"]) head.append(el("th", h)); table.append(head);
+    for (const site of n.sites) { const tr = el("tr", ""); const f = site.frames[0] || {};
+      tr.dataset.symbol = f.symbol || f.address || "?";
+      tr.append(el("td", fmt(site.bytes), "n"), el("td", fmt(site.plusMinusBytes), "n"), el("td", String(site.samples), "n"),
+        el("td", site.owner + (site.library ? " " + site.library : "")),
+        el("td", site.frames.slice(0, 3).map((x) => (x.symbol || x.address || "?") + (x.library ? " (" + x.library + ")" : "")).join(" ← ")));
+      table.append(tr); }
+  } catch (e) { note.textContent = "reading the sites failed: " + e.message; }
+}
+document.getElementById("sites-read").addEventListener("click", readSites);
 async function tick() {
   try {
     const r = await fetch(location.pathname + "?format=json&history=1", { headers: { accept: "application/json" } });
