@@ -263,6 +263,11 @@ export function judgeTargets(results, { cgroupDir, cgroupFiles, floorUs, floorP9
       `the bare reads alone ÷ prom-client memory metrics: ${round(bare / prom, 2)} × (the fast tier makes those reads, so it cannot cost a quarter of prom-client's)`,
       `the bare reads cost ${round(mixed - work - bare, 1)} µs more (${round((mixed - work) / bare, 2)} ×) when unrelated work runs between them than back to back: the caches the kernel's and Node's code lose, which the fast tier's own code also takes from them`,
       `over the soak's ${results.soak.collects} standard readings V8's young generation went ${results.soak.youngGenerationMiB?.join(" → ")} MiB (the RSS grew ${results.soak.rssGrowthMiB} MiB) while live memory grew ${results.soak.judgedGrowthKiB} KiB: the reading being built when a scavenge runs survives it, and V8 sizes its young generation by what survives`,
+      ...(results.samplingCost
+        ? [
+            `jemalloc's sampled profile added ${results.samplingCost.addedRssPercent} % to the ${results.samplingCost.plain.rssMiB} MiB service's RSS: mostly file pages (its unwinder reads the libraries' .eh_frame tables), about 3 MiB whatever the heap's size (measured apart: +3.7 MiB on a 409 MiB process, 0.9 %)`,
+          ]
+        : []),
       ...results.allocation.map(
         (a) =>
           `a ${a.tier} reading keeps ${round(a.keptBytesPerReading / 1024, 1)} KiB once built (the snapshot object itself) of the ${a.bytesPerReading === undefined ? "(not measured)" : round(a.bytesPerReading / 1024, 1)} KiB it allocates`,
