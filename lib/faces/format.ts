@@ -2,6 +2,7 @@
 
 import type { AllocatorState, PageStates, Snapshot, SnapshotDiff, TopMapping } from "../core";
 import { append, assertSnapshot, formatBytes, HeapstateError, is, partKey, rows, visibleCopy, wrap } from "../core";
+import { siteChangeLines, sitesLines } from "./format-sites";
 
 export interface FormatOptions {
   /**
@@ -83,7 +84,7 @@ export function formatHuman(snapshot: Snapshot, options?: FormatOptions): string
   allocatorSection(lines, s, heap);
   breakdownSection(lines, s, heap);
   regionSection(lines, s);
-  sitesSection(lines, s);
+  append(lines, sitesLines(s));
   for (const f of s.findings ?? []) lines.push(`${f.severity === "warn" ? "WARN" : "info"} [${f.id}] ${f.message}`);
   for (const w of s.warnings) lines.push(`warning [${w.code}] ${w.source}: ${w.message}`);
   return wrap(lines.join("\n"), width);
@@ -206,23 +207,6 @@ function regionSection(lines: string[], s: Snapshot): void {
   }
 }
 
-/** The native heap by allocation site (deep tier, `nativeSites`): each site's estimate, owner and first frames. */
-function sitesSection(lines: string[], s: Snapshot): void {
-  const n = s.nativeSites;
-  if (!n) return;
-  lines.push(
-    `native heap by allocation site (${n.source}, a sample per ${formatBytes(n.sampleIntervalBytes)} on average; ${formatBytes(n.estimatedBytes)} live in ${n.samples} samples):`,
-  );
-  for (const site of n.sites) {
-    const owner = site.owner === "addon" && site.library ? `addon ${site.library}` : site.owner;
-    lines.push(
-      `  ${formatBytes(site.bytes).padStart(10)} ± ${formatBytes(site.plusMinusBytes)}  (${site.samples} samples)  ${owner}`,
-    );
-    for (const f of site.frames.slice(0, 3))
-      lines.push(`      ${f.symbol ?? f.address ?? "?"}${f.library ? `  (${f.library})` : ""}`);
-  }
-}
-
 function signed(n: number): string {
   return n > 0 ? `+${formatBytes(n)}` : formatBytes(n);
 }
@@ -293,19 +277,7 @@ export function formatDiff(diffResult: SnapshotDiff, options?: FormatOptions): s
       ),
     );
   }
-  if (Array.isArray(d.sites) && d.sites.length > 0) {
-    lines.push("native allocation sites (estimated from the allocator's samples):");
-    append(
-      lines,
-      rows(
-        d.sites.map((c) => [
-          c.site,
-          `${formatBytes(c.before).padStart(10)} → ${formatBytes(c.after).padStart(10)}  ${c.delta !== undefined ? `${signed(c.delta)} ± ${formatBytes(c.plusMinus)}` : "(one side lists only its largest sites)"}  ${c.owner}`,
-        ]),
-        "  ",
-      ),
-    );
-  }
+  append(lines, siteChangeLines(d.sites));
   if (d.topGrowers.length) {
     lines.push("top growers (this process's resident memory):");
     append(
