@@ -146,6 +146,18 @@ describe("a window of sampling (sampleNativeSites) in a process started with jem
     expect(r.held.warnings.filter((w) => w.code === "NATIVE_SITES_UNAVAILABLE")).toEqual([]);
   });
 
+  it("two windows at once: sampling stays on until the last ends; the one that found it on says so", () => {
+    const r = runChild<{
+      between: { active: boolean; window?: number };
+      after: boolean;
+      second: { warned: boolean; window?: unknown };
+    }>("native-sites.cjs", ["overlap"], jemalloc("prof:true,prof_active:false,lg_prof_sample:19"));
+    // The first window ended while the second ran: sampling still on.
+    expect(r.between).toEqual({ active: true, window: 400 });
+    expect(r.second).toEqual({ warned: true });
+    expect(r.after).toBe(false);
+  });
+
   it("without jemalloc's profile, answers at once with the warning that says how to start it", () => {
     // A window of 10 minutes asked: under glibc it answers without waiting for it.
     const t = Date.now();

@@ -24,6 +24,10 @@ function windowWarning(message: string): Warning {
   return { source: "jemalloc", code: "NATIVE_SITES_UNAVAILABLE", message };
 }
 
+/** Windows of this process running now, and prof.active as the first of them found it. */
+let running = 0;
+let foundActive = 0;
+
 /**
  * Samples native allocations for `durationMs`, then resolves with a deep reading whose `nativeSites`
  * hold what the window allocated and still holds (`nativeSites.window` says from when). Where
@@ -50,12 +54,16 @@ export async function sampleNativeSites(options: SampleSitesOptions): Promise<Sn
     if (previous < 0) {
       warnings.push(windowWarning(`jemalloc's prof.active could not be switched on (error ${-previous})`));
       previous = undefined;
-    } else if (previous === 1)
-      warnings.push(
-        windowWarning(
-          "jemalloc's sampling was already on (prof.active): the sites include what was sampled before the window",
-        ),
-      );
+    } else {
+      if (running === 0) foundActive = previous;
+      running++;
+      if (previous === 1)
+        warnings.push(
+          windowWarning(
+            `jemalloc's sampling was already on (prof.active${running > 1 ? ", another window of this process" : ""}): the sites include what was sampled before the window`,
+          ),
+        );
+    }
   }
   const since = new Date().toISOString();
   // Without a profile to sample into there is nothing to wait for: the reading says why at once.
@@ -65,7 +73,8 @@ export async function sampleNativeSites(options: SampleSitesOptions): Promise<Sn
     // Read while sampling is still on: the reading then sees it on, as it was for the window.
     reading = defaultProcess.collect({ tier: "deep", nativeSites: { top } });
   } finally {
-    if (previous === 0) binding?.profActive?.(false);
+    // Sampling goes back off with the last window, and only if the first found it off.
+    if (previous !== undefined && --running === 0 && foundActive === 0) binding?.profActive?.(false);
   }
   reading.warnings.push(...warnings);
   if (reading.nativeSites && previous === 0) reading.nativeSites.window = { since, durationMs };
