@@ -256,6 +256,61 @@ describe("native allocation sites of a service, through its agent (heapstate --p
   });
 });
 
+describe("a sampling window through the agent (heapstate --pid P --sites --window S)", () => {
+  let child: ChildProcess;
+  let socket: string;
+  beforeAll(async () => {
+    ({ child, socket } = await agentChild(
+      { LD_PRELOAD: requireLib("jemalloc"), MALLOC_CONF: "prof:true,prof_active:false,lg_prof_sample:19" },
+      "deflate-growing.cjs",
+    ));
+  });
+  afterAll(() => child?.kill());
+
+  it("names what the window allocated (deflate streams opened meanwhile), and leaves sampling off", () => {
+    const r = cli(["--pid", String(child.pid), "--sites", "3", "--window", "1.5", "--json"]);
+    expect(r.status, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout) as {
+      nativeSites?: { window?: { durationMs: number }; sites: Array<{ frames: Array<{ symbol?: string }> }> };
+    };
+    expect(s.nativeSites?.window?.durationMs).toBe(1500);
+    expect(s.nativeSites?.sites[0]?.frames[0]?.symbol, JSON.stringify(s.nativeSites?.sites)).toMatch(
+      /CompressionStream[A-Za-z]*(<…>)?::AllocForZlib/,
+    );
+    const after = JSON.parse(cli(["--pid", String(child.pid), "--tier", "fast", "--json"]).stdout) as {
+      allocators: Array<{ servesMalloc: boolean; config?: { profActive?: boolean } }>;
+    };
+    expect(after.allocators.find((a) => a.servesMalloc)?.config?.profActive).toBe(false);
+  });
+
+  it("the agent refuses a window that is not 1 to 20 000 ms, or without sites", async () => {
+    for (const [ask, why] of [
+      [
+        { op: "reading", sites: 1, windowMs: 20_001 },
+        /windowMs must be a whole number of milliseconds from 1 to 20000/,
+      ],
+      [{ op: "reading", sites: 1, windowMs: "1000" }, /windowMs must be/],
+      [{ op: "reading", windowMs: 1000 }, /windowMs goes with sites/],
+    ] as const) {
+      const answer = JSON.parse((await exchange(socket, `${JSON.stringify(ask)}\n`)).split("\n")[0] as string);
+      expect(answer.ok).toBe(false);
+      expect(answer.error).toMatch(why);
+    }
+  });
+
+  it("--window goes with --sites, for at most 20 s", () => {
+    for (const args of [
+      ["--pid", String(child.pid), "--window", "1"],
+      ["--pid", String(child.pid), "--sites", "--window", "25"],
+      ["--pid", String(child.pid), "--sites", "--window", "soon"],
+    ]) {
+      const r = cli(args);
+      expect(r.status, args.join(" ")).toBe(2);
+      expect(r.stderr).toMatch(/--window/);
+    }
+  });
+});
+
 describe("a killed agent", () => {
   it("leaves a socket that is ignored and removed; the process is not listed", async () => {
     const { child, socket } = await agentChild();

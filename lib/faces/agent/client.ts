@@ -37,7 +37,13 @@ export type AgentAnswer = { snapshot: Snapshot } | { refused: string } | undefin
  * reason when an agent was found and not trusted, did not answer within `timeoutMs`, or answered
  * something that is not this process's snapshot; undefined when it runs no agent.
  */
-export function askAgent(pid: number, tier: Tier, timeoutMs = 3000, sites?: number): Promise<AgentAnswer> {
+export function askAgent(
+  pid: number,
+  tier: Tier,
+  timeoutMs = 3000,
+  sites?: number,
+  windowMs?: number,
+): Promise<AgentAnswer> {
   const found = findAgent(pid);
   if (found === undefined || "refused" in found) return Promise.resolve(found);
   const { path, dir } = found;
@@ -57,7 +63,12 @@ export function askAgent(pid: number, tier: Tier, timeoutMs = 3000, sites?: numb
       () => finish({ refused: `its agent did not answer within ${timeoutMs / 1000} s` }),
       timeoutMs,
     );
-    const ask = sites !== undefined ? { op: "reading", tier, sites } : { op: "reading", tier };
+    const ask = {
+      op: "reading",
+      tier,
+      ...(sites !== undefined ? { sites } : {}),
+      ...(windowMs !== undefined ? { windowMs } : {}),
+    };
     socket.on("connect", () => socket.write(`${JSON.stringify(ask)}\n`));
     socket.on("data", (chunk: Buffer) => {
       const nl = chunk.indexOf(0x0a);

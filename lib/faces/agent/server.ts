@@ -25,7 +25,16 @@
 import { chmodSync, unlinkSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { isMainThread } from "node:worker_threads";
-import { collectRepeated, defaultProcess, errorText, is, nowMicros, parseReadRequest, trim } from "../../core";
+import {
+  collectRepeated,
+  defaultProcess,
+  errorText,
+  is,
+  nowMicros,
+  parseReadRequest,
+  sampleNativeSites,
+  trim,
+} from "../../core";
 import { socketPath } from "./paths";
 
 export { AGENT_DIR_MODE, agentDirs, MAX_SOCKET_PATH_BYTES } from "./paths";
@@ -51,7 +60,10 @@ export interface Agent {
   stop(): void;
 }
 
-function handle(line: string, allowTrim: boolean): object {
+/** The longest sampling window a request may ask (ms): it must end, and its reading be written, within DEADLINE_MS. */
+export const MAX_WINDOW_MS = 20_000;
+
+function handle(line: string, allowTrim: boolean): object | Promise<object> {
   let request: unknown;
   try {
     request = JSON.parse(line);
@@ -60,10 +72,18 @@ function handle(line: string, allowTrim: boolean): object {
   }
   if (request === null || typeof request !== "object" || Array.isArray(request))
     return { ok: false, error: "the request must be a JSON object" };
-  const r = request as { op?: unknown; tier?: unknown; sites?: unknown };
+  const r = request as { op?: unknown; tier?: unknown; sites?: unknown; windowMs?: unknown };
   if (r.op === "reading") {
     const request = parseReadRequest({ tier: r.tier, sites: r.sites });
     if ("error" in request) return { ok: false, error: request.error };
+    if (r.windowMs !== undefined && r.windowMs !== null) {
+      // jemalloc's sampling switched on for a window (sampleNativeSites): the queue waits for it.
+      const w = r.windowMs;
+      if (typeof w !== "number" || !Number.isInteger(w) || w < 1 || w > MAX_WINDOW_MS)
+        return { ok: false, error: `windowMs must be a whole number of milliseconds from 1 to ${MAX_WINDOW_MS}` };
+      if (request.sites === undefined) return { ok: false, error: "windowMs goes with sites" };
+      return sampleNativeSites({ durationMs: w, top: request.sites }).then((snapshot) => ({ ok: true, snapshot }));
+    }
     const sites = request.sites !== undefined ? { nativeSites: { top: request.sites } } : {};
     return { ok: true, snapshot: collectRepeated({ tier: request.tier, ...sites }) };
   }
@@ -95,19 +115,24 @@ function requestQueue(allowTrim: boolean): (q: Queued) => void {
       return;
     }
     const t = nowMicros();
-    let body: object;
+    const finish = (body: object) => {
+      try {
+        q.reply(body);
+      } catch {
+        // an answer that could not be written: that connection's loss, not the queue's
+      }
+      const tookMs = (nowMicros() - t) / 1000;
+      setTimeout(next, Math.min(MAX_YIELD_MS, tookMs)).unref();
+    };
+    let body: object | Promise<object>;
     try {
       body = handle(q.line, allowTrim);
     } catch (error) {
       body = { ok: false, error: errorText(error) };
     }
-    try {
-      q.reply(body);
-    } catch {
-      // an answer that could not be written: that connection's loss, not the queue's
-    }
-    const tookMs = (nowMicros() - t) / 1000;
-    setTimeout(next, Math.min(MAX_YIELD_MS, tookMs)).unref();
+    // A sampling window answers later; the queue waits for it, one request at a time as ever.
+    if (body instanceof Promise) body.then(finish, (error: unknown) => finish({ ok: false, error: errorText(error) }));
+    else finish(body);
   };
   return (q) => {
     waiting.push(q);

@@ -38,6 +38,9 @@ Options:
                      most, from the allocator's sampled profile (jemalloc with MALLOC_CONF=prof:true,
                      tcmalloc with TCMALLOC_SAMPLE_PARAMETER), read inside the process: through
                      its agent (deep tier)
+  --window S         with --sites: switch jemalloc's sampling on for S seconds (at most 20) first,
+                     for a process started with MALLOC_CONF=prof:true,prof_active:false: the sites
+                     of what those seconds allocated and still hold
   --addresses        with --top / --json: include addresses and file paths (they defeat ASLR)
   --json             the same as data: { host, processes, totals }, { host, tree }, or the
                      snapshot (schema heapstate/3, docs/schema.md) plus a "host" object

@@ -10,6 +10,8 @@ export interface ShowOptions {
   top?: number | undefined;
   /** The N largest native allocation sites (this process, or another through its agent). */
   sites?: number | undefined;
+  /** With sites: jemalloc's sampling on for this long first (sampleNativeSites). */
+  windowMs?: number | undefined;
   addresses: boolean;
   json: boolean;
   paint: Paint;

@@ -14,6 +14,7 @@ import {
   MAX_PID,
   parseReadRequest,
   rows,
+  sampleNativeSites,
   servingAllocator,
   type TopMapping,
   topMappings,
@@ -35,12 +36,16 @@ function describeAddon(a: AddonState): string {
   return `built from source on ${a.platform} (${a.file})`;
 }
 
+/** The longest sampling window --window asks (seconds): the agent's own limit. */
+const WINDOW_MAX_S = 20;
+
 const showHostSpec: Spec = {
   "--pid": "value",
   "--tier": "value",
   "--deep": "flag",
   "--top": "value",
   "--sites": "optional-number",
+  "--window": "value",
   "--addresses": "flag",
   "--json": "flag",
   "--watch": "optional-number",
@@ -95,6 +100,19 @@ export function showHost(args: string[], io: CliIo): number | Promise<number> {
   const hostView = !flags.has("--pid") && !flags.has("--self");
   if (hostView && (top !== undefined || addresses || sites !== undefined))
     return usageError(io, "", "--top, --sites and --addresses read one process: with --pid N or --self");
+  // --window S: jemalloc's sampling switched on for S seconds, the sites read at its end.
+  let windowMs: number | undefined;
+  if (flags.has("--window")) {
+    const w = decimal(String(flags.get("--window")));
+    if (sites === undefined) return usageError(io, "", "--window goes with --sites");
+    if (w === undefined || w * 1000 < 1 || w > WINDOW_MAX_S)
+      return usageError(
+        io,
+        "",
+        `--window takes a number of seconds up to ${WINDOW_MAX_S}, received ${JSON.stringify(flags.get("--window"))}`,
+      );
+    windowMs = Math.round(w * 1000);
+  }
   if (!hostView && flags.has("--all")) return usageError(io, "", "--all goes with the host view (no --pid, --self)");
   const watchSpec = watchFlags(flags);
   if (typeof watchSpec === "string") return usageError(io, "", watchSpec);
@@ -120,6 +138,7 @@ export function showHost(args: string[], io: CliIo): number | Promise<number> {
     tier,
     top,
     sites,
+    windowMs,
     addresses,
     json: flags.has("--json"),
     paint: painter(io, flags.has("--no-color")),
@@ -128,7 +147,7 @@ export function showHost(args: string[], io: CliIo): number | Promise<number> {
   const self = pid === undefined || pid === process.pid;
   // Watched, each reading is made the way one reading is: another process through its agent too.
   if (watchSpec) return watch(options, watchSpec.seconds, watchSpec.count, io, () => readProcess(options, self));
-  if (self) return output(read(options), options, io, "self");
+  if (self && windowMs === undefined) return output(read(options), options, io, "self");
   return readProcess(options, false).then((r) => output(r.snapshot, options, io, r.source));
 }
 
@@ -159,10 +178,19 @@ export async function readProcess(
   options: ShowOptions,
   self: boolean,
 ): Promise<{ snapshot: Snapshot; source: "self" | "agent" | "procfs" }> {
-  if (self || options.pid === undefined) return { snapshot: read(options), source: "self" };
+  if (self || options.pid === undefined) {
+    if (options.windowMs !== undefined)
+      return {
+        snapshot: await sampleNativeSites({ durationMs: options.windowMs, top: options.sites ?? 10 }),
+        source: "self",
+      };
+    return { snapshot: read(options), source: "self" };
+  }
   const pid = options.pid;
-  // A dump of the allocator's profile inside the service takes longer than a reading.
-  const a = await askAgent(pid, options.tier, options.sites !== undefined ? 15_000 : 3000, options.sites);
+  // A dump of the allocator's profile inside the service takes longer than a reading (and a
+  // sampling window as long as it was asked).
+  const timeoutMs = options.sites !== undefined ? 15_000 + (options.windowMs ?? 0) : 3000;
+  const a = await askAgent(pid, options.tier, timeoutMs, options.sites, options.windowMs);
   if (a !== undefined && "snapshot" in a) return { snapshot: a.snapshot, source: "agent" };
   const s = read(options);
   if (options.sites !== undefined)
