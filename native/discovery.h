@@ -55,8 +55,8 @@ struct TcmallocApi {
   const char* (*version)(int*, int*, const char**) = nullptr;
   // gperftools' C++ MallocExtension::instance() and MallocExtension::GetHeapSample(std::string*)
   // (the base class's, which formats what the virtual ReadStackTraces gives): no C entry point
-  // exists. Found only where the library defines both (libtcmalloc; tcmalloc_minimal samples
-  // nothing).
+  // exists. libtcmalloc and libtcmalloc_minimal both define them; the minimal one's sample is
+  // always empty (period 0: it is built without sampling).
   void* (*instance)(void) = nullptr;
   void (*heapSample)(void* self, std::string* out) = nullptr;
 };
