@@ -199,7 +199,7 @@ describe("the HTML page in headless Chromium", () => {
   }, 60_000);
 
   it("reads a service's native allocation sites on request, and says why where there are none", async () => {
-    // A service under jemalloc with its sampled profile on, and this process (glibc) beside it.
+    // A service under jemalloc with its sampled profile on.
     const child = spawn(process.execPath, [join(fixtures, "children", "handler-server.cjs")], {
       env: childEnv({
         HEAPSTATE_TEST_DIST: dist,
@@ -208,8 +208,12 @@ describe("the HTML page in headless Chromium", () => {
       }),
       stdio: ["ignore", "pipe", "inherit"],
     });
-    const plain = createServer(createHandler({ sampler: false }));
-    await new Promise<void>((resolve) => plain.listen(0, "127.0.0.1", resolve));
+    // And the same service under glibc (a child too: a deep reading of this test process, which
+    // has run many test files, is not what is tested here).
+    const plain = spawn(process.execPath, [join(fixtures, "children", "handler-server.cjs")], {
+      env: childEnv({ HEAPSTATE_TEST_DIST: dist }),
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     const browser = await chromium.launch({
       executablePath,
       args: ["--no-sandbox", "--disable-gpu", "--no-first-run"],
@@ -236,7 +240,7 @@ describe("the HTML page in headless Chromium", () => {
         expect(r[3]).toMatch(/^(native-v8|native-array-buffers|addon|unclassified)/);
       }
       // Under glibc: the warning's words, no table.
-      const other = (plain.address() as AddressInfo).port;
+      const { port: other } = await announced<{ port: number }>(plain, "port");
       await page.goto(`http://127.0.0.1:${other}/debug/memory?format=html`);
       await page.click("#sites-read");
       await page.waitForFunction(
@@ -249,7 +253,7 @@ describe("the HTML page in headless Chromium", () => {
     } finally {
       await browser.close();
       child.kill();
-      plain.close();
+      plain.kill();
     }
   }, 90_000);
 });

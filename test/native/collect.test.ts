@@ -160,6 +160,16 @@ describe("collect()", () => {
   });
 });
 
+describe("native sites in this process (glibc serves malloc here)", () => {
+  it("a deep reading that asks says why there are none, in the sites' own warning", () => {
+    const s = collect({ tier: "deep", nativeSites: true });
+    expect(s.nativeSites).toBeUndefined();
+    const codes = s.warnings.map((w) => w.code);
+    expect(codes).toContain("NATIVE_SITES_UNAVAILABLE");
+    expect(codes).not.toContain("SOURCE_FAILED");
+  });
+});
+
 describe("snapshot()", () => {
   it("serves the cached snapshot inside the window and a new one after", () => {
     const realNow = performance.now();

@@ -30,6 +30,7 @@ import type { CgroupLocation } from "../procfs/cgroup";
 import { cgroupReadPaths, locate, readCgroup, readCpu } from "../procfs/cgroup-read";
 import { clearPrefetched, ownPath } from "../procfs/read";
 import type { AllocatorReader, ReadPolicy } from "./allocator-reading";
+import { readNativeSites } from "./native-sites";
 import type { ReadPlan } from "./options";
 import { type ReporterRegistry, workerClaims } from "./reporters";
 import { mergeTotals, readRegions, readStatus, readThreadNames, readTotals, sourceWarning } from "./sources";
@@ -194,9 +195,6 @@ function readInside(r: Reading, ahead: readonly string[] | undefined): Claim[] {
   }
   if (o.nativeSites > 0 && o.tier === "deep") {
     guard("jemalloc", () => {
-      // Loaded when first asked for (the profile's parser and the ELF reader): most processes never
-      // ask, and a reading that dumps a profile opens files anyway.
-      const { readNativeSites } = require("./native-sites") as typeof import("./native-sites");
       const sites = readNativeSites(snap.heap, o.nativeSites, warnings);
       if (sites) snap.nativeSites = sites;
     });
