@@ -265,7 +265,7 @@ export function judgeTargets(results, { cgroupDir, cgroupFiles, floorUs, floorP9
       `over the soak's ${results.soak.collects} standard readings V8's young generation went ${results.soak.youngGenerationMiB?.join(" → ")} MiB (the RSS grew ${results.soak.rssGrowthMiB} MiB) while live memory grew ${results.soak.judgedGrowthKiB} KiB: the reading being built when a scavenge runs survives it, and V8 sizes its young generation by what survives`,
       ...(results.samplingCost
         ? [
-            `jemalloc's sampled profile added ${results.samplingCost.addedRssPercent} % to the ${results.samplingCost.plain.rssMiB} MiB service's RSS: mostly file pages (its unwinder reads the libraries' .eh_frame tables), about 3 MiB whatever the heap's size (measured apart: +3.7 MiB on a 409 MiB process, 0.9 %)`,
+            `jemalloc's sampled profile added ${results.samplingCost.addedRssPercent} % to the ${results.samplingCost.plain.rssMiB} MiB service's RSS: mostly file pages (its unwinder reads the libraries' .eh_frame tables), about 3 MiB whatever the heap's size, so a smaller share of a larger service (docs/diagnosis.md)`,
           ]
         : []),
       ...results.allocation.map(

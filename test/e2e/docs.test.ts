@@ -44,6 +44,16 @@ function shape(text: string): string[] {
   return lines.filter((l, i) => !(l.startsWith("v#-space ") && lines[i - 1]?.startsWith("v#-space ")));
 }
 
+/** The CLI from this checkout, as a document's `$ npx heapstate …` block runs it. */
+function heapstateCli(args: string[]) {
+  return spawnSync(process.execPath, [join(root, "bin", "heapstate.js"), ...args], {
+    env: childEnv(),
+    encoding: "utf8",
+    maxBuffer: 256 << 20,
+    timeout: scaled(60_000),
+  });
+}
+
 /** An `unattributed` line's figure and share, when a text shows one. */
 function unattributed(text: string): { bytes: number; share: number } | undefined {
   const m = /^ {2}unattributed +(-?[\d.]+) (B|KiB|MiB|GiB) +(-?[\d.]+)%/m.exec(text);
@@ -167,12 +177,7 @@ describe("the documents' snippets", () => {
     it(`${s.file}:${s.line}: the command's output has the block's fixed lines`, () => {
       const [first, ...rest] = s.code.split("\n");
       const args = (first as string).replace("$ npx heapstate", "").trim().split(/\s+/).filter(Boolean);
-      const r = spawnSync(process.execPath, [join(root, "bin", "heapstate.js"), ...args], {
-        env: childEnv(),
-        encoding: "utf8",
-        maxBuffer: 256 << 20,
-        timeout: scaled(60_000),
-      });
+      const r = heapstateCli(args);
       expect(r.status, runInfo(r)).toBe(0);
       const printed = new Set(shape(r.stdout));
       const fixed = rest.filter((l) => /^ +pid +ppid |^ {2}sizes: |^ {2}Σ (rss|pss|uss) |^node processes \(/.test(l));
@@ -213,12 +218,7 @@ describe("the documents' snippets", () => {
           .trim()
           .split(/\s+/)
           .map((a, i, all) => (all[i - 1] === "--pid" ? String(pid) : a));
-        const r = spawnSync(process.execPath, [join(root, "bin", "heapstate.js"), ...args], {
-          env: childEnv(),
-          encoding: "utf8",
-          maxBuffer: 256 << 20,
-          timeout: scaled(60_000),
-        });
+        const r = heapstateCli(args);
         expect(r.status, runInfo(r)).toBe(0);
         // Node 26 names the allocation hook CompressionStreamMemoryOwner::AllocForZlib.
         const norm = (l: string) =>

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { native } from "../addon/native";
-import { heapSites, parseHeapProfile, parseHeapSample } from "../allocators/heap-profile";
+import { type HeapProfile, heapSites, parseHeapProfile, parseHeapSample } from "../allocators/heap-profile";
 import { nowMicros } from "../base/backoff";
 import { errorText } from "../base/errors";
 import type { AllocatorState, NativeSites, Warning } from "../model/types";
@@ -66,19 +66,25 @@ export function readNativeSites(
       warnings.push(sitesWarning(`jemalloc's heap profile is ${st.size} bytes, more than the ${MAX_PROFILE} read`));
       return undefined;
     }
-    const profile = parseHeapProfile(readFileSync(file, "latin1"));
-    const executable = profile.mappings.find((m) => m.offset === 0)?.path;
-    return {
-      source: "jemalloc prof.dump",
-      ...heapSites(profile, heap.library, executable, top),
-      costMicros: nowMicros() - start,
-    };
+    return named("jemalloc prof.dump", parseHeapProfile(readFileSync(file, "latin1")), heap, top, start);
   } catch (error) {
     warnings.push(sitesWarning(`jemalloc's heap profile could not be read: ${errorText(error)}`));
     return undefined;
   } finally {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A parsed profile's sites, named from the files mapped (the executable: the one mapped from offset 0). */
+function named(
+  source: NativeSites["source"],
+  profile: HeapProfile,
+  heap: AllocatorState,
+  top: number,
+  start: number,
+): NativeSites {
+  const executable = profile.mappings.find((m) => m.offset === 0)?.path;
+  return { source, ...heapSites(profile, heap.library, executable, top), costMicros: nowMicros() - start };
 }
 
 /** tcmalloc's sites: its heap sample, when it samples (TCMALLOC_SAMPLE_PARAMETER above 0). */
@@ -99,12 +105,7 @@ function tcmallocSites(heap: AllocatorState, top: number, warnings: Warning[], s
   try {
     const profile = parseHeapSample(text);
     if (profile.period <= 0) return warn(`tcmalloc serves malloc without sampling: ${ENABLE_TCMALLOC}`);
-    const executable = profile.mappings.find((m) => m.offset === 0)?.path;
-    return {
-      source: "tcmalloc GetHeapSample",
-      ...heapSites(profile, heap.library, executable, top),
-      costMicros: nowMicros() - start,
-    };
+    return named("tcmalloc GetHeapSample", profile, heap, top, start);
   } catch (error) {
     return warn(`tcmalloc's heap sample could not be read: ${errorText(error)}`);
   }
