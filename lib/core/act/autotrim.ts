@@ -10,13 +10,21 @@
  * this thread's CPU time on this kind of machine (malloc_trim on seven heap shapes, from 8 free
  * chunks releasing 513 MiB to 8 million free chunks releasing nothing):
  * - one madvise call per free chunk that holds a whole page, while the arena's lock is held:
- *   1.7 µs a call;
+ *   4 µs a call (on the machine of 2026-12-07, whose system calls cost more: the README's heap,
+ *   about 12 300 calls, took 57–85 ms where an earlier machine took 22–25; 1.7 µs fitted that one,
+ *   and the larger figure over-predicts there, the side that holds a trim back rather than
+ *   letting it stall the service longer than `maxPauseMs`);
  * - the pages each call gives back: 0.33 µs a page (a 513 MiB chunk, 44 ms);
- * - glibc first moves every fastbin chunk to the unsorted bin and walks it: 5 ns a chunk (8 million
- *   of them, 34–51 ms);
- * so glibc's pause is predicted from malloc_info's chunks and bytes (within 2× of what was measured
- * on every shape: the README's heap 22–25 ms against 35 predicted, one large chunk 41–49 against
- * 43, 1 GiB of small free chunks 34–51 against 40, a fragmented 1 GiB heap 105–113 against 88);
+ * - glibc first moves every fastbin chunk to the unsorted bin and walks it: 4 ns a chunk (8 million
+ *   of them, 34–51 ms with the walk below);
+ * - it then walks the free chunks of the unsorted bin (the fastbins' among them) and of the bins of
+ *   a page or more, for those that hold a whole page: 1.1 ns a chunk (8 million small chunks that a
+ *   large malloc's consolidation had left in the unsorted bin: 9 ms, where a model without this term
+ *   predicted 0.3; sorted into the small bins, which it passes over, 1.5 ms);
+ * so glibc's pause is predicted from malloc_info's chunks and bytes (on the machine of 2026-12-07:
+ * the README's heap 57–85 ms against 63 predicted, one large chunk 35–52 against 43, 1 GiB of small
+ * free chunks 0.9–2.3 ms against 0.3; on the earlier machine the README's heap took 22–25 and the
+ * fragmented 1 GiB heap 105–113 against 88 with 1.7 µs a call);
  * jemalloc's and tcmalloc's from their pages alone. After each trim the prediction is scaled by
  * what the last trim measured against what was predicted for it (between ¼ and 8 times): a
  * machine twice as slow predicts twice as long from its second trim on.
@@ -25,7 +33,7 @@
  * up to 16 times the one asked for (and never past 2³¹ − 1 ms, the longest delay a Node timer takes:
  * Node turns a longer one into 1 ms), and a good trim resets it.
  */
-import { type MallocInfo, trimmableBytes, trimmableChunks } from "../allocators/malloc-info";
+import { type MallocInfo, trimmableBytes, trimmableChunks, walkedChunks } from "../allocators/malloc-info";
 import { HeapstateError } from "../base/errors";
 import * as is from "../base/validate";
 import { trimPromise } from "../model/figures";
@@ -52,7 +60,12 @@ export interface AutoTrimmer {
 
 const MiB = 1024 * 1024;
 /** What a release costs, in µs of this thread's CPU time, measured here (the file's comment). */
-export const TRIM_COST = { perChunkMicros: 1.7, perPageMicros: 0.33, perFastChunkMicros: 0.005 } as const;
+export const TRIM_COST = {
+  perChunkMicros: 4,
+  perPageMicros: 0.33,
+  perFastChunkMicros: 0.004,
+  perBinChunkMicros: 0.0011,
+} as const;
 /** The bounds of the scale the last trim's measure sets. */
 const SCALE_MIN = 0.25;
 const SCALE_MAX = 8;
@@ -70,7 +83,8 @@ export function predictedReleaseMs(info: MallocInfo | undefined, releasableBytes
     const micros =
       trimmableChunks(info, page) * TRIM_COST.perChunkMicros +
       (trimmableBytes(info, page) / page) * TRIM_COST.perPageMicros +
-      fast * TRIM_COST.perFastChunkMicros;
+      fast * TRIM_COST.perFastChunkMicros +
+      walkedChunks(info, page) * TRIM_COST.perBinChunkMicros;
     return micros / 1000;
   }
   return ((releasableBytes / page) * TRIM_COST.perPageMicros) / 1000;
