@@ -18,7 +18,7 @@ interface Out {
   addon: boolean;
   tiers: Record<"fast" | "standard", Array<{ native: Picked; js: Picked }>>;
   directRead: { asked: number; read: number };
-  crossings: Record<"fast" | "standard", Record<string, number>>;
+  crossings: Record<"fast" | "standard", Array<Record<string, number>>>;
 }
 
 describe("kernel files read ahead by the addon, on captured trees (own pid): exactly JavaScript's reading", () => {
@@ -70,12 +70,20 @@ describe("kernel files read ahead by the addon, on the live process under each a
       // One crossing for what the fast tier asks of the kernel and the allocators. The standard
       // tier reads its files (smaps_rollup among them) in a call of their own: the allocators'
       // call is timed for glibc's back-off, and smaps_rollup would pass for the walk's cost.
-      // Under glibc its walk is timed by this thread's CPU clock (two calls, no read) for its back-off.
-      const { threadCpuMicros, ...reads } = out().crossings.fast;
-      expect(reads).toEqual({ "readNumbers+files": 1 });
-      expect(threadCpuMicros ?? 0).toBe(name === "glibc" ? 2 : 0);
-      expect(out().crossings.standard.readFiles).toBe(1);
-      expect(out().crossings.standard["readNumbers+files"]).toBeUndefined();
+      // Under glibc its walk is timed by the wall clock while it is cheap; the thread's CPU clock
+      // (two calls, no read) only after a wall time that may have been descheduling.
+      const fast = out().crossings.fast;
+      expect(fast).toHaveLength(20);
+      for (const { threadCpuMicros, ...reads } of fast) {
+        expect(reads).toEqual({ "readNumbers+files": 1 });
+        expect([0, name === "glibc" ? 2 : 0]).toContain(threadCpuMicros ?? 0);
+      }
+      const clocked = fast.filter((c) => (c.threadCpuMicros ?? 0) > 0).length;
+      expect(clocked, "readings that asked the CPU clock").toBeLessThanOrEqual(5);
+      for (const standard of out().crossings.standard) {
+        expect(standard.readFiles).toBe(1);
+        expect(standard["readNumbers+files"]).toBeUndefined();
+      }
     });
   }
 });

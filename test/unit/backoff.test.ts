@@ -87,3 +87,60 @@ describe("a read's cost", () => {
     expect(costSince(...r, refused)).toBeGreaterThanOrEqual(19_000);
   });
 });
+
+describe("a read timed with as few system calls as it can", () => {
+  const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+  it("asks the CPU clock first, then times cheap reads by the wall clock alone", () => {
+    const b = new Backoff(() => 0);
+    let cpu = 5_000;
+    const clock = { threadCpuMicros: () => cpu };
+    expect(b.wantsCpuClock).toBe(true);
+    const start = [nowMicros(), threadCpu(clock)] as const;
+    cpu += 150;
+    sleep(1); // the wall time is more: the CPU time is taken
+    b.record(...start, clock);
+    expect(b.lastCost).toBe(150);
+    expect(b.wantsCpuClock).toBe(false);
+    // A cheap read timed by the wall clock alone: its wall time is its cost.
+    b.record(nowMicros() - 300, Number.NaN, undefined);
+    expect(b.lastCost).toBeGreaterThanOrEqual(300);
+    expect(b.lastCost).toBeLessThan(1_000);
+    expect(b.wantsCpuClock).toBe(false);
+  });
+
+  it("a wall time past the free bound is not taken for the cost (descheduling): the next read asks the CPU clock", () => {
+    let now = 0;
+    const b = new Backoff(() => now);
+    b.record(nowMicros() - 100, Number.NaN, undefined);
+    expect(b.lastCost).toBeLessThan(1_000);
+    expect(b.wantsCpuClock).toBe(true); // never asked yet
+    const c = new Backoff(() => now);
+    let cpu = 0;
+    const clock = { threadCpuMicros: () => cpu };
+    c.record(nowMicros(), threadCpu(clock), clock); // cheap: the wall clock alone from now on
+    expect(c.wantsCpuClock).toBe(false);
+    const wallStart = nowMicros();
+    sleep(5); // 5 ms on the wall, no CPU: descheduled, not costly
+    c.record(wallStart, Number.NaN, undefined);
+    expect(c.lastCost).toBeLessThan(1_000); // not recorded as 5 ms
+    expect(c.due()).toBe(true); // not held back
+    expect(c.wantsCpuClock).toBe(true);
+    // Timed by the CPU clock: really costly now, so it backs off and stays timed by the CPU clock.
+    const s2 = [nowMicros(), threadCpu(clock)] as const;
+    cpu += 5_000;
+    sleep(6);
+    c.record(...s2, clock);
+    expect(c.lastCost).toBe(5_000);
+    expect(c.due()).toBe(false);
+    expect(c.wantsCpuClock).toBe(true);
+    now += 10_000;
+    // Cheap again by the CPU clock: the wall clock alone next time.
+    const s3 = [nowMicros(), threadCpu(clock)] as const;
+    cpu += 100;
+    sleep(1);
+    c.record(...s3, clock);
+    expect(c.lastCost).toBe(100);
+    expect(c.wantsCpuClock).toBe(false);
+  });
+});

@@ -13,6 +13,7 @@ import { HeapstateError } from "../../lib/core/base/errors";
 import { wrap } from "../../lib/core/base/units";
 import { parseSnapshot } from "../../lib/core/model/parse";
 import {
+  flatKeyedValue,
   locateMemoryCgroup,
   parseCounter,
   parseFlatKeyed,
@@ -141,6 +142,19 @@ describe("parsers never lie and never crash", () => {
         if (decimal !== undefined && digits <= 19 && Number.isSafeInteger(decimal)) expect(counter).toBe(decimal);
         if (decimal !== undefined && digits <= 20 && decimal < 2 ** 60) expect(limit).toBe(decimal);
         for (const v of parseFlatKeyed(t).values()) expect(Number.isFinite(v) && v >= 0, String(v)).toBe(true);
+        // The fast tier's scans of a file where it lies among the files read ahead: the same values.
+        if ([...t].every((c) => c.charCodeAt(0) <= 0xff)) {
+          const own = Buffer.from(t, "latin1");
+          const whole = Buffer.concat([Buffer.from("7\noom_kill 7\n"), own, Buffer.from(" 9\nanon 9\n")]);
+          const [from, to] = [13, 13 + own.length];
+          expect(parseCounter(whole, from, to)).toBe(counter);
+          expect(parseLimit(whole, from, to)).toBe(limit);
+          const keyed = parseFlatKeyed(t);
+          for (const key of ["anon", "file", "oom_kill", "oom"]) {
+            expect(flatKeyedValue(t, key), key).toBe(keyed.get(key));
+            expect(flatKeyedValue(whole, key, from, to), key).toBe(keyed.get(key));
+          }
+        }
       }),
       runs,
     );

@@ -12,11 +12,12 @@ import { fixtures } from "../helpers";
  * character) in a view of a larger, reused buffer whose stale bytes after the view hold lines
  * every scanner would read. The view's parse must equal the reference's on the same characters.
  */
-function asRead(text: string): { bytes: Buffer; same: string } {
+function asRead(text: string): { bytes: Buffer; same: string; whole: Buffer; from: number; to: number } {
   const stale = Buffer.from("0 kB\nVmRSS:\t9 kB\nThreads:\t9\nRss: 9 kB\noom_kill 9\nanon 9\n", "latin1");
   const own = Buffer.from(text, "latin1");
   const whole = Buffer.concat([Buffer.from("Rss: 7 kB\n"), own, stale]);
-  return { bytes: whole.subarray(10, 10 + own.length), same: own.toString("latin1") };
+  const to = 10 + own.length;
+  return { bytes: whole.subarray(10, to), same: own.toString("latin1"), whole, from: 10, to };
 }
 
 describe("parseStatus", () => {
@@ -93,6 +94,8 @@ describe("parseStatus", () => {
         expect(parseStatus(text)).toEqual(reference(text));
         const r = asRead(text);
         expect(parseStatus(r.bytes)).toEqual(reference(r.same));
+        // Where the file lies inside the buffer of all the files read ahead, with others around it.
+        expect(parseStatus(r.whole, r.from, r.to)).toEqual(reference(r.same));
       }),
       { numRuns: 2000 },
     );

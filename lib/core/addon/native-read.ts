@@ -25,6 +25,9 @@ interface Described {
   texts: string[];
 }
 
+/** The errors of an instance that had none: frozen, shared by every reading. */
+const NO_ERRORS: Record<string, number> = Object.freeze({}) as Record<string, number>;
+
 const KIND_NUMBER = 0;
 const KIND_FLAG = 1;
 
@@ -105,7 +108,8 @@ function decode(binding: NativeBinding, kept: Described, count: number): NativeR
         values[name] = t;
       }
     }
-    const errors: Record<string, number> = {};
+    // No errors (the usual case): one shared empty record, not one per instance per reading.
+    const errors: Record<string, number> = nErrors === 0 ? NO_ERRORS : {};
     for (let i = 0; i < nErrors; i++, at += 2) {
       const name = nameOf(binding, b[at] as number);
       if (name === undefined) return undefined;

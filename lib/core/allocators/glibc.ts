@@ -19,7 +19,7 @@ import {
   parseMallocInfo,
   trimmableBytes,
 } from "./malloc-info";
-import { bytes, defined, str, sum, unmapped } from "./values";
+import { bytes, str, sum, unmapped } from "./values";
 
 export function glibcState(inst: NativeReadInstance, warnings: Warning[]): AllocatorState {
   const v = inst.values;
@@ -52,22 +52,25 @@ export function glibcState(inst: NativeReadInstance, warnings: Warning[]): Alloc
       message: "glibc exports neither mallinfo2 nor mallinfo",
     });
   }
-  return {
-    allocator: "glibc",
-    library: inst.library,
-    servesMalloc: inst.servesMalloc,
-    ...defined({
-      version: str(v, "gnu_get_libc_version"),
-      allocatedBytes: sum(bytes(v, "uordblks"), bytes(v, "hblkhd")),
-      mappedBytes: sum(bytes(v, "arena"), bytes(v, "hblkhd")),
-      arenas,
-      pages: defined({
-        freeBytes: bytes(v, "fordblks"),
-        topReleasableBytes: bytes(v, "keepcost"),
-      }),
-    }),
-    raw,
-  };
+  // Built field by field, not from defined({...}) spread: this runs at every reading.
+  const state: AllocatorState = { allocator: "glibc", library: inst.library, servesMalloc: inst.servesMalloc };
+  const version = str(v, "gnu_get_libc_version");
+  if (version !== undefined) state.version = version;
+  const allocated = sum(bytes(v, "uordblks"), bytes(v, "hblkhd"));
+  if (allocated !== undefined) state.allocatedBytes = allocated;
+  const mapped = sum(bytes(v, "arena"), bytes(v, "hblkhd"));
+  if (mapped !== undefined) state.mappedBytes = mapped;
+  if (arenas !== undefined) state.arenas = arenas;
+  const free = bytes(v, "fordblks");
+  const top = bytes(v, "keepcost");
+  if (free !== undefined || top !== undefined) {
+    const pages: NonNullable<AllocatorState["pages"]> = {};
+    if (free !== undefined) pages.freeBytes = free;
+    if (top !== undefined) pages.topReleasableBytes = top;
+    state.pages = pages;
+  }
+  state.raw = raw;
+  return state;
 }
 
 /** What the kernel says of glibc's arenas, read beside the allocator's own figures. */

@@ -69,6 +69,7 @@ export const DEFAULT_POLICY: BackoffPolicy = {
 export class Backoff {
   private lastAtMs: number | undefined;
   private lastCostMicros = 0;
+  private cpuNext = true;
 
   constructor(
     private readonly clock: Clock = () => performance.now(),
@@ -92,6 +93,35 @@ export class Backoff {
   ran(costMicros: number): void {
     this.lastAtMs = this.clock();
     this.lastCostMicros = costMicros;
+  }
+
+  /**
+   * Whether the next read is to be timed by the thread's CPU clock as well (see {@link record}).
+   * The first is: nothing is known of the read yet.
+   */
+  get wantsCpuClock(): boolean {
+    return this.cpuNext;
+  }
+
+  /**
+   * Records a read that began at `wallStart` (and at `cpuStart` on `cpu`, when it was asked). The
+   * wall clock costs no system call, the thread's CPU clock one at each end (two of the fast
+   * tier's nine under glibc); a wall time below `freeBelowMicros` bounds the CPU time as well, so a
+   * cheap read is timed by the wall clock alone. A longer wall time may be the thread descheduled
+   * on a busy machine rather than the read (a 0.2 ms walk read 10 ms under CI's load): it is not
+   * recorded, and the next read is timed by the CPU clock too, until one is cheap again. A read that
+   * is really costly is thus repeated once before its back-off holds it.
+   */
+  record(wallStart: number, cpuStart: number, cpu: ThreadCpuClock | undefined): void {
+    if (cpu !== undefined) {
+      const cost = costSince(wallStart, cpuStart, cpu);
+      this.ran(cost);
+      this.cpuNext = cost >= this.policy.freeBelowMicros;
+      return;
+    }
+    const wall = nowMicros() - wallStart;
+    if (wall < this.policy.freeBelowMicros) this.ran(Math.max(0, wall));
+    else this.cpuNext = true;
   }
 
   /** Whether the last read passed the stall bound: the back-off will not repeat it. */

@@ -1,26 +1,41 @@
 /** An allocator instance's parts of the breakdown, by page state, each with its source. */
 import type { AllocatorState, BreakdownPart } from "./types";
 
-export type PartSpec = Omit<BreakdownPart, "allocator" | "library" | "asOf">;
-
 /** What an allocator's parts are called after "native-" (the one serving malloc) or "other-". */
 type AllocatorPart = "in-use" | "free" | "free-releasable" | "free-fragmented" | "metadata" | "committed";
 
 /** Adds one part (undefined bytes: none) under the instance's prefix, native- or other-. */
 type Add = (name: AllocatorPart, bytes: number | undefined, source: string, estimated?: boolean) => void;
 
-/** An allocator instance's parts, by page state. */
-export function allocatorParts(a: AllocatorState): PartSpec[] {
-  const out: PartSpec[] = [];
-  const p: "native" | "other" = a.servesMalloc ? "native" : "other";
+/** The parts' full names, made once: a name joined at every reading is a string made at every reading. */
+const NAMES = {
+  native: names("native"),
+  other: names("other"),
+};
+
+function names<P extends "native" | "other">(p: P): Record<AllocatorPart, `${P}-${AllocatorPart}`> {
+  const all: AllocatorPart[] = ["in-use", "free", "free-releasable", "free-fragmented", "metadata", "committed"];
+  return Object.fromEntries(all.map((n) => [n, `${p}-${n}`])) as Record<AllocatorPart, `${P}-${AllocatorPart}`>;
+}
+
+const PARTS = { jemalloc: jemallocParts, glibc: glibcParts, tcmalloc: tcmallocParts, mimalloc: mimallocParts };
+
+/**
+ * An allocator instance's parts, by page state, appended to `out` whole (its allocator, library
+ * and age included): built once each, not as a spec copied into a part (every reading makes them).
+ */
+export function allocatorParts(a: AllocatorState, out: BreakdownPart[]): void {
+  const named = a.servesMalloc ? NAMES.native : NAMES.other;
   const add: Add = (name, bytes, source, estimated = false) => {
-    const full: `${typeof p}-${AllocatorPart}` = `${p}-${name}`;
     if (bytes === undefined) return;
-    out.push(estimated ? { name: full, bytes, source, estimated } : { name: full, bytes, source });
+    const part: BreakdownPart = { name: named[name], bytes, source };
+    if (estimated) part.estimated = true;
+    part.allocator = a.allocator;
+    part.library = a.library;
+    if (a.asOf !== undefined) part.asOf = a.asOf;
+    out.push(part);
   };
-  const parts = { jemalloc: jemallocParts, glibc: glibcParts, tcmalloc: tcmallocParts, mimalloc: mimallocParts };
-  parts[a.allocator](a, add);
-  return out;
+  PARTS[a.allocator](a, add);
 }
 
 /**

@@ -67,17 +67,7 @@ export function buildBreakdown(input: BreakdownInput, time?: string): Breakdown 
 function allocatorPartsOf(input: BreakdownInput, time: string | undefined): BreakdownPart[] {
   const proc = input.process;
   const list: BreakdownPart[] = [];
-  for (const a of input.allocators) {
-    for (const spec of allocatorParts(a)) {
-      // Built whole, not spread: see objects.ts.
-      const part: BreakdownPart = { name: spec.name, bytes: spec.bytes, source: spec.source };
-      if (spec.estimated) part.estimated = spec.estimated;
-      part.allocator = a.allocator;
-      part.library = a.library;
-      if (a.asOf !== undefined) part.asOf = a.asOf;
-      list.push(part);
-    }
-  }
+  for (const a of input.allocators) allocatorParts(a, list);
   const anon = proc?.rssAnonBytes;
   if (anon !== undefined) {
     let left = anon - (input.self ? (input.v8?.physicalBytes ?? 0) : 0) - (proc?.lazyFreeBytes ?? 0);

@@ -6,6 +6,7 @@ import { errorText } from "../base/errors";
 import type { CgroupState, CpuState, Tier, Warning } from "../model/types";
 import {
   type CgroupLocation,
+  flatKeyedValue,
   locateController,
   locateMemoryCgroup,
   parseCounter,
@@ -16,7 +17,7 @@ import {
   parseMountinfo,
   parseProcCgroup,
 } from "./cgroup";
-import { readKept, readKeptBytes, readProcFile } from "./read";
+import { keptSpan, readKept, readKeptBytes, readKeptSpan, readProcFile } from "./read";
 import type { Text } from "./scan";
 
 /** The cgroup's files: kept descriptors for the own process (see readKept), plain reads otherwise. */
@@ -26,6 +27,41 @@ function tryRead(file: string, self: boolean): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Where {@link spanOf}'s file lies in the text it returned: one pair for the module. */
+const within = { from: 0, to: 0 };
+
+/**
+ * A cgroup file for a scanner without a view or a string made for it: the own process's files
+ * are the kept buffer (readKeptSpan), `within` saying where; another's, its text whole.
+ */
+function spanOf(loc: CgroupLocation, name: string, self: boolean): Text | undefined {
+  try {
+    if (self) {
+      const bytes = readKeptSpan(filePath(loc, name));
+      within.from = keptSpan.start;
+      within.to = keptSpan.end;
+      return bytes;
+    }
+    const text = readFileSync(filePath(loc, name), "utf8");
+    within.from = 0;
+    within.to = text.length;
+    return text;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A single-value file's number (undefined: unreadable, or not a value `parse` takes). */
+function numberIn(
+  loc: CgroupLocation,
+  name: string,
+  self: boolean,
+  parse: (text: Text, from: number, to: number) => number | undefined,
+): number | undefined {
+  const text = spanOf(loc, name, self);
+  return text === undefined ? undefined : parse(text, within.from, within.to);
 }
 
 /** The same, for a scanner: the own process's files as bytes, valid until the next kept read. */
@@ -107,8 +143,6 @@ function set<K extends keyof CgroupState>(out: CgroupState, key: K, value: Cgrou
 /** The keys read from memory.stat, memory.events and memory.oom_control. */
 const STAT_KEYS_V2 = ["anon", "file", "shmem", "kernel"] as const;
 const STAT_KEYS_V1 = ["total_rss", "rss", "total_cache", "cache", "total_shmem", "shmem"] as const;
-const EVENT_KEYS = ["oom", "oom_kill"] as const;
-const OOM_KILL = ["oom_kill"] as const;
 
 /** The files readCgroup() reads at a location, by tier: what a reading may read ahead (addon/kernel-files.ts). */
 export function cgroupReadPaths(loc: CgroupLocation, tier: Tier): string[] {
@@ -134,12 +168,12 @@ export function readCgroup(
   warnings: Warning[],
   self = false,
 ): CgroupState | undefined {
-  const file = (name: string) => tryRead(filePath(loc, name), self);
   const keyed = (name: string) => tryReadText(filePath(loc, name), self);
   const v2 = loc.version === 2;
-  const usageName = v2 ? V2_FILES.fast[0] : V1_FILES.fast[0];
-  const usageText = file(usageName);
-  const usage = usageText === undefined ? undefined : parseCounter(usageText);
+  const f = v2 ? V2_FILES.fast : V1_FILES.fast;
+  const usageName = f[0];
+  const usageText = spanOf(loc, usageName, self);
+  const usage = usageText === undefined ? undefined : parseCounter(usageText, within.from, within.to);
   if (usage === undefined) {
     warnings.push({
       source: "cgroup",
@@ -149,31 +183,22 @@ export function readCgroup(
     return undefined;
   }
   const out: CgroupState = { version: loc.version, path: loc.path, usageBytes: usage };
-  const limit = (name: string) => {
-    const t = file(name);
-    return t === undefined ? undefined : parseLimit(t);
-  };
-  const counter = (name: string) => {
-    const t = file(name);
-    return t === undefined ? undefined : parseCounter(t);
-  };
+  // The fast tier's single values, parsed where their bytes lie (no view, no string per file).
   if (v2) {
-    const [, max, high, peak, eventsFile] = V2_FILES.fast;
-    set(out, "limitBytes", limit(max));
-    set(out, "highBytes", limit(high));
-    set(out, "peakBytes", counter(peak));
-    const events = keyed(eventsFile);
+    set(out, "limitBytes", numberIn(loc, V2_FILES.fast[1], self, parseLimit));
+    set(out, "highBytes", numberIn(loc, V2_FILES.fast[2], self, parseLimit));
+    set(out, "peakBytes", numberIn(loc, V2_FILES.fast[3], self, parseCounter));
+    const events = spanOf(loc, V2_FILES.fast[4], self);
     if (events !== undefined) {
-      const e = parseFlatKeyed(events, EVENT_KEYS);
-      set(out, "oomEvents", e.get("oom"));
-      set(out, "oomKillEvents", e.get("oom_kill"));
+      const { from, to } = within;
+      set(out, "oomEvents", flatKeyedValue(events, "oom", from, to));
+      set(out, "oomKillEvents", flatKeyedValue(events, "oom_kill", from, to));
     }
   } else {
-    const [, limitFile, peakFile, oomFile] = V1_FILES.fast;
-    set(out, "limitBytes", limit(limitFile));
-    set(out, "peakBytes", counter(peakFile));
-    const oom = keyed(oomFile);
-    if (oom !== undefined) set(out, "oomKillEvents", parseFlatKeyed(oom, OOM_KILL).get("oom_kill"));
+    set(out, "limitBytes", numberIn(loc, V1_FILES.fast[1], self, parseLimit));
+    set(out, "peakBytes", numberIn(loc, V1_FILES.fast[2], self, parseCounter));
+    const oom = spanOf(loc, V1_FILES.fast[3], self);
+    if (oom !== undefined) set(out, "oomKillEvents", flatKeyedValue(oom, "oom_kill", within.from, within.to));
   }
   if (tier !== "fast") {
     const statText = keyed(V2_FILES.more[0]);
@@ -187,7 +212,7 @@ export function readCgroup(
       set(out, "shmemBytes", v2 ? stat.get("shmem") : pick("shmem"));
       if (v2) set(out, "kernelBytes", stat.get("kernel"));
     }
-    if (!v2) set(out, "kernelBytes", counter(V1_FILES.more[1]));
+    if (!v2) set(out, "kernelBytes", numberIn(loc, V1_FILES.more[1], self, parseCounter));
   }
   return out;
 }

@@ -205,17 +205,58 @@ function allDigits(text: Text, from: number, to: number): boolean {
  * (9223372036854771712) and some kernels PAGE_COUNTER_MAX × page: anything at or above 2^60 is
  * "no limit". Returns undefined for no limit or an unreadable value.
  */
-export function parseLimit(text: string): number | undefined {
-  const t = text.trim();
-  if (t === "max" || !/^\d{1,20}$/.test(t)) return undefined;
-  const n = Number(t);
+export function parseLimit(text: Text, from = 0, to = text.length): number | undefined {
+  const [a, b] = trimmed(text, from, to);
+  if (b - a === 3 && holdsAt(text, "max", a)) return undefined;
+  if (b - a < 1 || b - a > 20 || !allDigits(text, a, b)) return undefined;
+  const n = decimal(text, a, b);
   return n >= 2 ** 60 ? undefined : n;
 }
 
-/** A byte counter file ("memory.current", "memory.usage_in_bytes"). */
-export function parseCounter(text: string): number | undefined {
-  const t = text.trim();
-  if (!/^\d{1,19}$/.test(t)) return undefined;
-  const n = Number(t);
+/** A byte counter file ("memory.current", "memory.usage_in_bytes"); `text[from, to)` when the file lies inside a larger buffer. */
+export function parseCounter(text: Text, from = 0, to = text.length): number | undefined {
+  const [a, b] = trimmed(text, from, to);
+  if (b - a < 1 || b - a > 19 || !allDigits(text, a, b)) return undefined;
+  const n = decimal(text, a, b);
   return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** Where `text[from, to)` starts and ends once trimmed (as String.prototype.trim), kept in one pair. */
+const span: [number, number] = [0, 0];
+function trimmed(text: Text, from: number, to: number): [number, number] {
+  let a = from;
+  let b = to;
+  // trim() takes line ends too; blank() leaves the newline to the line scanners.
+  while (a < b && (code(text, a) === 10 || blank(code(text, a)))) a++;
+  while (b > a && (code(text, b - 1) === 10 || blank(code(text, b - 1)))) b--;
+  span[0] = a;
+  span[1] = b;
+  return span;
+}
+
+/**
+ * The value of `key` in "key value" lines (memory.events, memory.oom_control) in `text[from, to)`,
+ * by parseFlatKeyed's rules, without the map: the fast tier reads one or two keys at every reading.
+ */
+export function flatKeyedValue(text: Text, key: string, from = 0, to = text.length): number | undefined {
+  for (let at = from; at <= to; ) {
+    const end = Math.min(lineEnd(text, at), to);
+    let a = at;
+    let b = end;
+    while (a < b && blank(code(text, a))) a++;
+    while (b > a && blank(code(text, b - 1))) b--;
+    const k = a + key.length;
+    const digits = k + 1;
+    if (
+      k < b &&
+      code(text, k) === 32 &&
+      holdsAt(text, key, a) &&
+      digits < b &&
+      b - digits <= 20 &&
+      allDigits(text, digits, b)
+    )
+      return decimal(text, digits, b);
+    at = end + 1;
+  }
+  return undefined;
 }

@@ -98,10 +98,38 @@ export function readKept(path: string): string {
 
 /** A kept file's bytes: a view of the reused buffer, valid until the next kept read. */
 export function readKeptBytes(path: string): Buffer {
-  const ahead = takePrefetched(path);
-  if (ahead !== undefined) return ahead;
+  const within = readKeptSpan(path);
+  return within.subarray(keptSpan.start, keptSpan.end);
+}
+
+/**
+ * Where the last {@link readKeptSpan} found its file: `[start, end)` of the buffer it returned.
+ * One object for the module: a view made per file was an object per file per reading.
+ */
+export const keptSpan = { start: 0, end: 0 };
+
+/**
+ * A kept file's bytes without a view made for them: the buffer they lie in (the files read ahead,
+ * or the reused buffer), with `keptSpan` saying where; valid until the next kept read. The fast
+ * tier reads its few files this way at every reading.
+ */
+export function readKeptSpan(path: string): Buffer {
+  const a = ahead;
+  if (a !== undefined) {
+    for (let i = 0; i < a.paths.length; i++) {
+      if (a.paths[i] !== path) continue;
+      const length = a.length[i] as number;
+      if (length < 0) break;
+      a.length[i] = -1;
+      keptSpan.start = a.start[i] as number;
+      keptSpan.end = keptSpan.start + length;
+      return a.bytes;
+    }
+  }
   const n = readInto(path); // first: it may replace the buffer with a larger one
-  return buffer.subarray(0, n);
+  keptSpan.start = 0;
+  keptSpan.end = n;
+  return buffer;
 }
 
 function takePrefetched(path: string): Buffer | undefined {

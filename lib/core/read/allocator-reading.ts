@@ -223,11 +223,11 @@ export class AllocatorReader {
           memo === undefined ||
           this.walk.due() ||
           (tier === "deep" && memo.state.raw?.malloc_info === undefined));
-      // The walk's cost sets its back-off, timed by this thread's CPU clock: a wall time inflated
-      // by descheduling on a loaded machine would hold the walk back for 10 s (a first version
-      // timed cheap walks by the wall clock alone, and a CI run under load saw it). Without a
-      // walk, nothing is timed.
-      const cpuClock = walk ? binding : undefined;
+      // The walk's cost sets its back-off: by the wall clock while walks are cheap, and by this
+      // thread's CPU clock as well once a wall time could be descheduling on a loaded machine (a
+      // first version took any wall time for the cost, and a CI run under load held a cheap walk
+      // back 10 s): Backoff.record. Without a walk, nothing is timed.
+      const cpuClock = walk && this.walk.wantsCpuClock ? binding : undefined;
       const wallStart = walk ? nowMicros() : 0;
       const cpuStart = threadCpu(cpuClock);
       const files = ahead && ahead.length > 0 ? filesAhead(ahead) : undefined;
@@ -237,7 +237,7 @@ export class AllocatorReader {
         files,
       );
       if (files && ahead) readAhead = takeFilesAhead(ahead, files) !== undefined;
-      if (walk) this.walk.ran(costSince(wallStart, cpuStart, cpuClock));
+      if (walk) this.walk.record(wallStart, cpuStart, cpuClock);
       const reused = walk ? undefined : memo?.state;
       const { heap, allocators } = allocatorsFromReading(reading, warnings, reused);
       if (walk && heap?.allocator === "glibc") this.memo = { state: heap, time: snap.time };

@@ -7,7 +7,16 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { errorText, HeapstateError } from "../base/errors";
 import type { ProcessState, RegionSummary, Warning, WarningSource } from "../model/types";
-import { DEFAULT_PROC_ROOT, processError, readProcFile, readProcText, streamProcFile } from "../procfs/read";
+import {
+  DEFAULT_PROC_ROOT,
+  keptSpan,
+  ownPath,
+  processError,
+  readKeptSpan,
+  readProcFile,
+  readProcText,
+  streamProcFile,
+} from "../procfs/read";
 import type { Text } from "../procfs/scan";
 import { parseSmapsTotals, SmapsParser, type SmapsTotals } from "../procfs/smaps";
 import { parseStatus } from "../procfs/status";
@@ -83,6 +92,12 @@ function refuseWithoutMemory(pid: number, status: string): void {
 
 /** /proc/<pid>/status; throws for another process that is gone, unreadable or has no user memory. */
 export function readStatus(o: ReadPlan): ProcessState {
+  // The own process's status is parsed where its bytes lie (no view, no string: every fast reading).
+  const own = ownPath(o.procRoot, o.pid, "status");
+  if (own !== undefined) {
+    const bytes = readKeptSpan(own);
+    return parseStatus(bytes, keptSpan.start, keptSpan.end);
+  }
   let text: Text;
   try {
     text = readProcText(o.procRoot, o.pid, "status");
