@@ -31,24 +31,26 @@ function readHeap(tier: Tier): { h: HeapStatistics; spaces?: ReturnType<typeof g
   return { h, spaces };
 }
 
+/** Sets `key` when `v` is a size (a function, not a closure made per reading). */
+function put(out: V8State, key: keyof Omit<V8State, "spaces">, v: unknown): void {
+  const n = size(v);
+  if (n !== undefined) out[key] = n;
+}
+
 /** V8's figures; what process.memoryUsage() could not give (it reads /proc/self/stat) is a warning. */
 export function readV8(tier: Tier, warnings: Warning[]): V8State {
   const { h, spaces } = readHeap(tier);
   const out: V8State = {};
-  const put = (key: keyof Omit<V8State, "spaces">, v: unknown) => {
-    const n = size(v);
-    if (n !== undefined) out[key] = n;
-  };
-  put("heapTotalBytes", h.total_heap_size);
-  put("heapUsedBytes", h.used_heap_size);
-  put("externalBytes", h.external_memory);
-  put("physicalBytes", h.total_physical_size);
-  put("heapLimitBytes", h.heap_size_limit);
-  put("mallocedBytes", h.malloced_memory);
+  put(out, "heapTotalBytes", h.total_heap_size);
+  put(out, "heapUsedBytes", h.used_heap_size);
+  put(out, "externalBytes", h.external_memory);
+  put(out, "physicalBytes", h.total_physical_size);
+  put(out, "heapLimitBytes", h.heap_size_limit);
+  put(out, "mallocedBytes", h.malloced_memory);
   try {
     const m = process.memoryUsage();
-    put("externalBytes", m.external);
-    put("arrayBuffersBytes", m.arrayBuffers);
+    put(out, "externalBytes", m.external);
+    put(out, "arrayBuffersBytes", m.arrayBuffers);
   } catch (error) {
     warnings.push({
       source: "v8",
