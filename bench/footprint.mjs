@@ -35,7 +35,7 @@ export async function weightBench(results) {
   }
   log("a service under HTTP load, with and without heapstate…");
   results.underLoad = await underLoad(root, {
-    runs: smoke ? 1 : 3,
+    runs: smoke ? 1 : 5,
     seconds: smoke ? 2 : 15,
     concurrency: 8,
     rate: 400,

@@ -213,7 +213,7 @@ export function judgeTargets(results, { cgroupDir, cgroupFiles, floorUs, floorP9
       "% of a core",
     ),
     target(
-      `a service at ${load.rate} req/s, scraped at 1 Hz with the sampler running: CPU added`,
+      `a service at ${load.rate} req/s, scraped at 1 Hz with the sampler running: CPU added${load.cpuSpreadWithout === undefined ? "" : ` (runs without spread ${load.cpuSpreadWithout})`}`,
       load.addedCpuPercentOfCore,
       "≤ 1",
       load.addedCpuPercentOfCore <= 1,
@@ -266,6 +266,11 @@ export function judgeTargets(results, { cgroupDir, cgroupFiles, floorUs, floorP9
       ...(results.samplingCost
         ? [
             `jemalloc's sampled profile added ${results.samplingCost.addedRssPercent} % to the ${results.samplingCost.plain.rssMiB} MiB service's RSS: mostly file pages (its unwinder reads the libraries' .eh_frame tables), about 3 MiB whatever the heap's size, so a smaller share of a larger service (docs/diagnosis.md)`,
+          ]
+        : []),
+      ...(load.cpuSpreadWithout !== undefined && load.addedCpuPercentOfCore > 1
+        ? [
+            `the service's CPU with heapstate is ${load.addedCpuPercentOfCore} % of a core above its median without${load.addedCpuPercentOfCore <= load.cpuSpreadWithout ? `, within the ${load.cpuSpreadWithout} % its ${load.runs} runs without heapstate spread: not told from the machine's noise` : `, more than the ${load.cpuSpreadWithout} % its ${load.runs} runs without heapstate spread`} (a scrape and half a fast reading a second cost about ${round((ip["heapstate collect standard"].medianUs + ip["heapstate prometheusText"].medianUs + ip["heapstate collect fast"].medianUs / 2) / 1e4, 2)} % of a core measured in process)`,
           ]
         : []),
       ...results.allocation.map(

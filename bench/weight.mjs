@@ -331,5 +331,9 @@ export async function underLoad(root, { runs, seconds, concurrency, rate }) {
     addedCpuPercentOfCore: round(m(withIt, "cpuPercentOfCore") - m(without, "cpuPercentOfCore")),
     p99ChangeUs: m(withIt, "p99Us") - m(without, "p99Us"),
     p99SpreadWithoutUs: Math.max(...p99s) - Math.min(...p99s),
+    // What "no measurable change" in CPU is measured against, as for the p99.
+    cpuSpreadWithout: round(
+      Math.max(...without.map((r) => r.cpuPercentOfCore)) - Math.min(...without.map((r) => r.cpuPercentOfCore)),
+    ),
   };
 }
