@@ -105,8 +105,8 @@ export class Backoff {
 
   /**
    * Records a read that began at `wallStart` (and at `cpuStart` on `cpu`, when it was asked). The
-   * wall clock costs no system call, the thread's CPU clock one at each end (two of the fast
-   * tier's nine under glibc); a wall time below `freeBelowMicros` bounds the CPU time as well, so a
+   * wall clock costs no system call, the thread's CPU clock one at each end (two of the ten a
+   * fast reading made under glibc); a wall time below `freeBelowMicros` bounds the CPU time as well, so a
    * cheap read is timed by the wall clock alone. A longer wall time may be the thread descheduled
    * on a busy machine rather than the read (a 0.2 ms walk read 10 ms under CI's load): it is not
    * recorded, and the next read is timed by the CPU clock too, until one is cheap again. A read that
