@@ -23,7 +23,7 @@
  *   predicted 0.3; sorted into the small bins, which it passes over, 1.5 ms);
  * so glibc's pause is predicted from malloc_info's chunks and bytes (on the machine of 2026-12-07:
  * the README's heap 57–85 ms against 63 predicted, one large chunk 35–52 against 43, 1 GiB of small
- * free chunks 0.9–2.3 ms against 0.3; on the earlier machine the README's heap took 22–25 and the
+ * free chunks 0.9–3.1 ms against 0.3; on the earlier machine the README's heap took 22–25 and the
  * fragmented 1 GiB heap 105–113 against 88 with 1.7 µs a call);
  * jemalloc's and tcmalloc's from their pages alone. After each trim the prediction is scaled by
  * what the last trim measured against what was predicted for it (between ¼ and 8 times): a

@@ -52,8 +52,12 @@ export function mmappedChunks(
   // found 40 of 66), the slack is only what may stay unfound once the search has run.
   const found = () => expected !== undefined && out.bytes >= expected;
   let searched = 0;
-  for (const search of [false, true]) {
+  // The headers' pass, kept: a search that runs out of its budget midway has counted less than it
+  // (a churning process's readings then said the walk was incomplete in half of them).
+  let headers: MmappedChunks | undefined;
+  passes: for (const search of [false, true]) {
     if (found() || (search && expected === undefined)) break;
+    if (search) headers = { ...out };
     out.chunks = 0;
     out.bytes = 0;
     out.absentBytes = 0;
@@ -70,8 +74,13 @@ export function mmappedChunks(
         ours: (a) => ownTag !== undefined && ours(mem, a, ownTag),
       };
       searched += scanMapping(view, search, MMAP_SEARCH_BUDGET - searched, out);
-      if (searched > MMAP_SEARCH_BUDGET) return out;
+      if (searched > MMAP_SEARCH_BUDGET) break passes;
     }
+  }
+  if (headers !== undefined && headers.bytes > out.bytes) {
+    out.chunks = headers.chunks;
+    out.bytes = headers.bytes;
+    out.absentBytes = headers.absentBytes;
   }
   out.complete = expected !== undefined && expected - out.bytes <= mmapSlack(expected);
   return out;

@@ -35,8 +35,8 @@ export function buildBreakdown(input: BreakdownInput, time?: string): Breakdown 
     const spaces = v8Children(input.v8, v8Part.bytes);
     if (spaces) v8Part.children = spaces;
   }
-  allocatorPartsOf(input, time, parts);
-  reportedParts(input, time, parts);
+  parts.push(...allocatorPartsOf(input, time));
+  parts.push(...reportedParts(input, time));
   add("lazy-free", proc?.lazyFreeBytes, "smaps_rollup LazyFree (MADV_FREE'd, reclaimable)");
   kernelParts(input, add);
   const anonMappings = anonMappingsBytes(input, parts);
@@ -60,23 +60,19 @@ export function buildBreakdown(input: BreakdownInput, time?: string): Breakdown 
 }
 
 /**
- * Every allocator instance's parts, appended to `parts`, with the serving one's in-use part split
- * by owner. No estimated allocator part may exceed what the kernel says is anonymous and resident,
- * less what the measured anonymous parts hold (mimalloc's committed bytes once read 168% of RSS).
+ * Every allocator instance's parts, with the serving one's in-use part split by owner. No
+ * estimated allocator part may exceed what the kernel says is anonymous and resident, less what
+ * the measured anonymous parts hold (mimalloc's committed bytes once read 168% of RSS).
  */
-function allocatorPartsOf(input: BreakdownInput, time: string | undefined, parts: BreakdownPart[]): void {
+function allocatorPartsOf(input: BreakdownInput, time: string | undefined): BreakdownPart[] {
   const proc = input.process;
-  const from = parts.length;
-  for (const a of input.allocators) allocatorParts(a, parts);
+  const list: BreakdownPart[] = [];
+  for (const a of input.allocators) allocatorParts(a, list);
   const anon = proc?.rssAnonBytes;
   if (anon !== undefined) {
     let left = anon - (input.self ? (input.v8?.physicalBytes ?? 0) : 0) - (proc?.lazyFreeBytes ?? 0);
-    for (let i = from; i < parts.length; i++) {
-      const p = parts[i] as BreakdownPart;
-      if (!p.estimated) left -= p.bytes;
-    }
-    for (let i = from; i < parts.length; i++) {
-      const p = parts[i] as BreakdownPart;
+    for (const p of list) if (!p.estimated) left -= p.bytes;
+    for (const p of list) {
       if (!p.estimated) continue;
       if (p.bytes > Math.max(0, left)) {
         p.bytes = Math.max(0, left);
@@ -85,23 +81,20 @@ function allocatorPartsOf(input: BreakdownInput, time: string | undefined, parts
       left -= p.bytes;
     }
   }
-  let heapPart: BreakdownPart | undefined;
-  for (let i = from; i < parts.length; i++) {
-    const p = parts[i] as BreakdownPart;
-    if (p.asOf !== undefined) p.source = `${p.source} [figures from ${ago(p.asOf, time)}]`;
-    if (heapPart === undefined && (p.name === "native-in-use" || p.name === "native-committed")) heapPart = p;
-  }
+  for (const p of list) if (p.asOf !== undefined) p.source = `${p.source} [figures from ${ago(p.asOf, time)}]`;
+  const heapPart = list.find((p) => p.name === "native-in-use" || p.name === "native-committed");
   const serving = input.allocators.find((a) => a.servesMalloc);
   if (input.self && heapPart && serving && heapPart.asOf === undefined) {
     const children = nativeChildren(input, serving, heapPart);
     if (children) heapPart.children = children;
   }
+  return list;
 }
 
-/** The memory reporters' own mappings (kind "mapped"): parts of RSS of their own, appended to `out`. */
-function reportedParts(input: BreakdownInput, time: string | undefined, out: BreakdownPart[]): void {
-  if (input.claims === undefined) return;
-  for (const c of input.claims) {
+/** The memory reporters' own mappings (kind "mapped"): parts of RSS of their own. */
+function reportedParts(input: BreakdownInput, time: string | undefined): BreakdownPart[] {
+  const out: BreakdownPart[] = [];
+  for (const c of input.claims ?? []) {
     if (c.kind !== "mapped" || c.residentBytes === undefined) continue;
     out.push({
       name: "reported",
@@ -111,6 +104,7 @@ function reportedParts(input: BreakdownInput, time: string | undefined, out: Bre
       ...(c.asOf !== undefined ? { asOf: c.asOf } : {}),
     });
   }
+  return out;
 }
 
 /** What the kernel's regions name (deep tier), or status's file and shared figures without them. */
@@ -146,15 +140,14 @@ function chainOf(input: BreakdownInput, rss: number): Breakdown["chain"] | undef
   const { allocatedBytes, activeBytes, residentBytes } = heap;
   const ratio = (a: number | undefined, b: number | undefined) =>
     a === undefined || b === undefined || b === 0 ? undefined : Math.round((a / b) * 1000) / 1000;
+  const chain: NonNullable<Breakdown["chain"]> = {};
   const activeRatio = ratio(activeBytes, allocatedBytes);
   const residentRatio = ratio(residentBytes, activeBytes ?? allocatedBytes);
   const fragmentationRatio = ratio(rss, allocatedBytes);
-  if (activeRatio === undefined && residentRatio === undefined && fragmentationRatio === undefined) return undefined;
-  const chain: NonNullable<Breakdown["chain"]> = {};
   if (activeRatio !== undefined) chain.activeRatio = activeRatio;
   if (residentRatio !== undefined) chain.residentRatio = residentRatio;
   if (fragmentationRatio !== undefined) chain.fragmentationRatio = fragmentationRatio;
-  return chain;
+  return Object.keys(chain).length > 0 ? chain : undefined;
 }
 
 /**
