@@ -64,6 +64,7 @@ Napi::Object Describe(Napi::Env env, const Discovery& d) {
   Napi::Object out = Napi::Object::New(env);
   if (!d.mallocOwner.empty()) out.Set("mallocOwner", Napi::String::New(env, d.mallocOwner));
   out.Set("mainProgramDefinesMalloc", Napi::Boolean::New(env, d.mainProgramDefinesMalloc));
+  if (!d.sampler.empty()) out.Set("sampler", Napi::String::New(env, d.sampler));
   return out;
 }
 
@@ -181,6 +182,8 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("profDump", &Addon::ProfDump),
                              InstanceMethod("heapSample", &Addon::HeapSample),
                              InstanceMethod("profActive", &Addon::ProfActive),
+                             InstanceMethod("samplerDump", &Addon::SamplerDump),
+                             InstanceMethod("samplerStats", &Addon::SamplerStats),
                          });
   }
 
@@ -424,6 +427,37 @@ class Addon : public Napi::Addon<Addon> {
       return Napi::Number::New(env, rc);
     }
     return Napi::Number::New(env, ENOENT);
+  }
+
+  // samplerDump(path: string) -> 0, or the error code of heapstate's sampler (native/sampler)
+  // writing its live samples into `path` (ENOENT when it is not in front of malloc). The caller
+  // chooses a private path; nothing is parsed here.
+  Napi::Value SamplerDump(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) {
+      throw Napi::TypeError::New(env, "heapstate native: samplerDump needs a path");
+    }
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    if (path.empty() || path.size() > 4096 || path.find('\0') != std::string::npos) {
+      throw Napi::TypeError::New(env,
+                                 "heapstate native: samplerDump: a path empty, long or with NUL");
+    }
+    DiscoveryRef d = CurrentDiscovery();
+    return Napi::Number::New(env,
+                             d->samplerDump == nullptr ? ENOENT : d->samplerDump(path.c_str()));
+  }
+
+  // samplerStats() -> [mean bytes between samples, table slots, samples taken, samples dropped]
+  // of heapstate's sampler, or undefined when it is not in front of malloc.
+  Napi::Value SamplerStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    DiscoveryRef d = CurrentDiscovery();
+    if (d->samplerStats == nullptr) return env.Undefined();
+    uint64_t v[4] = {0, 0, 0, 0};
+    d->samplerStats(v);
+    Napi::Array out = Napi::Array::New(env, 4);
+    for (uint32_t i = 0; i < 4; i++) out.Set(i, Napi::Number::New(env, static_cast<double>(v[i])));
+    return out;
   }
 
   // profActive(on: boolean) -> the previous value of jemalloc's `prof.active` (0 or 1) once set to

@@ -266,6 +266,14 @@ Discovery* Build(const Counters& counters) {
     }
     const std::string path = isMain ? exe : name;
     if (isMain ? d->mainProgramDefinesMalloc : (owner == nullptr && OwnSymbol(h, lm, "malloc"))) {
+      void* dump = isMain ? nullptr : OwnSymbol(h, lm, "heapstate_sampler_dump");
+      if (dump != nullptr && d->samplerDump == nullptr) {
+        // The sampler passes every call to the next object that defines malloc: that one serves.
+        d->sampler = path;
+        d->samplerDump = As<int (*)(const char*)>(dump);
+        d->samplerStats = As<void (*)(uint64_t*)>(OwnSymbol(h, lm, "heapstate_sampler_stats"));
+        continue;  // its handle stays open for the life of the process, as an allocator's does
+      }
       if (owner == nullptr) {
         owner = lm;
         d->mallocOwner = path;

@@ -87,6 +87,11 @@ struct Discovery {
   unsigned long long adds = 0, subs = 0;
   std::string mallocOwner;  // empty when no object could be shown to define malloc
   bool mainProgramDefinesMalloc = false;
+  // heapstate's sampler (native/sampler), when it stands first in front of malloc: it passes every
+  // call to the next object that defines malloc, which serves it (mallocOwner).
+  std::string sampler;
+  int (*samplerDump)(const char*) = nullptr;
+  void (*samplerStats)(uint64_t*) = nullptr;
   std::vector<Instance> instances;
 };
 

@@ -17,6 +17,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildSampler } from "./build-sampler.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const argv = process.argv.slice(2);
@@ -93,6 +94,9 @@ if (args.has("--cmake")) {
   const crossAt = argv.indexOf("--cross");
   if (crossAt < 0) {
     run(process.execPath, [gyp, "rebuild", `--nodedir=${dir}`, ...(debug ? ["--debug"] : [])]);
+    // The glibc sampler beside the addon (`heapstate sampler-path` finds it there first).
+    const sampler = buildSampler(join(root, "build", debug ? "Debug" : "Release", "libheapstate-sampler.so"));
+    if (sampler.status !== 0) fail(`the allocation sampler did not build:\n${sampler.output}`);
   } else {
     // Node's headers and node-addon-api are the same for every architecture; only the compiler
     // changes. The gyp file asks node for node-addon-api's path: NODE_PATH lets the scratch copy

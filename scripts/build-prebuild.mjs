@@ -16,7 +16,11 @@ import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildSampler } from "./build-sampler.mjs";
 import { compareVersions, highestByNamespace, versionNeeds } from "./elf-needs.cjs";
+
+/** The glibc sampler's file name, in build/Release and in each prebuilds/linux-<arch>. */
+export const SAMPLER_FILE = "libheapstate-sampler.so";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -113,14 +117,23 @@ function main(argv) {
       run(process.execPath, [join(root, "scripts", "build-native.mjs"), "--cross", arch, "--out", out]);
       run(`${target.triple}-strip`, ["--strip-unneeded", out]);
     }
-    const machine = elfMachine(out);
-    const { highest, problems } = checkNeeds(out);
-    if (machine !== target.machine) problems.push(`it is built for ${machine}, not ${target.machine}`);
-    if (problems.length > 0) {
-      rmSync(out);
-      fail(`${relative(root, out)} would not load everywhere Node runs: ${problems.join("; ")}`);
+    // The glibc sampler (LD_PRELOAD=$(npx heapstate sampler-path)), beside the addon.
+    const sampler = join(dir, SAMPLER_FILE);
+    const built = buildSampler(sampler, { cc: arch === process.arch ? "cc" : `${target.triple}-gcc` });
+    if (built.status !== 0) fail(`${relative(root, sampler)} did not build:\n${built.output}`);
+    run(arch === process.arch ? "strip" : `${target.triple}-strip`, ["--strip-unneeded", sampler]);
+    for (const file of [out, sampler]) {
+      const machine = elfMachine(file);
+      const { highest, problems } = checkNeeds(file);
+      if (machine !== target.machine) problems.push(`it is built for ${machine}, not ${target.machine}`);
+      if (problems.length > 0) {
+        rmSync(file);
+        fail(`${relative(root, file)} would not load everywhere Node runs: ${problems.join("; ")}`);
+      }
+      console.log(
+        `${relative(root, file)}: ${statSync(file).size} bytes, ${machine}; needs ${JSON.stringify(highest)}`,
+      );
     }
-    console.log(`${relative(root, out)}: ${statSync(out).size} bytes, ${machine}; needs ${JSON.stringify(highest)}`);
   }
 }
 

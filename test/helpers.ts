@@ -38,10 +38,26 @@ export function requireLib(name: PreloadName): string {
   return lib.path;
 }
 
+/** heapstate's glibc sampler as `npm run build:native` builds it (what `heapstate sampler-path` answers in a checkout). */
+export function samplerLib(): string {
+  const file = join(root, "build", "Release", "libheapstate-sampler.so");
+  if (!existsSync(file))
+    throw new Error(`${file} is missing: npm run build:native builds it (the sampler's tests must run, not skip)`);
+  return file;
+}
+
 /** Environment for a child: ours, minus anything that would change its allocator. */
 export function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of ["LD_PRELOAD", "MALLOC_CONF", "GLIBC_TUNABLES", "MALLOC_ARENA_MAX", "HEAPSTATE_NO_NATIVE"])
+  for (const k of [
+    "LD_PRELOAD",
+    "MALLOC_CONF",
+    "GLIBC_TUNABLES",
+    "MALLOC_ARENA_MAX",
+    "HEAPSTATE_NO_NATIVE",
+    "HEAPSTATE_SAMPLE_BYTES",
+    "HEAPSTATE_SAMPLER_SLOTS",
+  ])
     delete env[k];
   // An extra set to undefined removes the variable.
   for (const [k, v] of Object.entries(extra)) {

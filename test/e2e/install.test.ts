@@ -220,6 +220,8 @@ describe("the tarball", () => {
     );
     expect(paths).toContain("prebuilds/linux-x64/heapstate.napi.glibc.node");
     expect(paths).toContain("prebuilds/linux-arm64/heapstate.napi.glibc.node");
+    expect(paths).toContain("prebuilds/linux-x64/libheapstate-sampler.so");
+    expect(paths).toContain("prebuilds/linux-arm64/libheapstate-sampler.so");
     const stray = paths.filter(
       (p) => !/^(dist|bin|prebuilds)\//.test(p) && !["package.json", "README.md", "LICENSE"].includes(p),
     );
@@ -353,6 +355,25 @@ describe("npm install <tarball> --ignore-scripts, with no compiler on PATH", () 
     expect(out.allocator).toBe("jemalloc");
     expect(out.library).toBe(lib);
     expect(out.allocated).toBeGreaterThan(0);
+  });
+
+  it("`npx heapstate sampler-path` names the prebuilt sampler; preloaded, a deep reading names the sites holding the heap", () => {
+    const r = run(join(bin, "npx"), ["--no-install", "heapstate", "sampler-path"]);
+    expect(r.status, runInfo(r)).toBe(0);
+    const path = r.stdout.trim();
+    expect(path).toBe(join(installed, "prebuilds", `linux-${arch}`, "libheapstate-sampler.so"));
+    const out = node<{ allocator?: string; source?: string; first?: string; held: number }>(
+      `const h = require("heapstate");
+       const held = [];
+       for (let i = 0; i < 2000; i++) held.push(require("node:zlib").createDeflate());
+       const s = h.collect({ tier: "deep", nativeSites: { top: 3 } });
+       console.log(JSON.stringify({ allocator: s.heap?.allocator, source: s.nativeSites?.source,
+         first: s.nativeSites?.sites[0]?.frames[0]?.symbol, held: held.length }));`,
+      { LD_PRELOAD: path },
+    );
+    expect(out.allocator).toBe("glibc");
+    expect(out.source).toBe("heapstate sampler");
+    expect(out.first).toMatch(/AllocForZlib/);
   });
 
   it("import('heapstate') and the subpaths, from ESM and from CommonJS, share one module", () => {

@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { NativeSites } from "../../lib/core/model/types";
-import { inBeforeAll, MiB, requireLib, runChild } from "../helpers";
+import { inBeforeAll, MiB, requireLib, runChild, samplerLib } from "../helpers";
 
 interface Reading {
   nativeSites?: NativeSites;
@@ -30,6 +30,12 @@ const jemalloc = (conf?: string) => ({
   ...(conf ? { MALLOC_CONF: conf } : {}),
 });
 const site = (r: Reading, name: string) => r.nativeSites?.sites.find((s) => s.frames[0]?.symbol === name);
+
+// heapstate's own sampler in front of glibc's malloc (native/sampler).
+const sampler = (period?: number) => ({
+  LD_PRELOAD: samplerLib(),
+  ...(period !== undefined ? { HEAPSTATE_SAMPLE_BYTES: String(period) } : {}),
+});
 
 const tcmalloc = (period?: number) => ({
   LD_PRELOAD: requireLib("tcmalloc-full"),
@@ -56,6 +62,16 @@ const sources = [
     sampled: () => tcmalloc(524288),
     every: () => tcmalloc(1),
   },
+  {
+    name: "heapstate's sampler in front of glibc",
+    source: "heapstate sampler",
+    // 97–143 samples of the leak in 16 processes (120 expected: 1024 blocks, each sampled with
+    // probability 1 − e^(−1/8)); ±30 % is 3.5 standard errors.
+    within: 0.3,
+    // Its default mean (512 KiB) is what `sampled` checks: no HEAPSTATE_SAMPLE_BYTES set.
+    sampled: () => sampler(),
+    every: () => sampler(1),
+  },
 ] as const;
 
 for (const src of sources) {
@@ -73,11 +89,8 @@ for (const src of sources) {
         expect(first?.frames[0]?.symbol, JSON.stringify(sites.slice(0, 3))).toBe("sites_leak_site");
         expect(first?.owner).toBe("addon");
         expect(first?.library).toBe("sites.node");
-        // Issue 30 asks ±30 %: one process in about seventy read +33 % under jemalloc (a CI run
-        // under Node 22; the sample count, about 120 ± 10, does not explain it and the cause is not
-        // found). What holds in every run seen is held here; the miss is in the notes.
-        expect(first?.bytes).toBeGreaterThanOrEqual(0.6 * 64 * MiB);
-        expect(first?.bytes).toBeLessThanOrEqual(1.4 * 64 * MiB);
+        expect(first?.bytes).toBeGreaterThanOrEqual((1 - src.within) * 64 * MiB);
+        expect(first?.bytes).toBeLessThanOrEqual((1 + src.within) * 64 * MiB);
         // The ± is one standard error from the sample count.
         expect(first?.plusMinusBytes).toBeCloseTo((first?.bytes ?? 0) / Math.sqrt(first?.samples ?? 1), -1);
         expect(second?.frames[0]?.symbol).toBe("sites_decoy_site");
@@ -186,10 +199,49 @@ describe("the realistic case: 600 open deflate streams", () => {
     });
 });
 
+describe("heapstate's sampler passes through to the malloc behind it", () => {
+  interface Discovered {
+    heap?: { allocator: string; servesMalloc: boolean; library: string };
+    mallocOwner?: string;
+    sampler?: string;
+    instances: Array<{ allocator: string; servesMalloc: boolean }>;
+    stats?: number[];
+  }
+  it("alone in front of glibc: glibc serves malloc, the sampler is named with its settings", () => {
+    const r = runChild<Discovered>("native-sites.cjs", ["discovery"], sampler(4096));
+    expect(r.heap).toMatchObject({ allocator: "glibc", servesMalloc: true });
+    expect(r.mallocOwner).toMatch(/\/libc\.so\.6$/);
+    expect(r.sampler).toBe(samplerLib());
+    // [mean bytes between samples, slots, samples taken, dropped]
+    expect(r.stats?.[0]).toBe(4096);
+    expect(r.stats?.[2]).toBeGreaterThan(0);
+    expect(r.stats?.[3]).toBe(0);
+  });
+  it("with jemalloc preloaded behind it: jemalloc serves malloc, and the sites come from the sampler (jemalloc profiles nothing)", () => {
+    const r = runChild<Discovered>("native-sites.cjs", ["discovery"], {
+      LD_PRELOAD: `${samplerLib()} ${requireLib("jemalloc")}`,
+    });
+    expect(r.heap).toMatchObject({ allocator: "jemalloc", servesMalloc: true });
+    expect(r.instances).toContainEqual({ allocator: "glibc", servesMalloc: false });
+    expect(r.sampler).toBe(samplerLib());
+    const { held } = runChild<Out>("native-sites.cjs", [], { LD_PRELOAD: `${samplerLib()} ${requireLib("jemalloc")}` });
+    expect(held.nativeSites?.source).toBe("heapstate sampler");
+    expect(held.nativeSites?.sites[0]?.frames[0]?.symbol).toBe("sites_leak_site");
+  });
+  it("without it: no sampler, no stats", () => {
+    const r = runChild<Discovered>("native-sites.cjs", ["discovery"], {});
+    expect(r.sampler).toBeUndefined();
+    expect(r.stats).toBeUndefined();
+    expect(r.heap).toMatchObject({ allocator: "glibc", servesMalloc: true });
+  });
+});
+
 describe("where no profile can be read, a warning says how to get one", () => {
   for (const [name, env, line] of [
     ["jemalloc without prof", jemalloc(), "MALLOC_CONF=prof:true,prof_active:false,lg_prof_sample:19"],
     ["glibc", {}, "MALLOC_CONF=prof:true,prof_active:false,lg_prof_sample:19"],
+    ["glibc: heapstate's sampler", {}, "LD_PRELOAD=$(npx heapstate sampler-path)"],
+    ["the sampler loaded with sampling off", { LD_PRELOAD: "SAMPLER", HEAPSTATE_SAMPLE_BYTES: "0" }, "sampling off"],
     ["tcmalloc without TCMALLOC_SAMPLE_PARAMETER", tcmalloc(), "TCMALLOC_SAMPLE_PARAMETER=524288"],
     [
       "tcmalloc_minimal (it samples nothing)",
@@ -198,7 +250,8 @@ describe("where no profile can be read, a warning says how to get one", () => {
     ],
   ] as const) {
     it(name, () => {
-      const { held } = runChild<Out>("native-sites.cjs", [], env);
+      const preload = env.LD_PRELOAD === "SAMPLER" ? { ...env, LD_PRELOAD: samplerLib() } : env;
+      const { held } = runChild<Out>("native-sites.cjs", [], preload);
       expect(held.nativeSites).toBeUndefined();
       const w = held.warnings.find((x) => x.code === "NATIVE_SITES_UNAVAILABLE");
       expect(w?.message).toContain(line);

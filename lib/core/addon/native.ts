@@ -12,6 +12,8 @@ import { ownPlatform, type PlatformInfo } from "./platform";
 export interface NativeDiscovery {
   mallocOwner?: string;
   mainProgramDefinesMalloc: boolean;
+  /** heapstate's sampler (native/sampler), when it stands in front of malloc: its path. */
+  sampler?: string;
   instances: NativeInstance[];
 }
 
@@ -73,6 +75,10 @@ export interface NativeBinding {
   heapSample?(): string | undefined;
   /** Sets jemalloc's `prof.active` (the jemalloc serving malloc): its previous value (0 or 1), or minus an error code. */
   profActive?(on: boolean): number;
+  /** heapstate's sampler writes its live samples into `path` (heap_v2): 0, or an error code (ENOENT: not in front of malloc). */
+  samplerDump?(path: string): number;
+  /** heapstate's sampler's [mean bytes between samples, slots, samples taken, dropped]; undefined when it is not in front of malloc. */
+  samplerStats?(): [number, number, number, number] | undefined;
 }
 
 /** The environment switch that forces the addon off (tests, or to rule heapstate's addon out). */
@@ -103,6 +109,43 @@ let loaded = false;
 let binding: NativeBinding | undefined;
 let problem: Warning | undefined;
 let loadedFrom: { file: string; source: "prebuilt" | "source" | "override" } | undefined;
+
+/** The glibc sampler's file name (native/sampler), beside the addon in build/ and prebuilds/. */
+export const SAMPLER_FILE = "libheapstate-sampler.so";
+
+/**
+ * The absolute path of heapstate's allocation sampler for glibc (for LD_PRELOAD): a build from
+ * source first (build/Release, build/Debug), then this platform's prebuild; or why there is none.
+ */
+export function samplerPath(
+  root: string = packageRoot,
+  platform: PlatformInfo = ownPlatform(),
+): { file: string } | { error: string } {
+  if (platform.os !== "linux" || platform.libc !== "glibc")
+    return { error: `the sampler stands in front of glibc's malloc, and this is ${platform.label}` };
+  const candidates = [
+    join(root, "build", "Release", SAMPLER_FILE),
+    join(root, "build", "Debug", SAMPLER_FILE),
+    join(root, "prebuilds", `linux-${platform.arch}`, SAMPLER_FILE),
+  ];
+  const file = candidates.find((f) => {
+    try {
+      return statSync(f).isFile();
+    } catch {
+      return false;
+    }
+  });
+  if (file === undefined)
+    return {
+      error: `this package has no sampler for ${platform.label} (${candidates.join(", ")} are missing); in a checkout of heapstate, \`npm run build:native\` builds it`,
+    };
+  // The dynamic loader splits LD_PRELOAD at spaces and colons: such a path would preload nothing.
+  if (/[\s:]/.test(file))
+    return {
+      error: `the sampler's path ${JSON.stringify(file)} holds a space or a colon, which LD_PRELOAD cannot carry: copy the file to a path without them`,
+    };
+  return { file: resolve(file) };
+}
 
 /** The platforms this package carries a prebuilt addon for, as labels ("linux-x64 (glibc)"). */
 export function prebuiltPlatforms(root: string = packageRoot): string[] {

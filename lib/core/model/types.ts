@@ -544,8 +544,8 @@ export interface NativeSite {
 /** The native heap by allocation site (collect's `nativeSites`). */
 export interface NativeSites {
   /** Where the profile came from. */
-  source: "jemalloc prof.dump" | "tcmalloc GetHeapSample";
-  /** The mean sample interval in bytes (2^lg_prof_sample, or TCMALLOC_SAMPLE_PARAMETER); 1 when every allocation is sampled. */
+  source: "jemalloc prof.dump" | "tcmalloc GetHeapSample" | "heapstate sampler";
+  /** The mean sample interval in bytes (2^lg_prof_sample, TCMALLOC_SAMPLE_PARAMETER or HEAPSTATE_SAMPLE_BYTES); 1 when every allocation is sampled. */
   sampleIntervalBytes: number;
   /** Σ of every stack's estimate: the live bytes the profile accounts for. */
   estimatedBytes: number;
@@ -554,6 +554,8 @@ export interface NativeSites {
   sites: NativeSite[];
   /** Whether `sites` lists every site of the profile (a site it lacks had no sample), not only the largest. */
   complete?: boolean;
+  /** heapstate's sampler only: samples taken since it loaded that its tables could not keep (their sites are missing). */
+  droppedSamples?: number;
   /** Set by sampleNativeSites(): sampling was on only from `since`, for `durationMs` (what the window allocated and still holds). */
   window?: { since: string; durationMs: number };
   /** What the dump, parse and naming cost (µs). */

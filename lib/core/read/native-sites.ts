@@ -1,9 +1,10 @@
 /**
  * The native heap by allocation site, for a deep reading that asks (`nativeSites`): jemalloc's
- * sampled heap profile dumped by the allocator itself into a file in a directory only this user
- * can enter (made for it, 0700, and removed with the file), read back (at most 64 MiB), or
- * tcmalloc's heap sample handed over as text; parsed and named in TypeScript. Where neither
- * serves malloc or it samples nothing, a warning says how to turn it on; nothing is guessed.
+ * sampled heap profile, or heapstate's own sampler's (native/sampler, preloaded in front of
+ * glibc), dumped into a file in a directory only this user can enter (made for it, 0700, and
+ * removed with the file), read back (at most 64 MiB), or tcmalloc's heap sample handed over as
+ * text; parsed and named in TypeScript. Where none serves malloc or it samples nothing, a warning
+ * says how to turn one on; nothing is guessed.
  */
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,9 +20,14 @@ const ENABLE =
   "start node with MALLOC_CONF=prof:true,prof_active:false,lg_prof_sample:19 (jemalloc preloaded with LD_PRELOAD, Debian's libjemalloc2 profiles) and switch sampling on when wanted";
 const ENABLE_TCMALLOC =
   "start node with TCMALLOC_SAMPLE_PARAMETER=524288 and gperftools' full libtcmalloc.so.4 preloaded (Debian's libgoogle-perftools4; libtcmalloc_minimal samples nothing)";
+/** How to sample glibc's malloc: heapstate's own sampler in front of it. */
+export const ENABLE_SAMPLER =
+  "start node with LD_PRELOAD=$(npx heapstate sampler-path) (heapstate's sampler in front of glibc's malloc, one sample per 512 KiB on average)";
 
-function sitesWarning(message: string, source: "jemalloc" | "tcmalloc" = "jemalloc"): Warning {
-  return { source, code: "NATIVE_SITES_UNAVAILABLE", message };
+type SitesSource = "jemalloc" | "tcmalloc" | "heapstate sampler";
+
+function sitesWarning(message: string, source: SitesSource = "jemalloc"): Warning {
+  return { source: source === "heapstate sampler" ? "glibc" : source, code: "NATIVE_SITES_UNAVAILABLE", message };
 }
 
 /** The sites, or undefined with a warning saying why there are none. */
@@ -32,11 +38,26 @@ export function readNativeSites(
 ): NativeSites | undefined {
   const start = nowMicros();
   const binding = native();
-  if (heap?.allocator === "tcmalloc" && heap.servesMalloc) return tcmallocSites(heap, top, warnings, start);
+  const sampler = binding?.samplerStats?.();
+  const jemallocProf = heap?.allocator === "jemalloc" && heap.servesMalloc && heap.config?.prof === true;
+  if (heap?.allocator === "tcmalloc" && heap.servesMalloc && sampler === undefined)
+    return tcmallocSites(heap, top, warnings, start);
+  if (sampler !== undefined && heap !== undefined && !jemallocProf) {
+    if (sampler[0] === 0) {
+      warnings.push(
+        sitesWarning("heapstate's sampler is loaded with sampling off (HEAPSTATE_SAMPLE_BYTES=0)", "heapstate sampler"),
+      );
+      return undefined;
+    }
+    const sites = dumped("heapstate sampler", (file) => binding?.samplerDump?.(file) ?? 2, heap, top, warnings, start);
+    if (sites !== undefined && sampler[3] > 0) sites.droppedSamples = sampler[3];
+    return sites;
+  }
   if (heap?.allocator !== "jemalloc" || !heap.servesMalloc || binding?.profDump === undefined) {
+    const glibc = heap?.allocator === "glibc" ? `${ENABLE_SAMPLER}; or ` : "";
     warnings.push(
       sitesWarning(
-        `the native heap's allocation sites come from jemalloc's or tcmalloc's sampled heap profile, and ${heap?.allocator ?? "no readable allocator"} serves malloc here: ${ENABLE}; or ${ENABLE_TCMALLOC}`,
+        `the native heap's allocation sites come from a sampled heap profile (jemalloc's, tcmalloc's or heapstate's sampler's), and ${heap?.allocator ?? "no readable allocator"} serves malloc here without one: ${glibc}${ENABLE}; or ${ENABLE_TCMALLOC}`,
       ),
     );
     return undefined;
@@ -52,23 +73,38 @@ export function readNativeSites(
       ),
     );
   }
+  const profDump = binding.profDump;
+  return dumped("jemalloc prof.dump", (file) => profDump(file), heap, top, warnings, start);
+}
+
+/** A profile the allocator (or the sampler) writes into a private file, read back and named. */
+function dumped(
+  source: "jemalloc prof.dump" | "heapstate sampler",
+  dump: (file: string) => number,
+  heap: AllocatorState,
+  top: number,
+  warnings: Warning[],
+  start: number,
+): NativeSites | undefined {
+  const who = source === "heapstate sampler" ? "heapstate's sampler" : "jemalloc's prof.dump";
+  const from: SitesSource = source === "heapstate sampler" ? source : "jemalloc";
   let dir: string | undefined;
   try {
     dir = mkdtempSync(join(tmpdir(), "heapstate-prof-"));
     const file = join(dir, "heap");
-    const rc = binding.profDump(file);
+    const rc = dump(file);
     if (rc !== 0) {
-      warnings.push(sitesWarning(`jemalloc's prof.dump failed (error ${rc})`));
+      warnings.push(sitesWarning(`${who} failed (error ${rc})`, from));
       return undefined;
     }
     const st = statSync(file);
     if (!st.isFile() || st.size > MAX_PROFILE) {
-      warnings.push(sitesWarning(`jemalloc's heap profile is ${st.size} bytes, more than the ${MAX_PROFILE} read`));
+      warnings.push(sitesWarning(`${who}'s heap profile is ${st.size} bytes, more than the ${MAX_PROFILE} read`, from));
       return undefined;
     }
-    return named("jemalloc prof.dump", parseHeapProfile(readFileSync(file, "latin1")), heap, top, start);
+    return named(source, parseHeapProfile(readFileSync(file, "latin1")), heap, top, start);
   } catch (error) {
-    warnings.push(sitesWarning(`jemalloc's heap profile could not be read: ${errorText(error)}`));
+    warnings.push(sitesWarning(`${who}'s heap profile could not be read: ${errorText(error)}`, from));
     return undefined;
   } finally {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });

@@ -8,6 +8,7 @@ Where is a Node.js process's memory? Commands:
   show-host   the host and its Node processes, a process tree, or one process in full (default)
   diff        compare two snapshots saved with --json
   trim        how to give free memory back from a running service
+  sampler-path  the path of heapstate's allocation sampler for glibc, for LD_PRELOAD
   help        help for a command
 
 Run "heapstate <command> --help" for its options.
@@ -69,6 +70,18 @@ Exit codes: 0 ok, 1 a file could not be read or is not a snapshot, 2 bad usage.`
 
 Explains how to give a service's free memory back to the OS. The CLI cannot do it for another
 process: free memory belongs to the allocator inside that process.`,
+  "sampler-path": `Usage: heapstate sampler-path
+
+Prints the path of heapstate's allocation sampler for glibc's malloc (Linux with glibc, x64 or
+arm64). Preloaded, it samples about one allocation per 512 KiB (HEAPSTATE_SAMPLE_BYTES sets the
+mean; 1 samples every allocation) with its stack, so that a deep reading with native sites
+(--sites, collect({ tier: "deep", nativeSites: true }), /debug/memory?sites=N) names the code that
+holds the native heap:
+
+  LD_PRELOAD=$(npx heapstate sampler-path) node server.js
+
+Its cost: docs/diagnosis.md ("Native allocation sites"). Exit codes: 0 the path printed, 1 there
+is no sampler for this platform (said in one line).`,
 } as const;
 
 export type Command = keyof typeof usage;

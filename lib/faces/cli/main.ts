@@ -8,7 +8,7 @@ import { type Command, usage, version } from "./args";
 import { diffCommand } from "./diff";
 import { type CliIo, defaultIo, EXIT, fail } from "./io";
 import { showHost } from "./show";
-import { trimCommand } from "./trim";
+import { samplerPathCommand, trimCommand } from "./trim";
 
 /**
  * Runs the CLI. Returns the exit code; with --watch, a promise of it.
@@ -56,7 +56,7 @@ function run(args: string[], io: CliIo): number | Promise<number> {
   if (first === "help") {
     const topic = args[1] ?? "main";
     if (!(topic in usage)) {
-      io.err(`heapstate: no help for ${JSON.stringify(topic)} (commands: show-host, diff, trim)`);
+      io.err(`heapstate: no help for ${JSON.stringify(topic)} (commands: show-host, diff, trim, sampler-path)`);
       return EXIT.usage;
     }
     io.out(usage[topic as Command]);
@@ -70,7 +70,7 @@ function run(args: string[], io: CliIo): number | Promise<number> {
   if (first !== undefined && !first.startsWith("-")) {
     if (!(first in usage) || first === "main") {
       io.err(
-        `heapstate: unknown command ${JSON.stringify(first)} (commands: show-host, diff, trim; see heapstate --help)`,
+        `heapstate: unknown command ${JSON.stringify(first)} (commands: show-host, diff, trim, sampler-path; see heapstate --help)`,
       );
       return EXIT.usage;
     }
@@ -86,6 +86,8 @@ function run(args: string[], io: CliIo): number | Promise<number> {
       return diffCommand(args, io);
     case "trim":
       return trimCommand(args, io);
+    case "sampler-path":
+      return samplerPathCommand(args, io);
     default:
       return showHost(args, io);
   }

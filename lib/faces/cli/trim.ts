@@ -1,4 +1,8 @@
-/** heapstate trim: how to trim from a service (the CLI cannot do it for another process). */
+/**
+ * heapstate trim: how to trim from a service (the CLI cannot do it for another process); and
+ * heapstate sampler-path, the other command that only tells what to do in the service.
+ */
+import { samplerPath } from "../../core";
 import { type CliIo, EXIT, usageError } from "./io";
 
 export function trimCommand(args: string[], io: CliIo): number {
@@ -15,5 +19,17 @@ a burst of work, or from an admin endpoint):
 
 It runs malloc_trim(0) under glibc, purges every jemalloc arena, releases tcmalloc's free pages
 or runs mi_collect(true), and measures what left RSS.`);
+  return EXIT.ok;
+}
+
+/** heapstate sampler-path: where the glibc sampler is, for LD_PRELOAD (the help says how). */
+export function samplerPathCommand(args: string[], io: CliIo): number {
+  if (args.length > 0) return usageError(io, "sampler-path", `takes no options, received ${JSON.stringify(args[0])}`);
+  const found = samplerPath();
+  if ("error" in found) {
+    io.err(`heapstate: ${found.error}`);
+    return EXIT.failed;
+  }
+  io.out(found.file);
   return EXIT.ok;
 }
