@@ -243,10 +243,13 @@ describe("the tarball", () => {
   // 291.1 KiB measured, 296 KiB until the native heap's sites (the heap profile's parser, the ELF
   // symbol reader and their declarations): 299.5 KiB measured, 304 KiB until tcmalloc's heap sample,
   // the sites' diff, the sampling window, --sites and ?sites (and the README's --sites run): 305.8
-  // KiB measured, 312 KiB now.
-  it("stays small (budget: 312 KiB packed, 1 MiB unpacked)", () => {
-    expect(pack.size).toBeLessThan(312 * 1024);
-    expect(pack.unpackedSize).toBeLessThan(1024 * 1024);
+  // KiB measured, 312 KiB until the glibc sampler (a stripped library beside each prebuilt addon,
+  // 16 KiB of the tarball for both): 332.5 KiB measured, 340 KiB now. Unpacked, 1 MiB held until
+  // then; the two libraries add 88 KiB (the arm64 one is mostly the 64 KiB alignment of its
+  // writable segment, which gzip takes to nothing): 1113.6 KiB measured, 1152 KiB now.
+  it("stays small (budget: 340 KiB packed, 1152 KiB unpacked)", () => {
+    expect(pack.size).toBeLessThan(340 * 1024);
+    expect(pack.unpackedSize).toBeLessThan(1152 * 1024);
   });
 
   it("publint finds nothing, strict", () => {
@@ -365,10 +368,17 @@ describe("npm install <tarball> --ignore-scripts, with no compiler on PATH", () 
     const out = node<{ allocator?: string; source?: string; first?: string; held: number }>(
       `const h = require("heapstate");
        const held = [];
-       for (let i = 0; i < 2000; i++) held.push(require("node:zlib").createDeflate());
-       const s = h.collect({ tier: "deep", nativeSites: { top: 3 } });
-       console.log(JSON.stringify({ allocator: s.heap?.allocator, source: s.nativeSites?.source,
-         first: s.nativeSites?.sites[0]?.frames[0]?.symbol, held: held.length }));`,
+       for (let i = 0; i < 600; i++) {
+         const d = require("node:zlib").createDeflate();
+         d.write(Buffer.alloc(100));
+         held.push(d);
+       }
+       setTimeout(() => {
+         const s = h.collect({ tier: "deep", nativeSites: { top: 3 } });
+         console.log(JSON.stringify({ allocator: s.heap?.allocator, source: s.nativeSites?.source,
+           first: s.nativeSites?.sites[0]?.frames[0]?.symbol, held: held.length }));
+         process.exit(0);
+       }, 200);`,
       { LD_PRELOAD: path },
     );
     expect(out.allocator).toBe("glibc");
