@@ -57,6 +57,23 @@ build("jemalloc-static", ["-Wl,--whole-archive", jemallocPic, "-Wl,--no-whole-ar
 build("needs-new-glibc", []);
 // The native-sites fixture keeps its frames: no inlining across them, frame pointers kept.
 build("sites", ["-fno-omit-frame-pointer"]);
+// The glibc sampler's stress program: threads, forks and every allocation entry point.
+{
+  const args = [
+    "-O2",
+    "-fno-omit-frame-pointer",
+    "-pthread",
+    "-o",
+    join(out, "sampler-stress"),
+    join(dir, "sampler-stress.c"),
+    "-ldl",
+  ];
+  const r = spawnSync(cc, args, { stdio: "inherit" });
+  if (r.status !== 0) {
+    console.error(`build-test-fixtures: ${cc} ${args.join(" ")} failed`);
+    process.exit(1);
+  }
+}
 
 function program(name, compiler, extra) {
   const args = ["-O2", "-o", join(out, name), join(dir, "tiny.c"), ...extra];

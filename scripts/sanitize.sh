@@ -27,4 +27,19 @@ for preload in "" /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/x86_64-lin
   fi
   rm -f "$log".*
 done
+# The glibc sampler (native/sampler) linked into its stress program with its entry points renamed
+# (ASan's runtime serves malloc beneath it): threads that free each other's blocks and exit while
+# others allocate, one sample per 4 KiB and then every allocation sampled, each ending in a dump.
+echo "sanitize: the glibc sampler's stress program"
+gcc -std=gnu11 -DHEAPSTATE_SAMPLER_PREFIX $flags -pthread -rdynamic -o build-asan/sampler-stress \
+  native/sampler/sampler.c test/fixtures/native/sampler-stress.c -ldl
+for period in 4096 1; do
+  dump=$(mktemp -d)/heap
+  HEAPSTATE_SAMPLE_BYTES=$period \
+  ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=86" \
+  UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87" \
+    build-asan/sampler-stress "$dump" 4 || { echo "sanitize: the sampler's stress failed (period $period)"; exit 1; }
+  head -1 "$dump" | grep -qx "heap_v2/$period" || { echo "sanitize: the sampler's dump is not a heap_v2 profile"; exit 1; }
+  rm -rf "$(dirname "$dump")"
+done
 echo "sanitize: ok"

@@ -54,6 +54,14 @@ __asm__(".symver dladdr,dladdr@" HS_OLD);
 #endif
 
 #define EXPORT __attribute__((visibility("default")))
+// The AddressSanitizer build (scripts/sanitize.sh) links the sampler into its stress program with
+// its entry points renamed (hs_malloc, …): ASan's runtime must serve malloc from before the
+// sampler's code can run, so the sampler is called by name instead of interposed.
+#ifdef HEAPSTATE_SAMPLER_PREFIX
+#define HS_NAME(f) hs_##f
+#else
+#define HS_NAME(f) f
+#endif
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 #define NOINLINE __attribute__((noinline))
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -348,28 +356,28 @@ static inline void forget(void* p) {
 
 #define CALLER() (uintptr_t) __builtin_return_address(0), (uintptr_t*)__builtin_frame_address(0)
 
-EXPORT void* malloc(size_t n) {
+EXPORT void* HS_NAME(malloc)(size_t n) {
   if (UNLIKELY(!ready_to_forward())) return boot_alloc(n);
   void* p = next_malloc(n);
   account(p, n, CALLER());
   return p;
 }
 
-EXPORT void free(void* p) {
+EXPORT void HS_NAME(free)(void* p) {
   if (UNLIKELY(in_boot(p))) return;
   if (UNLIKELY(!ready_to_forward())) return;
   forget(p);
   next_free(p);
 }
 
-EXPORT void* calloc(size_t n, size_t m) {
+EXPORT void* HS_NAME(calloc)(size_t n, size_t m) {
   if (UNLIKELY(!ready_to_forward())) return (m != 0 && n > SIZE_MAX / m) ? NULL : boot_alloc(n * m);
   void* p = next_calloc(n, m);
   account(p, n * m, CALLER());
   return p;
 }
 
-EXPORT void* realloc(void* old, size_t n) {
+EXPORT void* HS_NAME(realloc)(void* old, size_t n) {
   if (UNLIKELY(!ready_to_forward() || in_boot(old))) {
     // The static block's objects do not know their size: copy what can be and never free them.
     void* p = ready_to_forward() ? next_malloc(n) : boot_alloc(n);
@@ -389,35 +397,35 @@ EXPORT void* realloc(void* old, size_t n) {
 
 // The aligned forms: served by the next object's own; one it lacks is refused (ENOMEM) rather
 // than served by an allocator other than the one that will free it.
-EXPORT void* memalign(size_t alignment, size_t n) {
+EXPORT void* HS_NAME(memalign)(size_t alignment, size_t n) {
   if (UNLIKELY(!ready_to_forward()) || next_memalign == NULL) return NULL;
   void* p = next_memalign(alignment, n);
   account(p, n, CALLER());
   return p;
 }
 
-EXPORT void* aligned_alloc(size_t alignment, size_t n) {
+EXPORT void* HS_NAME(aligned_alloc)(size_t alignment, size_t n) {
   if (UNLIKELY(!ready_to_forward()) || next_aligned_alloc == NULL) return NULL;
   void* p = next_aligned_alloc(alignment, n);
   account(p, n, CALLER());
   return p;
 }
 
-EXPORT int posix_memalign(void** out, size_t alignment, size_t n) {
+EXPORT int HS_NAME(posix_memalign)(void** out, size_t alignment, size_t n) {
   if (UNLIKELY(!ready_to_forward()) || next_posix_memalign == NULL) return ENOMEM;
   int rc = next_posix_memalign(out, alignment, n);
   if (rc == 0) account(*out, n, CALLER());
   return rc;
 }
 
-EXPORT void* valloc(size_t n) {
+EXPORT void* HS_NAME(valloc)(size_t n) {
   if (UNLIKELY(!ready_to_forward()) || next_valloc == NULL) return NULL;
   void* p = next_valloc(n);
   account(p, n, CALLER());
   return p;
 }
 
-EXPORT void* pvalloc(size_t n) {
+EXPORT void* HS_NAME(pvalloc)(size_t n) {
   if (UNLIKELY(!ready_to_forward()) || next_pvalloc == NULL) return NULL;
   void* p = next_pvalloc(n);
   account(p, n, CALLER());
