@@ -3,7 +3,7 @@
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { log, root, round, smoke } from "./common.mjs";
-import { allocationPerReading, footprint, samplingCost, underLoad } from "./weight.mjs";
+import { allocationPerReading, footprint, samplerInstructions, samplingCost, underLoad } from "./weight.mjs";
 
 /** Fills results.footprintRows, allocation, soak, underLoad and footprint. */
 export async function weightBench(results) {
@@ -48,6 +48,16 @@ export async function weightBench(results) {
     concurrency: 8,
     rate: 400,
   });
+
+  log("the same service with heapstate's glibc sampler preloaded and not…");
+  results.glibcSamplerCost = await samplingCost(
+    root,
+    { runs: smoke ? 1 : 5, seconds: smoke ? 2 : 15, concurrency: 8, rate: 400 },
+    {},
+    { LD_PRELOAD: join(root, "build", "Release", "libheapstate-sampler.so") },
+  );
+  log("the glibc sampler's instructions per malloc/free pair (callgrind)…");
+  results.samplerInstructions = samplerInstructions(root, smoke ? 100_000 : 1_000_000);
 
   log("footprint…");
   const footprintScript = `

@@ -97,6 +97,22 @@ export function writeReport(results, { fastFloor, fastFloorP99 }) {
       `| with its sampled profile on (MALLOC_CONF=prof:true,lg_prof_sample:19: what native sites read) | ${sc.sampled.cpuPercentOfCore} | ${sc.sampled.rssMiB} | ${sc.sampled.p99Us} |`,
       `| added | ${sc.addedCpuPercentOfCore} (runs without spread ${sc.cpuSpreadPlain}) | ${sc.addedRssPercent} % | |`,
     );
+  const gs = results.glibcSamplerCost;
+  if (gs)
+    md.push(
+      "",
+      `| the same service under glibc, no heapstate (${gs.rate} req/s, ${gs.seconds} s, median of ${gs.runs} runs each) | CPU % of a core | RSS MiB | p99 µs |`,
+      "|---|---|---|---|",
+      `| glibc as is | ${gs.plain.cpuPercentOfCore} | ${gs.plain.rssMiB} | ${gs.plain.p99Us} |`,
+      `| with heapstate's sampler preloaded (LD_PRELOAD=$(npx heapstate sampler-path): what native sites read under glibc) | ${gs.sampled.cpuPercentOfCore} | ${gs.sampled.rssMiB} | ${gs.sampled.p99Us} |`,
+      `| added | ${gs.addedCpuPercentOfCore} (runs without spread ${gs.cpuSpreadPlain}) | ${gs.addedRssPercent} % | |`,
+    );
+  const si = results.samplerInstructions;
+  if (si)
+    md.push(
+      "",
+      `The glibc sampler's own instructions per malloc(64)/free pair (callgrind, ${si.pairs} pairs, start-up subtracted): ${si.addedPerPair} (${si.plainPerPair} → ${si.sampledPerPair}).`,
+    );
   md.push(
     "",
     "| glibc: live threads | arenas | free chunks | mallinfo2 ms | malloc_info ms |",

@@ -244,6 +244,24 @@ export function judgeTargets(results, { cgroupDir, cgroupFiles, floorUs, floorP9
           ),
         ]
       : []),
+    ...(results.glibcSamplerCost
+      ? [
+          target(
+            `the same service with heapstate's glibc sampler preloaded (one sample per 512 KiB, what native sites read under glibc): CPU added (runs without spread ${results.glibcSamplerCost.cpuSpreadPlain})`,
+            results.glibcSamplerCost.addedCpuPercentOfCore,
+            "≤ 1",
+            results.glibcSamplerCost.addedCpuPercentOfCore <= 1,
+            "% of a core",
+          ),
+          target(
+            `… its RSS added: its own tables and code, resident (${results.glibcSamplerCost.sampled.samplerKiB} KiB), as a share of the service's RSS (the median runs differ by ${results.glibcSamplerCost.addedRssPercent} %, runs without spread ${results.glibcSamplerCost.rssSpreadPlainMiB} MiB)`,
+            samplerRssPercent(results.glibcSamplerCost),
+            "≤ 1",
+            samplerRssPercent(results.glibcSamplerCost) <= 1,
+            "%",
+          ),
+        ]
+      : []),
   ];
 
   // ---------------------------------------------------------------------------------------------
@@ -280,4 +298,9 @@ export function judgeTargets(results, { cgroupDir, cgroupFiles, floorUs, floorP9
     ];
   }
   return { fastFloor, fastFloorP99 };
+}
+
+/** The glibc sampler's own resident bytes as a share of the service's RSS without it. */
+function samplerRssPercent(cost) {
+  return Math.round((cost.sampled.samplerKiB / 1024 / cost.plain.rssMiB) * 10000) / 100;
 }

@@ -3,7 +3,9 @@
 // service answering HTTP load pays when Prometheus-style scrapes and the sampler run beside it.
 import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
@@ -160,9 +162,24 @@ const server = http.createServer((req, res) => {
   res.writeHead(200, { "content-type": "application/json" }).end(body);
 });
 server.listen(0, "127.0.0.1", () => process.stdout.write(JSON.stringify({ port: server.address().port }) + "\\n"));
+let asked = 0;
 process.stdin.on("data", () => {
   const u = process.cpuUsage();
-  process.stdout.write(JSON.stringify({ cpuUs: u.user + u.system, rssBytes: process.memoryUsage.rss() }) + "\\n");
+  const rssBytes = process.memoryUsage.rss();
+  // Under heapstate's glibc sampler, at the window's end: its tables' resident bytes, as it counts
+  // them (mincore), read after the RSS (loading the addon to ask is not in any RSS figure).
+  let samplerBytes;
+  if (++asked === 2 && (process.env.LD_PRELOAD ?? "").includes("heapstate-sampler")) {
+    const tables = require(${JSON.stringify(join(root, "dist", "core", "addon", "native.js"))}).native()?.samplerStats?.()?.[4];
+    // Its code's resident pages, from smaps (the file's mappings).
+    let code = 0, ours = false;
+    for (const line of require("node:fs").readFileSync("/proc/self/smaps", "utf8").split("\\n")) {
+      if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) ours = line.includes("libheapstate-sampler");
+      else if (ours && line.startsWith("Rss:")) code += Number(line.split(/\\s+/)[1]) * 1024;
+    }
+    if (tables !== undefined) samplerBytes = tables + code;
+  }
+  process.stdout.write(JSON.stringify({ cpuUs: u.user + u.system, rssBytes, samplerBytes }) + "\\n");
 });
 process.stdin.on("end", () => process.exit(0));
 `;
@@ -241,7 +258,7 @@ async function serviceRun(root, withHeapstate, seconds, concurrency, rate, env =
   const wallUs = Number(process.hrtime.bigint() - wallStart) / 1000;
   if (scraper) clearInterval(scraper);
   child.stdin.write("x\n");
-  const { cpuUs: cpuEnd, rssBytes } = await next();
+  const { cpuUs: cpuEnd, rssBytes, samplerBytes } = await next();
   child.stdin.end();
   await once(child, "exit");
   agent.destroy();
@@ -252,6 +269,7 @@ async function serviceRun(root, withHeapstate, seconds, concurrency, rate, env =
     p99Us: Math.round(latencies[Math.floor(latencies.length * 0.99)]),
     cpuPercentOfCore: round(((cpuEnd - cpuStart) / wallUs) * 100),
     rssMiB: round(rssBytes / 1024 / 1024, 1),
+    ...(samplerBytes !== undefined ? { samplerKiB: round(samplerBytes / 1024, 1) } : {}),
     scrapes,
   };
 }
@@ -262,18 +280,18 @@ async function serviceRun(root, withHeapstate, seconds, concurrency, rate, env =
  * (MALLOC_CONF=prof:true,lg_prof_sample:19), alternating, the median of each side; CPU as a share
  * of one core and RSS at the end of the window.
  */
-export async function samplingCost(root, { runs, seconds, concurrency, rate }) {
-  const lib = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+export async function samplingCost(
+  root,
+  { runs, seconds, concurrency, rate },
+  // jemalloc with and without its sampled profile by default; the glibc sampler passes its own.
+  plainEnv = { LD_PRELOAD: "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2" },
+  sampledEnv = { LD_PRELOAD: "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", MALLOC_CONF: "prof:true,lg_prof_sample:19" },
+) {
   const plain = [];
   const sampled = [];
   for (let i = 0; i < runs; i++) {
-    plain.push(await serviceRun(root, false, seconds, concurrency, rate, { LD_PRELOAD: lib }));
-    sampled.push(
-      await serviceRun(root, false, seconds, concurrency, rate, {
-        LD_PRELOAD: lib,
-        MALLOC_CONF: "prof:true,lg_prof_sample:19",
-      }),
-    );
+    plain.push(await serviceRun(root, false, seconds, concurrency, rate, plainEnv));
+    sampled.push(await serviceRun(root, false, seconds, concurrency, rate, sampledEnv));
   }
   const m = (rows, k) => median(rows.map((r) => r[k]));
   return {
@@ -286,9 +304,13 @@ export async function samplingCost(root, { runs, seconds, concurrency, rate }) {
       cpuPercentOfCore: m(sampled, "cpuPercentOfCore"),
       rssMiB: m(sampled, "rssMiB"),
       p99Us: m(sampled, "p99Us"),
+      // The glibc sampler's own tables (it counts them) and code (smaps), resident at the end: what
+      // it adds to RSS, without the runs' noise.
+      ...(sampled.every((r) => r.samplerKiB !== undefined) ? { samplerKiB: m(sampled, "samplerKiB") } : {}),
     },
     addedCpuPercentOfCore: round(m(sampled, "cpuPercentOfCore") - m(plain, "cpuPercentOfCore")),
     addedRssPercent: round(((m(sampled, "rssMiB") - m(plain, "rssMiB")) / m(plain, "rssMiB")) * 100),
+    rssSpreadPlainMiB: round(Math.max(...plain.map((r) => r.rssMiB)) - Math.min(...plain.map((r) => r.rssMiB)), 1),
     cpuSpreadPlain: round(
       Math.max(...plain.map((r) => r.cpuPercentOfCore)) - Math.min(...plain.map((r) => r.cpuPercentOfCore)),
     ),
@@ -336,4 +358,58 @@ export async function underLoad(root, { runs, seconds, concurrency, rate }) {
       Math.max(...without.map((r) => r.cpuPercentOfCore)) - Math.min(...without.map((r) => r.cpuPercentOfCore)),
     ),
   };
+}
+
+/**
+ * The glibc sampler's own instructions per malloc/free pair, counted by callgrind (deterministic,
+ * where a wall-clock difference of a few nanoseconds is noise): a C loop of `pairs` malloc(64) and
+ * free pairs, run without the sampler and with it preloaded at its default rate; the difference in
+ * instructions, per pair. valgrind serves malloc itself beneath both (nouserintercepts keeps the
+ * sampler's functions running under it).
+ */
+export function samplerInstructions(root, pairs = 1_000_000) {
+  const dir = mkdtempSync(join(tmpdir(), "heapstate-sampler-ir-"));
+  try {
+    const src = join(dir, "pairs.c");
+    writeFileSync(
+      src,
+      `#include <stdlib.h>
+int main(int argc, char** argv) {
+  long n = atol(argv[1]);
+  for (long i = 0; i < n; i++) { void* volatile p = malloc(64); free(p); }
+  return 0;
+}
+`,
+    );
+    const exe = join(dir, "pairs");
+    execFileSync("cc", ["-O2", "-fno-builtin", "-o", exe, src]);
+    const sampler = join(root, "build", "Release", "libheapstate-sampler.so");
+    const count = (preload, n) => {
+      const out = join(dir, `cg.${preload ? "s" : "p"}.${n}`);
+      execFileSync(
+        "valgrind",
+        [
+          "--tool=callgrind",
+          `--callgrind-out-file=${out}`,
+          "--soname-synonyms=somalloc=nouserintercepts",
+          exe,
+          String(n),
+        ],
+        { env: { ...process.env, ...(preload ? { LD_PRELOAD: sampler } : {}) }, stdio: "ignore" },
+      );
+      return Number(/^summary:\s+(\d+)/m.exec(readFileSync(out, "utf8"))?.[1]);
+    };
+    // Two loop lengths each way: the start-up's instructions fall out of the difference.
+    const per = (preload) => (count(preload, pairs) - count(preload, pairs / 10)) / (pairs - pairs / 10);
+    const plain = per(false);
+    const sampled = per(true);
+    return {
+      pairs,
+      plainPerPair: round(plain, 1),
+      sampledPerPair: round(sampled, 1),
+      addedPerPair: round(sampled - plain, 1),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -13,6 +13,7 @@
 #include <napi.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -447,16 +448,17 @@ class Addon : public Napi::Addon<Addon> {
                              d->samplerDump == nullptr ? ENOENT : d->samplerDump(path.c_str()));
   }
 
-  // samplerStats() -> [mean bytes between samples, table slots, samples taken, samples dropped]
-  // of heapstate's sampler, or undefined when it is not in front of malloc.
+  // samplerStats() -> what heapstate's sampler reports ([mean bytes between samples, table slots,
+  // samples taken, samples dropped, its tables' resident bytes]; as many as it knows), or
+  // undefined when it is not in front of malloc.
   Napi::Value SamplerStats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     DiscoveryRef d = CurrentDiscovery();
     if (d->samplerStats == nullptr) return env.Undefined();
-    uint64_t v[4] = {0, 0, 0, 0};
-    d->samplerStats(v);
-    Napi::Array out = Napi::Array::New(env, 4);
-    for (uint32_t i = 0; i < 4; i++) out.Set(i, Napi::Number::New(env, static_cast<double>(v[i])));
+    uint64_t v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    const size_t n = std::min<size_t>(d->samplerStats(v, 8), 8);
+    Napi::Array out = Napi::Array::New(env, n);
+    for (uint32_t i = 0; i < n; i++) out.Set(i, Napi::Number::New(env, static_cast<double>(v[i])));
     return out;
   }
 

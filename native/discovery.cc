@@ -271,7 +271,8 @@ Discovery* Build(const Counters& counters) {
         // The sampler passes every call to the next object that defines malloc: that one serves.
         d->sampler = path;
         d->samplerDump = As<int (*)(const char*)>(dump);
-        d->samplerStats = As<void (*)(uint64_t*)>(OwnSymbol(h, lm, "heapstate_sampler_stats"));
+        d->samplerStats =
+            As<size_t (*)(uint64_t*, size_t)>(OwnSymbol(h, lm, "heapstate_sampler_stats"));
         continue;  // its handle stays open for the life of the process, as an allocator's does
       }
       if (owner == nullptr) {

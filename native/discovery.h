@@ -91,7 +91,7 @@ struct Discovery {
   // call to the next object that defines malloc, which serves it (mallocOwner).
   std::string sampler;
   int (*samplerDump)(const char*) = nullptr;
-  void (*samplerStats)(uint64_t*) = nullptr;
+  size_t (*samplerStats)(uint64_t*, size_t) = nullptr;
   std::vector<Instance> instances;
 };
 

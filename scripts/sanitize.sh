@@ -35,7 +35,7 @@ gcc -std=gnu11 -DHEAPSTATE_SAMPLER_PREFIX $flags -pthread -rdynamic -o build-asa
   native/sampler/sampler.c test/fixtures/native/sampler-stress.c -ldl
 for period in 4096 1; do
   dump=$(mktemp -d)/heap
-  HEAPSTATE_SAMPLE_BYTES=$period \
+  HEAPSTATE_SAMPLE_BYTES=$period HEAPSTATE_SAMPLER_SLOTS=65536 \
   ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=86" \
   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87" \
     build-asan/sampler-stress "$dump" 4 || { echo "sanitize: the sampler's stress failed (period $period)"; exit 1; }

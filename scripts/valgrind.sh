@@ -21,7 +21,7 @@ fi
 # calls there) and, by default, in any other object that defines it: nouserintercepts keeps the
 # sampler's own functions running, so memcheck checks them.
 dump=$(mktemp -d)/heap
-HEAPSTATE_SAMPLE_BYTES=4096 LD_PRELOAD="$PWD/build/Release/libheapstate-sampler.so" \
+HEAPSTATE_SAMPLE_BYTES=4096 HEAPSTATE_SAMPLER_SLOTS=65536 LD_PRELOAD="$PWD/build/Release/libheapstate-sampler.so" \
   valgrind --tool=memcheck --error-exitcode=1 --quiet --soname-synonyms=somalloc=nouserintercepts \
   test/fixtures/native/build/sampler-stress "$dump" 2 || { echo "valgrind: the sampler's stress failed"; exit 1; }
 samples=$(sed -n 's/^  heapstate-sampler: samples \([0-9]*\) dropped 0$/\1/p' "$dump")

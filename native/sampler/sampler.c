@@ -11,7 +11,7 @@
 //  - it never allocates: its tables are mmap'd once, at load, and its dump writes from the stack;
 //  - a thread-local guard makes any malloc reached from inside the sampler (pthread_getattr_np)
 //    pass straight through, unsampled;
-//  - the free path takes no lock: a 64 Ki-counter filter answers "not sampled" for almost every
+//  - the free path takes no lock: a 32 Ki-counter filter answers "not sampled" for almost every
 //    free without touching the table; a sampled pointer is found among 16 slots and cleared with
 //    one compare-and-swap, before glibc's free (so an address glibc hands out again is never
 //    confused with the old sample);
@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,13 +68,16 @@ __asm__(".symver dladdr,dladdr@" HS_OLD);
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 enum {
-  MAX_FRAMES = 48,
-  WINDOW = 16,            // slots searched for a pointer: two cache lines of keys
-  FILTER_BITS = 16,       // 64 Ki counters
-  MAX_STACKS = 1 << 16,   // distinct stacks kept (ids); later new stacks are dropped
-  STACK_SLOTS = 1 << 17,  // their hash index
-  FRAME_POOL = 1 << 21,   // return addresses kept for all stacks together
+  MAX_FRAMES = 32,
+  WINDOW = 16,       // slots searched for a pointer: two cache lines of keys
+  FILTER_BITS = 15,  // 32 Ki counters
 };
+// Distinct stacks kept (ids; later new stacks' samples are dropped, and counted), their hash
+// index's slots (twice as many) and the return addresses kept for all of them: small by default,
+// since every page of a hashed table ends up touched; larger when every allocation is sampled.
+static uint32_t g_max_stacks = 1 << 13;
+static uint32_t g_stack_slots = 1 << 14;
+static uint32_t g_frame_pool = 1 << 18;
 #define BUSY ((uintptr_t)1)
 
 // The sample table: keys (the live sampled pointers; 0 empty, BUSY while written) and, beside each,
@@ -82,11 +86,11 @@ static _Atomic uintptr_t* g_keys;
 static _Atomic uint64_t* g_meta;
 static size_t g_slot_mask;  // slots - 1 (a power of two)
 static _Atomic uint8_t* g_filter;
-static _Atomic uint32_t* g_stack_index;  // STACK_SLOTS: 0 empty, else stack id + 1
-static uint32_t* g_stack_start;          // MAX_STACKS
-static uint32_t* g_stack_len;            // MAX_STACKS
-static uint32_t* g_stack_hash;           // MAX_STACKS
-static uintptr_t* g_frames;              // FRAME_POOL
+static _Atomic uint32_t* g_stack_index;  // g_stack_slots: 0 empty, else stack id + 1
+static uint32_t* g_stack_start;          // g_max_stacks
+static uint32_t* g_stack_len;            // g_max_stacks
+static uint32_t* g_stack_hash;           // g_max_stacks
+static uintptr_t* g_frames;              // g_frame_pool
 static _Atomic uint32_t g_nstacks;
 static _Atomic uint32_t g_frames_used;
 
@@ -222,7 +226,7 @@ static int walk(uintptr_t* out, uintptr_t ra, uintptr_t* fp) {
   if (t_bounds == 0) thread_bounds();
   if (t_bounds != 1) return n;
   uintptr_t lo = (uintptr_t)fp, hi = t_stack_hi;
-  if (lo < t_stack_lo || lo >= hi) return n;
+  if (lo < t_stack_lo || lo + 2 * sizeof(uintptr_t) > hi) return n;
   while (n < MAX_FRAMES) {
     uintptr_t next = fp[0];
     if (next <= lo || next + 2 * sizeof(uintptr_t) > hi || (next & (sizeof(uintptr_t) - 1)) != 0)
@@ -245,13 +249,14 @@ static uint32_t hash_frames(const uintptr_t* f, int n) {
 // The stack's id, kept once (an insert-only table); UINT32_MAX when the stacks are full.
 static uint32_t stack_id(const uintptr_t* f, int n) {
   uint32_t h = hash_frames(f, n);
-  for (uint32_t probe = 0; probe < STACK_SLOTS; probe++) {
-    _Atomic uint32_t* slot = &g_stack_index[(h + probe) & (STACK_SLOTS - 1)];
+  // At most half the index is ever used: a stack is found, or a free slot, within a few probes.
+  for (uint32_t probe = 0; probe < 256; probe++) {
+    _Atomic uint32_t* slot = &g_stack_index[(h + probe) & (g_stack_slots - 1)];
     uint32_t v = atomic_load_explicit(slot, memory_order_acquire);
     if (v == 0) {
       uint32_t id = atomic_fetch_add(&g_nstacks, 1);
       uint32_t start = atomic_fetch_add(&g_frames_used, (uint32_t)n);
-      if (id >= MAX_STACKS || start + (uint32_t)n > FRAME_POOL) return UINT32_MAX;
+      if (id >= g_max_stacks || start + (uint32_t)n > g_frame_pool) return UINT32_MAX;
       memcpy(&g_frames[start], f, (size_t)n * sizeof *f);
       g_stack_start[id] = start;
       g_stack_len[id] = (uint32_t)n;
@@ -271,8 +276,10 @@ static uint32_t stack_id(const uintptr_t* f, int n) {
 }
 
 static inline size_t slot_of(uintptr_t p) { return (size_t)mix(p) & g_slot_mask & ~(size_t)7; }
+// The filter's counter for a pointer: a few instructions on every free (blocks are 16-byte
+// aligned; the shifted copy folds in the bits above 1 MiB).
 static inline size_t filter_of(uintptr_t p) {
-  return (size_t)(mix(p) >> 40) & ((1u << FILTER_BITS) - 1);
+  return (size_t)((p >> 4) ^ (p >> 20)) & ((1u << FILTER_BITS) - 1);
 }
 
 static NOINLINE void take_sample(void* p, size_t size, uintptr_t ra, uintptr_t* fp) {
@@ -304,15 +311,17 @@ static NOINLINE void take_sample(void* p, size_t size, uintptr_t ra, uintptr_t* 
       return;
     }
   }
+  // No slot in its window: the filter's count goes back (no free will find this pointer).
+  c = atomic_load_explicit(f, memory_order_relaxed);
+  while (c > 0 && c < 255 && !atomic_compare_exchange_weak(f, &c, (uint8_t)(c - 1))) {
+  }
   atomic_fetch_add_explicit(&g_dropped, 1, memory_order_relaxed);
   t_busy = 0;
 }
 
-// Called for every allocation that returned `p` of `size` bytes.
-static inline void account(void* p, size_t size, uintptr_t ra, uintptr_t* fp) {
-  if (UNLIKELY(!g_ready) || p == NULL || t_busy) return;
-  t_left -= (int64_t)size;
-  if (__builtin_expect(t_left > 0, 1)) return;
+// An allocation that used up this thread's gap: draw the next and take the sample. Kept out of
+// line, so that the allocation functions' common path stays a subtraction and a test.
+static NOINLINE void crossed(void* p, size_t size, uintptr_t ra, uintptr_t* fp) {
   if (g_period == 0) {
     t_left = INT64_MAX;
     return;
@@ -332,6 +341,13 @@ static inline void account(void* p, size_t size, uintptr_t ra, uintptr_t* fp) {
     t_left = next_gap();
   }
   take_sample(p, size, ra, fp);
+}
+
+// Called for every allocation that returned `p` of `size` bytes.
+static inline void account(void* p, size_t size, uintptr_t ra, uintptr_t* fp) {
+  if (UNLIKELY(!g_ready) || p == NULL || t_busy) return;
+  t_left -= (int64_t)size;
+  if (UNLIKELY(t_left <= 0)) crossed(p, size, ra, fp);
 }
 
 // Called for every pointer about to be freed: its sample, if it has one, is cleared.
@@ -511,8 +527,8 @@ EXPORT int heapstate_sampler_dump(const char* path) {
   }
   int rc = 0;
   uint32_t nstacks = atomic_load(&g_nstacks);
-  if (nstacks > MAX_STACKS) nstacks = MAX_STACKS;
-  size_t scratch = (size_t)MAX_STACKS * 2 * sizeof(uint64_t);
+  if (nstacks > g_max_stacks) nstacks = g_max_stacks;
+  size_t scratch = (size_t)g_max_stacks * 2 * sizeof(uint64_t);
   uint64_t* acc = mmap(NULL, scratch, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   int fd = -1;
   if (acc == MAP_FAILED) {
@@ -586,12 +602,39 @@ done:
   return rc;
 }
 
-// The sampler's settings and counts: [mean bytes between samples, slots, samples taken, dropped].
-EXPORT void heapstate_sampler_stats(uint64_t out[4]) {
-  out[0] = g_period;
-  out[1] = g_slot_mask + 1;
-  out[2] = atomic_load(&g_samples);
-  out[3] = atomic_load(&g_dropped);
+// Resident bytes of one of its tables (mincore: the pages touched so far), 0 when unknown.
+static uint64_t resident(const void* table, size_t bytes) {
+  if (table == NULL) return 0;
+  long page = sysconf(_SC_PAGESIZE);
+  if (page <= 0) return 0;
+  size_t pages = (bytes + (size_t)page - 1) / (size_t)page;
+  unsigned char vec[512];
+  uint64_t total = 0;
+  for (size_t at = 0; at < pages; at += sizeof vec) {
+    size_t k = pages - at < sizeof vec ? pages - at : sizeof vec;
+    if (mincore((char*)table + at * (size_t)page, k * (size_t)page, vec) != 0) return 0;
+    for (size_t i = 0; i < k; i++) total += vec[i] & 1;
+  }
+  return total * (uint64_t)page;
+}
+
+// The sampler's settings and counts, as many as `n` of: [mean bytes between samples, table slots,
+// samples taken, samples dropped, its tables' resident bytes]. Returns how many it wrote.
+EXPORT size_t heapstate_sampler_stats(uint64_t* out, size_t n) {
+  uint64_t v[5] = {g_period, g_slot_mask + 1, atomic_load(&g_samples), atomic_load(&g_dropped), 0};
+  if (n >= 5 && g_ready) {
+    size_t slots = g_slot_mask + 1;
+    v[4] = resident(g_keys, slots * sizeof *g_keys) + resident(g_meta, slots * sizeof *g_meta) +
+           resident(g_filter, (size_t)1 << FILTER_BITS) +
+           resident(g_stack_index, g_stack_slots * sizeof *g_stack_index) +
+           resident(g_stack_start, g_max_stacks * sizeof *g_stack_start) +
+           resident(g_stack_len, g_max_stacks * sizeof *g_stack_len) +
+           resident(g_stack_hash, g_max_stacks * sizeof *g_stack_hash) +
+           resident(g_frames, g_frame_pool * sizeof *g_frames);
+  }
+  size_t k = n < 5 ? n : 5;
+  for (size_t i = 0; i < k; i++) out[i] = v[i];
+  return k;
 }
 
 static size_t env_size(const char* name, size_t fallback) {
@@ -605,27 +648,42 @@ static size_t env_size(const char* name, size_t fallback) {
   return *v == '\0' ? n : fallback;
 }
 
+// Its tables are named in smaps ([anon:heapstate-sampler], Linux 5.17 and later with
+// CONFIG_ANON_VMA_NAME; elsewhere they stay unnamed): what it holds is read like any region's.
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41
+#define PR_SET_VMA_ANON_NAME 0
+#endif
+
 static void* map(size_t bytes) {
   void* p =
       mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  return p == MAP_FAILED ? NULL : p;
+  if (p == MAP_FAILED) return NULL;
+  prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, bytes,
+        (unsigned long)"heapstate-sampler");
+  return p;
 }
 
 __attribute__((constructor)) static void start(void) {
   t_busy = 1;
   g_period = env_size("HEAPSTATE_SAMPLE_BYTES", 512 * 1024);
   // Every allocation sampled holds every live object of the process: a larger table by default.
-  size_t slots = env_size("HEAPSTATE_SAMPLER_SLOTS", g_period == 1 ? (1u << 21) : (1u << 15));
+  size_t slots = env_size("HEAPSTATE_SAMPLER_SLOTS", g_period == 1 ? (1u << 21) : (1u << 13));
+  if (g_period == 1) {
+    g_max_stacks = 1 << 17;
+    g_stack_slots = 1 << 18;
+    g_frame_pool = 1 << 22;
+  }
   size_t pow = 16;
   while (pow < slots && pow < ((size_t)1 << 30)) pow <<= 1;
   g_keys = map(pow * sizeof *g_keys);
   g_meta = map(pow * sizeof *g_meta);
   g_filter = map((size_t)1 << FILTER_BITS);
-  g_stack_index = map(STACK_SLOTS * sizeof *g_stack_index);
-  g_stack_start = map(MAX_STACKS * sizeof *g_stack_start);
-  g_stack_len = map(MAX_STACKS * sizeof *g_stack_len);
-  g_stack_hash = map(MAX_STACKS * sizeof *g_stack_hash);
-  g_frames = map(FRAME_POOL * sizeof *g_frames);
+  g_stack_index = map(g_stack_slots * sizeof *g_stack_index);
+  g_stack_start = map(g_max_stacks * sizeof *g_stack_start);
+  g_stack_len = map(g_max_stacks * sizeof *g_stack_len);
+  g_stack_hash = map(g_max_stacks * sizeof *g_stack_hash);
+  g_frames = map(g_frame_pool * sizeof *g_frames);
   if (!g_keys || !g_meta || !g_filter || !g_stack_index || !g_stack_start || !g_stack_len ||
       !g_stack_hash || !g_frames) {
     t_busy = 0;

@@ -3,10 +3,11 @@
  * script where a terminal matters), plus main() in-process for the quick cases.
  */
 import { type ChildProcess, execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { samplerPath } from "../../lib/core/addon/native";
 import { parseSnapshot } from "../../lib/core/model/parse";
 import type { Snapshot } from "../../lib/core/model/types";
 import { main } from "../../lib/faces/cli";
@@ -288,7 +289,7 @@ describe("usage", () => {
 
   it("--help for every command, --version", async () => {
     expect((await inProcess(["--help"])).out).toMatch(/^Usage: heapstate \[command\]/);
-    for (const c of ["show-host", "diff", "trim"]) {
+    for (const c of ["show-host", "diff", "trim", "sampler-path"]) {
       const r = await inProcess([c, "--help"]);
       expect(r.code).toBe(0);
       expect(r.out).toContain(`Usage: heapstate ${c === "show-host" ? "[show-host]" : c}`);
@@ -297,6 +298,44 @@ describe("usage", () => {
     expect((await inProcess(["--version"])).out).toBe(
       JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version,
     );
+  });
+
+  it("sampler-path prints the glibc sampler's path: a file the dynamic loader preloads into a child", async () => {
+    const r = await inProcess(["sampler-path"]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toBe(join(root, "build", "Release", "libheapstate-sampler.so"));
+    const child = spawnSync(
+      process.execPath,
+      ["-e", "process.stdout.write(require('node:fs').readFileSync('/proc/self/maps', 'utf8'))"],
+      {
+        env: childEnv({ LD_PRELOAD: r.out }),
+        encoding: "utf8",
+      },
+    );
+    expect(child.stderr).toBe("");
+    expect(child.stdout).toContain(r.out);
+    expect((await inProcess(["sampler-path", "--json"])).code).toBe(2);
+  });
+
+  it("sampler-path says in one line where there is none: another platform, a package without it, a path LD_PRELOAD cannot carry", () => {
+    const linux = { os: "linux" as const, arch: "x64", libc: "glibc" as const, label: "linux-x64 (glibc)" };
+    const musl = samplerPath(root, { ...linux, libc: "musl", label: "linux-x64 (musl)" });
+    expect(musl).toEqual({
+      error: expect.stringContaining("in front of glibc's malloc, and this is linux-x64 (musl)"),
+    });
+    const empty = mkdtempSync(join(tmpdir(), "heapstate-no-sampler-"));
+    expect(samplerPath(empty, linux)).toEqual({
+      error: expect.stringContaining("has no sampler for linux-x64 (glibc)"),
+    });
+    const spaced = mkdtempSync(join(tmpdir(), "heapstate sampler "));
+    mkdirSync(join(spaced, "prebuilds", "linux-x64"), { recursive: true });
+    cpSync(
+      join(root, "build", "Release", "libheapstate-sampler.so"),
+      join(spaced, "prebuilds", "linux-x64", "libheapstate-sampler.so"),
+    );
+    expect(samplerPath(spaced, linux)).toEqual({ error: expect.stringContaining("which LD_PRELOAD cannot carry") });
+    rmSync(empty, { recursive: true });
+    rmSync(spaced, { recursive: true });
   });
 
   it("trim explains instead of pretending", async () => {

@@ -546,6 +546,34 @@ collect({ tier: "everything" });
     });
   });
 
+  it("in Node for arm64 (under qemu-user), the linux-arm64 sampler preloaded names zlib's AllocForZlib", () => {
+    const arm64Node = join(fixtures, "arm64-node", "node");
+    const sampler = join(installed, "prebuilds", "linux-arm64", "libheapstate-sampler.so");
+    // -E sets the guest's environment: LD_PRELOAD in qemu's own would preload into qemu (x64).
+    const r = run("/usr/bin/qemu-aarch64", [
+      "-L",
+      "/usr/aarch64-linux-gnu",
+      "-E",
+      `LD_PRELOAD=${sampler}`,
+      arm64Node,
+      "-e",
+      `const h = require("heapstate");
+       const held = [];
+       for (let i = 0; i < 300; i++) { const d = require("node:zlib").createDeflate(); d.write(Buffer.alloc(100)); held.push(d); }
+       setTimeout(() => {
+         const s = h.collect({ tier: "deep", nativeSites: { top: 3 } });
+         console.log(JSON.stringify({ allocator: s.heap?.allocator, source: s.nativeSites?.source,
+           first: s.nativeSites?.sites[0]?.frames[0]?.symbol, held: held.length }));
+         process.exit(0);
+       }, 500);`,
+    ]);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    const out = parseJson(r.stdout.trim().split("\n").pop() as string) as Record<string, unknown>;
+    expect(out).toMatchObject({ allocator: "glibc", source: "heapstate sampler" });
+    expect(out.first).toMatch(/AllocForZlib/);
+  });
+
   it("npx heapstate show-host reports the prebuilt addon and the allocator", () => {
     const r = run(join(bin, "npx"), ["--no-install", "heapstate", "show-host", "--self"]);
     expect(r.status, runInfo(r)).toBe(0);

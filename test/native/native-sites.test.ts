@@ -94,6 +94,9 @@ for (const src of sources) {
         // The ± is one standard error from the sample count.
         expect(first?.plusMinusBytes).toBeCloseTo((first?.bytes ?? 0) / Math.sqrt(first?.samples ?? 1), -1);
         expect(second?.frames[0]?.symbol).toBe("sites_decoy_site");
+        // The sampler says what its own tables hold; the allocators' profiles have no such figure.
+        if (src.source === "heapstate sampler") expect(run.held.nativeSites?.samplerResidentBytes).toBeGreaterThan(0);
+        else expect(run.held.nativeSites?.samplerResidentBytes).toBeUndefined();
         expect(site(run.held, "sites_churn_site")?.bytes ?? 0).toBeLessThan(2 * MiB);
       }
     });
@@ -212,10 +215,14 @@ describe("heapstate's sampler passes through to the malloc behind it", () => {
     expect(r.heap).toMatchObject({ allocator: "glibc", servesMalloc: true });
     expect(r.mallocOwner).toMatch(/\/libc\.so\.6$/);
     expect(r.sampler).toBe(samplerLib());
-    // [mean bytes between samples, slots, samples taken, dropped]
+    // [mean bytes between samples, slots, samples taken, dropped, its tables' resident bytes]
+    expect(r.stats).toHaveLength(5);
     expect(r.stats?.[0]).toBe(4096);
     expect(r.stats?.[2]).toBeGreaterThan(0);
     expect(r.stats?.[3]).toBe(0);
+    // Some pages of its tables are touched, not all (they map 2.3 MiB).
+    expect(r.stats?.[4]).toBeGreaterThan(0);
+    expect(r.stats?.[4]).toBeLessThan(2 * MiB);
   });
   it("with jemalloc preloaded behind it: jemalloc serves malloc, and the sites come from the sampler (jemalloc profiles nothing)", () => {
     const r = runChild<Discovered>("native-sites.cjs", ["discovery"], {

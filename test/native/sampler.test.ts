@@ -18,12 +18,13 @@ const stress = join(fixtures, "native", "build", "sampler-stress");
 const work = mkdtempSync(join(tmpdir(), "heapstate-sampler-test-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-function run(period: number | undefined, name: string) {
+function run(period: number | undefined, name: string, slots?: number) {
   const dump = join(work, name);
   const r = spawnSync(stress, [dump, "12"], {
     env: childEnv({
       LD_PRELOAD: samplerLib(),
       HEAPSTATE_SAMPLE_BYTES: period === undefined ? undefined : String(period),
+      HEAPSTATE_SAMPLER_SLOTS: slots === undefined ? undefined : String(slots),
     }),
     encoding: "utf8",
     timeout: 120_000,
@@ -37,7 +38,9 @@ function run(period: number | undefined, name: string) {
 
 describe("the glibc sampler under threads that free each other's blocks, thread exits and forks", () => {
   it("one sample per 4 KiB: the held site whole within 5 %, everything freed gone from the profile, no sample dropped", () => {
-    const { out, profile, sites, text } = run(4096, "dense");
+    // About 4 000 samples stay live at the end: a table of 64 Ki slots (its default, 8 Ki, holds
+    // about half that before samples are dropped, and counted).
+    const { out, profile, sites, text } = run(4096, "dense", 65536);
     expect(out).toMatchObject({ dump: 0, failures: 0 });
     expect(profile.period).toBe(4096);
     const [first, ...rest] = sites.sites;
@@ -50,6 +53,13 @@ describe("the glibc sampler under threads that free each other's blocks, thread 
     const [, samples, dropped] = /heapstate-sampler: samples (\d+) dropped (\d+)/.exec(text) ?? [];
     expect(Number(samples)).toBeGreaterThan(100_000);
     expect(Number(dropped)).toBe(0);
+  });
+
+  it("a table too small for the live samples: the samples it could not keep are counted, not hidden", () => {
+    const { out, text } = run(4096, "small", 1024);
+    expect(out).toMatchObject({ dump: 0, failures: 0 });
+    const [, dropped] = /heapstate-sampler: samples \d+ dropped (\d+)/.exec(text) ?? [];
+    expect(Number(dropped)).toBeGreaterThan(1000);
   });
 
   it("at its default rate (512 KiB): the same program runs and dumps, the held site first", () => {

@@ -77,8 +77,11 @@ export interface NativeBinding {
   profActive?(on: boolean): number;
   /** heapstate's sampler writes its live samples into `path` (heap_v2): 0, or an error code (ENOENT: not in front of malloc). */
   samplerDump?(path: string): number;
-  /** heapstate's sampler's [mean bytes between samples, slots, samples taken, dropped]; undefined when it is not in front of malloc. */
-  samplerStats?(): [number, number, number, number] | undefined;
+  /**
+   * heapstate's sampler's [mean bytes between samples, table slots, samples taken, samples dropped,
+   * its tables' resident bytes] (as many as it reports); undefined when it is not in front of malloc.
+   */
+  samplerStats?(): number[] | undefined;
 }
 
 /** The environment switch that forces the addon off (tests, or to rule heapstate's addon out). */

@@ -122,5 +122,7 @@ function howToSites(heap: AllocatorState | undefined): string {
     return `Restarted with MALLOC_CONF=prof:true,prof_active:false,lg_prof_sample:19 (jemalloc's sampled profile; prof.active switched on when wanted), ${ask} names the code that allocated it.`;
   if (heap?.allocator === "tcmalloc")
     return `Restarted with TCMALLOC_SAMPLE_PARAMETER=524288 (gperftools' full libtcmalloc.so.4; tcmalloc_minimal does not sample), ${ask} names the code that allocated it.`;
+  if (heap?.allocator === "glibc")
+    return `Restarted with heapstate's sampler in front of glibc's malloc (LD_PRELOAD=$(npx heapstate sampler-path), one sample per 512 KiB), ${ask} names the code that allocated it (docs/diagnosis.md).`;
   return `Restarted with jemalloc preloaded and sampling (LD_PRELOAD=libjemalloc.so.2 MALLOC_CONF=prof:true,lg_prof_sample:19), ${ask} names the code that allocated it (docs/diagnosis.md).`;
 }

@@ -556,6 +556,8 @@ export interface NativeSites {
   complete?: boolean;
   /** heapstate's sampler only: samples taken since it loaded that its tables could not keep (their sites are missing). */
   droppedSamples?: number;
+  /** heapstate's sampler only: its tables' resident bytes (mincore), what it adds to RSS besides its code. */
+  samplerResidentBytes?: number;
   /** Set by sampleNativeSites(): sampling was on only from `since`, for `durationMs` (what the window allocated and still holds). */
   window?: { since: string; durationMs: number };
   /** What the dump, parse and naming cost (µs). */

@@ -50,7 +50,9 @@ export function readNativeSites(
       return undefined;
     }
     const sites = dumped("heapstate sampler", (file) => binding?.samplerDump?.(file) ?? 2, heap, top, warnings, start);
-    if (sites !== undefined && sampler[3] > 0) sites.droppedSamples = sampler[3];
+    const [, , , dropped, resident] = sampler;
+    if (sites !== undefined && dropped !== undefined && dropped > 0) sites.droppedSamples = dropped;
+    if (sites !== undefined && resident !== undefined) sites.samplerResidentBytes = resident;
     return sites;
   }
   if (heap?.allocator !== "jemalloc" || !heap.servesMalloc || binding?.profDump === undefined) {
