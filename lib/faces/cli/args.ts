@@ -37,8 +37,8 @@ Options:
   --top N            with --pid/--self: the N mappings with the most RSS (deep tier)
   --sites [N]        with --pid/--self: the N (default 10) native allocation sites holding the
                      most, from the allocator's sampled profile (jemalloc with MALLOC_CONF=prof:true,
-                     tcmalloc with TCMALLOC_SAMPLE_PARAMETER), read inside the process: through
-                     its agent (deep tier)
+                     tcmalloc with TCMALLOC_SAMPLE_PARAMETER, glibc with heapstate sampler-path's
+                     library preloaded), read inside the process: through its agent (deep tier)
   --window S         with --sites: switch jemalloc's sampling on for S seconds (at most 20) first,
                      for a process started with MALLOC_CONF=prof:true,prof_active:false: the sites
                      of what those seconds allocated and still hold
@@ -80,8 +80,8 @@ holds the native heap:
 
   LD_PRELOAD=$(npx heapstate sampler-path) node server.js
 
-Its cost: docs/diagnosis.md ("Native allocation sites"). Exit codes: 0 the path printed, 1 there
-is no sampler for this platform (said in one line).`,
+Its cost and accuracy: docs/diagnosis.md ("Which code holds the native heap"). Exit codes: 0 the
+path printed, 1 there is no sampler for this platform (said in one line).`,
 } as const;
 
 export type Command = keyof typeof usage;
