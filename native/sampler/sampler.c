@@ -1,4 +1,4 @@
-// heapstate's allocation sampler for glibc's malloc: a library preloaded in front of glibc
+// heapstate's allocation sampler for glibc's malloc: a library preloaded in front of malloc
 // (LD_PRELOAD=$(npx heapstate sampler-path)) that passes every call through to the malloc behind
 // it (glibc's, or an allocator preloaded after it) and keeps, for about one allocation per
 // HEAPSTATE_SAMPLE_BYTES bytes (512 KiB by default; Poisson byte sampling, as jemalloc's prof and
@@ -13,7 +13,7 @@
 //    pass straight through, unsampled;
 //  - the free path takes no lock: a 32 Ki-counter filter answers "not sampled" for almost every
 //    free without touching the table; a sampled pointer is found among 16 slots and cleared with
-//    one compare-and-swap, before glibc's free (so an address glibc hands out again is never
+//    one compare-and-swap, before the free behind it (so an address handed out again is never
 //    confused with the old sample);
 //  - the stack walk reads only inside the calling thread's own stack (its bounds from
 //    pthread_getattr_np, kept per thread), each frame above the last: a function built without
@@ -50,7 +50,6 @@ __asm__(".symver pthread_attr_getstack,pthread_attr_getstack@" HS_OLD);
 __asm__(".symver pthread_attr_destroy,pthread_attr_destroy@" HS_OLD);
 __asm__(".symver pthread_self,pthread_self@" HS_OLD);
 __asm__(".symver dlsym,dlsym@" HS_OLD);
-__asm__(".symver dladdr,dladdr@" HS_OLD);
 #endif
 #endif
 

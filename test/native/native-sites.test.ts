@@ -1,6 +1,6 @@
 /**
- * Which code holds the native heap, from the allocator's own sampled heap profile (jemalloc's
- * prof.dump, tcmalloc's GetHeapSample): a fixture addon keeps 64 MiB at one exported site, 16 MiB
+ * Which code holds the native heap, from a sampled heap profile (jemalloc's prof.dump, tcmalloc's
+ * GetHeapSample, heapstate's own sampler in front of glibc's malloc): a fixture addon keeps 64 MiB at one exported site, 16 MiB
  * at a decoy and churns 1 GiB at a third. With one sample per 512 KiB on average the leak ranks
  * first in each of five processes, the decoy second, the churn nowhere near; once freed, the leak's
  * site falls under 5 % of its bytes. With every allocation sampled, the sites are exact within 5 %
